@@ -1,0 +1,191 @@
+# thinbench — build, test, bench, deps, install.
+#
+#   make            libthinp (.a/.so), the thinp CLI, the unit-test binaries
+#   make test       deps + build + run unit tests and oracle scripts
+#   make asan       the same, built in build-asan/ with ASan+UBSan
+#   make bench      deps + build + scenarios/run
+#   make deps       install missing Debian packages (ci/deps.sh)
+#   make install    PREFIX=/usr/local DESTDIR=  (lib, header, CLI, libthinp.pc)
+#   make format / format-check / clean / uninstall
+#
+# Variables: CC (gcc or clang), BUILDDIR, SANITIZE=asan, EXTRA_CFLAGS, EXTRA_LDFLAGS,
+# TEST_TIMEOUT (seconds per test), PREFIX, DESTDIR, VERSION.
+
+VERSION  ?= 0.1.0
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+
+# ---- build mode -------------------------------------------------------------------------------
+SANITIZE ?=
+ifeq ($(SANITIZE),asan)
+BUILDDIR ?= build-asan
+OPT      ?= -O1
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+# the ASan CLI lives in the ASan build dir so it never clobbers impl/cli/thinp
+THINP_BIN ?= $(BUILDDIR)/bin/thinp
+export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=0:strict_string_checks=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+# sanitizers slow tests down; stretch Check's per-test timeouts
+export CK_TIMEOUT_MULTIPLIER ?= 4
+else ifneq ($(SANITIZE),)
+$(error SANITIZE must be empty or 'asan')
+endif
+
+BUILDDIR  ?= build
+OPT       ?= -O2
+THINP_BIN ?= impl/cli/thinp
+TEST_TIMEOUT ?= 900
+
+# ---- flags ------------------------------------------------------------------------------------
+CFLAGS   = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) -g -Iimpl -Iimpl/include -fPIC \
+	   $(SANFLAGS) $(EXTRA_CFLAGS)
+DEPFLAGS = -MMD -MP
+LDFLAGS  = $(SANFLAGS) $(EXTRA_LDFLAGS)
+LDLIBS   = -lpthread
+
+# Recursively expanded on purpose: evaluated only when a test is compiled/linked,
+# i.e. after `make deps` had a chance to install check.
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
+
+# ---- sources ----------------------------------------------------------------------------------
+# One line per library layer; new files in these folders are picked up automatically.
+LIB_DIRS  := impl/io impl/pdata impl/thin
+LIB_SRCS  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
+CLI_SRCS  := $(sort $(wildcard impl/cli/*.c))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+# Other tests/unit/*.c files (no main) are shared helpers linked into every unit test.
+UNIT_HELPER_SRCS := $(sort $(filter-out tests/unit/test_%,$(wildcard tests/unit/*.c)))
+ORACLE_SCRIPTS   := $(sort $(wildcard tests/oracle/*.sh))
+
+OBJDIR    := $(BUILDDIR)/obj
+LIB_OBJS  := $(LIB_SRCS:%.c=$(OBJDIR)/%.o)
+CLI_OBJS  := $(CLI_SRCS:%.c=$(OBJDIR)/%.o)
+UNIT_OBJS := $(UNIT_SRCS:%.c=$(OBJDIR)/%.o)
+UNIT_HELPER_OBJS := $(UNIT_HELPER_SRCS:%.c=$(OBJDIR)/%.o)
+ALL_OBJS  := $(LIB_OBJS) $(CLI_OBJS) $(UNIT_OBJS) $(UNIT_HELPER_OBJS)
+
+LIB_A     := $(BUILDDIR)/libthinp.a
+LIB_SO    := $(BUILDDIR)/libthinp.so
+# Nothing to archive yet -> no library (and nothing links against one).
+LIB_TARGETS := $(if $(LIB_OBJS),$(LIB_A) $(LIB_SO))
+LIB_LINK    := $(if $(LIB_OBJS),$(LIB_A))
+CLI_TARGET  := $(if $(CLI_OBJS),$(THINP_BIN))
+UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILDDIR)/tests/%)
+
+HEADER    := impl/include/thinp.h
+PC_IN     := libthinp.pc.in
+PC_OUT    := $(BUILDDIR)/libthinp.pc
+
+DEPS_SCRIPT := ci/deps.sh
+TEST_RUNNER := ci/run-tests.sh
+FORMAT_SRCS  = $(shell find impl tests ioengine -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null)
+
+# Environment for oracle scripts and the bench runner.
+RUN_ENV = THINP=$(abspath $(THINP_BIN)) BUILD=$(abspath $(BUILDDIR))
+
+.DEFAULT_GOAL := all
+.PHONY: all lib cli tests test run-tests asan bench deps install uninstall clean format \
+	format-check
+.DELETE_ON_ERROR:
+
+# ---- build ------------------------------------------------------------------------------------
+all: lib cli tests
+lib: $(LIB_TARGETS)
+cli: $(CLI_TARGET)
+tests: $(UNIT_BINS)
+
+# Rebuild everything when the compiler or flags change (e.g. CC=gcc -> CC=clang).
+FLAGS_STAMP := $(BUILDDIR)/.build-flags
+BUILD_SIG    = $(CC) | $(CFLAGS) | $(LDFLAGS) | $(LDLIBS)
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(BUILD_SIG)' | cmp -s - $@ 2>/dev/null || echo '$(BUILD_SIG)' > $@
+
+$(OBJDIR)/%.o: %.c $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+# test sources also see the Check headers
+ifneq ($(strip $(UNIT_OBJS) $(UNIT_HELPER_OBJS)),)
+$(UNIT_OBJS) $(UNIT_HELPER_OBJS): CFLAGS += -Itests $(CHECK_CFLAGS)
+endif
+
+$(LIB_A): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $(LIB_OBJS)
+
+$(LIB_SO): $(LIB_OBJS) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) -shared $(LDFLAGS) -o $@ $(LIB_OBJS) $(LDLIBS)
+
+$(THINP_BIN): $(CLI_OBJS) $(LIB_LINK) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIB_LINK) $(LDLIBS)
+
+$(BUILDDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(UNIT_HELPER_OBJS) $(LIB_LINK) $(FLAGS_STAMP)
+	@pkg-config --exists check || { echo "error: Check not found (pkg-config check); run 'make deps'" >&2; exit 1; }
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJS) $(LIB_LINK) $(CHECK_LIBS) -lpthread -lm
+
+-include $(ALL_OBJS:.o=.d)
+
+# ---- test / asan / bench ----------------------------------------------------------------------
+# Each step is a fresh make so that packages installed by `deps` (e.g. check, found with
+# pkg-config) are seen by the build.
+test:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory run-tests
+
+run-tests:
+	@$(RUN_ENV) TEST_TIMEOUT=$(TEST_TIMEOUT) bash $(TEST_RUNNER) $(BUILDDIR)/test-logs \
+		$(UNIT_BINS) $(ORACLE_SCRIPTS)
+
+asan:
+	@$(MAKE) --no-print-directory SANITIZE=asan test
+
+bench:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory all
+	@if [ -x scenarios/run ]; then \
+		$(RUN_ENV) scenarios/run; \
+	else \
+		echo "scenarios/run not yet implemented (see issue #5)" >&2; exit 1; \
+	fi
+
+deps:
+	@bash $(DEPS_SCRIPT)
+
+# ---- install ----------------------------------------------------------------------------------
+$(PC_OUT): $(PC_IN) FORCE
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+install: lib cli $(PC_OUT)
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	$(if $(LIB_TARGETS),install -m 0644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/libthinp.a)
+	$(if $(LIB_TARGETS),install -m 0755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libthinp.so)
+	$(if $(wildcard $(HEADER)),install -m 0644 $(HEADER) $(DESTDIR)$(PREFIX)/include/thinp.h)
+	$(if $(CLI_TARGET),install -m 0755 $(THINP_BIN) $(DESTDIR)$(PREFIX)/bin/thinp)
+	install -m 0644 $(PC_OUT) $(DESTDIR)$(PREFIX)/lib/pkgconfig/libthinp.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libthinp.a $(DESTDIR)$(PREFIX)/lib/libthinp.so \
+		$(DESTDIR)$(PREFIX)/include/thinp.h $(DESTDIR)$(PREFIX)/bin/thinp \
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig/libthinp.pc
+
+# ---- housekeeping -----------------------------------------------------------------------------
+clean:
+	rm -rf build build-asan $(BUILDDIR) impl/cli/thinp
+
+# (guarded: clang-format with no file arguments would read stdin)
+format:
+	@files="$(FORMAT_SRCS)"; [ -z "$$files" ] || clang-format -i $$files
+
+format-check:
+	@files="$(FORMAT_SRCS)"; [ -z "$$files" ] || clang-format --dry-run --Werror $$files
+
+.PHONY: FORCE
+FORCE:

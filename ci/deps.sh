@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install the Debian (12) packages thinbench needs, only those missing.
+# Silent when everything is present. Needs root to install; otherwise prints the
+# exact command and fails.
+set -euo pipefail
+
+# One package per line; add new ones here.
+PACKAGES=(
+	build-essential
+	clang
+	pkg-config
+	check
+	thin-provisioning-tools
+	fio
+	gnuplot-nox
+	libdevmapper-dev
+	qemu-utils
+	libaio-dev
+	util-linux
+	xxd
+	python3
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[ "$status" = "install ok installed" ] || missing+=("$p")
+done
+
+[ "${#missing[@]}" -eq 0 ] && exit 0
+
+cmd="apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing Debian packages: ${missing[*]}" >&2
+	echo "deps: run as root:  $cmd" >&2
+	exit 1
+fi
+
+echo "deps: installing ${missing[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -1,0 +1,115 @@
+/* Backing devices for libthinp: a sparse/preallocated file (loop-lvm), a raw
+ * block device (direct-lvm), and a fault-injecting wrapper used by tests.
+ *
+ * Every device is reached through the same small vtable so the layers above
+ * (block manager, pool) never know what is underneath. All functions that
+ * can fail return 0 or a negative errno. */
+#ifndef THINP_IO_DEV_H
+#define THINP_IO_DEV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Byte and operation counters, kept by every device (exact, not sampled). */
+struct tp_io_counters {
+	uint64_t reads;         /* pread calls */
+	uint64_t writes;        /* pwrite calls */
+	uint64_t bytes_read;
+	uint64_t bytes_written;
+	uint64_t flushes;
+	uint64_t zero_ops;      /* write_zeroes calls */
+	uint64_t bytes_zeroed;  /* bytes zeroed through write_zeroes (not in bytes_written) */
+	uint64_t discards;
+	uint64_t bytes_discarded;
+};
+
+struct tp_dev;
+
+struct tp_dev_ops {
+	int (*pread)(struct tp_dev *d, void *buf, size_t len, uint64_t off);
+	int (*pwrite)(struct tp_dev *d, const void *buf, size_t len, uint64_t off);
+	int (*flush)(struct tp_dev *d);
+	/* Zero a byte range using the cheapest path the device has (fallocate
+	 * ZERO_RANGE/PUNCH_HOLE, BLKZEROOUT), falling back to writing zeros. */
+	int (*write_zeroes)(struct tp_dev *d, uint64_t off, uint64_t len);
+	/* Give the range back (PUNCH_HOLE / BLKDISCARD). May be a no-op. */
+	int (*discard)(struct tp_dev *d, uint64_t off, uint64_t len);
+	/* Grow (or shrink) the device; files only, block devices return -ENOTSUP. */
+	int (*resize)(struct tp_dev *d, uint64_t new_size);
+	/* Re-read the size (after an external grow). */
+	int (*refresh_size)(struct tp_dev *d);
+	void (*close)(struct tp_dev *d);
+};
+
+struct tp_dev {
+	const struct tp_dev_ops *ops;
+	uint64_t size;                 /* bytes */
+	unsigned align;                /* required buffer/offset alignment (1 or 512/4096 for O_DIRECT) */
+	struct tp_io_counters ctr;
+	char name[256];
+};
+
+enum tp_dev_flags {
+	TP_DEV_RDONLY = 1 << 0,
+	TP_DEV_CREATE = 1 << 1, /* create the file if absent (file devices only) */
+	TP_DEV_DIRECT = 1 << 2, /* O_DIRECT: callers must use aligned buffers */
+	TP_DEV_EXCL = 1 << 3,   /* take an exclusive flock: a second opener gets -EBUSY */
+};
+
+/* Open a regular file as a device. With TP_DEV_CREATE and size > 0 a missing
+ * file is created sparse with that size. */
+int tp_dev_open_file(const char *path, unsigned flags, uint64_t size, struct tp_dev **out);
+
+/* Open a block device (BLKGETSIZE64 for the size, BLKZEROOUT/BLKDISCARD). */
+int tp_dev_open_block(const char *path, unsigned flags, struct tp_dev **out);
+
+/* Open whatever PATH is: a block device or a regular file. */
+int tp_dev_open(const char *path, unsigned flags, uint64_t size, struct tp_dev **out);
+
+/* An in-memory device (tests, model checking). */
+int tp_dev_open_mem(uint64_t size, struct tp_dev **out);
+
+static inline int tp_dev_pread(struct tp_dev *d, void *buf, size_t len, uint64_t off)
+{
+	return d->ops->pread(d, buf, len, off);
+}
+static inline int tp_dev_pwrite(struct tp_dev *d, const void *buf, size_t len, uint64_t off)
+{
+	return d->ops->pwrite(d, buf, len, off);
+}
+static inline int tp_dev_flush(struct tp_dev *d) { return d->ops->flush(d); }
+static inline int tp_dev_write_zeroes(struct tp_dev *d, uint64_t off, uint64_t len)
+{
+	return d->ops->write_zeroes(d, off, len);
+}
+static inline int tp_dev_discard(struct tp_dev *d, uint64_t off, uint64_t len)
+{
+	return d->ops->discard(d, off, len);
+}
+static inline int tp_dev_resize(struct tp_dev *d, uint64_t size) { return d->ops->resize(d, size); }
+void tp_dev_close(struct tp_dev *d);
+
+/* ---- fault injection (tests) ----
+ * The wrapper forwards to an inner device it owns. It can fail the Nth read
+ * or write (1-based, counted from arming) with -EIO, and it can simulate power
+ * loss: writes are kept in a volatile cache until the next flush; crash()
+ * drops every write not followed by a flush, after which the inner device
+ * holds exactly what a real disk with a volatile write cache would hold.
+ * It also records write boundaries so a test can replay "crash after the
+ * Kth write". */
+struct tp_fault;
+
+int tp_fault_wrap(struct tp_dev *inner, struct tp_dev **out, struct tp_fault **fault);
+void tp_fault_fail_read(struct tp_fault *f, uint64_t nth);  /* 0 disarms */
+void tp_fault_fail_write(struct tp_fault *f, uint64_t nth); /* 0 disarms */
+/* Keep unflushed writes volatile (default off: writes go straight through). */
+void tp_fault_set_volatile(struct tp_fault *f, int on);
+/* Stop accepting writes after the Kth write from now (later writes are
+ * silently dropped, as if power went at that boundary). 0 disarms. */
+void tp_fault_cut_after(struct tp_fault *f, uint64_t kth_write);
+/* Drop all volatile (unflushed) writes now and refuse further IO with -EIO. */
+void tp_fault_crash(struct tp_fault *f);
+/* Number of writes seen (including dropped ones). */
+uint64_t tp_fault_writes_seen(const struct tp_fault *f);
+
+#endif

@@ -1,0 +1,119 @@
+#include "io/dev_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+void tp_dev_init(struct tp_dev *d, const struct tp_dev_ops *ops, const char *name,
+		 uint64_t size, unsigned align)
+{
+	size_t n = strnlen(name, sizeof(d->name) - 1);
+
+	memset(d, 0, sizeof(*d));
+	d->ops = ops;
+	d->size = size;
+	d->align = align ? align : 1;
+	/* Long paths are truncated: the name is for messages only. */
+	memcpy(d->name, name, n);
+	d->name[n] = '\0';
+}
+
+int tp_fd_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int tp_fd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		/* A zero-byte write would make this loop spin forever. */
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int tp_alloc_aligned(void **out, size_t align, size_t len)
+{
+	if (align < sizeof(void *))
+		align = sizeof(void *);
+	if (len == 0)
+		len = 1;
+	if (posix_memalign(out, align, len))
+		return -ENOMEM;
+	return 0;
+}
+
+int tp_fd_write_zeroes(int fd, unsigned align, uint64_t off, uint64_t len)
+{
+	size_t chunk = TP_ZERO_CHUNK;
+	void *zeroes;
+	int r;
+
+	if (align > chunk)
+		chunk = align;
+	if (len < chunk)
+		chunk = (size_t)len;
+	r = tp_alloc_aligned(&zeroes, align, chunk);
+	if (r)
+		return r;
+	memset(zeroes, 0, chunk);
+
+	while (len) {
+		size_t n = len < chunk ? (size_t)len : chunk;
+		r = tp_fd_pwrite_full(fd, zeroes, n, off);
+		if (r)
+			break;
+		off += n;
+		len -= n;
+	}
+	free(zeroes);
+	return r;
+}
+
+int tp_fd_lock_excl(int fd)
+{
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EINTR)
+			continue;
+		return errno == EWOULDBLOCK ? -EBUSY : -errno;
+	}
+	return 0;
+}
+
+int tp_fd_fsync(int fd, bool data_only)
+{
+	int r = data_only ? fdatasync(fd) : fsync(fd);
+
+	/* Deliberately not retried on any error: after a failed fsync the
+	 * kernel may already have dropped the dirty pages, so a second call
+	 * could report success for data that never reached the disk. */
+	return r < 0 ? -errno : 0;
+}

@@ -1,0 +1,90 @@
+/* Shared between the device implementations in impl/io/; not part of the
+ * public API. */
+#ifndef THINP_IO_DEV_INTERNAL_H
+#define THINP_IO_DEV_INTERNAL_H
+
+#include "io/dev.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define tp_container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* Chunk used when zeroes have to be written out by hand. */
+#define TP_ZERO_CHUNK (1u << 20)
+
+void tp_dev_init(struct tp_dev *d, const struct tp_dev_ops *ops, const char *name,
+		 uint64_t size, unsigned align);
+
+/* Every op is range-checked up front so an out-of-range request fails the
+ * same way (-EINVAL) on every device instead of extending a file, hitting a
+ * short read at EOF or scribbling past a buffer. */
+static inline int tp_dev_check_range(const struct tp_dev *d, uint64_t off, uint64_t len)
+{
+	if (len > d->size || off > d->size - len)
+		return -EINVAL;
+	return 0;
+}
+
+/* Counters count completed operations only: a failed op moved no bytes, and
+ * amplification figures are computed from these. */
+static inline void tp_ctr_read(struct tp_dev *d, uint64_t len)
+{
+	d->ctr.reads++;
+	d->ctr.bytes_read += len;
+}
+
+static inline void tp_ctr_write(struct tp_dev *d, uint64_t len)
+{
+	d->ctr.writes++;
+	d->ctr.bytes_written += len;
+}
+
+static inline void tp_ctr_flush(struct tp_dev *d)
+{
+	d->ctr.flushes++;
+}
+
+static inline void tp_ctr_zero(struct tp_dev *d, uint64_t len)
+{
+	d->ctr.zero_ops++;
+	d->ctr.bytes_zeroed += len;
+}
+
+static inline void tp_ctr_discard(struct tp_dev *d, uint64_t len)
+{
+	d->ctr.discards++;
+	d->ctr.bytes_discarded += len;
+}
+
+/* "This device cannot do that" as opposed to a real failure. */
+static inline bool tp_errno_unsupported(int err)
+{
+#if ENOTSUP != EOPNOTSUPP
+	if (err == ENOTSUP)
+		return true;
+#endif
+	return err == EOPNOTSUPP || err == ENOSYS || err == ENOTTY;
+}
+
+/* Full-length positional IO: retries short transfers and EINTR. An early EOF
+ * is -EIO because callers range-check against the device size first. */
+int tp_fd_pread_full(int fd, void *buf, size_t len, uint64_t off);
+int tp_fd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
+/* Write LEN zero bytes at OFF through pwrite, with a buffer aligned to ALIGN
+ * so it also works on O_DIRECT descriptors. */
+int tp_fd_write_zeroes(int fd, unsigned align, uint64_t off, uint64_t len);
+
+/* flock(LOCK_EX|LOCK_NB); -EBUSY when someone else holds it. */
+int tp_fd_lock_excl(int fd);
+
+int tp_fd_fsync(int fd, bool data_only);
+
+/* posix_memalign that returns 0/-ENOMEM and tolerates align < sizeof(void *). */
+int tp_alloc_aligned(void **out, size_t align, size_t len);
+
+#endif

@@ -1,0 +1,132 @@
+/* An in-memory device for tests and model checking. */
+#include "io/dev_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct mem_dev {
+	struct tp_dev dev;
+	unsigned char *data;
+};
+
+static struct mem_dev *to_mem(struct tp_dev *d)
+{
+	return tp_container_of(d, struct mem_dev, dev);
+}
+
+static int mem_pread(struct tp_dev *d, void *buf, size_t len, uint64_t off)
+{
+	int r = tp_dev_check_range(d, off, len);
+
+	if (r)
+		return r;
+	if (len)
+		memcpy(buf, to_mem(d)->data + off, len);
+	tp_ctr_read(d, len);
+	return 0;
+}
+
+static int mem_pwrite(struct tp_dev *d, const void *buf, size_t len, uint64_t off)
+{
+	int r = tp_dev_check_range(d, off, len);
+
+	if (r)
+		return r;
+	if (len)
+		memcpy(to_mem(d)->data + off, buf, len);
+	tp_ctr_write(d, len);
+	return 0;
+}
+
+static int mem_flush(struct tp_dev *d)
+{
+	tp_ctr_flush(d);
+	return 0;
+}
+
+static int mem_write_zeroes(struct tp_dev *d, uint64_t off, uint64_t len)
+{
+	int r = tp_dev_check_range(d, off, len);
+
+	if (r)
+		return r;
+	memset(to_mem(d)->data + off, 0, (size_t)len);
+	tp_ctr_zero(d, len);
+	return 0;
+}
+
+/* Zeroing mirrors a punched hole in a sparse file, so the mem device and the
+ * file device agree on what discarded blocks read back as. */
+static int mem_discard(struct tp_dev *d, uint64_t off, uint64_t len)
+{
+	int r = tp_dev_check_range(d, off, len);
+
+	if (r)
+		return r;
+	memset(to_mem(d)->data + off, 0, (size_t)len);
+	tp_ctr_discard(d, len);
+	return 0;
+}
+
+static int mem_resize(struct tp_dev *d, uint64_t new_size)
+{
+	struct mem_dev *m = to_mem(d);
+	unsigned char *p;
+
+	if ((size_t)new_size != new_size)
+		return -ENOMEM;
+	/* realloc(p, 0) may free and return NULL; keep at least one byte. */
+	p = realloc(m->data, new_size ? (size_t)new_size : 1);
+	if (!p)
+		return -ENOMEM;
+	if (new_size > d->size)
+		memset(p + d->size, 0, (size_t)(new_size - d->size));
+	m->data = p;
+	d->size = new_size;
+	return 0;
+}
+
+static int mem_refresh_size(struct tp_dev *d)
+{
+	(void)d;
+	return 0;
+}
+
+static void mem_close(struct tp_dev *d)
+{
+	struct mem_dev *m = to_mem(d);
+
+	free(m->data);
+	free(m);
+}
+
+static const struct tp_dev_ops mem_ops = {
+	.pread = mem_pread,
+	.pwrite = mem_pwrite,
+	.flush = mem_flush,
+	.write_zeroes = mem_write_zeroes,
+	.discard = mem_discard,
+	.resize = mem_resize,
+	.refresh_size = mem_refresh_size,
+	.close = mem_close,
+};
+
+int tp_dev_open_mem(uint64_t size, struct tp_dev **out)
+{
+	struct mem_dev *m;
+
+	*out = NULL;
+	if ((size_t)size != size)
+		return -ENOMEM;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->data = calloc(size ? (size_t)size : 1, 1);
+	if (!m->data) {
+		free(m);
+		return -ENOMEM;
+	}
+	tp_dev_init(&m->dev, &mem_ops, "mem", size, 1);
+	*out = &m->dev;
+	return 0;
+}

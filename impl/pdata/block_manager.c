@@ -1,0 +1,335 @@
+#include "pdata/block_manager.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct bm_block {
+	struct bm *bm;
+	uint64_t b;
+	uint8_t *data;
+	const struct bm_validator *v; /* the validator the content was checked/sealed with */
+	unsigned read_locks;
+	bool write_locked;
+	bool dirty;
+	struct bm_block *hnext;          /* hash chain */
+	struct bm_block *lru_prev, *lru_next; /* only while unlocked */
+};
+
+struct bm {
+	struct tp_dev *dev;
+	uint64_t nr_blocks;
+	size_t capacity;
+	size_t nr_cached;
+	size_t nr_buckets;
+	struct bm_block **buckets;
+	struct bm_block lru; /* sentinel: lru.lru_next = least recently used */
+	struct bm_stats st;
+	char err[256];
+};
+
+static size_t hash_of(const struct bm *bm, uint64_t b)
+{
+	return (size_t)((b * 0x9E3779B97F4A7C15ull) >> 20) & (bm->nr_buckets - 1);
+}
+
+static void lru_remove(struct bm_block *blk)
+{
+	if (blk->lru_prev) {
+		blk->lru_prev->lru_next = blk->lru_next;
+		blk->lru_next->lru_prev = blk->lru_prev;
+		blk->lru_prev = blk->lru_next = NULL;
+	}
+}
+
+static void lru_push_mru(struct bm *bm, struct bm_block *blk)
+{
+	blk->lru_prev = bm->lru.lru_prev;
+	blk->lru_next = &bm->lru;
+	bm->lru.lru_prev->lru_next = blk;
+	bm->lru.lru_prev = blk;
+}
+
+int bm_create(struct tp_dev *dev, size_t cache_blocks, struct bm **out)
+{
+	struct bm *bm = calloc(1, sizeof(*bm));
+	if (!bm)
+		return -ENOMEM;
+	if (cache_blocks < 16)
+		cache_blocks = 16;
+	bm->dev = dev;
+	bm->nr_blocks = dev->size / TP_BLOCK_SIZE;
+	bm->capacity = cache_blocks;
+	bm->nr_buckets = 64;
+	while (bm->nr_buckets < cache_blocks * 2)
+		bm->nr_buckets <<= 1;
+	bm->buckets = calloc(bm->nr_buckets, sizeof(*bm->buckets));
+	if (!bm->buckets) {
+		free(bm);
+		return -ENOMEM;
+	}
+	bm->lru.lru_next = bm->lru.lru_prev = &bm->lru;
+	bm->st.capacity = cache_blocks;
+	*out = bm;
+	return 0;
+}
+
+static struct bm_block *lookup(struct bm *bm, uint64_t b)
+{
+	struct bm_block *blk = bm->buckets[hash_of(bm, b)];
+	while (blk && blk->b != b)
+		blk = blk->hnext;
+	return blk;
+}
+
+static void unhash_free(struct bm *bm, struct bm_block *blk)
+{
+	struct bm_block **pp = &bm->buckets[hash_of(bm, blk->b)];
+	while (*pp != blk)
+		pp = &(*pp)->hnext;
+	*pp = blk->hnext;
+	lru_remove(blk);
+	free(blk->data);
+	free(blk);
+	bm->nr_cached--;
+}
+
+static int write_block(struct bm *bm, struct bm_block *blk)
+{
+	if (blk->v && blk->v->prepare)
+		blk->v->prepare(blk->data, blk->b);
+	int r = tp_dev_pwrite(bm->dev, blk->data, TP_BLOCK_SIZE, blk->b * TP_BLOCK_SIZE);
+	if (r)
+		return r;
+	blk->dirty = false;
+	bm->st.writebacks++;
+	return 0;
+}
+
+/* Evict least recently used unlocked blocks until within capacity. */
+static int shrink(struct bm *bm)
+{
+	while (bm->nr_cached > bm->capacity && bm->lru.lru_next != &bm->lru) {
+		struct bm_block *victim = bm->lru.lru_next;
+		if (victim->dirty) {
+			int r = write_block(bm, victim);
+			if (r)
+				return r;
+		}
+		unhash_free(bm, victim);
+		bm->st.evictions++;
+	}
+	return 0;
+}
+
+static int validate(struct bm *bm, struct bm_block *blk, const struct bm_validator *v)
+{
+	if (!v || blk->v == v)
+		return 0;
+	char msg[200] = "";
+	if (v->check(blk->data, blk->b, msg, sizeof(msg))) {
+		snprintf(bm->err, sizeof(bm->err), "%s block %llu: %s", v->name,
+			 (unsigned long long)blk->b, msg);
+		return -EILSEQ;
+	}
+	blk->v = v;
+	return 0;
+}
+
+enum get_mode { GET_READ, GET_WRITE, GET_ZERO };
+
+static int get_block(struct bm *bm, uint64_t b, const struct bm_validator *v, enum get_mode mode,
+		     struct bm_block **out)
+{
+	if (b >= bm->nr_blocks) {
+		snprintf(bm->err, sizeof(bm->err),
+			 "block %llu is beyond the end of the metadata device (%llu blocks)",
+			 (unsigned long long)b, (unsigned long long)bm->nr_blocks);
+		return -ERANGE;
+	}
+	struct bm_block *blk = lookup(bm, b);
+	if (blk) {
+		if (blk->write_locked || (mode != GET_READ && blk->read_locks))
+			return -EBUSY;
+		bm->st.hits++;
+		if (mode == GET_ZERO) {
+			memset(blk->data, 0, TP_BLOCK_SIZE);
+			blk->v = v;
+		} else {
+			int r = validate(bm, blk, v);
+			if (r)
+				return r;
+		}
+	} else {
+		bm->st.misses++;
+		blk = calloc(1, sizeof(*blk));
+		if (!blk)
+			return -ENOMEM;
+		if (posix_memalign((void **)&blk->data, TP_BLOCK_SIZE, TP_BLOCK_SIZE)) {
+			free(blk);
+			return -ENOMEM;
+		}
+		blk->bm = bm;
+		blk->b = b;
+		if (mode == GET_ZERO) {
+			memset(blk->data, 0, TP_BLOCK_SIZE);
+			blk->v = v;
+		} else {
+			int r = tp_dev_pread(bm->dev, blk->data, TP_BLOCK_SIZE, b * TP_BLOCK_SIZE);
+			if (r) {
+				snprintf(bm->err, sizeof(bm->err),
+					 "reading metadata block %llu failed: %s",
+					 (unsigned long long)b, strerror(-r));
+				free(blk->data);
+				free(blk);
+				return r;
+			}
+			char msg[200] = "";
+			if (v && v->check(blk->data, b, msg, sizeof(msg))) {
+				snprintf(bm->err, sizeof(bm->err), "%s block %llu: %s", v->name,
+					 (unsigned long long)b, msg);
+				free(blk->data);
+				free(blk);
+				return -EILSEQ;
+			}
+			blk->v = v;
+		}
+		size_t h = hash_of(bm, b);
+		blk->hnext = bm->buckets[h];
+		bm->buckets[h] = blk;
+		bm->nr_cached++;
+		if (bm->nr_cached > bm->st.peak)
+			bm->st.peak = bm->nr_cached;
+	}
+	lru_remove(blk);
+	if (mode == GET_READ) {
+		blk->read_locks++;
+	} else {
+		blk->write_locked = true;
+		blk->dirty = true;
+		if (v)
+			blk->v = v;
+	}
+	*out = blk;
+	return 0;
+}
+
+int bm_read_lock(struct bm *bm, uint64_t b, const struct bm_validator *v, struct bm_block **out)
+{
+	return get_block(bm, b, v, GET_READ, out);
+}
+
+int bm_write_lock(struct bm *bm, uint64_t b, const struct bm_validator *v, struct bm_block **out)
+{
+	return get_block(bm, b, v, GET_WRITE, out);
+}
+
+int bm_write_lock_zero(struct bm *bm, uint64_t b, const struct bm_validator *v,
+		       struct bm_block **out)
+{
+	return get_block(bm, b, v, GET_ZERO, out);
+}
+
+void bm_unlock(struct bm_block *blk)
+{
+	struct bm *bm = blk->bm;
+	if (blk->write_locked)
+		blk->write_locked = false;
+	else if (blk->read_locks)
+		blk->read_locks--;
+	if (!blk->write_locked && !blk->read_locks) {
+		lru_push_mru(bm, blk);
+		/* A failed write-back leaves the block dirty and cached; the error
+		 * surfaces at the next flush, which is where callers can act. */
+		(void)shrink(bm);
+	}
+}
+
+void *bm_block_data(struct bm_block *blk) { return blk->data; }
+uint64_t bm_block_location(const struct bm_block *blk) { return blk->b; }
+uint64_t bm_nr_blocks(const struct bm *bm) { return bm->nr_blocks; }
+struct tp_dev *bm_dev(struct bm *bm) { return bm->dev; }
+
+int bm_flush(struct bm *bm)
+{
+	for (size_t i = 0; i < bm->nr_buckets; i++)
+		for (struct bm_block *blk = bm->buckets[i]; blk; blk = blk->hnext) {
+			if (blk->write_locked)
+				return -EBUSY;
+			if (blk->dirty) {
+				int r = write_block(bm, blk);
+				if (r)
+					return r;
+			}
+		}
+	int r = shrink(bm);
+	if (r)
+		return r;
+	return tp_dev_flush(bm->dev);
+}
+
+void bm_drop_dirty(struct bm *bm)
+{
+	for (size_t i = 0; i < bm->nr_buckets; i++) {
+		struct bm_block *blk = bm->buckets[i];
+		while (blk) {
+			struct bm_block *next = blk->hnext;
+			if (blk->dirty && !blk->write_locked && !blk->read_locks)
+				unhash_free(bm, blk);
+			blk = next;
+		}
+	}
+}
+
+int bm_invalidate(struct bm *bm)
+{
+	for (size_t i = 0; i < bm->nr_buckets; i++) {
+		struct bm_block *blk = bm->buckets[i];
+		while (blk) {
+			struct bm_block *next = blk->hnext;
+			if (blk->write_locked || blk->read_locks)
+				return -EBUSY;
+			unhash_free(bm, blk);
+			blk = next;
+		}
+	}
+	return 0;
+}
+
+int bm_refresh_size(struct bm *bm)
+{
+	if (bm->dev->ops->refresh_size) {
+		int r = bm->dev->ops->refresh_size(bm->dev);
+		if (r)
+			return r;
+	}
+	bm->nr_blocks = bm->dev->size / TP_BLOCK_SIZE;
+	return 0;
+}
+
+void bm_destroy(struct bm *bm)
+{
+	if (!bm)
+		return;
+	for (size_t i = 0; i < bm->nr_buckets; i++) {
+		struct bm_block *blk = bm->buckets[i];
+		while (blk) {
+			struct bm_block *next = blk->hnext;
+			free(blk->data);
+			free(blk);
+			blk = next;
+		}
+	}
+	free(bm->buckets);
+	free(bm);
+}
+
+void bm_get_stats(const struct bm *bm, struct bm_stats *st)
+{
+	*st = bm->st;
+	st->cached = bm->nr_cached;
+}
+
+const char *bm_last_error(const struct bm *bm) { return bm->err; }

@@ -1,0 +1,72 @@
+/* Block manager: the metadata device as an array of 4 KiB blocks, seen
+ * through a bounded cache, with per-block-type validators.
+ *
+ * Validators check a block when it is read from the device (checksum,
+ * self-location, magic) and seal it (checksum, self-location) when it is
+ * written back. The cache never holds more than its capacity of unlocked
+ * blocks; dirty blocks are written back on eviction (safe, because the
+ * transaction manager only dirties blocks unreachable from the committed
+ * superblock) and on flush. */
+#ifndef THINP_PDATA_BLOCK_MANAGER_H
+#define THINP_PDATA_BLOCK_MANAGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/dev.h"
+
+#define TP_BLOCK_SIZE 4096u
+
+struct bm_validator {
+	const char *name;
+	/* Set csum/blocknr before the block is written. */
+	void (*prepare)(void *data, uint64_t b);
+	/* 0 if valid, else -EILSEQ with a message in err. */
+	int (*check)(const void *data, uint64_t b, char *err, size_t errlen);
+};
+
+struct bm;
+struct bm_block;
+
+struct bm_stats {
+	uint64_t hits, misses, evictions, writebacks;
+	size_t cached;       /* blocks in the cache now */
+	size_t capacity;     /* configured capacity (blocks) */
+	size_t peak;         /* most blocks ever cached at once */
+};
+
+/* Create a block manager over DEV (not owned) caching at most CACHE_BLOCKS
+ * unlocked blocks (minimum 16). */
+int bm_create(struct tp_dev *dev, size_t cache_blocks, struct bm **out);
+void bm_destroy(struct bm *bm);
+
+/* Blocks on the device (size / 4096). */
+uint64_t bm_nr_blocks(const struct bm *bm);
+struct tp_dev *bm_dev(struct bm *bm);
+
+int bm_read_lock(struct bm *bm, uint64_t b, const struct bm_validator *v, struct bm_block **out);
+/* Lock for writing, reading the current content. */
+int bm_write_lock(struct bm *bm, uint64_t b, const struct bm_validator *v, struct bm_block **out);
+/* Lock for writing a block whose old content is irrelevant: zero-filled. */
+int bm_write_lock_zero(struct bm *bm, uint64_t b, const struct bm_validator *v,
+		       struct bm_block **out);
+void bm_unlock(struct bm_block *blk);
+
+void *bm_block_data(struct bm_block *blk);
+uint64_t bm_block_location(const struct bm_block *blk);
+
+/* Write every dirty block (sealed by its validator) and flush the device.
+ * Fails with -EBUSY if a block is still write-locked. */
+int bm_flush(struct bm *bm);
+/* Forget every dirty block without writing it (transaction abort). */
+void bm_drop_dirty(struct bm *bm);
+/* Forget every cached block (after the device changed underneath). */
+int bm_invalidate(struct bm *bm);
+/* Re-read the device size after it grew. */
+int bm_refresh_size(struct bm *bm);
+
+void bm_get_stats(const struct bm *bm, struct bm_stats *st);
+/* The message of the last validation failure, "" if none. */
+const char *bm_last_error(const struct bm *bm);
+
+#endif

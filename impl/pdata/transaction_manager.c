@@ -1,0 +1,92 @@
+#include "pdata/transaction_manager.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pdata/space_map.h"
+
+struct tm {
+	struct bm *bm;
+	struct sm_meta *sm;
+};
+
+int tm_create(struct bm *bm, struct sm_meta *sm, struct tm **out)
+{
+	struct tm *tm = calloc(1, sizeof(*tm));
+	if (!tm)
+		return -ENOMEM;
+	tm->bm = bm;
+	tm->sm = sm;
+	*out = tm;
+	return 0;
+}
+
+void tm_destroy(struct tm *tm) { free(tm); }
+struct bm *tm_bm(struct tm *tm) { return tm->bm; }
+struct sm_meta *tm_sm(struct tm *tm) { return tm->sm; }
+
+int tm_new_block(struct tm *tm, const struct bm_validator *v, struct bm_block **out)
+{
+	uint64_t b;
+	int r = sm_meta_new_block(tm->sm, &b);
+	if (r)
+		return r;
+	r = bm_write_lock_zero(tm->bm, b, v, out);
+	if (r)
+		(void)sm_meta_dec(tm->sm, b);
+	return r;
+}
+
+int tm_shadow_block(struct tm *tm, uint64_t orig, const struct bm_validator *v,
+		    struct bm_block **out, bool *inc_children)
+{
+	uint32_t count = sm_meta_get_count(tm->sm, orig);
+	if (count == 0)
+		return -EINVAL; /* shadowing a free block means the caller's tree is corrupt */
+	*inc_children = count > 1;
+	if (count == 1 && sm_meta_is_new(tm->sm, orig))
+		return bm_write_lock(tm->bm, orig, v, out);
+
+	struct bm_block *src;
+	int r = bm_read_lock(tm->bm, orig, v, &src);
+	if (r)
+		return r;
+	uint64_t b;
+	r = sm_meta_new_block(tm->sm, &b);
+	if (r) {
+		bm_unlock(src);
+		return r;
+	}
+	r = bm_write_lock_zero(tm->bm, b, v, out);
+	if (r) {
+		bm_unlock(src);
+		(void)sm_meta_dec(tm->sm, b);
+		return r;
+	}
+	memcpy(bm_block_data(*out), bm_block_data(src), TP_BLOCK_SIZE);
+	bm_unlock(src);
+	return sm_meta_dec(tm->sm, orig);
+}
+
+int tm_read_lock(struct tm *tm, uint64_t b, const struct bm_validator *v, struct bm_block **out)
+{
+	return bm_read_lock(tm->bm, b, v, out);
+}
+
+void tm_unlock(struct tm *tm, struct bm_block *blk)
+{
+	(void)tm;
+	bm_unlock(blk);
+}
+
+int tm_inc(struct tm *tm, uint64_t b) { return sm_meta_inc(tm->sm, b); }
+int tm_dec(struct tm *tm, uint64_t b) { return sm_meta_dec(tm->sm, b); }
+
+int tm_ref(struct tm *tm, uint64_t b, uint32_t *count)
+{
+	if (b >= sm_meta_nr_blocks(tm->sm))
+		return -ERANGE;
+	*count = sm_meta_get_count(tm->sm, b);
+	return 0;
+}

@@ -1,0 +1,42 @@
+/* Transaction manager: copy-on-write ("shadowing") of metadata blocks on top
+ * of the block manager and the metadata space map.
+ *
+ * A block reachable from the committed superblock is never written: changing
+ * it means shadowing it to a new block. Blocks allocated in the open
+ * transaction are modified in place while they have a single reference.
+ * New blocks are only ever taken from blocks free in both the current and the
+ * committed state, so a block freed in this transaction is not reused before
+ * the commit that makes its freeing durable. */
+#ifndef THINP_PDATA_TRANSACTION_MANAGER_H
+#define THINP_PDATA_TRANSACTION_MANAGER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pdata/block_manager.h"
+
+struct sm_meta;
+struct tm;
+
+int tm_create(struct bm *bm, struct sm_meta *sm, struct tm **out);
+void tm_destroy(struct tm *tm);
+
+struct bm *tm_bm(struct tm *tm);
+struct sm_meta *tm_sm(struct tm *tm);
+
+/* Allocate a new zeroed block, write-locked. */
+int tm_new_block(struct tm *tm, const struct bm_validator *v, struct bm_block **out);
+/* Get a writable version of ORIG: in place if it was allocated in this
+ * transaction and has one reference, else a copy in a new block (ORIG loses
+ * one reference). *inc_children is set when ORIG was shared, in which case
+ * the caller must add a reference to everything the copy points to. */
+int tm_shadow_block(struct tm *tm, uint64_t orig, const struct bm_validator *v,
+		    struct bm_block **out, bool *inc_children);
+int tm_read_lock(struct tm *tm, uint64_t b, const struct bm_validator *v, struct bm_block **out);
+void tm_unlock(struct tm *tm, struct bm_block *blk);
+
+int tm_inc(struct tm *tm, uint64_t b);
+int tm_dec(struct tm *tm, uint64_t b);
+int tm_ref(struct tm *tm, uint64_t b, uint32_t *count);
+
+#endif
