@@ -5,8 +5,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-void tp_dev_init(struct tp_dev *d, const struct tp_dev_ops *ops, const char *name,
-		 uint64_t size, unsigned align)
+void tp_dev_init(struct tp_dev *d, const struct tp_dev_ops *ops, const char *name, uint64_t size,
+                 unsigned align)
 {
 	size_t n = strnlen(name, sizeof(d->name) - 1);
 

@@ -22,7 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum pending_kind { P_WRITE, P_ZERO, P_DISCARD };
+enum pending_kind {
+	P_WRITE,
+	P_ZERO,
+	P_DISCARD
+};
 
 struct pending {
 	enum pending_kind kind;
@@ -64,8 +68,8 @@ static void pending_drop_all(struct tp_fault *f)
 	f->nr_pend = 0;
 }
 
-static int pending_add(struct tp_fault *f, enum pending_kind kind, const void *buf,
-		       uint64_t off, uint64_t len)
+static int pending_add(struct tp_fault *f, enum pending_kind kind, const void *buf, uint64_t off,
+                       uint64_t len)
 {
 	struct pending *p;
 
@@ -113,6 +117,8 @@ static int pending_drain(struct tp_fault *f)
 	size_t i;
 	int r = 0;
 
+	if (!f->nr_pend)
+		return 0;
 	for (i = 0; i < f->nr_pend; i++) {
 		r = pending_apply_one(f, &f->pend[i]);
 		if (r)
@@ -163,7 +169,10 @@ static void pending_trim(struct tp_fault *f, uint64_t size)
 	f->nr_pend = out;
 }
 
-enum gate { GATE_PASS, GATE_DROP };
+enum gate {
+	GATE_PASS,
+	GATE_DROP
+};
 
 /* Decide the fate of one write: <0 to fail it, GATE_DROP to swallow it,
  * GATE_PASS to perform it. Both counters advance on every write so that

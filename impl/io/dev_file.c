@@ -88,8 +88,8 @@ static int file_write_zeroes(struct tp_dev *d, uint64_t off, uint64_t len)
 	if (len) {
 		r = fallocate_range(f->fd, FALLOC_FL_ZERO_RANGE, off, len);
 		if (r && try_next_method(r))
-			r = fallocate_range(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					    off, len);
+			r = fallocate_range(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+			                    len);
 		if (r && try_next_method(r))
 			r = tp_fd_write_zeroes(f->fd, d->align, off, len);
 		if (r)
@@ -263,7 +263,7 @@ int tp_dev_open_file(const char *path, unsigned flags, uint64_t size, struct tp_
 	f->fd = fd;
 	f->rdonly = rdonly;
 	tp_dev_init(&f->dev, &file_ops, path, (uint64_t)st.st_size,
-		    (flags & TP_DEV_DIRECT) ? direct_align(fd) : 1);
+	            (flags & TP_DEV_DIRECT) ? direct_align(fd) : 1);
 	*out = &f->dev;
 	return 0;
 

@@ -10,14 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define tp_container_of(ptr, type, member) \
-	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define tp_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* Chunk used when zeroes have to be written out by hand. */
 #define TP_ZERO_CHUNK (1u << 20)
 
-void tp_dev_init(struct tp_dev *d, const struct tp_dev_ops *ops, const char *name,
-		 uint64_t size, unsigned align);
+void tp_dev_init(struct tp_dev *d, const struct tp_dev_ops *ops, const char *name, uint64_t size,
+                 unsigned align);
 
 /* Every op is range-checked up front so an out-of-range request fails the
  * same way (-EINVAL) on every device instead of extending a file, hitting a
@@ -30,34 +29,36 @@ static inline int tp_dev_check_range(const struct tp_dev *d, uint64_t off, uint6
 }
 
 /* Counters count completed operations only: a failed op moved no bytes, and
- * amplification figures are computed from these. */
+ * amplification figures are computed from these. Several pool threads share
+ * a device, hence relaxed atomics. */
+#define TP_CTR_ADD(field, v) __atomic_fetch_add(&(field), (v), __ATOMIC_RELAXED)
 static inline void tp_ctr_read(struct tp_dev *d, uint64_t len)
 {
-	d->ctr.reads++;
-	d->ctr.bytes_read += len;
+	TP_CTR_ADD(d->ctr.reads, 1);
+	TP_CTR_ADD(d->ctr.bytes_read, len);
 }
 
 static inline void tp_ctr_write(struct tp_dev *d, uint64_t len)
 {
-	d->ctr.writes++;
-	d->ctr.bytes_written += len;
+	TP_CTR_ADD(d->ctr.writes, 1);
+	TP_CTR_ADD(d->ctr.bytes_written, len);
 }
 
 static inline void tp_ctr_flush(struct tp_dev *d)
 {
-	d->ctr.flushes++;
+	TP_CTR_ADD(d->ctr.flushes, 1);
 }
 
 static inline void tp_ctr_zero(struct tp_dev *d, uint64_t len)
 {
-	d->ctr.zero_ops++;
-	d->ctr.bytes_zeroed += len;
+	TP_CTR_ADD(d->ctr.zero_ops, 1);
+	TP_CTR_ADD(d->ctr.bytes_zeroed, len);
 }
 
 static inline void tp_ctr_discard(struct tp_dev *d, uint64_t len)
 {
-	d->ctr.discards++;
-	d->ctr.bytes_discarded += len;
+	TP_CTR_ADD(d->ctr.discards, 1);
+	TP_CTR_ADD(d->ctr.bytes_discarded, len);
 }
 
 /* "This device cannot do that" as opposed to a real failure. */

@@ -939,6 +939,8 @@ int tmd_set_sb_fields(struct tmd *md, const uint8_t uuid[16], uint32_t time, uin
 	return 0;
 }
 
+void tmd_cache_stats(const struct tmd *md, struct bm_stats *st) { bm_get_stats(md->bm, st); }
+
 int tmd_set_needs_check(struct tmd *md)
 {
 	md->sb.flags |= THIN_SB_FLAG_NEEDS_CHECK;

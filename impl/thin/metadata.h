@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "io/dev.h"
+#include "pdata/block_manager.h"
 
 #define THIN_SUPERBLOCK_MAGIC 27022010ull
 #define THIN_VERSION 2u
@@ -132,6 +133,8 @@ void tmd_sb_info(const struct tmd *md, struct thin_sb_info *info);
 /* For restore: time, transaction id, uuid, flags and version as given. */
 int tmd_set_sb_fields(struct tmd *md, const uint8_t uuid[16], uint32_t time, uint64_t trans_id,
 		      uint32_t flags, uint32_t version);
+/* Block-manager cache statistics (memory use is peak * 4 KiB). */
+void tmd_cache_stats(const struct tmd *md, struct bm_stats *st);
 int tmd_set_needs_check(struct tmd *md);
 bool tmd_needs_check(const struct tmd *md);
 

@@ -1,0 +1,10 @@
+/* Subcommands of the thinp CLI. Each takes argv with argv[0] = the subcommand
+ * name and returns the process exit status (0 ok, 1 failure, 2 usage error). */
+#ifndef THINP_CLI_COMMANDS_H
+#define THINP_CLI_COMMANDS_H
+
+int cmd_dump(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+
+#endif

@@ -1,0 +1,165 @@
+/* libthinp: a userspace reference of Linux dm-thin.
+ *
+ * A pool is a data device and a metadata device; thin devices are sparse
+ * virtual volumes that allocate pool blocks on first write and share blocks
+ * with their snapshots until written (copy-on-write). The metadata is the
+ * kernel's own on-disk format; the IO paths, commit policy, modes and status
+ * lines follow drivers/md/dm-thin.c.
+ *
+ * All calls return 0 or a negative errno; thinp_pool_error() then holds a
+ * sentence naming the problem. Every call is thread-safe. */
+#ifndef THINP_H
+#define THINP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct tp_dev;
+struct thinp_pool;
+struct thinp_thin;
+
+/* What an IO did, per pool block it touched (the kernel splits bios at
+ * block boundaries). Listed from cheapest to dearest within reads/writes. */
+enum thinp_class {
+	THINP_READ_UNMAPPED,        /* zeros, nothing read */
+	THINP_READ_MAPPED,          /* exclusive block */
+	THINP_READ_SHARED,          /* block shared with a snapshot */
+	THINP_WRITE_OVERWRITE,      /* mapped, not shared: in place */
+	THINP_WRITE_PROVISION,      /* new block, partial write, zeroing off */
+	THINP_WRITE_PROVISION_ZERO, /* new block, partial write, block zeroed first */
+	THINP_WRITE_PROVISION_FULL, /* new block written whole */
+	THINP_WRITE_COW,            /* shared block copied, then written */
+	THINP_WRITE_COW_FULL,       /* shared block replaced whole: no copy */
+	THINP_DISCARD,
+	THINP_FLUSH,
+	THINP_COMMIT,
+	THINP_NR_CLASSES
+};
+
+/* Stable lower-case name ("write_cow" …), as used in reports. */
+const char *thinp_class_name(enum thinp_class c);
+
+/* Counters per class: exact bytes, so amplification is deterministic. */
+struct thinp_class_stats {
+	uint64_t ops;
+	uint64_t bytes_requested;
+	uint64_t data_bytes_read;
+	uint64_t data_bytes_written;
+	uint64_t data_bytes_zeroed; /* through the write-zeroes path */
+	uint64_t meta_bytes_read;
+	uint64_t meta_bytes_written;
+};
+
+struct thinp_io_result {
+	enum thinp_class cls; /* dearest class among the blocks touched */
+	unsigned nr_blocks;   /* pool blocks touched */
+	struct thinp_class_stats cost; /* this IO's own bytes (cost.ops = nr_blocks) */
+};
+
+enum thinp_pool_mode {
+	THINP_MODE_WRITE,
+	THINP_MODE_OUT_OF_DATA_SPACE,
+	THINP_MODE_READ_ONLY,
+	THINP_MODE_FAIL
+};
+
+/* Pool table options: the kernel's words and defaults. */
+struct thinp_pool_opts {
+	uint32_t block_sectors;     /* 128..2097152, multiple of 128; 0 = 128 (64 KiB) */
+	uint64_t low_water_blocks;  /* event when free data blocks <= this */
+	bool skip_block_zeroing;
+	bool ignore_discard;
+	bool no_discard_passdown;
+	bool error_if_no_space;
+	bool read_only;
+	unsigned commit_interval_ms;  /* 0 = 1000 (COMMIT_PERIOD); UINT32_MAX-like huge = never */
+	bool no_commit_timer;         /* disable the periodic commit entirely */
+	unsigned no_space_timeout_ms; /* 0 = 60000; queued allocations fail after this */
+	size_t metadata_cache_blocks; /* 0 = default (16 MiB) */
+	/* Called (from the IO thread, pool locks released) once when free data
+	 * blocks reach the low-water mark; re-armed by a data resize. */
+	void (*low_water_cb)(void *ctx, struct thinp_pool *pool);
+	void *cb_ctx;
+};
+
+/* Format new metadata on META for DATA (the pool takes ownership of both
+ * devices, also on failure) and open the pool. */
+int thinp_pool_format(struct tp_dev *data, struct tp_dev *meta, const struct thinp_pool_opts *o,
+		      struct thinp_pool **out, char *err, size_t errlen);
+/* Open an existing pool; the block size must match the metadata's. */
+int thinp_pool_open(struct tp_dev *data, struct tp_dev *meta, const struct thinp_pool_opts *o,
+		    struct thinp_pool **out, char *err, size_t errlen);
+/* Commit and close (also closes the devices). */
+int thinp_pool_close(struct thinp_pool *p);
+const char *thinp_pool_error(struct thinp_pool *p);
+
+int thinp_pool_commit(struct thinp_pool *p);
+
+/* Pool messages (each commits on success, as the kernel's do). */
+int thinp_create_thin(struct thinp_pool *p, uint64_t id);
+int thinp_create_snap(struct thinp_pool *p, uint64_t id, uint64_t origin);
+int thinp_delete_thin(struct thinp_pool *p, uint64_t id);
+int thinp_set_transaction_id(struct thinp_pool *p, uint64_t cur, uint64_t next);
+int thinp_reserve_metadata_snap(struct thinp_pool *p);
+int thinp_release_metadata_snap(struct thinp_pool *p);
+
+/* Grow the data device to NEW_BYTES (files are extended; block devices must
+ * already be that big) / grow the metadata device. Waiting allocations resume. */
+int thinp_pool_resize_data(struct thinp_pool *p, uint64_t new_bytes);
+int thinp_pool_resize_metadata(struct thinp_pool *p, uint64_t new_bytes);
+
+uint32_t thinp_pool_block_bytes(const struct thinp_pool *p);
+
+struct thinp_pool_status {
+	uint64_t transaction_id;
+	uint64_t used_meta_blocks, total_meta_blocks;
+	uint64_t used_data_blocks, total_data_blocks;
+	uint64_t held_root; /* 0 = none */
+	enum thinp_pool_mode mode;
+	bool discard_enabled, discard_passdown;
+	bool error_if_no_space;
+	bool needs_check;
+	uint64_t metadata_low_water;
+};
+/* Commits first unless NOFLUSH, as `dmsetup status` does. */
+int thinp_pool_status(struct thinp_pool *p, bool noflush, struct thinp_pool_status *st);
+/* The exact `dmsetup status` INFO text of a thin-pool target. */
+int thinp_pool_status_line(struct thinp_pool *p, bool noflush, char *buf, size_t len);
+
+struct thinp_thin_status {
+	uint64_t mapped_sectors;
+	bool has_mapped;
+	uint64_t highest_mapped_sector;
+};
+int thinp_thin_status(struct thinp_pool *p, uint64_t id, struct thinp_thin_status *st);
+int thinp_thin_status_line(struct thinp_pool *p, uint64_t id, char *buf, size_t len);
+
+/* Per-class counters since open (or the last reset). */
+void thinp_pool_stats(struct thinp_pool *p, struct thinp_class_stats out[THINP_NR_CLASSES]);
+void thinp_pool_stats_reset(struct thinp_pool *p);
+
+/* ---- thin devices ---- */
+/* SIZE_BYTES bounds IO (0 = no bound). */
+int thinp_thin_open(struct thinp_pool *p, uint64_t id, uint64_t size_bytes,
+		    struct thinp_thin **out);
+void thinp_thin_close(struct thinp_thin *t);
+
+#define THINP_IO_FUA 1u
+
+int thinp_read(struct thinp_thin *t, void *buf, size_t len, uint64_t off,
+	       struct thinp_io_result *res);
+int thinp_write(struct thinp_thin *t, const void *buf, size_t len, uint64_t off, unsigned flags,
+		struct thinp_io_result *res);
+int thinp_discard(struct thinp_thin *t, uint64_t off, uint64_t len, struct thinp_io_result *res);
+/* REQ_PREFLUSH: commits when this thin changed in the open transaction. */
+int thinp_flush(struct thinp_thin *t, struct thinp_io_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
