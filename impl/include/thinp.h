@@ -77,7 +77,7 @@ struct thinp_pool_opts {
 	bool no_discard_passdown;
 	bool error_if_no_space;
 	bool read_only;
-	unsigned commit_interval_ms;  /* 0 = 1000 (COMMIT_PERIOD); UINT32_MAX-like huge = never */
+	unsigned commit_interval_ms;  /* 0 = 1000 (the kernel's COMMIT_PERIOD) */
 	bool no_commit_timer;         /* disable the periodic commit entirely */
 	unsigned no_space_timeout_ms; /* 0 = 60000; queued allocations fail after this */
 	size_t metadata_cache_blocks; /* 0 = default (16 MiB) */

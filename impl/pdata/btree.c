@@ -27,6 +27,14 @@ static const uint8_t *cval_ptr(const uint8_t *d, uint32_t i)
 static uint64_t val64(const uint8_t *d, uint32_t i) { return le64_get(cval_ptr(d, i)); }
 static void set_val64(uint8_t *d, uint32_t i, uint64_t v) { le64_put(val_ptr(d, i), v); }
 
+/* A node read for a tree must carry that tree's value size (leaves) or 8
+ * (internal nodes); anything else is corruption, and copying its values
+ * would overrun the caller's buffer. */
+static bool node_fits(const uint8_t *d, uint32_t vs)
+{
+	return n_vs(d) == (is_leaf(d) ? vs : 8);
+}
+
 static void init_node(uint8_t *d, uint32_t flags, uint32_t value_size)
 {
 	le32_put(d + 4, flags);
@@ -119,6 +127,10 @@ static int shadow_node(struct btree_info *info, unsigned level, uint64_t b, stru
 	int r = tm_shadow_block(info->tm, b, &tp_btree_validator, out, &inc);
 	if (r)
 		return r;
+	if (!node_fits(bm_block_data(*out), level_vs(info, level))) {
+		tm_unlock(info->tm, *out);
+		return -EILSEQ;
+	}
 	if (inc) {
 		r = inc_children(info, level, bm_block_data(*out));
 		if (r) {
@@ -198,14 +210,19 @@ int btree_subtree_dec(void *info, const void *value)
 /* ---- lookup ---- */
 
 /* Find KEY in the single-level tree at ROOT; copies the value (vs bytes). */
-static int lookup_one(struct btree_info *info, uint64_t root, uint64_t key, void *value)
+static int lookup_one(struct btree_info *info, uint64_t root, uint64_t key, uint32_t vs,
+		      void *value)
 {
 	struct bm_block *blk;
 	int r = tm_read_lock(info->tm, root, &tp_btree_validator, &blk);
 	if (r)
 		return r;
-	for (;;) {
+	for (unsigned depth = 0;; depth++) {
 		const uint8_t *d = bm_block_data(blk);
+		if (!node_fits(d, vs) || depth > BTREE_MAX_DEPTH) {
+			tm_unlock(info->tm, blk);
+			return -EILSEQ;
+		}
 		int i = lower_bound(d, key);
 		if (i < 0) {
 			tm_unlock(info->tm, blk);
@@ -233,7 +250,7 @@ static int bottom_root(struct btree_info *info, uint64_t root, const uint64_t *k
 {
 	for (unsigned level = 0; level + 1 < info->levels; level++) {
 		uint8_t v[8];
-		int r = lookup_one(info, root, keys[level], v);
+		int r = lookup_one(info, root, keys[level], 8, v);
 		if (r)
 			return r;
 		root = le64_get(v);
@@ -247,17 +264,21 @@ int btree_lookup(struct btree_info *info, uint64_t root, const uint64_t *keys, v
 	int r = bottom_root(info, root, keys, &root);
 	if (r)
 		return r;
-	return lookup_one(info, root, keys[info->levels - 1], value);
+	return lookup_one(info, root, keys[info->levels - 1], info->value_type.size, value);
 }
 
-static int lookup_next_one(struct btree_info *info, uint64_t b, uint64_t key, uint64_t *found,
-			   void *value)
+static int lookup_next_one(struct btree_info *info, uint64_t b, uint64_t key, uint32_t vs,
+			   unsigned depth, uint64_t *found, void *value)
 {
 	struct bm_block *blk;
 	int r = tm_read_lock(info->tm, b, &tp_btree_validator, &blk);
 	if (r)
 		return r;
 	const uint8_t *d = bm_block_data(blk);
+	if (!node_fits(d, vs) || depth > BTREE_MAX_DEPTH) {
+		tm_unlock(info->tm, blk);
+		return -EILSEQ;
+	}
 	uint32_t nr = n_nr(d);
 	int i = lower_bound(d, key);
 	if (is_leaf(d)) {
@@ -276,9 +297,9 @@ static int lookup_next_one(struct btree_info *info, uint64_t b, uint64_t key, ui
 	uint64_t children[2] = {val64(d, j), j + 1 < nr ? val64(d, j + 1) : 0};
 	bool has_next = j + 1 < nr;
 	tm_unlock(info->tm, blk);
-	r = lookup_next_one(info, children[0], key, found, value);
+	r = lookup_next_one(info, children[0], key, vs, depth + 1, found, value);
 	if (r == -ENODATA && has_next)
-		r = lookup_next_one(info, children[1], key, found, value);
+		r = lookup_next_one(info, children[1], key, vs, depth + 1, found, value);
 	return r;
 }
 
@@ -288,7 +309,8 @@ int btree_lookup_next(struct btree_info *info, uint64_t root, const uint64_t *ke
 	int r = bottom_root(info, root, keys, &root);
 	if (r)
 		return r;
-	return lookup_next_one(info, root, keys[info->levels - 1], found_key, value);
+	return lookup_next_one(info, root, keys[info->levels - 1], info->value_type.size, 0,
+			       found_key, value);
 }
 
 int btree_find_highest_key(struct btree_info *info, uint64_t root, const uint64_t *keys,
@@ -716,7 +738,7 @@ static int remove_range_op(struct btree_info *info, unsigned level, uint64_t roo
 	*new_root = root;
 	for (;;) {
 		uint64_t k;
-		int r = lookup_next_one(&one, *new_root, ra->begin, &k, v);
+		int r = lookup_next_one(&one, *new_root, ra->begin, info->value_type.size, 0, &k, v);
 		if (r == -ENODATA || (!r && k >= ra->end))
 			return 0;
 		if (r)
@@ -748,8 +770,11 @@ int btree_remove_range(struct btree_info *info, uint64_t root, const uint64_t *k
 
 /* ---- walk ---- */
 
-static int walk_node(struct btree_info *info, uint64_t b, btree_walk_fn fn, void *ctx)
+static int walk_node(struct btree_info *info, uint64_t b, unsigned depth, btree_walk_fn fn,
+		     void *ctx)
 {
+	if (depth > BTREE_MAX_DEPTH)
+		return -EILSEQ; /* deeper than any real tree: a cycle */
 	uint8_t node[TP_BLOCK_SIZE];
 	struct bm_block *blk;
 	int r = tm_read_lock(info->tm, b, &tp_btree_validator, &blk);
@@ -757,10 +782,12 @@ static int walk_node(struct btree_info *info, uint64_t b, btree_walk_fn fn, void
 		return r;
 	memcpy(node, bm_block_data(blk), TP_BLOCK_SIZE);
 	tm_unlock(info->tm, blk);
+	if (!node_fits(node, info->value_type.size))
+		return -EILSEQ;
 	uint32_t nr = n_nr(node);
 	for (uint32_t i = 0; i < nr; i++) {
 		r = is_leaf(node) ? fn(ctx, key_at(node, i), cval_ptr(node, i))
-				  : walk_node(info, val64(node, i), fn, ctx);
+				  : walk_node(info, val64(node, i), depth + 1, fn, ctx);
 		if (r)
 			return r;
 	}
@@ -769,5 +796,5 @@ static int walk_node(struct btree_info *info, uint64_t b, btree_walk_fn fn, void
 
 int btree_walk(struct btree_info *info, uint64_t root, btree_walk_fn fn, void *context)
 {
-	return walk_node(info, root, fn, context);
+	return walk_node(info, root, 0, fn, context);
 }

@@ -14,6 +14,8 @@
 #include "pdata/transaction_manager.h"
 
 #define BTREE_MAX_LEVELS 4
+/* No real tree is this deep (252^16 entries); deeper means a cycle. */
+#define BTREE_MAX_DEPTH 16
 
 /* How values of the bottom level are reference counted. inc/dec may be NULL
  * (plain values). equal decides whether an overwrite drops the old value. */

@@ -143,29 +143,34 @@ fail:
 
 struct overflow_load {
 	struct sm_meta *sm;
-	int err;
+	uint64_t loaded;
 };
 
 static int load_overflow_entry(void *ctx, uint64_t key, const void *value)
 {
 	struct overflow_load *ol = ctx;
-	if (key >= ol->sm->nr_blocks || ol->sm->counts[key] != 3)
+	if (key >= ol->sm->nr_blocks || ol->sm->counts[key] != 3 || le32_get(value) < 3)
 		return -EILSEQ; /* an overflow entry must shadow a bitmap value of 3 */
 	ol->sm->counts[key] = le32_get(value);
 	ol->sm->committed[key] = ol->sm->counts[key];
+	ol->loaded++;
 	return 0;
 }
 
 int sm_meta_load_overflow(struct sm_meta *sm, struct tm *tm)
 {
 	struct btree_info info = {.tm = tm, .levels = 1, .value_type = {.size = 4}};
+	/* Counted before the walk: an overflow count of exactly 3 looks the
+	 * same as a bitmap 3 afterwards. */
+	uint64_t threes = 0;
+	for (uint64_t b = 0; b < sm->nr_blocks; b++)
+		threes += sm->counts[b] == 3;
 	struct overflow_load ol = {sm, 0};
 	int r = btree_walk(&info, sm->overflow_root, load_overflow_entry, &ol);
 	if (r)
 		return r;
-	for (uint64_t b = 0; b < sm->nr_blocks; b++)
-		if (sm->counts[b] == 3)
-			return -EILSEQ; /* bitmap says >= 3 but the overflow tree has no count */
+	if (ol.loaded != threes)
+		return -EILSEQ; /* bitmap says >= 3 but the overflow tree has no count */
 	return 0;
 }
 

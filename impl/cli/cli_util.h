@@ -1,0 +1,43 @@
+/* Shared by the thinp subcommands: argument parsing and opening a pool from
+ * a directory (Docker's loop-lvm layout: DIR/data, DIR/metadata) or from
+ * explicit devices. */
+#ifndef THINP_CLI_UTIL_H
+#define THINP_CLI_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "thinp.h"
+
+/* Parse "100G", "64k", "4096" (k/m/g/t, binary, case-insensitive). Prints a
+ * usage error naming WHAT and returns -1 on bad input. */
+int cli_parse_size(const char *what, const char *s, uint64_t *out);
+int cli_parse_u64(const char *what, const char *s, uint64_t *out);
+
+/* Where a pool lives and how its table line looks. */
+struct cli_pool_args {
+	const char *dir;      /* or NULL with data+metadata */
+	const char *data;
+	const char *metadata;
+	struct thinp_pool_opts opts;
+	bool direct;          /* O_DIRECT on the data device */
+	bool have_block_size;
+};
+
+/* Parse the common pool options at argv[*i] (--data, --metadata, feature
+ * flags, --block-size, --low-water, --direct). Returns 1 if consumed, 0 if
+ * not a pool option, -1 on a usage error (already printed). */
+int cli_pool_option(int argc, char **argv, int *i, struct cli_pool_args *a);
+
+/* Open an existing pool (features from DIR/table unless overridden). Prints
+ * the error and returns non-zero on failure. */
+int cli_open_pool(struct cli_pool_args *a, struct thinp_pool **out);
+
+/* Save/read the table line (block size, low water, features) next to a
+ * directory pool, as the kernel keeps it in its table, not in metadata. */
+int cli_save_table(const char *dir, const struct thinp_pool_opts *o);
+
+/* Print "thinp: CMD: MSG" to stderr. */
+void cli_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
