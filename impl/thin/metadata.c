@@ -37,6 +37,10 @@ struct tmd {
 
 	struct tmd_dev *devs;
 	size_t nr_devs, cap_devs;
+	/* open-addressing index over devs (slot = index + 1, 0 = empty), so
+	 * touching many devices in one transaction stays linear */
+	uint32_t *dev_slots;
+	size_t nr_slots;
 
 	bool changed;
 	bool failed; /* a metadata operation failed: only abort is allowed */
@@ -85,6 +89,13 @@ static void setup_infos(struct tmd *md)
 	md->details_info = (struct btree_info){md->tm, 1, {NULL, 24, NULL, NULL, NULL}};
 }
 
+static void forget_devs(struct tmd *md)
+{
+	md->nr_devs = 0;
+	if (md->dev_slots)
+		memset(md->dev_slots, 0, md->nr_slots * sizeof(*md->dev_slots));
+}
+
 static void destroy_objects(struct tmd *md)
 {
 	sm_disk_destroy(md->dsm);
@@ -95,7 +106,7 @@ static void destroy_objects(struct tmd *md)
 	md->tm = NULL;
 	md->msm = NULL;
 	md->bm = NULL;
-	md->nr_devs = 0;
+	forget_devs(md);
 }
 
 static int validate_block_size(uint32_t s)
@@ -207,7 +218,7 @@ static int write_details(struct tmd *md)
 			return r;
 		md->devs[i].changed = false;
 	}
-	md->nr_devs = 0;
+	forget_devs(md);
 	return 0;
 }
 
@@ -362,6 +373,7 @@ void tmd_close_nocommit(struct tmd *md)
 		return;
 	destroy_objects(md);
 	free(md->devs);
+	free(md->dev_slots);
 	free(md);
 }
 
@@ -388,13 +400,57 @@ static int writable(struct tmd *md)
 
 /* ---- device details ---- */
 
+static size_t slot_of(const struct tmd *md, uint64_t id)
+{
+	return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 17) & (md->nr_slots - 1);
+}
+
+static void index_add(struct tmd *md, size_t i)
+{
+	size_t s = slot_of(md, md->devs[i].id);
+	while (md->dev_slots[s])
+		s = (s + 1) & (md->nr_slots - 1);
+	md->dev_slots[s] = (uint32_t)(i + 1);
+}
+
+/* Rebuild the index for the current devs (after growth or a removal). */
+static int index_rebuild(struct tmd *md, size_t want)
+{
+	size_t n = 64;
+	while (n < want * 2)
+		n <<= 1;
+	if (n != md->nr_slots) {
+		uint32_t *slots = calloc(n, sizeof(*slots));
+		if (!slots)
+			return -ENOMEM;
+		free(md->dev_slots);
+		md->dev_slots = slots;
+		md->nr_slots = n;
+	} else {
+		memset(md->dev_slots, 0, n * sizeof(*md->dev_slots));
+	}
+	for (size_t i = 0; i < md->nr_devs; i++)
+		index_add(md, i);
+	return 0;
+}
+
+static struct tmd_dev *find_dev(struct tmd *md, uint64_t id)
+{
+	if (!md->nr_slots)
+		return NULL;
+	for (size_t s = slot_of(md, id); md->dev_slots[s]; s = (s + 1) & (md->nr_slots - 1))
+		if (md->devs[md->dev_slots[s] - 1].id == id)
+			return &md->devs[md->dev_slots[s] - 1];
+	return NULL;
+}
+
 static int get_dev(struct tmd *md, uint64_t id, bool create, struct tmd_dev **out)
 {
-	for (size_t i = 0; i < md->nr_devs; i++)
-		if (md->devs[i].id == id) {
-			*out = &md->devs[i];
-			return 0;
-		}
+	struct tmd_dev *found = find_dev(md, id);
+	if (found) {
+		*out = found;
+		return 0;
+	}
 	struct thin_details d;
 	uint8_t v[24];
 	int r = btree_lookup(&md->details_info, md->details_root, &id, v);
@@ -413,10 +469,16 @@ static int get_dev(struct tmd *md, uint64_t id, bool create, struct tmd_dev **ou
 		md->devs = n;
 		md->cap_devs = cap;
 	}
+	if ((md->nr_devs + 1) * 2 > md->nr_slots) {
+		int ir = index_rebuild(md, md->nr_devs + 1);
+		if (ir)
+			return ir;
+	}
 	struct tmd_dev *td = &md->devs[md->nr_devs++];
 	td->id = id;
 	td->d = d;
 	td->changed = r == -ENODATA;
+	index_add(md, md->nr_devs - 1);
 	*out = td;
 	return 0;
 }
@@ -425,6 +487,16 @@ bool tmd_device_exists(struct tmd *md, uint64_t dev)
 {
 	struct tmd_dev *td;
 	return get_dev(md, dev, false, &td) == 0;
+}
+
+/* Unlike tmd_device_exists, tells "absent" from "could not read": taking a
+ * read error for "absent" would let create overwrite a live device. */
+static int dev_exists(struct tmd *md, uint64_t dev, bool *exists)
+{
+	struct tmd_dev *td;
+	int r = get_dev(md, dev, false, &td);
+	*exists = r == 0;
+	return r == -ENODATA ? 0 : op_result(md, r, "looking up the device");
 }
 
 static int check_dev_id(struct tmd *md, uint64_t dev)
@@ -442,7 +514,11 @@ int tmd_create_thin(struct tmd *md, uint64_t dev)
 		r = check_dev_id(md, dev);
 	if (r)
 		return r;
-	if (tmd_device_exists(md, dev))
+	bool exists;
+	r = dev_exists(md, dev, &exists);
+	if (r)
+		return r;
+	if (exists)
 		return fail(md, -EEXIST, "device %llu already exists", (unsigned long long)dev);
 	uint64_t sub;
 	r = btree_empty(&md->bl_info, &sub);
@@ -468,7 +544,11 @@ int tmd_create_snap(struct tmd *md, uint64_t dev, uint64_t origin)
 		r = check_dev_id(md, dev);
 	if (r)
 		return r;
-	if (tmd_device_exists(md, dev))
+	bool exists;
+	r = dev_exists(md, dev, &exists);
+	if (r)
+		return r;
+	if (exists)
 		return fail(md, -EEXIST, "device %llu already exists", (unsigned long long)dev);
 	uint8_t v[8];
 	r = btree_lookup(&md->tl_info, md->root, &origin, v);
@@ -508,13 +588,19 @@ int tmd_delete_thin(struct tmd *md, uint64_t dev)
 	int r = writable(md);
 	if (r)
 		return r;
-	if (!tmd_device_exists(md, dev))
+	bool exists;
+	r = dev_exists(md, dev, &exists);
+	if (r)
+		return r;
+	if (!exists)
 		return fail(md, -ENODATA, "device %llu does not exist", (unsigned long long)dev);
-	for (size_t i = 0; i < md->nr_devs; i++)
-		if (md->devs[i].id == dev) {
-			md->devs[i] = md->devs[--md->nr_devs];
-			break;
-		}
+	struct tmd_dev *td = find_dev(md, dev);
+	if (td) {
+		*td = md->devs[--md->nr_devs];
+		r = index_rebuild(md, md->nr_devs);
+		if (r)
+			return fail(md, r, "out of memory");
+	}
 	r = btree_remove(&md->details_info, md->details_root, &dev, &md->details_root);
 	if (r == -ENODATA)
 		r = 0; /* created in this transaction: details not written yet */
@@ -799,13 +885,16 @@ int tmd_highest_mapped(struct tmd *md, uint64_t dev, uint64_t *vblock)
 struct walk_ctx {
 	tmd_mapping_fn fn;
 	void *ctx;
+	bool stopped; /* the callback returned nonzero: its value, not ours */
 };
 
 static int walk_one(void *ctx, uint64_t key, const void *value)
 {
 	struct walk_ctx *w = ctx;
 	uint64_t x = le64_get(value);
-	return w->fn(w->ctx, key, x >> 24, (uint32_t)(x & THIN_MAX_TIME));
+	int r = w->fn(w->ctx, key, x >> 24, (uint32_t)(x & THIN_MAX_TIME));
+	w->stopped = r != 0;
+	return r;
 }
 
 int tmd_walk_mappings(struct tmd *md, uint64_t dev, tmd_mapping_fn fn, void *ctx)
@@ -816,8 +905,9 @@ int tmd_walk_mappings(struct tmd *md, uint64_t dev, tmd_mapping_fn fn, void *ctx
 		return r == -ENODATA ? fail(md, r, "device %llu does not exist",
 					    (unsigned long long)dev)
 				     : op_result(md, r, "walk");
-	struct walk_ctx w = {fn, ctx};
-	return btree_walk(&md->bl_info, le64_get(v), walk_one, &w);
+	struct walk_ctx w = {fn, ctx, false};
+	r = btree_walk(&md->bl_info, le64_get(v), walk_one, &w);
+	return r && !w.stopped ? op_result(md, r, "walk") : r;
 }
 
 /* ---- data blocks ---- */
