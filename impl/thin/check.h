@@ -16,13 +16,26 @@
 typedef void (*tcheck_report_fn)(void *ctx, const char *msg);
 
 struct tcheck_opts {
-	uint64_t metadata_snap; /* check the tree held by this metadata snapshot too; 0 = auto (sb held_root) */
-	int skip_data_counts;   /* 1 = do not compare data space-map counts */
+	/* The trees of the superblock's held metadata snapshot (held_root) are
+	 * always checked and counted. Nonzero: also report a fault unless
+	 * held_root is this block. */
+	uint64_t metadata_snap;
+	int skip_data_counts; /* 1 = do not compare data space-map counts */
+	int super_block_only; /* 1 = check only the superblock fields */
+	/* 1 = non-fatal faults are reported as warnings and not counted in
+	 * *nr_errors, like thin_check --ignore-non-fatal-errors: reference
+	 * counts that are too high (leaks) and space-map counters that
+	 * understate free space (nr_free too low, none_free_before too high,
+	 * nr_allocated too high) — wasted space, no danger to data. */
+	int ignore_leaks;
+	/* Messages of one sort printed before the rest are only counted
+	 * (a summary line follows); 0 = 64. Every fault is counted anyway. */
+	unsigned max_reports_per_kind;
 };
 
 /* Returns 0 when the check ran (then *nr_errors tells the verdict) or a
  * negative errno when it could not (device unreadable, out of memory). */
 int tcheck_run(struct tp_dev *meta, const struct tcheck_opts *opts, tcheck_report_fn report,
-	       void *ctx, unsigned *nr_errors);
+               void *ctx, unsigned *nr_errors);
 
 #endif
