@@ -958,6 +958,12 @@ uint64_t tmd_nr_free_data_blocks(const struct tmd *md) { return sm_disk_nr_free(
 uint64_t tmd_nr_metadata_blocks(const struct tmd *md) { return sm_meta_nr_blocks(md->msm); }
 uint64_t tmd_nr_free_metadata_blocks(const struct tmd *md) { return sm_meta_nr_free(md->msm); }
 
+uint64_t tmd_metadata_reserve(const struct tmd *md)
+{
+	uint64_t tenth = sm_meta_nr_blocks(md->msm) / 10;
+	return tenth < 4096 ? tenth : 4096;
+}
+
 int tmd_resize_data(struct tmd *md, uint64_t nr_blocks)
 {
 	int r = writable(md);

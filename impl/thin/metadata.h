@@ -125,6 +125,9 @@ uint64_t tmd_nr_data_blocks(const struct tmd *md);
 uint64_t tmd_nr_free_data_blocks(const struct tmd *md);
 uint64_t tmd_nr_metadata_blocks(const struct tmd *md);
 uint64_t tmd_nr_free_metadata_blocks(const struct tmd *md);
+/* Metadata blocks the kernel keeps back from its free count (status,
+ * out-of-metadata-space): min(4096, total / 10) — __set_metadata_reserve(). */
+uint64_t tmd_metadata_reserve(const struct tmd *md);
 int tmd_resize_data(struct tmd *md, uint64_t nr_blocks);
 /* Grow to the metadata device's current size. */
 int tmd_resize_metadata(struct tmd *md);

@@ -37,6 +37,9 @@ struct thinp_pool {
 
 	enum thinp_pool_mode mode;
 	bool low_water_armed;
+	/* no_space_timeout expired: error_if_no_space until the pool leaves
+	 * out-of-data-space mode (do_no_space_timeout()) */
+	bool no_space_timed_out;
 	uint64_t *changed_ids; /* thins changed in the open transaction */
 	size_t nr_changed, cap_changed;
 
@@ -214,6 +217,13 @@ static int commit_locked(struct thinp_pool *p, struct thinp_class_stats *cost)
 	if (r)
 		return metadata_failed(p, r, "commit");
 	p->nr_changed = 0;
+	/* check_for_space(): blocks freed (and now committed) end the
+	 * out-of-data-space mode */
+	if (p->mode == THINP_MODE_OUT_OF_DATA_SPACE && tmd_nr_free_data_blocks(p->md)) {
+		p->mode = THINP_MODE_WRITE;
+		p->no_space_timed_out = false;
+		pthread_cond_broadcast(&p->space_cv);
+	}
 	if (cost)
 		cost->ops++;
 	return 0;
@@ -552,6 +562,7 @@ int thinp_pool_resize_data(struct thinp_pool *p, uint64_t new_bytes)
 	p->low_water_armed = true; /* a resume re-arms the event */
 	if (p->mode == THINP_MODE_OUT_OF_DATA_SPACE)
 		p->mode = THINP_MODE_WRITE;
+	p->no_space_timed_out = false;
 	pthread_cond_broadcast(&p->space_cv);
 out:
 	md_unlock(p, &m, NULL);
@@ -592,22 +603,33 @@ out:
 
 int thinp_pool_status(struct thinp_pool *p, bool noflush, struct thinp_pool_status *st)
 {
-	if (!noflush && p->mode == THINP_MODE_WRITE) {
+	if (!noflush && (p->mode == THINP_MODE_WRITE || p->mode == THINP_MODE_OUT_OF_DATA_SPACE)) {
 		int r = do_commit(p);
 		if (r)
 			return r;
 	}
 	pthread_mutex_lock(&p->md_lock);
+	if (p->mode == THINP_MODE_FAIL) {
+		/* the metadata objects are gone after a failed abort: the kernel
+		 * reports just "Fail" */
+		memset(st, 0, sizeof(*st));
+		st->mode = THINP_MODE_FAIL;
+		pthread_mutex_unlock(&p->md_lock);
+		return 0;
+	}
 	st->transaction_id = tmd_transaction_id(p->md);
 	st->total_meta_blocks = tmd_nr_metadata_blocks(p->md);
-	st->used_meta_blocks = st->total_meta_blocks - tmd_nr_free_metadata_blocks(p->md);
+	/* dm_pool_get_free_metadata_block_count() hides the reserve */
+	uint64_t mfree = tmd_nr_free_metadata_blocks(p->md), reserve = tmd_metadata_reserve(p->md);
+	mfree = mfree > reserve ? mfree - reserve : 0;
+	st->used_meta_blocks = st->total_meta_blocks - mfree;
 	st->total_data_blocks = tmd_nr_data_blocks(p->md);
 	st->used_data_blocks = st->total_data_blocks - tmd_nr_free_data_blocks(p->md);
 	st->held_root = tmd_metadata_snap(p->md);
 	st->mode = p->mode;
 	st->discard_enabled = !p->o.ignore_discard;
 	st->discard_passdown = !p->o.no_discard_passdown;
-	st->error_if_no_space = p->o.error_if_no_space;
+	st->error_if_no_space = p->o.error_if_no_space || p->no_space_timed_out;
 	st->needs_check = tmd_needs_check(p->md);
 	uint64_t quarter = (p->meta->size / 4096) / 4;
 	st->metadata_low_water = quarter < 1024 ? quarter : 1024;
@@ -649,7 +671,12 @@ int thinp_thin_status(struct thinp_pool *p, uint64_t id, struct thinp_thin_statu
 {
 	pthread_mutex_lock(&p->md_lock);
 	struct thin_details d;
-	int r = tmd_get_details(p->md, id, &d);
+	int r;
+	if (p->mode == THINP_MODE_FAIL) {
+		r = check_writable(p); /* -EIO: the metadata objects are gone */
+		goto out;
+	}
+	r = tmd_get_details(p->md, id, &d);
 	if (r) {
 		perr(p, r, "%s", tmd_error(p->md));
 		goto out;
@@ -692,8 +719,11 @@ int thinp_thin_open(struct thinp_pool *p, uint64_t id, uint64_t size_bytes,
 		    struct thinp_thin **out)
 {
 	pthread_mutex_lock(&p->md_lock);
-	bool exists = tmd_device_exists(p->md, id);
+	bool failed = p->mode == THINP_MODE_FAIL;
+	bool exists = !failed && tmd_device_exists(p->md, id);
 	pthread_mutex_unlock(&p->md_lock);
+	if (failed)
+		return perr(p, -EINVAL, "couldn't open thin device, pool is in fail mode");
 	if (!exists)
 		return perr(p, -ENODEV, "thin device %llu does not exist in the pool (create it first)",
 			    (unsigned long long)id);
@@ -797,7 +827,7 @@ static int zero_block(struct thinp_pool *p, uint64_t b, struct thinp_class_stats
 static bool wait_for_space(struct thinp_pool *p, const struct timespec *deadline)
 {
 	/* md_lock held */
-	while (p->mode == THINP_MODE_OUT_OF_DATA_SPACE) {
+	while (p->mode == THINP_MODE_OUT_OF_DATA_SPACE && !p->no_space_timed_out) {
 		if (pthread_cond_timedwait(&p->space_cv, &p->md_lock, deadline) == ETIMEDOUT)
 			return p->mode != THINP_MODE_OUT_OF_DATA_SPACE;
 	}
@@ -812,22 +842,24 @@ static int alloc_block(struct thinp_pool *p, uint64_t *b, bool *low_water)
 	int r = check_writable(p);
 	if (r)
 		return r;
+	bool error_if_no_space = p->o.error_if_no_space || p->no_space_timed_out;
 	if (p->mode == THINP_MODE_OUT_OF_DATA_SPACE)
-		return p->o.error_if_no_space ? perr(p, -ENOSPC, "out of data space") : -EAGAIN;
+		return error_if_no_space ? perr(p, -ENOSPC, "out of data space") : -EAGAIN;
+	/* check_low_water_mark() looks at the free count before allocating */
+	if (p->low_water_armed && tmd_nr_free_data_blocks(p->md) <= p->o.low_water_blocks) {
+		p->low_water_armed = false;
+		*low_water = true;
+	}
 	r = tmd_alloc_data_block(p->md, b);
 	if (r == -ENOSPC) {
 		p->mode = THINP_MODE_OUT_OF_DATA_SPACE;
-		if (p->o.error_if_no_space)
+		if (error_if_no_space)
 			return perr(p, -ENOSPC,
 				    "out of data space: grow the data device (error_if_no_space is set)");
 		return -EAGAIN;
 	}
 	if (r)
 		return metadata_failed(p, r, "allocating a data block");
-	if (p->low_water_armed && tmd_nr_free_data_blocks(p->md) <= p->o.low_water_blocks) {
-		p->low_water_armed = false;
-		*low_water = true;
-	}
 	return 0;
 }
 
@@ -913,6 +945,11 @@ retry:
 			have_deadline = true;
 		}
 		bool ok = wait_for_space(p, &deadline);
+		if (!ok && p->mode == THINP_MODE_OUT_OF_DATA_SPACE && !p->no_space_timed_out) {
+			/* do_no_space_timeout(): fail the queued IO, error from now on */
+			p->no_space_timed_out = true;
+			pthread_cond_broadcast(&p->space_cv);
+		}
 		md_unlock(p, &m, cost);
 		if (ok)
 			goto retry;

@@ -1,0 +1,175 @@
+#!/bin/bash
+# Guest half of tests/vm/smoke.sh: applies $IN/smoke.trace to the kernel's dm-thin
+# (loop-lvm: sparse files on an ext4 scratch disk + losetup + a thin-pool table) and
+# writes to $OUT: per-step pool status, final status lines, thin device images and
+# checksums, thin_dump / thinp dump of the metadata, thin_check and thinp check results.
+# Then cross-activation: libthinp (thinp CLI, in the guest) reads the kernel's pool, and the
+# kernel activates a pool that libthinp wrote with the same trace (cross-*.sha256).
+# Runs inside the VM (ci/vm/run.sh); payloads come from $IN/payloads/<line>.bin.
+set -euo pipefail
+trace=$IN/smoke.trace
+[ -f "$trace" ] || { echo "smoke-guest: no $trace" >&2; exit 1; }
+
+bytes() { # 64k, 16M, 1G, 4096 -> bytes
+	local v=$1 n=${1%[kKmMgG]}
+	case $v in
+	*[kK]) echo $((n << 10)) ;; *[mM]) echo $((n << 20)) ;; *[gG]) echo $((n << 30)) ;; *) echo "$v" ;;
+	esac
+}
+
+scratch=/dev/disk/by-id/virtio-scratch
+[ -b "$scratch" ] || { echo "smoke-guest: no scratch disk ($scratch)" >&2; exit 1; }
+mkfs.ext4 -q -F "$scratch"
+mkdir -p /scratch
+mount -t ext4 "$scratch" /scratch
+
+lo_meta="" lo_data=""
+cleanup() {
+	for d in thin3 thin2 thin1 pool; do dmsetup remove "$d" 2>/dev/null || true; done
+	[ -z "$lo_meta" ] || losetup -d "$lo_meta" 2>/dev/null || true
+	[ -z "$lo_data" ] || losetup -d "$lo_data" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+status_pool() { dmsetup status pool | cut -d' ' -f4-; } # drop "0 LEN thin-pool"
+status_thin() { dmsetup status "thin$1" | cut -d' ' -f4-; }
+
+thins=()
+step=0
+: >"$OUT/steps.txt"
+while read -r line; do
+	line=${line%%#*}
+	read -r op a b c d <<<"$line" || true
+	[ -n "${op:-}" ] || continue
+	step=$((step + 1))
+	case $op in
+	pool)
+		data=$(bytes "$a") meta=$(bytes "$b") bs=$(bytes "$c") lw=$d
+		truncate -s "$data" /scratch/data
+		truncate -s "$meta" /scratch/metadata
+		lo_meta=$(losetup -f --show /scratch/metadata)
+		lo_data=$(losetup -f --show /scratch/data)
+		dmsetup create pool --table \
+			"0 $((data / 512)) thin-pool $lo_meta $lo_data $((bs / 512)) $lw 1 skip_block_zeroing"
+		;;
+	thin)
+		dmsetup message pool 0 "create_thin $a"
+		dmsetup create "thin$a" --table "0 $(($(bytes "$b") / 512)) thin /dev/mapper/pool $a"
+		thins+=("$a")
+		;;
+	snap)
+		dmsetup suspend "thin$b"
+		dmsetup message pool 0 "create_snap $a $b"
+		dmsetup resume "thin$b"
+		dmsetup create "thin$a" --table "0 $(($(bytes "$c") / 512)) thin /dev/mapper/pool $a"
+		thins+=("$a")
+		;;
+	write)
+		off=$(bytes "$b") len=$(bytes "$c")
+		dd if="$IN/payloads/$step.bin" of="/dev/mapper/thin$a" bs="$len" count=1 seek="$off" \
+			oflag=direct,seek_bytes conv=notrunc,fsync status=none
+		;;
+	discard)
+		blkdiscard -o "$(bytes "$b")" -l "$(bytes "$c")" "/dev/mapper/thin$a"
+		;;
+	*)
+		echo "smoke-guest: unknown op '$op'" >&2
+		exit 1
+		;;
+	esac
+	# `dmsetup status` (without --noflush) commits the pool's metadata
+	echo "$step $op $(status_pool)" >>"$OUT/steps.txt"
+done <"$trace"
+
+status_pool >"$OUT/pool-status.txt"
+for t in "${thins[@]}"; do
+	echo "$t $(status_thin "$t")"
+done >"$OUT/thin-status.txt"
+dmsetup table >"$OUT/dmsetup-table.txt"
+for t in "${thins[@]}"; do
+	dd if="/dev/mapper/thin$t" of="$OUT/thin$t.img" bs=1M conv=sparse status=none
+	sha256sum "/dev/mapper/thin$t" | awk -v t="$t" '{print t, $1}'
+done >"$OUT/thin-sha256.txt"
+
+# deactivate, then look at the metadata offline
+for t in "${thins[@]}"; do dmsetup remove "thin$t"; done
+dmsetup remove pool
+losetup -d "$lo_meta" "$lo_data"
+lo_meta="" lo_data=""
+
+m=/scratch/metadata
+set +e
+thin_check "$m" >"$OUT/thin_check.txt" 2>&1
+echo "thin_check_rc=$?" >"$OUT/checks.txt"
+if "$THINP" help check >/dev/null 2>&1; then
+	"$THINP" check "$m" >"$OUT/thinp_check.txt" 2>&1
+	echo "thinp_check_rc=$?" >>"$OUT/checks.txt"
+else
+	echo "thinp_check_rc=skipped (this thinp has no check command)" >>"$OUT/checks.txt"
+fi
+set -e
+thin_dump "$m" >"$OUT/kernel.thin_dump.xml"
+if "$THINP" help dump >/dev/null 2>&1; then
+	"$THINP" dump "$m" >"$OUT/kernel.thinp_dump.xml" 2>"$OUT/thinp_dump.err" ||
+		echo "thinp dump failed: $(cat "$OUT/thinp_dump.err")" >&2
+fi
+dd if="$m" of="$OUT/kernel-metadata.bin" bs=1M conv=sparse status=none
+echo "smoke-guest: $step operations applied; $(cat "$OUT/pool-status.txt")"
+
+# ---- cross-activation (needs thinp's pool commands in the guest) ----
+if ! "$THINP" help pool >/dev/null 2>&1; then
+	echo "cross=skipped (this thinp has no pool command)" >"$OUT/cross.txt"
+	exit 0
+fi
+sizes=()
+while read -r line; do
+	line=${line%%#*}
+	read -r op a b c d <<<"$line" || true
+	case ${op:-} in thin) sizes+=("$a:$(bytes "$b")") ;; snap) sizes+=("$a:$(bytes "$c")") ;; esac
+done <"$trace"
+# 1. the kernel's pool, read by libthinp (after the kernel let go of it)
+msum=$(sha256sum "$m" | cut -d' ' -f1)
+for ts in "${sizes[@]}"; do
+	"$THINP" read --data /scratch/data --metadata "$m" "${ts%%:*}" 0 "${ts#*:}" |
+		sha256sum | awk -v t="${ts%%:*}" '{print t, $1}'
+done >"$OUT/cross-libthinp-reads-kernel.sha256"
+[ "$(sha256sum "$m" | cut -d' ' -f1)" = "$msum" ] && echo "kernel_metadata_untouched_by_libthinp_reads=yes" >"$OUT/cross.txt" ||
+	echo "kernel_metadata_untouched_by_libthinp_reads=no" >"$OUT/cross.txt"
+
+# 2. the same trace written by libthinp (thinp CLI) in the guest, activated on the kernel
+lp=/scratch/lib
+step=0
+while read -r line; do
+	line=${line%%#*}
+	read -r op a b c d <<<"$line" || true
+	[ -n "${op:-}" ] || continue
+	step=$((step + 1))
+	case $op in
+	pool) "$THINP" pool create "$lp" --data-size "$a" --metadata-size "$b" --block-size "$c" \
+		--low-water "$d" --skip-block-zeroing ;;
+	thin) "$THINP" thin create "$lp" "$a" ;;
+	snap) "$THINP" thin snap "$lp" "$a" "$b" ;;
+	write) "$THINP" write "$lp" "$a" "$b" "$c" <"$IN/payloads/$step.bin" ;;
+	discard) "$THINP" discard "$lp" "$a" "$b" "$c" ;;
+	esac
+done <"$trace"
+lo_meta=$(losetup -f --show "$lp/metadata")
+lo_data=$(losetup -f --show "$lp/data")
+dmsetup create pool --table \
+	"0 $(($(stat -c %s "$lp/data") / 512)) thin-pool $lo_meta $lo_data $((bs / 512)) $lw 1 skip_block_zeroing"
+status_pool >"$OUT/cross-kernel-on-libthinp.pool-status"
+for ts in "${sizes[@]}"; do
+	t=${ts%%:*}
+	dmsetup create "thin$t" --table "0 $((${ts#*:} / 512)) thin /dev/mapper/pool $t"
+	echo "$t $(status_thin "$t")" >>"$OUT/cross-kernel-on-libthinp.thin-status"
+	sha256sum "/dev/mapper/thin$t" | awk -v t="$t" '{print t, $1}' >>"$OUT/cross-kernel-reads-libthinp.sha256"
+	dmsetup remove "thin$t"
+done
+dmsetup remove pool
+losetup -d "$lo_meta" "$lo_data"
+lo_meta="" lo_data=""
+set +e
+thin_check "$lp/metadata" >"$OUT/cross-thin_check.txt" 2>&1
+echo "cross_thin_check_after_kernel_activation_rc=$?" >>"$OUT/cross.txt"
+set -e
+echo "smoke-guest: cross-activation done"
