@@ -96,7 +96,10 @@ int thinp_pool_open(struct tp_dev *data, struct tp_dev *meta, const struct thinp
 		    struct thinp_pool **out, char *err, size_t errlen);
 /* Commit and close (also closes the devices). */
 int thinp_pool_close(struct thinp_pool *p);
+/* The last error message (single-threaded callers). */
 const char *thinp_pool_error(struct thinp_pool *p);
+/* The same, copied safely while other threads may be failing too. */
+void thinp_pool_error_copy(struct thinp_pool *p, char *buf, size_t len);
 
 int thinp_pool_commit(struct thinp_pool *p);
 

@@ -35,6 +35,8 @@ struct thinp_pool {
 	pthread_rwlock_t commit_barrier;
 	pthread_rwlock_t cells[NR_CELLS];
 
+	/* written under md_lock; also read without it (fast paths, status),
+	 * so every access goes through mode_get/mode_set */
 	enum thinp_pool_mode mode;
 	bool low_water_armed;
 	/* no_space_timeout expired: error_if_no_space until the pool leaves
@@ -51,6 +53,7 @@ struct thinp_pool {
 	pthread_t timer;
 	bool timer_running, stopping;
 
+	pthread_mutex_t err_lock; /* err is set by any IO thread */
 	char err[512];
 };
 
@@ -59,6 +62,16 @@ struct thinp_thin {
 	uint64_t id;
 	uint64_t size;
 };
+
+static enum thinp_pool_mode mode_get(const struct thinp_pool *p)
+{
+	return __atomic_load_n(&p->mode, __ATOMIC_ACQUIRE);
+}
+
+static void mode_set(struct thinp_pool *p, enum thinp_pool_mode m)
+{
+	__atomic_store_n(&p->mode, m, __ATOMIC_RELEASE);
+}
 
 static const char *const class_names[THINP_NR_CLASSES] = {
 	"read_unmapped",        "read_mapped", "read_shared",   "write_overwrite",
@@ -73,14 +86,25 @@ const char *thinp_class_name(enum thinp_class c)
 
 static int perr(struct thinp_pool *p, int r, const char *fmt, ...)
 {
+	char msg[sizeof(p->err)];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(p->err, sizeof(p->err), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	pthread_mutex_lock(&p->err_lock);
+	memcpy(p->err, msg, sizeof(msg));
+	pthread_mutex_unlock(&p->err_lock);
 	return r;
 }
 
 const char *thinp_pool_error(struct thinp_pool *p) { return p->err; }
+
+void thinp_pool_error_copy(struct thinp_pool *p, char *buf, size_t len)
+{
+	pthread_mutex_lock(&p->err_lock);
+	snprintf(buf, len, "%s", p->err);
+	pthread_mutex_unlock(&p->err_lock);
+}
 uint32_t thinp_pool_block_bytes(const struct thinp_pool *p) { return (uint32_t)p->block_bytes; }
 
 /* ---- cost accounting ---- */
@@ -160,7 +184,7 @@ static int metadata_failed(struct thinp_pool *p, int r, const char *what)
 		tmd_set_needs_check(p->md);
 		ar = tmd_commit(p->md);
 	}
-	p->mode = ar ? THINP_MODE_FAIL : THINP_MODE_READ_ONLY;
+	mode_set(p, ar ? THINP_MODE_FAIL : THINP_MODE_READ_ONLY);
 	p->nr_changed = 0;
 	pthread_cond_broadcast(&p->space_cv);
 	return r;
@@ -168,7 +192,7 @@ static int metadata_failed(struct thinp_pool *p, int r, const char *what)
 
 static int check_writable(struct thinp_pool *p)
 {
-	switch (p->mode) {
+	switch (mode_get(p)) {
 	case THINP_MODE_FAIL:
 		return perr(p, -EIO, "the pool has failed: all IO errors until it is repaired");
 	case THINP_MODE_READ_ONLY:
@@ -211,7 +235,7 @@ static bool thin_changed(struct thinp_pool *p, uint64_t id)
 /* Called with the commit barrier held exclusively and md_lock held. */
 static int commit_locked(struct thinp_pool *p, struct thinp_class_stats *cost)
 {
-	if (p->mode == THINP_MODE_FAIL || p->mode == THINP_MODE_READ_ONLY || p->o.read_only)
+	if (mode_get(p) == THINP_MODE_FAIL || mode_get(p) == THINP_MODE_READ_ONLY || p->o.read_only)
 		return 0;
 	int r = tmd_commit(p->md);
 	if (r)
@@ -219,8 +243,8 @@ static int commit_locked(struct thinp_pool *p, struct thinp_class_stats *cost)
 	p->nr_changed = 0;
 	/* check_for_space(): blocks freed (and now committed) end the
 	 * out-of-data-space mode */
-	if (p->mode == THINP_MODE_OUT_OF_DATA_SPACE && tmd_nr_free_data_blocks(p->md)) {
-		p->mode = THINP_MODE_WRITE;
+	if (mode_get(p) == THINP_MODE_OUT_OF_DATA_SPACE && tmd_nr_free_data_blocks(p->md)) {
+		mode_set(p, THINP_MODE_WRITE);
 		p->no_space_timed_out = false;
 		pthread_cond_broadcast(&p->space_cv);
 	}
@@ -288,13 +312,20 @@ static int init_pool(struct thinp_pool *p)
 {
 	pthread_mutex_init(&p->md_lock, NULL);
 	pthread_cond_init(&p->space_cv, NULL);
-	pthread_rwlock_init(&p->commit_barrier, NULL);
+	/* Writers first: a stream of readers must not starve a CoW of its
+	 * block, nor a stream of writes starve the commit. Nothing here takes
+	 * a read lock twice, so writer preference cannot deadlock. */
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&p->commit_barrier, &ra);
 	for (unsigned i = 0; i < NR_CELLS; i++)
-		pthread_rwlock_init(&p->cells[i], NULL);
+		pthread_rwlock_init(&p->cells[i], &ra);
+	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&p->stats_lock, NULL);
 	pthread_mutex_init(&p->timer_lock, NULL);
 	pthread_cond_init(&p->timer_cv, NULL);
-	p->mode = p->o.read_only ? THINP_MODE_READ_ONLY : THINP_MODE_WRITE;
+	mode_set(p, p->o.read_only ? THINP_MODE_READ_ONLY : THINP_MODE_WRITE);
 	p->low_water_armed = true;
 	if (p->o.read_only || p->o.no_commit_timer)
 		return 0;
@@ -322,6 +353,7 @@ static void destroy_pool(struct thinp_pool *p)
 	pthread_mutex_destroy(&p->timer_lock);
 	pthread_cond_destroy(&p->timer_cv);
 	free(p->changed_ids);
+	pthread_mutex_destroy(&p->err_lock);
 	free(p);
 }
 
@@ -333,6 +365,7 @@ static int pool_setup(struct tp_dev *data, struct tp_dev *meta, const struct thi
 		close_devs(data, meta);
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&p->err_lock, NULL);
 	if (o)
 		p->o = *o;
 	p->data = data;
@@ -412,6 +445,7 @@ fail:
 	if (err)
 		snprintf(err, errlen, "%s", *why ? why : strerror(-r));
 	close_devs(data, meta);
+	pthread_mutex_destroy(&p->err_lock);
 	free(p);
 	return r;
 }
@@ -433,7 +467,7 @@ int thinp_pool_close(struct thinp_pool *p)
 	if (!p)
 		return 0;
 	int r = 0;
-	if (p->mode != THINP_MODE_FAIL && p->mode != THINP_MODE_READ_ONLY && !p->o.read_only)
+	if (mode_get(p) != THINP_MODE_FAIL && mode_get(p) != THINP_MODE_READ_ONLY && !p->o.read_only)
 		r = do_commit(p);
 	if (p->timer_running) {
 		pthread_mutex_lock(&p->timer_lock);
@@ -560,8 +594,8 @@ int thinp_pool_resize_data(struct thinp_pool *p, uint64_t new_bytes)
 		}
 	}
 	p->low_water_armed = true; /* a resume re-arms the event */
-	if (p->mode == THINP_MODE_OUT_OF_DATA_SPACE)
-		p->mode = THINP_MODE_WRITE;
+	if (mode_get(p) == THINP_MODE_OUT_OF_DATA_SPACE)
+		mode_set(p, THINP_MODE_WRITE);
 	p->no_space_timed_out = false;
 	pthread_cond_broadcast(&p->space_cv);
 out:
@@ -574,7 +608,7 @@ int thinp_pool_resize_metadata(struct thinp_pool *p, uint64_t new_bytes)
 	struct meta_mark m;
 	md_lock(p, &m);
 	int r = 0;
-	if (p->mode == THINP_MODE_FAIL) {
+	if (mode_get(p) == THINP_MODE_FAIL) {
 		r = check_writable(p);
 		goto out;
 	}
@@ -586,8 +620,8 @@ int thinp_pool_resize_metadata(struct thinp_pool *p, uint64_t new_bytes)
 			goto out;
 		}
 	}
-	if (p->mode == THINP_MODE_READ_ONLY && !tmd_needs_check(p->md) && !p->o.read_only)
-		p->mode = THINP_MODE_WRITE; /* out of metadata space ends with a resize */
+	if (mode_get(p) == THINP_MODE_READ_ONLY && !tmd_needs_check(p->md) && !p->o.read_only)
+		mode_set(p, THINP_MODE_WRITE); /* out of metadata space ends with a resize */
 	r = check_writable(p);
 	if (r)
 		goto out;
@@ -603,13 +637,13 @@ out:
 
 int thinp_pool_status(struct thinp_pool *p, bool noflush, struct thinp_pool_status *st)
 {
-	if (!noflush && (p->mode == THINP_MODE_WRITE || p->mode == THINP_MODE_OUT_OF_DATA_SPACE)) {
+	if (!noflush && (mode_get(p) == THINP_MODE_WRITE || mode_get(p) == THINP_MODE_OUT_OF_DATA_SPACE)) {
 		int r = do_commit(p);
 		if (r)
 			return r;
 	}
 	pthread_mutex_lock(&p->md_lock);
-	if (p->mode == THINP_MODE_FAIL) {
+	if (mode_get(p) == THINP_MODE_FAIL) {
 		/* the metadata objects are gone after a failed abort: the kernel
 		 * reports just "Fail" */
 		memset(st, 0, sizeof(*st));
@@ -626,7 +660,7 @@ int thinp_pool_status(struct thinp_pool *p, bool noflush, struct thinp_pool_stat
 	st->total_data_blocks = tmd_nr_data_blocks(p->md);
 	st->used_data_blocks = st->total_data_blocks - tmd_nr_free_data_blocks(p->md);
 	st->held_root = tmd_metadata_snap(p->md);
-	st->mode = p->mode;
+	st->mode = mode_get(p);
 	st->discard_enabled = !p->o.ignore_discard;
 	st->discard_passdown = !p->o.no_discard_passdown;
 	st->error_if_no_space = p->o.error_if_no_space || p->no_space_timed_out;
@@ -672,7 +706,7 @@ int thinp_thin_status(struct thinp_pool *p, uint64_t id, struct thinp_thin_statu
 	pthread_mutex_lock(&p->md_lock);
 	struct thin_details d;
 	int r;
-	if (p->mode == THINP_MODE_FAIL) {
+	if (mode_get(p) == THINP_MODE_FAIL) {
 		r = check_writable(p); /* -EIO: the metadata objects are gone */
 		goto out;
 	}
@@ -697,7 +731,7 @@ out:
 
 int thinp_thin_status_line(struct thinp_pool *p, uint64_t id, char *buf, size_t len)
 {
-	if (p->mode == THINP_MODE_FAIL) {
+	if (mode_get(p) == THINP_MODE_FAIL) {
 		snprintf(buf, len, "Fail");
 		return 0;
 	}
@@ -719,7 +753,7 @@ int thinp_thin_open(struct thinp_pool *p, uint64_t id, uint64_t size_bytes,
 		    struct thinp_thin **out)
 {
 	pthread_mutex_lock(&p->md_lock);
-	bool failed = p->mode == THINP_MODE_FAIL;
+	bool failed = mode_get(p) == THINP_MODE_FAIL;
 	bool exists = !failed && tmd_device_exists(p->md, id);
 	pthread_mutex_unlock(&p->md_lock);
 	if (failed)
@@ -827,11 +861,11 @@ static int zero_block(struct thinp_pool *p, uint64_t b, struct thinp_class_stats
 static bool wait_for_space(struct thinp_pool *p, const struct timespec *deadline)
 {
 	/* md_lock held */
-	while (p->mode == THINP_MODE_OUT_OF_DATA_SPACE && !p->no_space_timed_out) {
+	while (mode_get(p) == THINP_MODE_OUT_OF_DATA_SPACE && !p->no_space_timed_out) {
 		if (pthread_cond_timedwait(&p->space_cv, &p->md_lock, deadline) == ETIMEDOUT)
-			return p->mode != THINP_MODE_OUT_OF_DATA_SPACE;
+			return mode_get(p) != THINP_MODE_OUT_OF_DATA_SPACE;
 	}
-	return p->mode == THINP_MODE_WRITE;
+	return mode_get(p) == THINP_MODE_WRITE;
 }
 
 /* Allocate a data block (md_lock held; the commit barrier is held shared by
@@ -843,7 +877,7 @@ static int alloc_block(struct thinp_pool *p, uint64_t *b, bool *low_water)
 	if (r)
 		return r;
 	bool error_if_no_space = p->o.error_if_no_space || p->no_space_timed_out;
-	if (p->mode == THINP_MODE_OUT_OF_DATA_SPACE)
+	if (mode_get(p) == THINP_MODE_OUT_OF_DATA_SPACE)
 		return error_if_no_space ? perr(p, -ENOSPC, "out of data space") : -EAGAIN;
 	/* check_low_water_mark() looks at the free count before allocating */
 	if (p->low_water_armed && tmd_nr_free_data_blocks(p->md) <= p->o.low_water_blocks) {
@@ -852,7 +886,7 @@ static int alloc_block(struct thinp_pool *p, uint64_t *b, bool *low_water)
 	}
 	r = tmd_alloc_data_block(p->md, b);
 	if (r == -ENOSPC) {
-		p->mode = THINP_MODE_OUT_OF_DATA_SPACE;
+		mode_set(p, THINP_MODE_OUT_OF_DATA_SPACE);
 		if (error_if_no_space)
 			return perr(p, -ENOSPC,
 				    "out of data space: grow the data device (error_if_no_space is set)");
@@ -887,8 +921,8 @@ static int read_block(struct thinp_thin *t, uint64_t vblock, uint8_t *buf, uint6
 	struct meta_mark m;
 	struct thin_mapping map;
 	md_lock(p, &m);
-	int r = p->mode == THINP_MODE_FAIL ? check_writable(p) : tmd_lookup(p->md, t->id, vblock, &map);
-	if (r && r != -ENODATA && p->mode != THINP_MODE_FAIL)
+	int r = mode_get(p) == THINP_MODE_FAIL ? check_writable(p) : tmd_lookup(p->md, t->id, vblock, &map);
+	if (r && r != -ENODATA && mode_get(p) != THINP_MODE_FAIL)
 		perr(p, r, "read: %s", tmd_error(p->md));
 	md_unlock(p, &m, cost);
 	if (r == -ENODATA) {
@@ -919,9 +953,9 @@ retry:
 	pthread_rwlock_rdlock(&p->commit_barrier);
 	md_lock(p, &m);
 	struct thin_mapping map;
-	r = p->mode == THINP_MODE_FAIL ? check_writable(p) : tmd_lookup(p->md, t->id, vblock, &map);
+	r = mode_get(p) == THINP_MODE_FAIL ? check_writable(p) : tmd_lookup(p->md, t->id, vblock, &map);
 	if (r && r != -ENODATA) {
-		if (p->mode != THINP_MODE_FAIL)
+		if (mode_get(p) != THINP_MODE_FAIL)
 			metadata_failed(p, r, "write lookup");
 		goto unlock_md;
 	}
@@ -945,7 +979,7 @@ retry:
 			have_deadline = true;
 		}
 		bool ok = wait_for_space(p, &deadline);
-		if (!ok && p->mode == THINP_MODE_OUT_OF_DATA_SPACE && !p->no_space_timed_out) {
+		if (!ok && mode_get(p) == THINP_MODE_OUT_OF_DATA_SPACE && !p->no_space_timed_out) {
 			/* do_no_space_timeout(): fail the queued IO, error from now on */
 			p->no_space_timed_out = true;
 			pthread_cond_broadcast(&p->space_cv);
@@ -1080,7 +1114,7 @@ int thinp_write(struct thinp_thin *t, const void *buf, size_t len, uint64_t off,
 	pthread_mutex_unlock(&p->md_lock);
 	/* read-only pools still take writes to provisioned, unshared blocks:
 	 * write_block refuses the rest through alloc_block */
-	if (r && p->mode == THINP_MODE_FAIL)
+	if (r && mode_get(p) == THINP_MODE_FAIL)
 		return r;
 	r = for_each_block(t, (uint8_t *)buf, len, off, write_block_fn, true, res);
 	if (!r && (flags & THINP_IO_FUA))
