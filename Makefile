@@ -3,12 +3,13 @@
 #   make            libthinp (.a/.so), the thinp CLI, the unit-test binaries
 #   make test       deps + build + run unit tests and oracle scripts
 #   make asan       the same, built in build-asan/ with ASan+UBSan
+#   make tsan       the concurrency tests only, built in build-tsan/ with ThreadSanitizer
 #   make bench      deps + build + scenarios/run
 #   make deps       install missing Debian packages (ci/deps.sh)
 #   make install    PREFIX=/usr/local DESTDIR=  (lib, header, CLI, libthinp.pc)
 #   make format / format-check / clean / uninstall
 #
-# Variables: CC (gcc or clang), BUILDDIR, SANITIZE=asan, EXTRA_CFLAGS, EXTRA_LDFLAGS,
+# Variables: CC (gcc or clang), BUILDDIR, SANITIZE=asan|tsan, EXTRA_CFLAGS, EXTRA_LDFLAGS,
 # TEST_TIMEOUT (seconds per test), PREFIX, DESTDIR, VERSION.
 
 VERSION  ?= 0.1.0
@@ -27,8 +28,16 @@ export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=0:strict_string_checks=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 # sanitizers slow tests down; stretch Check's per-test timeouts
 export CK_TIMEOUT_MULTIPLIER ?= 4
+else ifeq ($(SANITIZE),tsan)
+BUILDDIR ?= build-tsan
+OPT      ?= -O1
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+THINP_BIN ?= $(BUILDDIR)/bin/thinp
+# any race fails the test (Check then reports the forked test's abort)
+export TSAN_OPTIONS ?= halt_on_error=1:abort_on_error=1:second_deadlock_stack=1
+export CK_TIMEOUT_MULTIPLIER ?= 10
 else ifneq ($(SANITIZE),)
-$(error SANITIZE must be empty or 'asan')
+$(error SANITIZE must be empty, 'asan' or 'tsan')
 endif
 
 BUILDDIR  ?= build
@@ -85,8 +94,8 @@ FORMAT_SRCS  = $(shell find impl tests ioengine -type f \( -name '*.c' -o -name 
 RUN_ENV = THINP=$(abspath $(THINP_BIN)) BUILD=$(abspath $(BUILDDIR))
 
 .DEFAULT_GOAL := all
-.PHONY: all lib cli tests test run-tests asan bench deps install uninstall clean format \
-	format-check
+.PHONY: all lib cli tests test run-tests asan tsan run-tsan bench deps install uninstall clean \
+	format format-check
 .DELETE_ON_ERROR:
 
 # ---- build ------------------------------------------------------------------------------------
@@ -146,6 +155,20 @@ run-tests:
 asan:
 	@$(MAKE) --no-print-directory SANITIZE=asan test
 
+# ThreadSanitizer runs only the thread-safety tests (tests/unit/test_*concurrency*.c); it cannot
+# share a build with ASan. Address-space randomisation is turned off (setarch -R, inherited by
+# the tests) where possible: older TSan runtimes abort on kernels with large mmap_rnd_bits
+# ("unexpected memory mapping").
+TSAN_TESTS   = $(filter %concurrency,$(UNIT_BINS))
+TSAN_SETARCH = $(shell setarch -R true >/dev/null 2>&1 && echo setarch -R)
+tsan:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory SANITIZE=tsan run-tsan
+
+run-tsan: $(TSAN_TESTS)
+	@$(RUN_ENV) TEST_TIMEOUT=$(TEST_TIMEOUT) $(TSAN_SETARCH) bash $(TEST_RUNNER) \
+		$(BUILDDIR)/test-logs $(TSAN_TESTS)
+
 bench:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory all
@@ -157,6 +180,17 @@ bench:
 
 deps:
 	@bash $(DEPS_SCRIPT)
+
+# ---- vm-test: real-kernel harness (ci/vm/, tests/vm/; issue #6) ------------------------------
+# vm-image builds (or finds up to date) the cached Debian kernel + initramfs; vm-test runs the
+# differential smoke (kernel dm-thin in qemu vs libthinp) and fails on any mismatch.
+.PHONY: vm-image vm-test
+vm-image:
+	@bash ci/vm/build.sh
+
+vm-test: cli
+	@THINP=$(abspath $(THINP_BIN)) LIBTHINP_A=$(abspath $(LIB_A)) \
+		VM_SMOKE_OUT=$(abspath $(BUILDDIR))/vm/smoke bash tests/vm/smoke.sh
 
 # ---- install ----------------------------------------------------------------------------------
 $(PC_OUT): $(PC_IN) FORCE
@@ -176,9 +210,89 @@ uninstall:
 		$(DESTDIR)$(PREFIX)/include/thinp.h $(DESTDIR)$(PREFIX)/bin/thinp \
 		$(DESTDIR)$(PREFIX)/lib/pkgconfig/libthinp.pc
 
+# ---- fio external ioengine: ioengine/thinp.so (issue #4) ----------------------------------------
+# fio loads an external engine by dlopen() and reads it with its own struct layouts, and refuses
+# one whose ops version differs from its FIO_IOOPS_VERSION; so the engine is compiled against the
+# headers of the exact fio installed: ioengine/fio-src.sh fetches that version's Debian source
+# (`apt-get source`, through a private deb-src apt state; cached in ~/.cache/thinbench/fio-src)
+# or checks FIO_SRC=<dir>, runs fio's configure (config-host.h), and refuses a version mismatch.
+#   make engine   build it, failing loudly when fio's source cannot be had
+#   make / all    build it too, but only warn (exit code 3 of fio-src.sh) when the source cannot
+#                 be fetched (no network, no deb-src mirror, fio not from Debian): the library
+#                 and CLI stay buildable anywhere; `make test` then fails the engine tests.
+# Compile errors and version mismatches always fail. Not built under SANITIZE=asan: fio is not
+# an ASan binary, so it cannot load an instrumented .so; the engine tests are skipped there.
+FIO_SRC        ?=
+ENGINE_SO      := ioengine/thinp.so
+ENGINE_OBJS    := $(OBJDIR)/ioengine/thinp.o $(OBJDIR)/ioengine/stats.o
+FIO_SRC_SCRIPT := ioengine/fio-src.sh
+FIO_SRC_PATH   := $(BUILDDIR)/fio-src.path
+ENGINE_TESTS   := $(sort $(wildcard tests/oracle/engine_*.sh))
+# fio's own compile flags for its engines (fio's Makefile: CPPFLAGS, -include config-host.h);
+# gnu11 because fio's headers use GNU C. Warnings stay fatal for our code; fio's headers come in
+# through -isystem so theirs do not count. Only `ioengine` is exported from the .so.
+ENGINE_CFLAGS   = -std=gnu11 -Wall -Wextra -Werror $(OPT) -g -fPIC -fvisibility=hidden \
+		  -D_GNU_SOURCE -D_LARGEFILE_SOURCE -D_FILE_OFFSET_BITS=64 -DFIO_INTERNAL \
+		  -DFIO_INC_DEBUG -DBITS_PER_LONG=$(shell getconf LONG_BIT) \
+		  -Iimpl -Iimpl/include -Iioengine $(EXTRA_CFLAGS)
+
+.PHONY: engine engine-optional
+ifeq ($(SANITIZE),)
+all: engine-optional
+
+engine: $(ENGINE_SO)
+
+engine-optional: lib
+	@FIO_SRC='$(FIO_SRC)' bash $(FIO_SRC_SCRIPT) >/dev/null; rc=$$?; \
+	if [ $$rc -eq 3 ]; then \
+		echo "warning: $(ENGINE_SO) NOT built (see above); 'make engine' insists" >&2; \
+	elif [ $$rc -ne 0 ]; then exit $$rc; \
+	else $(MAKE) --no-print-directory engine; fi
+
+# Re-resolved on every run (cheap once cached); the file changes only when the tree does.
+$(FIO_SRC_PATH): FORCE
+	@mkdir -p $(@D)
+	@dir=$$(FIO_SRC='$(FIO_SRC)' bash $(FIO_SRC_SCRIPT)) || { rm -f $@; exit 1; }; \
+	echo "$$dir" | cmp -s - $@ 2>/dev/null || echo "$$dir" > $@
+
+# (rebuilt when the engine's own flags change, as $(FLAGS_STAMP) does for the rest)
+ENGINE_STAMP := $(BUILDDIR)/.engine-flags
+$(ENGINE_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(CC) | $(ENGINE_CFLAGS)' | cmp -s - $@ 2>/dev/null || echo '$(CC) | $(ENGINE_CFLAGS)' > $@
+
+$(OBJDIR)/ioengine/thinp.o: ioengine/thinp.c $(FIO_SRC_PATH) $(FLAGS_STAMP) $(ENGINE_STAMP)
+	@mkdir -p $(@D)
+	@src=$$(cat $(FIO_SRC_PATH)); ver=$$($${FIO:-fio} --version | head -n1); \
+	echo "$(CC) [engine flags, fio $$ver headers from $$src] -c $< -o $@"; \
+	$(CC) $(ENGINE_CFLAGS) $(DEPFLAGS) -isystem "$$src" -include "$$src/config-host.h" \
+		-DTHINP_FIO_VERSION="\"$$ver\"" -c $< -o $@
+
+# (an explicit rule, not a target-specific CFLAGS, which would leak into $(FLAGS_STAMP))
+$(OBJDIR)/ioengine/stats.o: ioengine/stats.c $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fvisibility=hidden $(DEPFLAGS) -c $< -o $@
+
+# libthinp.a goes into the .so with its symbols kept private (--exclude-libs), so fio's own
+# exported symbols can never interpose on them; fio's symbols resolve when fio dlopen()s it.
+$(ENGINE_SO): $(ENGINE_OBJS) $(LIB_A) $(FLAGS_STAMP)
+	$(CC) -shared $(LDFLAGS) -o $@ $(ENGINE_OBJS) -Wl,--exclude-libs,ALL $(LIB_A) -lpthread
+
+-include $(ENGINE_OBJS:.o=.d)
+else
+ORACLE_SCRIPTS := $(filter-out $(ENGINE_TESTS),$(ORACLE_SCRIPTS))
+engine engine-optional:
+	@echo "$@: the fio engine is not built with SANITIZE=$(SANITIZE) (fio cannot load an ASan .so)"
+endif
+
+.PHONY: engine-clean
+clean: engine-clean
+engine-clean:
+	rm -f $(ENGINE_SO)
+
 # ---- housekeeping -----------------------------------------------------------------------------
 clean:
-	rm -rf build build-asan $(BUILDDIR) impl/cli/thinp
+	rm -rf build build-asan build-tsan $(BUILDDIR) impl/cli/thinp
 
 # (guarded: clang-format with no file arguments would read stdin)
 format:

@@ -12,6 +12,7 @@ PACKAGES=(
 	check
 	thin-provisioning-tools
 	fio
+	dpkg-dev # apt-get source fio: the engine builds against the installed fio's headers
 	gnuplot-nox
 	libdevmapper-dev
 	qemu-utils
