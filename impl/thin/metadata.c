@@ -378,10 +378,13 @@ void tmd_close_nocommit(struct tmd *md)
 }
 
 /* Mark failure on any metadata error, as the kernel does (the pool then
- * needs an abort). */
+ * needs an abort). That includes running out of metadata space: a btree
+ * update that fails half-way (e.g. after shadowing a node) leaves the trees
+ * and counts inconsistent, so the transaction must not be committed. (Data
+ * ENOSPC is reported by tmd_alloc_data_block before it gets here.) */
 static int op_result(struct tmd *md, int r, const char *what)
 {
-	if (r && r != -ENODATA && r != -EEXIST && r != -EINVAL && r != -ENOSPC) {
+	if (r && r != -ENODATA && r != -EEXIST && r != -EINVAL) {
 		md->failed = true;
 		return fail(md, r, "%s failed: %s%s%s", what, strerror(-r),
 			    *bm_last_error(md->bm) ? ": " : "", bm_last_error(md->bm));
