@@ -27,6 +27,7 @@ struct bm {
 	struct bm_block **buckets;
 	struct bm_block lru; /* sentinel: lru.lru_next = least recently used */
 	struct bm_stats st;
+	int wb_error; /* first failed write-back since the last flush (as dm-bufio keeps it) */
 	char err[256];
 };
 
@@ -115,8 +116,11 @@ static int shrink(struct bm *bm)
 		struct bm_block *victim = bm->lru.lru_next;
 		if (victim->dirty) {
 			int r = write_block(bm, victim);
-			if (r)
+			if (r) {
+				if (!bm->wb_error)
+					bm->wb_error = r;
 				return r;
+			}
 		}
 		unhash_free(bm, victim);
 		bm->st.evictions++;
@@ -254,6 +258,16 @@ struct tp_dev *bm_dev(struct bm *bm) { return bm->dev; }
 
 int bm_flush(struct bm *bm)
 {
+	/* A write-back that failed on eviction fails the flush that follows
+	 * even if a retry would succeed: the caller's transaction saw an IO
+	 * error and must not commit as if nothing happened. */
+	if (bm->wb_error) {
+		int r = bm->wb_error;
+		bm->wb_error = 0;
+		snprintf(bm->err, sizeof(bm->err), "writing back a metadata block failed: %s",
+			 strerror(-r));
+		return r;
+	}
 	for (size_t i = 0; i < bm->nr_buckets; i++)
 		for (struct bm_block *blk = bm->buckets[i]; blk; blk = blk->hnext) {
 			if (blk->write_locked)
@@ -272,6 +286,7 @@ int bm_flush(struct bm *bm)
 
 void bm_drop_dirty(struct bm *bm)
 {
+	bm->wb_error = 0;
 	for (size_t i = 0; i < bm->nr_buckets; i++) {
 		struct bm_block *blk = bm->buckets[i];
 		while (blk) {

@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 uint32_t tp_crc32c(uint32_t seed, const void *buf, size_t len);
+/* The table-driven version (what tp_crc32c falls back to without SSE4.2). */
+uint32_t tp_crc32c_portable(uint32_t seed, const void *buf, size_t len);
 
 /* The checksum dm-persistent-data stores in a block: crc over bytes 4..end
  * with seed 0xFFFFFFFF, xored with the per-block-type constant. */
