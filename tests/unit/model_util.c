@@ -55,7 +55,10 @@ uint64_t mu_scaled(uint64_t n, uint64_t min)
 	return r < min ? min : r;
 }
 
-void mu_rng_init(struct mu_rng *r, uint64_t seed) { r->s = seed ^ 0x5DEECE66Dull; }
+void mu_rng_init(struct mu_rng *r, uint64_t seed)
+{
+	r->s = seed ^ 0x5DEECE66Dull;
+}
 
 uint64_t mu_next(struct mu_rng *r)
 {
@@ -71,7 +74,10 @@ uint64_t mu_below(struct mu_rng *r, uint64_t n)
 	return n ? mu_next(r) % n : 0;
 }
 
-bool mu_pct(struct mu_rng *r, unsigned pct) { return mu_below(r, 100) < pct; }
+bool mu_pct(struct mu_rng *r, unsigned pct)
+{
+	return mu_below(r, 100) < pct;
+}
 
 void mu_fill(struct mu_rng *r, void *buf, size_t len)
 {
@@ -159,8 +165,8 @@ int mu_run(const char *cmd, char *out, size_t len)
 
 static const char *kind_name(unsigned k)
 {
-	static const char *const names[] = {"free", "btree node", "bitmap", "metadata index",
-					    "superblock", "caller block"};
+	static const char *const names[] = { "free",           "btree node", "bitmap",
+		                             "metadata index", "superblock", "caller block" };
 	return k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
 }
 
@@ -214,11 +220,11 @@ int mu_mc_ref(struct mu_mc *mc, uint64_t b, enum mu_kind kind)
 {
 	if (b >= mc->nr_blocks)
 		return mc_fail(mc, "reference to %s block %llu beyond the device (%llu blocks)",
-			       kind_name(kind), (unsigned long long)b,
-			       (unsigned long long)mc->nr_blocks);
+		               kind_name(kind), (unsigned long long)b,
+		               (unsigned long long)mc->nr_blocks);
 	if (mc->kind[b] != MU_FREE && mc->kind[b] != kind)
 		return mc_fail(mc, "block %llu is referenced both as a %s and as a %s",
-			       (unsigned long long)b, kind_name(mc->kind[b]), kind_name(kind));
+		               (unsigned long long)b, kind_name(mc->kind[b]), kind_name(kind));
 	mc->kind[b] = (uint8_t)kind;
 	mc->expect[b]++;
 	return 0;
@@ -230,7 +236,7 @@ static int read_block(struct mu_mc *mc, uint64_t b, const struct bm_validator *v
 	int r = bm_read_lock(mc->bm, b, v, &blk);
 	if (r)
 		return mc_fail(mc, "reading %s %llu: %s (%s)", v->name, (unsigned long long)b,
-			       strerror(-r), bm_last_error(mc->bm));
+		               strerror(-r), bm_last_error(mc->bm));
 	memcpy(out, bm_block_data(blk), TP_BLOCK_SIZE);
 	bm_unlock(blk);
 	return 0;
@@ -243,7 +249,10 @@ struct visit_args {
 	void *ctx;
 };
 
-static uint64_t nkey(const uint8_t *d, uint32_t i) { return le64_get(d + BTREE_HEADER_SIZE + 8 * i); }
+static uint64_t nkey(const uint8_t *d, uint32_t i)
+{
+	return le64_get(d + BTREE_HEADER_SIZE + 8 * i);
+}
 
 static const uint8_t *nval(const uint8_t *d, uint32_t i)
 {
@@ -252,8 +261,8 @@ static const uint8_t *nval(const uint8_t *d, uint32_t i)
 
 /* Keys of node B must lie in [lo, hi) (hi == 0 && !has_hi: unbounded). */
 static int visit_node(struct mu_mc *mc, const struct visit_args *a, uint64_t b, unsigned level,
-		      uint64_t lo, uint64_t hi, bool has_hi, bool is_root, int *height,
-		      uint64_t *entries)
+                      uint64_t lo, uint64_t hi, bool has_hi, bool is_root, int *height,
+                      uint64_t *entries)
 {
 	bool first = b < mc->nr_blocks && mc->kind[b] == MU_FREE;
 	if (mu_mc_ref(mc, b, MU_NODE))
@@ -261,14 +270,15 @@ static int visit_node(struct mu_mc *mc, const struct visit_args *a, uint64_t b, 
 	if (!first) {
 		if (mc->height[b] < 0)
 			return mc_fail(mc, "btree node %llu is its own ancestor",
-				       (unsigned long long)b);
+			               (unsigned long long)b);
 		if (mc->first_key[b] <= mc->last_key[b] &&
 		    (mc->first_key[b] < lo || (has_hi && mc->last_key[b] >= hi)))
-			return mc_fail(mc,
-				       "shared btree node %llu: keys %llu..%llu outside the parent's range [%llu, %llu)",
-				       (unsigned long long)b, (unsigned long long)mc->first_key[b],
-				       (unsigned long long)mc->last_key[b], (unsigned long long)lo,
-				       (unsigned long long)hi);
+			return mc_fail(
+			        mc,
+			        "shared btree node %llu: keys %llu..%llu outside the parent's range [%llu, %llu)",
+			        (unsigned long long)b, (unsigned long long)mc->first_key[b],
+			        (unsigned long long)mc->last_key[b], (unsigned long long)lo,
+			        (unsigned long long)hi);
 		*height = mc->height[b];
 		*entries = mc->entries[b];
 		return 0;
@@ -279,38 +289,39 @@ static int visit_node(struct mu_mc *mc, const struct visit_args *a, uint64_t b, 
 	if (read_block(mc, b, &tp_btree_validator, d))
 		return -1;
 	uint32_t flags = le32_get(d + 4), nr = le32_get(d + 16), max = le32_get(d + 20),
-		 vsf = le32_get(d + 24), pad = le32_get(d + 28);
+	         vsf = le32_get(d + 24), pad = le32_get(d + 28);
 	bool leaf = flags == BTREE_LEAF_NODE, bottom = level + 1 == a->levels;
 	if (flags != BTREE_LEAF_NODE && flags != BTREE_INTERNAL_NODE)
 		return mc_fail(mc, "btree node %llu: flags %u", (unsigned long long)b, flags);
 	uint32_t want_vs = leaf && bottom ? a->vs : 8;
 	if (vsf != want_vs)
 		return mc_fail(mc, "btree node %llu (%s, level %u): value size %u, expected %u",
-			       (unsigned long long)b, leaf ? "leaf" : "internal", level, vsf,
-			       want_vs);
+		               (unsigned long long)b, leaf ? "leaf" : "internal", level, vsf,
+		               want_vs);
 	if (max != btree_max_entries(vsf) || nr > max)
 		return mc_fail(mc, "btree node %llu: nr %u max %u for value size %u",
-			       (unsigned long long)b, nr, max, vsf);
+		               (unsigned long long)b, nr, max, vsf);
 	if (pad)
 		return mc_fail(mc, "btree node %llu: header padding %u", (unsigned long long)b,
-			       pad);
+		               pad);
 	if (!is_root && nr < max / 3)
 		return mc_fail(mc, "non-root btree node %llu has %u entries (< %u = max/3)",
-			       (unsigned long long)b, nr, max / 3);
+		               (unsigned long long)b, nr, max / 3);
 	if (!leaf && nr < (is_root ? 2u : 1u))
-		return mc_fail(mc, "internal %s node %llu has %u entries",
-			       is_root ? "root" : "", (unsigned long long)b, nr);
+		return mc_fail(mc, "internal %s node %llu has %u entries", is_root ? "root" : "",
+		               (unsigned long long)b, nr);
 	for (uint32_t i = 0; i < nr; i++) {
 		uint64_t k = nkey(d, i);
 		if (i && k <= nkey(d, i - 1))
 			return mc_fail(mc, "btree node %llu: key[%u]=%llu <= key[%u]=%llu",
-				       (unsigned long long)b, i, (unsigned long long)k, i - 1,
-				       (unsigned long long)nkey(d, i - 1));
+			               (unsigned long long)b, i, (unsigned long long)k, i - 1,
+			               (unsigned long long)nkey(d, i - 1));
 		if (k < lo || (has_hi && k >= hi))
-			return mc_fail(mc,
-				       "btree node %llu: key[%u]=%llu outside the parent's range [%llu, %llu)",
-				       (unsigned long long)b, i, (unsigned long long)k,
-				       (unsigned long long)lo, (unsigned long long)hi);
+			return mc_fail(
+			        mc,
+			        "btree node %llu: key[%u]=%llu outside the parent's range [%llu, %llu)",
+			        (unsigned long long)b, i, (unsigned long long)k,
+			        (unsigned long long)lo, (unsigned long long)hi);
 	}
 	if (nr) {
 		mc->first_key[b] = nkey(d, 0);
@@ -331,9 +342,10 @@ static int visit_node(struct mu_mc *mc, const struct visit_args *a, uint64_t b, 
 			if (visit_node(mc, a, v, level, nkey(d, i), chv, chi, false, &ch, &ce))
 				return -1;
 			if (i && ch != h)
-				return mc_fail(mc,
-					       "btree node %llu: children at different depths (%d and %d)",
-					       (unsigned long long)b, h, ch);
+				return mc_fail(
+				        mc,
+				        "btree node %llu: children at different depths (%d and %d)",
+				        (unsigned long long)b, h, ch);
 			h = ch;
 			total += ce;
 		} else if (!bottom) {
@@ -344,10 +356,12 @@ static int visit_node(struct mu_mc *mc, const struct visit_args *a, uint64_t b, 
 			total += ce;
 		} else {
 			if (a->fn && a->fn(a->ctx, nkey(d, i), nval(d, i)))
-				return mc->err[0] ? -1
-						  : mc_fail(mc, "leaf callback failed at node %llu key %llu",
-							    (unsigned long long)b,
-							    (unsigned long long)nkey(d, i));
+				return mc->err[0] ?
+				               -1 :
+				               mc_fail(mc,
+				                       "leaf callback failed at node %llu key %llu",
+				                       (unsigned long long)b,
+				                       (unsigned long long)nkey(d, i));
 			total++;
 		}
 	}
@@ -359,9 +373,9 @@ static int visit_node(struct mu_mc *mc, const struct visit_args *a, uint64_t b, 
 }
 
 int mu_mc_btree(struct mu_mc *mc, uint64_t root, unsigned levels, uint32_t vs, mu_leaf_fn fn,
-		void *ctx, uint64_t *nr_entries)
+                void *ctx, uint64_t *nr_entries)
 {
-	struct visit_args a = {levels, vs, fn, ctx};
+	struct visit_args a = { levels, vs, fn, ctx };
 	int h;
 	uint64_t e;
 	if (visit_node(mc, &a, root, 0, 0, 0, false, true, &h, &e))
@@ -380,8 +394,8 @@ static int raw_walk(struct mu_mc *mc, uint64_t b, mu_leaf_fn fn, void *ctx)
 	uint32_t nr = le32_get(d + 16);
 	bool leaf = le32_get(d + 4) == BTREE_LEAF_NODE;
 	for (uint32_t i = 0; i < nr; i++) {
-		int r = leaf ? fn(ctx, nkey(d, i), nval(d, i))
-			     : raw_walk(mc, le64_get(nval(d, i)), fn, ctx);
+		int r = leaf ? fn(ctx, nkey(d, i), nval(d, i)) :
+		               raw_walk(mc, le64_get(nval(d, i)), fn, ctx);
 		if (r)
 			return r;
 	}
@@ -402,13 +416,13 @@ static int overflow_entry(void *c, uint64_t key, const uint8_t *value)
 	uint32_t v = le32_get(value);
 	if (key >= o->nr)
 		return mc_fail(o->mc, "%s overflow entry for block %llu beyond the map (%llu)",
-			       o->what, (unsigned long long)key, (unsigned long long)o->nr);
+		               o->what, (unsigned long long)key, (unsigned long long)o->nr);
 	if (o->counts[key] != 3)
 		return mc_fail(o->mc, "%s overflow entry for block %llu whose bitmap value is %u",
-			       o->what, (unsigned long long)key, o->counts[key]);
+		               o->what, (unsigned long long)key, o->counts[key]);
 	if (v < 3)
 		return mc_fail(o->mc, "%s overflow entry for block %llu holds count %u (< 3)",
-			       o->what, (unsigned long long)key, v);
+		               o->what, (unsigned long long)key, v);
 	o->seen[key] = 1;
 	o->counts[key] = v;
 	return 0;
@@ -416,8 +430,8 @@ static int overflow_entry(void *c, uint64_t key, const uint8_t *value)
 
 /* Decode bitmaps and overflow tree into *counts. */
 static int decode_sm(struct mu_mc *mc, const char *what, const struct sm_index_entry *ie,
-		     uint64_t nb, uint64_t nr_blocks, uint64_t nr_allocated, uint64_t ref_root,
-		     uint32_t **counts_out)
+                     uint64_t nb, uint64_t nr_blocks, uint64_t nr_allocated, uint64_t ref_root,
+                     uint32_t **counts_out)
 {
 	uint32_t *counts = calloc(nr_blocks ? nr_blocks : 1, sizeof(*counts));
 	uint8_t *seen = calloc(nr_blocks ? nr_blocks : 1, 1);
@@ -440,8 +454,8 @@ static int decode_sm(struct mu_mc *mc, const char *what, const struct sm_index_e
 			unsigned v = sm_bitmap_get(d, e);
 			if (e >= n) {
 				if (v) {
-					mc_fail(mc, "%s bitmap %llu: entry %u past the end is %u", what,
-						(unsigned long long)i, e, v);
+					mc_fail(mc, "%s bitmap %llu: entry %u past the end is %u",
+					        what, (unsigned long long)i, e, v);
 					goto fail;
 				}
 				continue;
@@ -455,30 +469,29 @@ static int decode_sm(struct mu_mc *mc, const char *what, const struct sm_index_e
 		}
 		if (ie[i].nr_free != nr_free) {
 			mc_fail(mc, "%s index entry %llu: nr_free %u, bitmap has %u free", what,
-				(unsigned long long)i, ie[i].nr_free, nr_free);
+			        (unsigned long long)i, ie[i].nr_free, nr_free);
 			goto fail;
 		}
 		if (ie[i].none_free_before > first_free) {
-			mc_fail(mc,
-				"%s index entry %llu: none_free_before %u but entry %u is free",
-				what, (unsigned long long)i, ie[i].none_free_before, first_free);
+			mc_fail(mc, "%s index entry %llu: none_free_before %u but entry %u is free",
+			        what, (unsigned long long)i, ie[i].none_free_before, first_free);
 			goto fail;
 		}
 		if (ie[i].none_free_before != first_free) {
 			mc_fail(mc,
-				"%s index entry %llu: none_free_before %u not exact (first free %u)",
-				what, (unsigned long long)i, ie[i].none_free_before, first_free);
+			        "%s index entry %llu: none_free_before %u not exact (first free %u)",
+			        what, (unsigned long long)i, ie[i].none_free_before, first_free);
 			goto fail;
 		}
 	}
-	struct overflow_ctx o = {mc, counts, seen, nr_blocks, what};
+	struct overflow_ctx o = { mc, counts, seen, nr_blocks, what };
 	if (mu_mc_btree(mc, ref_root, 1, 4, overflow_entry, &o, NULL))
 		goto fail;
 	uint64_t alloc = 0;
 	for (uint64_t b = 0; b < nr_blocks; b++) {
 		if (counts[b] == 3 && !seen[b]) {
 			mc_fail(mc, "%s block %llu: bitmap value 3 without an overflow entry", what,
-				(unsigned long long)b);
+			        (unsigned long long)b);
 			goto fail;
 		}
 		if (counts[b])
@@ -486,7 +499,7 @@ static int decode_sm(struct mu_mc *mc, const char *what, const struct sm_index_e
 	}
 	if (alloc != nr_allocated) {
 		mc_fail(mc, "%s: root says nr_allocated %llu, bitmaps have %llu", what,
-			(unsigned long long)nr_allocated, (unsigned long long)alloc);
+		        (unsigned long long)nr_allocated, (unsigned long long)alloc);
 		goto fail;
 	}
 	free(seen);
@@ -505,8 +518,8 @@ int mu_mc_sm_meta(struct mu_mc *mc, const uint8_t root_bytes[32], uint32_t **cou
 	if (!root.nr_blocks || root.nr_blocks > mc->nr_blocks ||
 	    root.nr_blocks > SM_METADATA_MAX_BLOCKS)
 		return mc_fail(mc, "metadata space map nr_blocks %llu (device %llu)",
-			       (unsigned long long)root.nr_blocks,
-			       (unsigned long long)mc->nr_blocks);
+		               (unsigned long long)root.nr_blocks,
+		               (unsigned long long)mc->nr_blocks);
 	uint64_t nb = (root.nr_blocks + SM_ENTRIES_PER_BITMAP - 1) / SM_ENTRIES_PER_BITMAP;
 	uint8_t d[TP_BLOCK_SIZE];
 	if (mu_mc_ref(mc, root.bitmap_root, MU_INDEX) ||
@@ -514,7 +527,7 @@ int mu_mc_sm_meta(struct mu_mc *mc, const uint8_t root_bytes[32], uint32_t **cou
 		return -1;
 	if (le32_get(d + 4))
 		return mc_fail(mc, "metadata index %llu: padding %u",
-			       (unsigned long long)root.bitmap_root, le32_get(d + 4));
+		               (unsigned long long)root.bitmap_root, le32_get(d + 4));
 	struct sm_index_entry ie[SM_MAX_METADATA_BITMAPS];
 	for (uint64_t i = 0; i < SM_MAX_METADATA_BITMAPS; i++) {
 		const uint8_t *p = d + 16 + i * SM_INDEX_ENTRY_SIZE;
@@ -523,12 +536,14 @@ int mu_mc_sm_meta(struct mu_mc *mc, const uint8_t root_bytes[32], uint32_t **cou
 		} else {
 			for (unsigned j = 0; j < SM_INDEX_ENTRY_SIZE; j++)
 				if (p[j])
-					return mc_fail(mc, "metadata index: entry %llu past %llu bitmaps is not zero",
-						       (unsigned long long)i, (unsigned long long)nb);
+					return mc_fail(
+					        mc,
+					        "metadata index: entry %llu past %llu bitmaps is not zero",
+					        (unsigned long long)i, (unsigned long long)nb);
 		}
 	}
 	if (decode_sm(mc, "metadata", ie, nb, root.nr_blocks, root.nr_allocated,
-		      root.ref_count_root, counts))
+	              root.ref_count_root, counts))
 		return -1;
 	*nr = root.nr_blocks;
 	return 0;
@@ -546,7 +561,7 @@ static int ie_entry(void *c, uint64_t key, const uint8_t *value)
 	struct ie_ctx *x = c;
 	if (key >= x->nb)
 		return mc_fail(x->mc, "data index has an entry for bitmap %llu of %llu",
-			       (unsigned long long)key, (unsigned long long)x->nb);
+		               (unsigned long long)key, (unsigned long long)x->nb);
 	sm_index_entry_unpack(value, &x->ie[key]);
 	x->seen[key] = 1;
 	return 0;
@@ -564,14 +579,14 @@ int mu_mc_sm_disk(struct mu_mc *mc, const uint8_t root_bytes[32], uint32_t **cou
 		free(seen);
 		return mc_fail(mc, "out of memory");
 	}
-	struct ie_ctx x = {mc, ie, seen, nb};
+	struct ie_ctx x = { mc, ie, seen, nb };
 	int r = mu_mc_btree(mc, root.bitmap_root, 1, SM_INDEX_ENTRY_SIZE, ie_entry, &x, NULL);
 	for (uint64_t i = 0; !r && i < nb; i++)
 		if (!seen[i])
 			r = mc_fail(mc, "data index lacks bitmap %llu", (unsigned long long)i);
 	if (!r)
 		r = decode_sm(mc, "data", ie, nb, root.nr_blocks, root.nr_allocated,
-			      root.ref_count_root, counts);
+		              root.ref_count_root, counts);
 	free(ie);
 	free(seen);
 	if (!r)
@@ -584,14 +599,15 @@ int mu_mc_compare(struct mu_mc *mc, const uint32_t *counts, uint64_t nr)
 	for (uint64_t b = 0; b < mc->nr_blocks; b++) {
 		uint32_t have = b < nr ? counts[b] : 0;
 		if (b >= nr && mc->expect[b])
-			return mc_fail(mc, "metadata block %llu (%s) is referenced but beyond the space map (%llu)",
-				       (unsigned long long)b, kind_name(mc->kind[b]),
-				       (unsigned long long)nr);
+			return mc_fail(
+			        mc,
+			        "metadata block %llu (%s) is referenced but beyond the space map (%llu)",
+			        (unsigned long long)b, kind_name(mc->kind[b]),
+			        (unsigned long long)nr);
 		if (have != mc->expect[b])
-			return mc_fail(mc,
-				       "metadata block %llu (%s): space map count %u, references %u",
-				       (unsigned long long)b, kind_name(mc->kind[b]), have,
-				       mc->expect[b]);
+			return mc_fail(
+			        mc, "metadata block %llu (%s): space map count %u, references %u",
+			        (unsigned long long)b, kind_name(mc->kind[b]), have, mc->expect[b]);
 	}
 	return 0;
 }
@@ -612,11 +628,11 @@ static int data_entry(void *c, uint64_t key, const uint8_t *value)
 	uint32_t t = (uint32_t)(v & THIN_MAX_TIME);
 	if (b >= x->nr_data)
 		return mc_fail(x->mc, "vblock %llu maps data block %llu beyond the pool (%llu)",
-			       (unsigned long long)key, (unsigned long long)b,
-			       (unsigned long long)x->nr_data);
+		               (unsigned long long)key, (unsigned long long)b,
+		               (unsigned long long)x->nr_data);
 	if (t > x->time)
 		return mc_fail(x->mc, "vblock %llu mapped at time %u, after the pool time %u",
-			       (unsigned long long)key, t, x->time);
+		               (unsigned long long)key, t, x->time);
 	x->expect[b]++;
 	return 0;
 }
@@ -650,12 +666,12 @@ static int kv_add(void *c, uint64_t key, const uint8_t *value)
 }
 
 int mu_check_thin(struct tp_dev *dev, uint32_t **data_counts, uint64_t *nr_data,
-		  struct mu_thin_summary *sum, char *err, size_t errlen)
+                  struct mu_thin_summary *sum, char *err, size_t errlen)
 {
 	struct mu_mc mc;
 	uint32_t *dexpect = NULL, *dcounts = NULL, *mcounts = NULL;
 	uint64_t ndata = 0, nmeta = 0;
-	struct kv_list top = {.vs = 8}, det = {.vs = 24};
+	struct kv_list top = { .vs = 8 }, det = { .vs = 24 };
 	int r = -1;
 	memset(sum, 0, sizeof(*sum));
 	if (mu_mc_init(&mc, dev)) {
@@ -670,9 +686,10 @@ int mu_check_thin(struct tp_dev *dev, uint32_t **data_counts, uint64_t *nr_data,
 	if (sb.version < 1 || sb.version > THIN_VERSION || sb.metadata_block_size != 8 ||
 	    sb.incompat_flags || sb.compat_ro_flags || sb.data_block_size < 128 ||
 	    sb.data_block_size % 128) {
-		mc_fail(&mc, "superblock: version %u, metadata_block_size %u, incompat 0x%x, compat_ro 0x%x, data_block_size %u",
-			sb.version, sb.metadata_block_size, sb.incompat_flags, sb.compat_ro_flags,
-			sb.data_block_size);
+		mc_fail(&mc,
+		        "superblock: version %u, metadata_block_size %u, incompat 0x%x, compat_ro 0x%x, data_block_size %u",
+		        sb.version, sb.metadata_block_size, sb.incompat_flags, sb.compat_ro_flags,
+		        sb.data_block_size);
 		goto out;
 	}
 	struct sm_root droot;
@@ -683,7 +700,7 @@ int mu_check_thin(struct tp_dev *dev, uint32_t **data_counts, uint64_t *nr_data,
 		mc_fail(&mc, "out of memory");
 		goto out;
 	}
-	struct data_ctx dc = {&mc, dexpect, ndata, sb.time};
+	struct data_ctx dc = { &mc, dexpect, ndata, sb.time };
 	if (mu_mc_btree(&mc, sb.data_mapping_root, 2, 8, data_entry, &dc, &sum->nr_mappings) ||
 	    mu_mc_btree(&mc, sb.device_details_root, 1, 24, NULL, NULL, NULL))
 		goto out;
@@ -701,24 +718,27 @@ int mu_check_thin(struct tp_dev *dev, uint32_t **data_counts, uint64_t *nr_data,
 		uint64_t sub = le64_get(top.a[i].v);
 		if (top.a[i].key != det.a[i].key) {
 			mc_fail(&mc, "device %llu in the mapping tree, %llu in the details tree",
-				(unsigned long long)top.a[i].key, (unsigned long long)det.a[i].key);
+			        (unsigned long long)top.a[i].key, (unsigned long long)det.a[i].key);
 			goto out;
 		}
 		if (top.a[i].key > THIN_MAX_DEV_ID) {
-			mc_fail(&mc, "device id %llu exceeds 24 bits", (unsigned long long)top.a[i].key);
+			mc_fail(&mc, "device id %llu exceeds 24 bits",
+			        (unsigned long long)top.a[i].key);
 			goto out;
 		}
 		if (td.mapped_blocks != mc.entries[sub]) {
-			mc_fail(&mc, "device %llu: details say %llu mapped blocks, the tree has %llu",
-				(unsigned long long)top.a[i].key,
-				(unsigned long long)td.mapped_blocks,
-				(unsigned long long)mc.entries[sub]);
+			mc_fail(&mc,
+			        "device %llu: details say %llu mapped blocks, the tree has %llu",
+			        (unsigned long long)top.a[i].key,
+			        (unsigned long long)td.mapped_blocks,
+			        (unsigned long long)mc.entries[sub]);
 			goto out;
 		}
 		if (td.creation_time > td.snapshotted_time || td.snapshotted_time > sb.time) {
-			mc_fail(&mc, "device %llu: creation_time %u, snapshotted_time %u, pool time %u",
-				(unsigned long long)top.a[i].key, td.creation_time,
-				td.snapshotted_time, sb.time);
+			mc_fail(&mc,
+			        "device %llu: creation_time %u, snapshotted_time %u, pool time %u",
+			        (unsigned long long)top.a[i].key, td.creation_time,
+			        td.snapshotted_time, sb.time);
 			goto out;
 		}
 	}
@@ -733,12 +753,12 @@ int mu_check_thin(struct tp_dev *dev, uint32_t **data_counts, uint64_t *nr_data,
 		for (unsigned i = 0; i < SM_ROOT_FIELD_SIZE; i++)
 			if (hs.data_sm_root[i] || hs.metadata_sm_root[i]) {
 				mc_fail(&mc, "metadata snapshot %llu: space map roots not zeroed",
-					(unsigned long long)sb.held_root);
+				        (unsigned long long)sb.held_root);
 				goto out;
 			}
 		if (hs.held_root) {
 			mc_fail(&mc, "metadata snapshot %llu has a held_root itself",
-				(unsigned long long)sb.held_root);
+			        (unsigned long long)sb.held_root);
 			goto out;
 		}
 		if (mu_mc_btree(&mc, hs.data_mapping_root, 2, 8, data_entry, &dc, NULL) ||
@@ -755,7 +775,7 @@ int mu_check_thin(struct tp_dev *dev, uint32_t **data_counts, uint64_t *nr_data,
 	for (uint64_t b = 0; b < ndata; b++) {
 		if (dcounts[b] != dexpect[b]) {
 			mc_fail(&mc, "data block %llu: space map count %u, %u leaf entries map it",
-				(unsigned long long)b, dcounts[b], dexpect[b]);
+			        (unsigned long long)b, dcounts[b], dexpect[b]);
 			goto out;
 		}
 		if (dcounts[b])

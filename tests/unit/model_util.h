@@ -79,13 +79,13 @@ enum mu_kind {
 };
 
 struct mu_mc {
-	struct bm *bm;       /* own, cold */
-	uint64_t nr_blocks;  /* device blocks */
-	uint32_t *expect;    /* expected metadata reference counts */
-	uint8_t *kind;       /* enum mu_kind */
-	int16_t *height;     /* btree nodes: 0 = leaf */
+	struct bm *bm;                  /* own, cold */
+	uint64_t nr_blocks;             /* device blocks */
+	uint32_t *expect;               /* expected metadata reference counts */
+	uint8_t *kind;                  /* enum mu_kind */
+	int16_t *height;                /* btree nodes: 0 = leaf */
 	uint64_t *first_key, *last_key; /* btree nodes with entries */
-	uint64_t *entries;   /* btree nodes: bottom-level entries below */
+	uint64_t *entries;              /* btree nodes: bottom-level entries below */
 	uint64_t nr_nodes;
 	char err[1024];
 };
@@ -106,7 +106,7 @@ int mu_mc_ref(struct mu_mc *mc, uint64_t b, enum mu_kind kind);
  * lower-level trees. FN may be NULL. *nr_entries (may be NULL) = bottom-level
  * entries reachable (shared subtrees counted each time). */
 int mu_mc_btree(struct mu_mc *mc, uint64_t root, unsigned levels, uint32_t vs, mu_leaf_fn fn,
-		void *ctx, uint64_t *nr_entries);
+                void *ctx, uint64_t *nr_entries);
 
 /* Decode a metadata space map from its 32-byte root, adding references to
  * its index block, bitmaps and overflow tree, and checking its structure.
@@ -127,12 +127,12 @@ int mu_mc_compare(struct mu_mc *mc, const uint32_t *counts, uint64_t nr);
  * (malloc'ed) holds the data space map's counts, *nr_data its size. */
 struct mu_thin_summary {
 	uint64_t nr_devices;
-	uint64_t nr_mappings;   /* over all devices, shared ones counted per device */
-	uint64_t nr_meta_used;  /* metadata blocks referenced */
-	uint64_t nr_data_used;  /* data blocks with a non-zero count */
+	uint64_t nr_mappings;  /* over all devices, shared ones counted per device */
+	uint64_t nr_meta_used; /* metadata blocks referenced */
+	uint64_t nr_data_used; /* data blocks with a non-zero count */
 	uint64_t held_root;
 };
 int mu_check_thin(struct tp_dev *dev, uint32_t **data_counts, uint64_t *nr_data,
-		  struct mu_thin_summary *sum, char *err, size_t errlen);
+                  struct mu_thin_summary *sum, char *err, size_t errlen);
 
 #endif
