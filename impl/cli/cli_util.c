@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "dm/dm_backend.h"
 #include "io/dev.h"
 
 void cli_err(const char *cmd, const char *fmt, ...)
@@ -33,7 +35,7 @@ int cli_parse_u64(const char *what, const char *s, uint64_t *out)
 	return 0;
 bad:
 	fprintf(stderr, "thinp: invalid %s '%s': expected a non-negative integer\n", what,
-		s ? s : "");
+	        s ? s : "");
 	return -1;
 }
 
@@ -49,11 +51,20 @@ int cli_parse_size(const char *what, const char *s, uint64_t *out)
 	unsigned shift = 0;
 	if (*end) {
 		switch (tolower((unsigned char)*end)) {
-		case 'k': shift = 10; break;
-		case 'm': shift = 20; break;
-		case 'g': shift = 30; break;
-		case 't': shift = 40; break;
-		default: goto bad;
+		case 'k':
+			shift = 10;
+			break;
+		case 'm':
+			shift = 20;
+			break;
+		case 'g':
+			shift = 30;
+			break;
+		case 't':
+			shift = 40;
+			break;
+		default:
+			goto bad;
 		}
 		end++;
 		if (tolower((unsigned char)*end) == 'i')
@@ -68,9 +79,8 @@ int cli_parse_size(const char *what, const char *s, uint64_t *out)
 	*out = (uint64_t)v << shift;
 	return 0;
 bad:
-	fprintf(stderr,
-		"thinp: invalid %s '%s': expected a size like 4096, 64k, 100M, 2G or 1T\n", what,
-		s ? s : "");
+	fprintf(stderr, "thinp: invalid %s '%s': expected a size like 4096, 64k, 100M, 2G or 1T\n",
+	        what, s ? s : "");
 	return -1;
 }
 
@@ -102,8 +112,8 @@ int cli_pool_option(int argc, char **argv, int *i, struct cli_pool_args *a)
 		++*i;
 		if (v < 65536 || v > (1ull << 30) || v % 65536) {
 			fprintf(stderr,
-				"thinp: invalid block size '%s': use 64k..1g, a multiple of 64k\n",
-				argv[*i]);
+			        "thinp: invalid block size '%s': use 64k..1g, a multiple of 64k\n",
+			        argv[*i]);
 			return -1;
 		}
 		a->opts.block_sectors = (uint32_t)(v / 512);
@@ -117,16 +127,46 @@ int cli_pool_option(int argc, char **argv, int *i, struct cli_pool_args *a)
 		a->opts.low_water_blocks = v;
 		return 1;
 	}
+	if (!strcmp(o, "--backend") || !strncmp(o, "--backend=", 10)) {
+		const char *v = o[9] == '=' ? o + 10 : NULL;
+		if (!v) {
+			if (need_arg(argc, argv, *i))
+				return -1;
+			v = argv[++*i];
+		}
+		if (!strcmp(v, "user"))
+			a->backend = CLI_BACKEND_USER;
+		else if (!strcmp(v, "kernel"))
+			a->backend = CLI_BACKEND_KERNEL;
+		else {
+			fprintf(stderr, "thinp: invalid backend '%s': use user or kernel\n", v);
+			return -1;
+		}
+		return 1;
+	}
+	if (!strcmp(o, "-v") || !strcmp(o, "--verbose") || !strcmp(o, "-vv")) {
+		a->verbose += o[2] == 'v' ? 2 : 1;
+		return 1;
+	}
+	if (!strcmp(o, "--name")) {
+		if (need_arg(argc, argv, *i))
+			return -1;
+		a->name = argv[++*i];
+		return 1;
+	}
 	struct {
 		const char *name;
 		bool *flag;
 	} flags[] = {
-		{"--skip-block-zeroing", &a->opts.skip_block_zeroing},
-		{"--error-if-no-space", &a->opts.error_if_no_space},
-		{"--ignore-discard", &a->opts.ignore_discard},
-		{"--no-discard-passdown", &a->opts.no_discard_passdown},
-		{"--read-only", &a->opts.read_only},
-		{"--direct", &a->direct},
+		{ "--deferred", &a->deferred },
+		{ "--noflush", &a->noflush },
+		{ "--fields", &a->fields },
+		{ "--skip-block-zeroing", &a->opts.skip_block_zeroing },
+		{ "--error-if-no-space", &a->opts.error_if_no_space },
+		{ "--ignore-discard", &a->opts.ignore_discard },
+		{ "--no-discard-passdown", &a->opts.no_discard_passdown },
+		{ "--read-only", &a->opts.read_only },
+		{ "--direct", &a->direct },
 	};
 	for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
 		if (!strcmp(o, flags[k].name)) {
@@ -156,20 +196,20 @@ int cli_save_table(const char *dir, const struct thinp_pool_opts *o)
 	if (!f)
 		return -errno;
 	unsigned nf = o->skip_block_zeroing + o->ignore_discard + o->no_discard_passdown +
-		      o->error_if_no_space;
+	              o->error_if_no_space;
 	fprintf(f, "%u %llu %u%s%s%s%s\n", o->block_sectors ? o->block_sectors : 128,
-		(unsigned long long)o->low_water_blocks, nf,
-		o->skip_block_zeroing ? " skip_block_zeroing" : "",
-		o->ignore_discard ? " ignore_discard" : "",
-		o->no_discard_passdown ? " no_discard_passdown" : "",
-		o->error_if_no_space ? " error_if_no_space" : "");
+	        (unsigned long long)o->low_water_blocks, nf,
+	        o->skip_block_zeroing ? " skip_block_zeroing" : "",
+	        o->ignore_discard ? " ignore_discard" : "",
+	        o->no_discard_passdown ? " no_discard_passdown" : "",
+	        o->error_if_no_space ? " error_if_no_space" : "");
 	if (fclose(f))
 		return -errno;
 	return rename(tmp, path) ? -errno : 0;
 }
 
 /* Table features saved at creation apply unless the command line set them. */
-static void load_table(const char *dir, struct cli_pool_args *a)
+void cli_load_table(const char *dir, struct cli_pool_args *a)
 {
 	char path[PATH_MAX], line[512];
 	snprintf(path, sizeof(path), "%s/table", dir);
@@ -202,14 +242,59 @@ static void load_table(const char *dir, struct cli_pool_args *a)
 	fclose(f);
 }
 
+/* A directory activated on the kernel (DIR/kernel.json, and the pool device exists) must not
+ * be opened by libthinp at the same time: both would write the same metadata. */
+static int refuse_if_kernel_active(const char *dir)
+{
+	char path[PATH_MAX], name[TDM_NAME_MAX];
+	snprintf(path, sizeof(path), "%s/kernel.json", dir);
+	struct tdm_ctx c = { 0 };
+	struct tdm_info info;
+	if (access(path, F_OK) || tdm_available(&c) || tdm_dir_name(&c, dir, name, sizeof(name)) ||
+	    tdm_info(&c, name, &info) || !info.exists)
+		return 0;
+	fprintf(stderr,
+	        "thinp: %s is active on the kernel as /dev/mapper/%s: use --backend kernel, or "
+	        "deactivate it first (thinp --backend kernel pool remove %s)\n",
+	        dir, name, dir);
+	return 1;
+}
+
+void cli_print_pool_fields(const struct thinp_pool_status *st)
+{
+	static const char *const modes[] = { "write", "out_of_data_space", "read_only", "fail" };
+	printf("transaction_id=%llu\nused_meta_blocks=%llu\ntotal_meta_blocks=%llu\n"
+	       "used_data_blocks=%llu\ntotal_data_blocks=%llu\nheld_root=%llu\nmode=%s\n"
+	       "discard_enabled=%d\ndiscard_passdown=%d\nerror_if_no_space=%d\nneeds_check=%d\n"
+	       "metadata_low_water=%llu\n",
+	       (unsigned long long)st->transaction_id, (unsigned long long)st->used_meta_blocks,
+	       (unsigned long long)st->total_meta_blocks, (unsigned long long)st->used_data_blocks,
+	       (unsigned long long)st->total_data_blocks, (unsigned long long)st->held_root,
+	       (unsigned)st->mode < 4 ? modes[st->mode] : "?", st->discard_enabled,
+	       st->discard_passdown, st->error_if_no_space, st->needs_check,
+	       (unsigned long long)st->metadata_low_water);
+}
+
+void cli_print_thin_fields(const struct thinp_thin_status *st)
+{
+	printf("mapped_sectors=%llu\nhas_mapped=%d\nhighest_mapped_sector=%llu\n",
+	       (unsigned long long)st->mapped_sectors, st->has_mapped,
+	       (unsigned long long)st->highest_mapped_sector);
+}
+
 int cli_open_pool(struct cli_pool_args *a, struct thinp_pool **out)
 {
 	if (!a->dir && (!a->data || !a->metadata)) {
-		fprintf(stderr, "thinp: name the pool: a directory DIR (holding data and metadata) or --data DEV --metadata DEV\n");
+		fprintf(stderr,
+		        "thinp: name the pool: a directory DIR (holding data and metadata) or --data DEV --metadata DEV\n");
 		return 2;
 	}
-	if (a->dir)
-		load_table(a->dir, a);
+	if (a->dir) {
+		int r = refuse_if_kernel_active(a->dir);
+		if (r)
+			return r;
+		cli_load_table(a->dir, a);
+	}
 	char data[PATH_MAX], meta[PATH_MAX];
 	paths(a, data, meta, sizeof(data));
 	unsigned fl = TP_DEV_EXCL | (a->opts.read_only ? TP_DEV_RDONLY : 0);
@@ -217,13 +302,13 @@ int cli_open_pool(struct cli_pool_args *a, struct thinp_pool **out)
 	int r = tp_dev_open(data, fl | (a->direct ? TP_DEV_DIRECT : 0), 0, &d);
 	if (r) {
 		fprintf(stderr, "thinp: cannot open data device %s: %s%s\n", data, strerror(-r),
-			r == -EBUSY ? " (another process has the pool open)" : "");
+		        r == -EBUSY ? " (another process has the pool open)" : "");
 		return 1;
 	}
 	r = tp_dev_open(meta, fl, 0, &m);
 	if (r) {
 		fprintf(stderr, "thinp: cannot open metadata device %s: %s%s\n", meta, strerror(-r),
-			r == -EBUSY ? " (another process has the pool open)" : "");
+		        r == -EBUSY ? " (another process has the pool open)" : "");
 		tp_dev_close(d);
 		return 1;
 	}

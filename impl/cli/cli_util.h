@@ -14,20 +14,42 @@
 int cli_parse_size(const char *what, const char *s, uint64_t *out);
 int cli_parse_u64(const char *what, const char *s, uint64_t *out);
 
+/* Which pool implementation a command drives: libthinp on files/devices (the default) or
+ * the kernel's dm-thin through libdevmapper (impl/dm/). */
+enum cli_backend {
+	CLI_BACKEND_USER,
+	CLI_BACKEND_KERNEL
+};
+
 /* Where a pool lives and how its table line looks. */
 struct cli_pool_args {
-	const char *dir;      /* or NULL with data+metadata */
+	const char *dir; /* or NULL with data+metadata */
 	const char *data;
 	const char *metadata;
 	struct thinp_pool_opts opts;
-	bool direct;          /* O_DIRECT on the data device */
+	bool direct; /* O_DIRECT on the data device */
 	bool have_block_size;
+	enum cli_backend backend; /* --backend user|kernel */
+	int verbose;              /* -v: libdevmapper's own log to stderr (-vv: with debug) */
+	const char *name;         /* --name: the device-mapper name (kernel backend) */
+	bool deferred;            /* --deferred: remove on last close (kernel backend) */
+	bool noflush;             /* --noflush: status without committing first */
+	bool fields;              /* --fields: status as key=value lines of the parsed struct */
 };
 
 /* Parse the common pool options at argv[*i] (--data, --metadata, feature
- * flags, --block-size, --low-water, --direct). Returns 1 if consumed, 0 if
- * not a pool option, -1 on a usage error (already printed). */
+ * flags, --block-size, --low-water, --direct, --backend, -v, --name, --deferred,
+ * --noflush, --fields). Returns 1 if consumed, 0 if not a pool option, -1 on a
+ * usage error (already printed). */
 int cli_pool_option(int argc, char **argv, int *i, struct cli_pool_args *a);
+
+/* Apply DIR/table (block size, low water, features saved at creation) to A, unless the
+ * command line set them. */
+void cli_load_table(const char *dir, struct cli_pool_args *a);
+
+/* The parsed status structs as key=value lines (--fields), the same for both backends. */
+void cli_print_pool_fields(const struct thinp_pool_status *st);
+void cli_print_thin_fields(const struct thinp_thin_status *st);
 
 /* Open an existing pool (features from DIR/table unless overridden). Prints
  * the error and returns non-zero on failure. */
