@@ -297,7 +297,9 @@ int cli_open_pool(struct cli_pool_args *a, struct thinp_pool **out)
 	}
 	char data[PATH_MAX], meta[PATH_MAX];
 	paths(a, data, meta, sizeof(data));
-	unsigned fl = TP_DEV_EXCL | (a->opts.read_only ? TP_DEV_RDONLY : 0);
+	/* read_only freezes the metadata only: dm-thin still writes provisioned,
+	 * unshared blocks of a read-only pool */
+	unsigned fl = TP_DEV_EXCL;
 	struct tp_dev *d, *m;
 	int r = tp_dev_open(data, fl | (a->direct ? TP_DEV_DIRECT : 0), 0, &d);
 	if (r) {
@@ -305,7 +307,7 @@ int cli_open_pool(struct cli_pool_args *a, struct thinp_pool **out)
 		        r == -EBUSY ? " (another process has the pool open)" : "");
 		return 1;
 	}
-	r = tp_dev_open(meta, fl, 0, &m);
+	r = tp_dev_open(meta, fl | (a->opts.read_only ? TP_DEV_RDONLY : 0), 0, &m);
 	if (r) {
 		fprintf(stderr, "thinp: cannot open metadata device %s: %s%s\n", meta, strerror(-r),
 		        r == -EBUSY ? " (another process has the pool open)" : "");
