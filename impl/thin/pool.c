@@ -43,6 +43,11 @@ struct thinp_pool {
 	 * out-of-data-space mode (do_no_space_timeout()) */
 	bool no_space_timed_out;
 	uint64_t *changed_ids; /* thins changed in the open transaction */
+	/* data blocks unmapped (count 0) in the open transaction: passed down
+	 * only once the commit that unmaps them is durable, because until then
+	 * the committed metadata may still map them */
+	uint64_t *pd_blocks;
+	size_t nr_pd, cap_pd;
 	size_t nr_changed, cap_changed;
 
 	pthread_mutex_t stats_lock;
@@ -186,6 +191,7 @@ static int metadata_failed(struct thinp_pool *p, int r, const char *what)
 	}
 	mode_set(p, ar ? THINP_MODE_FAIL : THINP_MODE_READ_ONLY);
 	p->nr_changed = 0;
+	p->nr_pd = 0; /* the aborted transaction maps them again */
 	pthread_cond_broadcast(&p->space_cv);
 	return r;
 }
@@ -241,6 +247,18 @@ static int commit_locked(struct thinp_pool *p, struct thinp_class_stats *cost)
 	if (r)
 		return metadata_failed(p, r, "commit");
 	p->nr_changed = 0;
+	/* deferred passdown; the barrier is held exclusively, so nothing can
+	 * allocate a block between the commit and its discard. A block freed
+	 * and reallocated within the transaction has a count again: skip it. */
+	for (size_t i = 0; i < p->nr_pd; i++) {
+		uint32_t count;
+		if (tmd_data_count(p->md, p->pd_blocks[i], &count) || count)
+			continue;
+		/* advisory, like any discard: the unmap is already durable and a
+		 * device that cannot discard just keeps the stale bytes */
+		(void)tp_dev_discard(p->data, p->pd_blocks[i] * p->block_bytes, p->block_bytes);
+	}
+	p->nr_pd = 0;
 	/* check_for_space(): blocks freed (and now committed) end the
 	 * out-of-data-space mode */
 	if (mode_get(p) == THINP_MODE_OUT_OF_DATA_SPACE && tmd_nr_free_data_blocks(p->md)) {
@@ -353,6 +371,7 @@ static void destroy_pool(struct thinp_pool *p)
 	pthread_mutex_destroy(&p->timer_lock);
 	pthread_cond_destroy(&p->timer_cv);
 	free(p->changed_ids);
+	free(p->pd_blocks);
 	pthread_mutex_destroy(&p->err_lock);
 	free(p);
 }
@@ -1173,6 +1192,22 @@ int thinp_discard(struct thinp_thin *t, uint64_t off, uint64_t len, struct thinp
 			else
 				r = mark_changed(p, t->id);
 			passdown = !r && count == 0;
+			/* Deferred to the commit: passing it down now (as the kernel
+			 * does) lets a crash before that commit bring back committed
+			 * mappings of another thin to bytes already discarded. Without
+			 * memory for the queue the passdown is skipped (discards are
+			 * advisory). */
+			if (passdown && p->nr_pd == p->cap_pd) {
+				size_t cap = p->cap_pd ? p->cap_pd * 2 : 64;
+				uint64_t *n = realloc(p->pd_blocks, cap * sizeof(*n));
+				if (n) {
+					p->pd_blocks = n;
+					p->cap_pd = cap;
+				}
+			}
+			if (passdown && p->nr_pd < p->cap_pd)
+				p->pd_blocks[p->nr_pd++] = map.data_block;
+			passdown = false;
 		} else if (r == -ENODATA) {
 			r = 0;
 		}

@@ -551,6 +551,10 @@ START_TEST(test_discard_passdown)
 	REQ(res.cls == THINP_DISCARD, "discard class %s", thinp_class_name(res.cls));
 	REQ(status(&e).used_data_blocks == 12, "used %" PRIu64 " after discarding 4 of 16",
 	    status(&e).used_data_blocks);
+	/* passdown waits for the commit that makes the unmap durable: until
+	 * then the committed metadata still maps the blocks */
+	REQ(e.data->ctr.discards == c0.discards, "a discard reached the data device before the commit");
+	REQ0(thinp_pool_commit(e.p));
 	REQ(e.data->ctr.discards - c0.discards == 4 &&
 	            e.data->ctr.bytes_discarded - c0.bytes_discarded == 4 * B,
 	    "data device saw %" PRIu64 " discards of %" PRIu64 " bytes, expected 4 of %" PRIu64,
@@ -592,6 +596,7 @@ START_TEST(test_discard_passdown)
 	/* the last reference goes: freed and passed down */
 	REQ0(thinp_discard(s, 0, 4 * B, NULL));
 	REQ(status(&e).used_data_blocks == 6, "used %" PRIu64, status(&e).used_data_blocks);
+	REQ0(thinp_pool_commit(e.p));
 	REQ(e.data->ctr.discards - c1.discards == 4, "%" PRIu64 " discards passed down, expected 4",
 	    e.data->ctr.discards - c1.discards);
 	REQ(!punch || file_blocks(e.data_path) + 4 * S <= s2, "data file did not shrink");
