@@ -197,6 +197,13 @@ bench:
 		echo "scenarios/run not yet implemented (see issue #5)" >&2; exit 1; \
 	fi
 
+# Metadata micro-benchmark (not a test): inserts/s, lookups/s and cache memory at 10k and 1M
+# mappings (ARGS="--max 10000000" for the 10M point, which takes ~10 minutes).
+.PHONY: bench-metadata
+bench-metadata: $(LIB_A)
+	$(CC) $(CFLAGS) tests/bench/bench_metadata.c $(LIB_A) -lpthread -o $(BUILDDIR)/bench_metadata
+	$(BUILDDIR)/bench_metadata $(ARGS)
+
 deps:
 	@bash $(DEPS_SCRIPT)
 
