@@ -146,6 +146,15 @@ static int k_resolve(struct tdm_ctx *c, const char *arg, struct kpool *kp)
 	return 0;
 }
 
+/* Every kernel command on an existing pool starts here. Returns 0 or an exit code. */
+static int k_open_pool(struct tdm_ctx *c, const struct cli_pool_args *a, const char *arg,
+                       struct kpool *kp)
+{
+	if (k_ready(c, a))
+		return 1;
+	return k_resolve(c, arg, kp);
+}
+
 /* The first 4 KiB of PATH (O_DIRECT where possible: a block device's page cache may be
  * stale next to the kernel's dm-bufio). Returns 0 or -errno. */
 static int sb_io(const char *path, bool zero, uint8_t *sb)
@@ -401,10 +410,8 @@ static int k_pool_remove(struct cli_pool_args *a, const char *arg)
 {
 	struct tdm_ctx c;
 	struct kpool kp;
-	int r;
-	if (k_ready(&c, a))
-		return 1;
-	if ((r = k_resolve(&c, arg, &kp)))
+	int r = k_open_pool(&c, a, arg, &kp);
+	if (r)
 		return r;
 	if (!tdm_remove(&c, kp.name, a->deferred ? TDM_REMOVE_DEFERRED : 0))
 		return 0;
@@ -425,10 +432,8 @@ static int k_pool_status(struct cli_pool_args *a, const char *arg)
 {
 	struct tdm_ctx c;
 	struct kpool kp;
-	int r;
-	if (k_ready(&c, a))
-		return 1;
-	if ((r = k_resolve(&c, arg, &kp)))
+	int r = k_open_pool(&c, a, arg, &kp);
+	if (r)
 		return r;
 	struct thinp_pool_status st;
 	char line[512];
@@ -466,10 +471,8 @@ static int k_pool_extend(struct cli_pool_args *a, const char *arg, uint64_t data
 {
 	struct tdm_ctx c;
 	struct kpool kp;
-	int r;
-	if (k_ready(&c, a))
-		return 1;
-	if ((r = k_resolve(&c, arg, &kp)))
+	int r = k_open_pool(&c, a, arg, &kp);
+	if (r)
 		return r;
 	struct tdm_pool_table t;
 	if (tdm_pool_table(&c, kp.name, &t))
@@ -529,10 +532,8 @@ static int k_thin(struct cli_pool_args *a, const char *sub, const char *pool_arg
 {
 	struct tdm_ctx c;
 	struct kpool kp;
-	int r;
-	if (k_ready(&c, a))
-		return 1;
-	if ((r = k_resolve(&c, pool_arg, &kp)))
+	int r = k_open_pool(&c, a, pool_arg, &kp);
+	if (r)
 		return r;
 	if (!strcmp(sub, "create"))
 		return tdm_create_thin(&c, kp.name, id) ? kfail(&c) : 0;
@@ -1115,9 +1116,7 @@ static int k_message_pool(struct cli_pool_args *a, const char **pos, int *nr, in
 		        need == 1 ? "" : "s", usage);
 		return 2;
 	}
-	if (k_ready(c, a))
-		return 1;
-	int r = k_resolve(c, pos[0], kp);
+	int r = k_open_pool(c, a, pos[0], kp);
 	if (r)
 		return r;
 	memmove(pos, pos + 1, (size_t)need * sizeof(*pos));

@@ -402,28 +402,27 @@ int tdm_remove(struct tdm_ctx *c, const char *name, unsigned flags)
 	return r;
 }
 
-int tdm_suspend(struct tdm_ctx *c, const char *name)
+/* Only a resume takes a udev cookie: it is what makes udev (re)create the device node. */
+static int suspend_resume(struct tdm_ctx *c, const char *name, bool resume)
 {
-	struct dm_task *dmt = task(c, DM_DEVICE_SUSPEND, name);
+	struct dm_task *dmt = task(c, resume ? DM_DEVICE_RESUME : DM_DEVICE_SUSPEND, name);
 	if (!dmt)
 		return -c->err;
 	char what[TDM_NAME_MAX + 16];
-	snprintf(what, sizeof(what), "suspend %s", name);
-	int r = run(c, dmt, OP_SUSPEND, false, 0, what);
+	snprintf(what, sizeof(what), "%s %s", resume ? "resume" : "suspend", name);
+	int r = run(c, dmt, resume ? OP_RESUME : OP_SUSPEND, resume, 0, what);
 	dm_task_destroy(dmt);
 	return r;
 }
 
+int tdm_suspend(struct tdm_ctx *c, const char *name)
+{
+	return suspend_resume(c, name, false);
+}
+
 int tdm_resume(struct tdm_ctx *c, const char *name)
 {
-	struct dm_task *dmt = task(c, DM_DEVICE_RESUME, name);
-	if (!dmt)
-		return -c->err;
-	char what[TDM_NAME_MAX + 16];
-	snprintf(what, sizeof(what), "resume %s", name);
-	int r = run(c, dmt, OP_RESUME, true, 0, what);
-	dm_task_destroy(dmt);
-	return r;
+	return suspend_resume(c, name, true);
 }
 
 /* STATUS or TABLE of a single-target device. */
@@ -859,18 +858,29 @@ int tdm_release_metadata_snap(struct tdm_ctx *c, const char *pool)
 
 /* ---- status ---- */
 
+/* The status of NAME, whose one target must be a TYPE (NOUN in the message); its text into
+ * LINE unless that is NULL. */
+static int typed_status(struct tdm_ctx *c, const char *name, bool noflush, const char *type,
+                        const char *noun, struct tdm_target *t, char *line, size_t len)
+{
+	int r = one_target(c, DM_DEVICE_STATUS, name, noflush, t);
+	if (r)
+		return r;
+	if (strcmp(t->type, type))
+		return tdm_fail(c, EINVAL, "'%s' is not %s (its target is %s)", name, noun,
+		                t->type);
+	if (line)
+		snprintf(line, len, "%s", t->params);
+	return 0;
+}
+
 int tdm_pool_status(struct tdm_ctx *c, const char *pool, bool noflush, struct thinp_pool_status *st,
                     char *line, size_t len)
 {
 	struct tdm_target t;
-	int r = one_target(c, DM_DEVICE_STATUS, pool, noflush, &t);
+	int r = typed_status(c, pool, noflush, "thin-pool", "a thin pool", &t, line, len);
 	if (r)
 		return r;
-	if (strcmp(t.type, "thin-pool"))
-		return tdm_fail(c, EINVAL, "'%s' is not a thin pool (its target is %s)", pool,
-		                t.type);
-	if (line)
-		snprintf(line, len, "%s", t.params);
 	if (st && tdm_parse_pool_status(t.params, st))
 		return tdm_fail(c, EPROTO, "status of %s: cannot parse '%s'", pool, t.params);
 	return 0;
@@ -880,14 +890,9 @@ int tdm_thin_status(struct tdm_ctx *c, const char *name, bool noflush, struct th
                     char *line, size_t len)
 {
 	struct tdm_target t;
-	int r = one_target(c, DM_DEVICE_STATUS, name, noflush, &t);
+	int r = typed_status(c, name, noflush, "thin", "a thin device", &t, line, len);
 	if (r)
 		return r;
-	if (strcmp(t.type, "thin"))
-		return tdm_fail(c, EINVAL, "'%s' is not a thin device (its target is %s)", name,
-		                t.type);
-	if (line)
-		snprintf(line, len, "%s", t.params);
 	if (st) {
 		r = tdm_parse_thin_status(t.params, st);
 		if (r == -EIO)

@@ -97,17 +97,23 @@ static int pending_add(struct tp_fault *f, enum pending_kind kind, const void *b
 	return 0;
 }
 
-static int pending_apply_one(struct tp_fault *f, const struct pending *p)
+static int inner_apply(struct tp_fault *f, enum pending_kind kind, const void *buf, uint64_t off,
+                       uint64_t len)
 {
-	switch (p->kind) {
+	switch (kind) {
 	case P_WRITE:
-		return tp_dev_pwrite(f->inner, p->data, (size_t)p->len, p->off);
+		return tp_dev_pwrite(f->inner, buf, (size_t)len, off);
 	case P_ZERO:
-		return tp_dev_write_zeroes(f->inner, p->off, p->len);
+		return tp_dev_write_zeroes(f->inner, off, len);
 	case P_DISCARD:
-		return tp_dev_discard(f->inner, p->off, p->len);
+		return tp_dev_discard(f->inner, off, len);
 	}
 	return -EINVAL;
+}
+
+static int pending_apply_one(struct tp_fault *f, const struct pending *p)
+{
+	return inner_apply(f, p->kind, p->data, p->off, p->len);
 }
 
 /* Replay the queue in order. On error the entries already applied are gone
@@ -222,7 +228,10 @@ static int fault_pread(struct tp_dev *d, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-static int fault_pwrite(struct tp_dev *d, const void *buf, size_t len, uint64_t off)
+/* Writes, zeroes and discards go through one gate and one queue. A write
+ * swallowed after a power loss still counts: its caller saw it succeed. */
+static int fault_submit(struct tp_dev *d, enum pending_kind kind, const void *buf, uint64_t off,
+                        uint64_t len)
 {
 	struct tp_fault *f = to_fault(d);
 	int r;
@@ -237,64 +246,39 @@ static int fault_pwrite(struct tp_dev *d, const void *buf, size_t len, uint64_t 
 		return r;
 	if (r == GATE_PASS) {
 		if (queueing(f))
-			r = pending_add(f, P_WRITE, buf, off, len);
+			r = pending_add(f, kind, buf, off, len);
 		else
-			r = tp_dev_pwrite(f->inner, buf, len, off);
+			r = inner_apply(f, kind, buf, off, len);
 		if (r)
 			return r;
 	}
-	tp_ctr_write(d, len);
+	switch (kind) {
+	case P_WRITE:
+		tp_ctr_write(d, len);
+		break;
+	case P_ZERO:
+		tp_ctr_zero(d, len);
+		break;
+	case P_DISCARD:
+		tp_ctr_discard(d, len);
+		break;
+	}
 	return 0;
+}
+
+static int fault_pwrite(struct tp_dev *d, const void *buf, size_t len, uint64_t off)
+{
+	return fault_submit(d, P_WRITE, buf, off, len);
 }
 
 static int fault_write_zeroes(struct tp_dev *d, uint64_t off, uint64_t len)
 {
-	struct tp_fault *f = to_fault(d);
-	int r;
-
-	if (f->crashed)
-		return -EIO;
-	r = tp_dev_check_range(d, off, len);
-	if (r)
-		return r;
-	r = write_gate(f);
-	if (r < 0)
-		return r;
-	if (r == GATE_PASS) {
-		if (queueing(f))
-			r = pending_add(f, P_ZERO, NULL, off, len);
-		else
-			r = tp_dev_write_zeroes(f->inner, off, len);
-		if (r)
-			return r;
-	}
-	tp_ctr_zero(d, len);
-	return 0;
+	return fault_submit(d, P_ZERO, NULL, off, len);
 }
 
 static int fault_discard(struct tp_dev *d, uint64_t off, uint64_t len)
 {
-	struct tp_fault *f = to_fault(d);
-	int r;
-
-	if (f->crashed)
-		return -EIO;
-	r = tp_dev_check_range(d, off, len);
-	if (r)
-		return r;
-	r = write_gate(f);
-	if (r < 0)
-		return r;
-	if (r == GATE_PASS) {
-		if (queueing(f))
-			r = pending_add(f, P_DISCARD, NULL, off, len);
-		else
-			r = tp_dev_discard(f->inner, off, len);
-		if (r)
-			return r;
-	}
-	tp_ctr_discard(d, len);
-	return 0;
+	return fault_submit(d, P_DISCARD, NULL, off, len);
 }
 
 static int fault_flush(struct tp_dev *d)

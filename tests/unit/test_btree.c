@@ -26,94 +26,20 @@
 #include "pdata/format.h"
 #include "pdata/space_map.h"
 #include "pdata/transaction_manager.h"
+#include "stack_util.h"
 
 #define DEFAULT_SEED 0x7468696e70ull /* "thinp" */
 #define META_BLOCKS  20000u
 #define NRES         4096u /* value resources */
 #define MAX_VS       24u
 
-static uint64_t g_seed;
-static char g_ctx[256];
 static int g_max_height; /* deepest tree seen by verify_refs (0 = a leaf root) */
-
-/* Check's ck_assert_* talk to the parent process on every call (a write()
- * per assertion), so assert only on failure. */
-#define REQ(expr, fmt, ...)                                                                     \
-	do {                                                                                    \
-		if (!(expr))                                                                    \
-			ck_abort_msg("[%s] " fmt " (rerun with THINP_SEED=%" PRIu64 ")", g_ctx, \
-			             ##__VA_ARGS__, g_seed);                                    \
-	} while (0)
-#define REQ0(call)                                                                    \
-	do {                                                                          \
-		int r_ = (call);                                                      \
-		REQ(r_ == 0, "%s = %d (%s)", #call, r_, strerror(r_ < 0 ? -r_ : r_)); \
-	} while (0)
-
-static void set_ctx(const char *test, uint64_t op)
-{
-	snprintf(g_ctx, sizeof(g_ctx), "%s seed=%" PRIu64 " op=%" PRIu64, test, g_seed, op);
-}
 
 /* ---- the pdata stack ---- */
 
-struct stack {
-	struct tp_dev *dev;
-	struct bm *bm;
-	struct sm_meta *sm;
-	struct tm *tm;
-	size_t cache;
-	uint8_t sm_root[SM_ROOT_SIZE]; /* as of the last commit */
-	bool committed;
-};
-
-static void stack_create(struct stack *s, uint64_t nr_blocks, size_t cache)
+static void stack_create(struct su_stack *s, uint64_t nr_blocks, size_t cache)
 {
-	memset(s, 0, sizeof(*s));
-	s->cache = cache;
-	REQ0(tp_dev_open_mem(nr_blocks * TP_BLOCK_SIZE, &s->dev));
-	REQ0(bm_create(s->dev, cache, &s->bm));
-	REQ0(sm_meta_create(nr_blocks, &s->sm));
-	uint64_t b = 99;
-	REQ0(sm_meta_new_block(s->sm, &b)); /* a pretend superblock */
-	REQ(b == 0, "first metadata block %" PRIu64, b);
-	REQ0(tm_create(s->bm, s->sm, &s->tm));
-}
-
-static void stack_close(struct stack *s)
-{
-	tm_destroy(s->tm);
-	sm_meta_destroy(s->sm);
-	bm_destroy(s->bm); /* drops dirty blocks: an abort */
-	s->tm = NULL;
-	s->sm = NULL;
-	s->bm = NULL;
-}
-
-static void stack_destroy(struct stack *s)
-{
-	stack_close(s);
-	tp_dev_close(s->dev);
-	s->dev = NULL;
-}
-
-static void stack_commit(struct stack *s)
-{
-	REQ0(sm_meta_write(s->sm, s->tm, s->sm_root));
-	REQ0(bm_flush(s->bm));
-	sm_meta_committed(s->sm);
-	s->committed = true;
-}
-
-/* Throw away the open transaction and load the committed state. */
-static void stack_reopen(struct stack *s)
-{
-	REQ(s->committed, "reopen before any commit");
-	stack_close(s);
-	REQ0(bm_create(s->dev, s->cache, &s->bm));
-	REQ0(sm_meta_open(s->bm, s->sm_root, &s->sm));
-	REQ0(tm_create(s->bm, s->sm, &s->tm));
-	REQ0(sm_meta_load_overflow(s->sm, s->tm));
+	su_stack_create(s, nr_blocks, nr_blocks, cache);
 }
 
 /* ---- values with reference-counted resources ---- */
@@ -294,7 +220,7 @@ static int res_expect_fn(void *ctx, uint64_t key, const uint8_t *value)
  * the trees (LEVELS levels, bottom value size VS) the test holds; RES (may be
  * NULL) the resource counts their leaves imply. ENTRIES (may be NULL)
  * receives each root's number of bottom entries. */
-static void verify_refs(struct stack *s, const uint64_t *roots, size_t nroots, unsigned levels,
+static void verify_refs(struct su_stack *s, const uint64_t *roots, size_t nroots, unsigned levels,
                         uint32_t vs, const struct res *res, uint64_t *entries)
 {
 	struct mu_mc mc;
@@ -313,7 +239,7 @@ static void verify_refs(struct stack *s, const uint64_t *roots, size_t nroots, u
 	}
 	uint32_t *counts = NULL;
 	uint64_t nr = 0;
-	REQ(mu_mc_sm_meta(&mc, s->sm_root, &counts, &nr) == 0, "metadata space map: %s", mc.err);
+	REQ(mu_mc_sm_meta(&mc, s->mroot, &counts, &nr) == 0, "metadata space map: %s", mc.err);
 	REQ(mu_mc_compare(&mc, counts, nr) == 0, "%s", mc.err);
 	REQ(nr == sm_meta_nr_blocks(s->sm), "space map size %" PRIu64 " on disk, %" PRIu64 " live",
 	    nr, sm_meta_nr_blocks(s->sm));
@@ -374,10 +300,10 @@ struct single_cfg {
 static void run_single(const struct single_cfg *cfg)
 {
 	struct mu_rng rng;
-	mu_rng_init(&rng, g_seed ^ cfg->seed_salt);
-	set_ctx(cfg->name, 0);
+	mu_rng_init(&rng, su_seed ^ cfg->seed_salt);
+	su_set_ctx(cfg->name, 0);
 
-	struct stack s;
+	struct su_stack s;
 	stack_create(&s, cfg->meta_blocks ? cfg->meta_blocks : META_BLOCKS, cfg->cache);
 	struct res *res = calloc(1, sizeof(*res));
 	ck_assert(res);
@@ -389,7 +315,7 @@ static void run_single(const struct single_cfg *cfg)
 	uint64_t root, committed_root;
 	REQ0(btree_empty(&info, &root));
 	struct model m = { 0 }, cm = { 0 };
-	stack_commit(&s);
+	su_stack_commit(&s);
 	committed_root = root;
 	verify_refs(&s, &root, 1, 1, cfg->vs, res, NULL);
 
@@ -413,7 +339,7 @@ static void run_single(const struct single_cfg *cfg)
 
 	uint64_t run_left = 0, run_key = 0, op;
 	for (op = 1;; op++) {
-		set_ctx(cfg->name, op);
+		su_set_ctx(cfg->name, op);
 		uint64_t in_phase = op - phase_start;
 		bool next = false;
 		switch (phase) {
@@ -547,20 +473,20 @@ static void run_single(const struct single_cfg *cfg)
 			unsigned what = (unsigned)mu_below(&rng, 100);
 			if (what < (cfg->abort_pct ? cfg->abort_pct : 10)) {
 				/* abort: drop the transaction, back to the committed tree */
-				stack_reopen(&s);
+				su_stack_reopen(&s);
 				info.tm = s.tm;
 				root = committed_root;
 				m_copy(&m, &cm);
 				memcpy(res->count, res->committed, sizeof(res->count));
 				aborts++;
 			} else {
-				stack_commit(&s);
+				su_stack_commit(&s);
 				commits++;
 				committed_root = root;
 				m_copy(&cm, &m);
 				memcpy(res->committed, res->count, sizeof(res->count));
 				if (what >= 90) {
-					stack_reopen(&s);
+					su_stack_reopen(&s);
 					info.tm = s.tm;
 					reopens++;
 				}
@@ -569,8 +495,8 @@ static void run_single(const struct single_cfg *cfg)
 			verify_refs(&s, &root, 1, 1, cfg->vs, res, NULL);
 		}
 	}
-	set_ctx(cfg->name, op);
-	stack_commit(&s);
+	su_set_ctx(cfg->name, op);
+	su_stack_commit(&s);
 	commits++;
 	walk_compare(&info, root, &m, "final tree vs model");
 	verify_refs(&s, &root, 1, 1, cfg->vs, res, NULL);
@@ -586,11 +512,11 @@ static void run_single(const struct single_cfg *cfg)
 		root = nr;
 	}
 	m.nr = 0;
-	stack_commit(&s);
+	su_stack_commit(&s);
 	walk_compare(&info, root, &m, "emptied tree");
 	verify_refs(&s, &root, 1, 1, cfg->vs, res, NULL);
 	REQ0(btree_del(&info, root));
-	stack_commit(&s);
+	su_stack_commit(&s);
 	verify_refs(&s, NULL, 0, 1, cfg->vs, res, NULL);
 
 	fprintf(stderr,
@@ -600,7 +526,7 @@ static void run_single(const struct single_cfg *cfg)
 	m_free(&m);
 	m_free(&cm);
 	free(res);
-	stack_destroy(&s);
+	su_stack_destroy(&s);
 }
 
 START_TEST(test_random_vs8)
@@ -692,10 +618,10 @@ static void fill(struct btree_info *info, uint64_t *root, struct model *m, struc
 static void share_scenario(bool commit_first)
 {
 	struct mu_rng rng;
-	mu_rng_init(&rng, g_seed ^ (commit_first ? 11 : 12));
+	mu_rng_init(&rng, su_seed ^ (commit_first ? 11 : 12));
 	const char *name = commit_first ? "share-committed" : "share-uncommitted";
-	set_ctx(name, 0);
-	struct stack s;
+	su_set_ctx(name, 0);
+	struct su_stack s;
 	stack_create(&s, META_BLOCKS, 4096);
 	struct res *res = calloc(1, sizeof(*res));
 	ck_assert(res);
@@ -705,7 +631,7 @@ static void share_scenario(bool commit_first)
 	REQ0(btree_empty(&info, &a));
 	fill(&info, &a, &ma, res, &rng, 30000, 1u << 18); /* 3 levels */
 	if (commit_first)
-		stack_commit(&s);
+		su_stack_commit(&s);
 
 	/* snapshot: B shares A's root */
 	REQ0(tm_inc(s.tm, a));
@@ -716,7 +642,7 @@ static void share_scenario(bool commit_first)
 	REQ(cnt == 2, "shared root count %u", cnt);
 
 	/* mutate A only */
-	set_ctx(name, 1);
+	su_set_ctx(name, 1);
 	fill(&info, &a, &ma, res, &rng, 300, 1u << 18);
 	for (int i = 0; i < 300 && ma.nr; i++) {
 		size_t j = mu_below(&rng, ma.nr);
@@ -736,31 +662,31 @@ static void share_scenario(bool commit_first)
 
 	walk_compare(&info, a, &ma, "mutated copy");
 	walk_compare(&info, b, &mb, "untouched copy");
-	stack_commit(&s);
+	su_stack_commit(&s);
 	uint64_t roots[2] = { a, b }, ent[2];
 	verify_refs(&s, roots, 2, 1, 8, res, ent);
 	REQ(ent[0] == ma.nr && ent[1] == mb.nr, "entries %" PRIu64 "/%" PRIu64, ent[0], ent[1]);
 
 	/* a commit + reopen keeps both */
-	stack_reopen(&s);
+	su_stack_reopen(&s);
 	info.tm = s.tm;
 	walk_compare(&info, a, &ma, "mutated copy after reopen");
 	walk_compare(&info, b, &mb, "untouched copy after reopen");
 
 	/* delete A: exactly the nodes only A used are freed */
-	set_ctx(name, 2);
+	su_set_ctx(name, 2);
 	uint64_t free_before = sm_meta_nr_free(s.sm);
 	REQ0(btree_del(&info, a));
 	walk_compare(&info, b, &mb, "survivor after deleting the copy");
-	stack_commit(&s);
+	su_stack_commit(&s);
 	verify_refs(&s, &b, 1, 1, 8, res, ent);
 	REQ(ent[0] == mb.nr, "survivor entries %" PRIu64, ent[0]);
 	REQ(sm_meta_nr_free(s.sm) > free_before, "deleting a diverged copy freed nothing");
 
 	/* delete B: nothing but the pretend superblock and the space map remains */
-	set_ctx(name, 3);
+	su_set_ctx(name, 3);
 	REQ0(btree_del(&info, b));
-	stack_commit(&s);
+	su_stack_commit(&s);
 	verify_refs(&s, NULL, 0, 1, 8, res, NULL);
 	for (uint32_t i = 0; i < NRES; i++)
 		REQ(res->count[i] == 0, "resource %u still has %" PRId64 " references", i,
@@ -768,7 +694,7 @@ static void share_scenario(bool commit_first)
 	m_free(&ma);
 	m_free(&mb);
 	free(res);
-	stack_destroy(&s);
+	su_stack_destroy(&s);
 }
 
 START_TEST(test_share_committed)
@@ -790,10 +716,10 @@ END_TEST
 START_TEST(test_forest_random)
 {
 	struct mu_rng rng;
-	mu_rng_init(&rng, g_seed ^ 21);
+	mu_rng_init(&rng, su_seed ^ 21);
 	const char *name = "forest";
-	set_ctx(name, 0);
-	struct stack s;
+	su_set_ctx(name, 0);
+	struct su_stack s;
 	stack_create(&s, META_BLOCKS, 1024);
 	struct res *res = calloc(1, sizeof(*res));
 	ck_assert(res);
@@ -804,7 +730,7 @@ START_TEST(test_forest_random)
 	memset(cms, 0, sizeof(cms));
 	size_t n = 1, cn = 0;
 	REQ0(btree_empty(&info, &roots[0]));
-	stack_commit(&s);
+	su_stack_commit(&s);
 	memcpy(croots, roots, sizeof(roots));
 	cn = n;
 	m_copy(&cms[0], &ms[0]);
@@ -815,7 +741,7 @@ START_TEST(test_forest_random)
 	uint64_t snaps = 0, dels = 0;
 	uint8_t v[MAX_VS];
 	for (uint64_t op = 1; op <= ops; op++) {
-		set_ctx(name, op);
+		su_set_ctx(name, op);
 		unsigned c = (unsigned)mu_below(&rng, 1000);
 		size_t t = mu_below(&rng, n ? n : 1);
 		if (c < 4 && n < FOREST_MAX && n) {
@@ -869,7 +795,7 @@ START_TEST(test_forest_random)
 		if (op == next_commit || op == ops) {
 			next_commit = op + 1 + mu_below(&rng, 2000);
 			if (mu_pct(&rng, 10) && op != ops) {
-				stack_reopen(&s);
+				su_stack_reopen(&s);
 				info.tm = s.tm;
 				n = cn;
 				memcpy(roots, croots, sizeof(roots));
@@ -877,7 +803,7 @@ START_TEST(test_forest_random)
 					m_copy(&ms[i], &cms[i]);
 				memcpy(res->count, res->committed, sizeof(res->count));
 			} else {
-				stack_commit(&s);
+				su_stack_commit(&s);
 				cn = n;
 				memcpy(croots, roots, sizeof(roots));
 				for (size_t i = 0; i < n; i++)
@@ -893,10 +819,10 @@ START_TEST(test_forest_random)
 				    i, ent[i], ms[i].nr);
 		}
 	}
-	set_ctx(name, ops + 1);
+	su_set_ctx(name, ops + 1);
 	for (size_t i = 0; i < n; i++)
 		REQ0(btree_del(&info, roots[i]));
-	stack_commit(&s);
+	su_stack_commit(&s);
 	verify_refs(&s, NULL, 0, 1, 8, res, NULL);
 	for (uint32_t i = 0; i < NRES; i++)
 		REQ(res->count[i] == 0, "resource %u still has %" PRId64 " references", i,
@@ -908,7 +834,7 @@ START_TEST(test_forest_random)
 		m_free(&cms[i]);
 	}
 	free(res);
-	stack_destroy(&s);
+	su_stack_destroy(&s);
 }
 END_TEST
 
@@ -989,10 +915,10 @@ static void two_verify(struct btree_info *top_info, struct btree_info *bottom, u
 START_TEST(test_two_level)
 {
 	struct mu_rng rng;
-	mu_rng_init(&rng, g_seed ^ 31);
+	mu_rng_init(&rng, su_seed ^ 31);
 	const char *name = "two-level";
-	set_ctx(name, 0);
-	struct stack s;
+	su_set_ctx(name, 0);
+	struct su_stack s;
 	stack_create(&s, META_BLOCKS, 2048);
 	struct res *res = calloc(1, sizeof(*res));
 	ck_assert(res);
@@ -1008,7 +934,7 @@ START_TEST(test_two_level)
 	memset(&cw, 0, sizeof(cw));
 	uint64_t root, croot;
 	REQ0(btree_empty(&info, &root));
-	stack_commit(&s);
+	su_stack_commit(&s);
 	croot = root;
 	memcpy(res->committed, res->count, sizeof(res->count));
 
@@ -1016,7 +942,7 @@ START_TEST(test_two_level)
 	uint64_t next_commit = 1000, snaps = 0, drops = 0;
 	uint8_t v[MAX_VS], got[MAX_VS];
 	for (uint64_t op = 1; op <= ops; op++) {
-		set_ctx(name, op);
+		su_set_ctx(name, op);
 		unsigned c = (unsigned)mu_below(&rng, 1000);
 		/* top keys: a few small ids plus some far apart */
 		uint64_t id = mu_pct(&rng, 80) ? mu_below(&rng, 8) : (mu_next(&rng) >> 8);
@@ -1143,18 +1069,18 @@ START_TEST(test_two_level)
 			next_commit = op + 1 + mu_below(&rng, 4000);
 			unsigned what = (unsigned)mu_below(&rng, 10);
 			if (what == 0 && op != ops) {
-				stack_reopen(&s);
+				su_stack_reopen(&s);
 				info.tm = bottom.tm = top_info.tm = s.tm;
 				root = croot;
 				two_copy(&w, &cw);
 				memcpy(res->count, res->committed, sizeof(res->count));
 			} else {
-				stack_commit(&s);
+				su_stack_commit(&s);
 				croot = root;
 				two_copy(&cw, &w);
 				memcpy(res->committed, res->count, sizeof(res->count));
 				if (what == 1) {
-					stack_reopen(&s);
+					su_stack_reopen(&s);
 					info.tm = bottom.tm = top_info.tm = s.tm;
 				}
 			}
@@ -1162,9 +1088,9 @@ START_TEST(test_two_level)
 			verify_refs(&s, &root, 1, 2, vs, res, NULL);
 		}
 	}
-	set_ctx(name, ops + 1);
+	su_set_ctx(name, ops + 1);
 	REQ0(btree_del(&info, root));
-	stack_commit(&s);
+	su_stack_commit(&s);
 	verify_refs(&s, NULL, 0, 2, vs, res, NULL);
 	for (uint32_t i = 0; i < NRES; i++)
 		REQ(res->count[i] == 0, "resource %u still has %" PRId64 " references", i,
@@ -1176,7 +1102,7 @@ START_TEST(test_two_level)
 	two_free(&w);
 	two_free(&cw);
 	free(res);
-	stack_destroy(&s);
+	su_stack_destroy(&s);
 }
 END_TEST
 
@@ -1184,8 +1110,8 @@ END_TEST
 
 START_TEST(test_edges)
 {
-	set_ctx("edges", 0);
-	struct stack s;
+	su_set_ctx("edges", 0);
+	struct su_stack s;
 	stack_create(&s, 2048, 64);
 	struct btree_info info = { s.tm, 1, { NULL, 8, NULL, NULL, NULL } };
 	uint64_t root, nr, k = 5, fk;
@@ -1215,7 +1141,7 @@ START_TEST(test_edges)
 	REQ(removed == 2, "remove_range [1, max) removed %" PRIu64, removed);
 	REQ0(btree_find_highest_key(&info, root, NULL, &fk));
 	REQ(fk == UINT64_MAX, "highest after range %" PRIu64, fk);
-	stack_commit(&s);
+	su_stack_commit(&s);
 	verify_refs(&s, &root, 1, 1, 8, NULL, NULL);
 	/* sequential ascending and descending fills split and merge cleanly */
 	for (uint64_t i = 0; i < 20000; i++) {
@@ -1224,7 +1150,7 @@ START_TEST(test_edges)
 		k = 999999 - i;
 		REQ0(btree_insert(&info, root, &k, v, &root, NULL));
 	}
-	stack_commit(&s);
+	su_stack_commit(&s);
 	uint64_t ent;
 	verify_refs(&s, &root, 1, 1, 8, NULL, &ent);
 	REQ(ent == 40002, "entries %" PRIu64, ent);
@@ -1232,17 +1158,17 @@ START_TEST(test_edges)
 		k = 1000000 + 19999 - i;
 		REQ0(btree_remove(&info, root, &k, &root));
 		if (i % 5000 == 0) {
-			stack_commit(&s);
+			su_stack_commit(&s);
 			verify_refs(&s, &root, 1, 1, 8, NULL, NULL);
 		}
 	}
 	REQ0(btree_remove_range(&info, root, NULL, 0, 1000000, &nr, &removed));
 	root = nr;
 	REQ(removed == 20001, "removed %" PRIu64, removed); /* 980000..999999 and 0 */
-	stack_commit(&s);
+	su_stack_commit(&s);
 	verify_refs(&s, &root, 1, 1, 8, NULL, &ent);
 	REQ(ent == 1, "entries left %" PRIu64, ent);
-	stack_destroy(&s);
+	su_stack_destroy(&s);
 }
 END_TEST
 
@@ -1267,12 +1193,5 @@ static Suite *btree_suite(void)
 
 int main(void)
 {
-	g_seed = mu_seed(DEFAULT_SEED);
-	fprintf(stderr, "test_btree: seed %" PRIu64 " (THINP_SEED), scale %g (THINP_TEST_SCALE)\n",
-	        g_seed, mu_scale());
-	SRunner *sr = srunner_create(btree_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return su_main(DEFAULT_SEED, "test_btree", btree_suite);
 }

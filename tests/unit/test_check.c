@@ -334,6 +334,15 @@ static void seal(uint8_t *buf, uint32_t xor_const)
 	le32_put(buf, tp_block_csum(buf, BLK, xor_const));
 }
 
+/* Flip MASK in byte AT of block B without resealing it: only its checksum is wrong. */
+static void flip_byte(struct raw *r, uint64_t b, size_t at, uint8_t mask)
+{
+	uint8_t buf[BLK];
+	rd(r, b, buf);
+	buf[at] ^= mask;
+	wr(r, b, buf);
+}
+
 static void raw_load_sb(struct raw *r)
 {
 	uint8_t buf[BLK];
@@ -770,11 +779,8 @@ END_TEST
 START_TEST(test_sb_bad_checksum)
 {
 	struct raw r;
-	uint8_t b[BLK];
 	raw_copy(&r, "basic.img", "sb-csum.img");
-	rd(&r, 0, b);
-	b[1000] ^= 1;
-	wr(&r, 0, b);
+	flip_byte(&r, 0, 1000, 1);
 	expect_fault(&r, "superblock: bad checksum", TC_CATCHES);
 }
 END_TEST
@@ -841,12 +847,9 @@ END_TEST
 START_TEST(test_node_bad_checksum)
 {
 	struct raw r;
-	uint8_t n[BLK];
 	raw_copy(&r, "basic.img", "node-csum.img");
 	uint64_t leaf = dev_root(&r, 0);
-	rd(&r, leaf, n);
-	n[BLK - 1] ^= 0x40;
-	wr(&r, leaf, n);
+	flip_byte(&r, leaf, BLK - 1, 0x40);
 	expect_fault(&r, "bad checksum", TC_CATCHES);
 }
 END_TEST
@@ -868,13 +871,10 @@ END_TEST
 START_TEST(test_bitmap_bad_checksum)
 {
 	struct raw r;
-	uint8_t n[BLK];
 	struct sm_slot s;
 	raw_copy(&r, "basic.img", "bitmap-csum.img");
 	sm_locate(&r, true, 0, &s);
-	rd(&r, s.bitmap, n);
-	n[BLK - 1] ^= 0x80;
-	wr(&r, s.bitmap, n);
+	flip_byte(&r, s.bitmap, BLK - 1, 0x80);
 	expect_fault(&r, "data space map bitmap 0", TC_CATCHES);
 }
 END_TEST
@@ -882,13 +882,10 @@ END_TEST
 START_TEST(test_metadata_bitmap_bad_checksum)
 {
 	struct raw r;
-	uint8_t n[BLK];
 	struct sm_slot s;
 	raw_copy(&r, "basic.img", "mbitmap-csum.img");
 	sm_locate(&r, false, 0, &s);
-	rd(&r, s.bitmap, n);
-	n[BLK - 1] ^= 0x80;
-	wr(&r, s.bitmap, n);
+	flip_byte(&r, s.bitmap, BLK - 1, 0x80);
 	expect_fault(&r, "metadata space map bitmap 0", TC_CATCHES);
 }
 END_TEST
@@ -896,11 +893,8 @@ END_TEST
 START_TEST(test_index_bad_checksum)
 {
 	struct raw r;
-	uint8_t n[BLK];
 	raw_copy(&r, "basic.img", "index-csum.img");
-	rd(&r, r.msm.bitmap_root, n);
-	n[BLK - 1] ^= 1;
-	wr(&r, r.msm.bitmap_root, n);
+	flip_byte(&r, r.msm.bitmap_root, BLK - 1, 1);
 	expect_fault(&r, "metadata space map index at block", TC_CATCHES);
 }
 END_TEST
@@ -1396,11 +1390,8 @@ END_TEST
 START_TEST(test_held_copy_bad_checksum)
 {
 	struct raw r;
-	uint8_t b[BLK];
 	raw_copy(&r, "held-copy.img", "held-csum.img");
-	rd(&r, r.sb.held_root, b);
-	b[2000] ^= 1;
-	wr(&r, r.sb.held_root, b);
+	flip_byte(&r, r.sb.held_root, 2000, 1);
 	expect_fault(&r, "metadata snapshot superblock copy at block", TC_ANY);
 }
 END_TEST
@@ -1439,9 +1430,7 @@ START_TEST(test_held_tree_damaged)
 	struct thin_superblock copy;
 	thin_sb_unpack(b, &copy);
 	ck_assert_uint_ne(copy.device_details_root, r.sb.device_details_root);
-	rd(&r, copy.device_details_root, b);
-	b[BLK - 1] ^= 1;
-	wr(&r, copy.device_details_root, b);
+	flip_byte(&r, copy.device_details_root, BLK - 1, 1);
 	expect_fault(&r, "device details tree (metadata snapshot)", TC_ANY);
 }
 END_TEST

@@ -26,6 +26,7 @@
 
 #include "io/dev.h"
 #include "model_util.h"
+#include "stack_util.h"
 #include "thin/metadata.h"
 
 #define DEFAULT_SEED   0x6d6f64656cull /* "model" */
@@ -37,24 +38,14 @@
 #define MAX_DEPTH      16
 #define VSPACE         20000u
 
-static uint64_t g_seed;
-static char g_ctx[256];
 static char g_dir[PATH_MAX];
 static char g_thin_check[PATH_MAX], g_thin_dump[PATH_MAX];
 static bool g_have_tools;
 
-/* Check's ck_assert_* write to the parent on every call: assert only on failure. */
-#define REQ(expr, fmt, ...)                                                                     \
-	do {                                                                                    \
-		if (!(expr))                                                                    \
-			ck_abort_msg("[%s] " fmt " (rerun with THINP_SEED=%" PRIu64 ")", g_ctx, \
-			             ##__VA_ARGS__, g_seed);                                    \
-	} while (0)
-
 static void set_ctx(const char *test, uint64_t op, const char *what)
 {
-	snprintf(g_ctx, sizeof(g_ctx), "%s seed=%" PRIu64 " op=%" PRIu64 " %s", test, g_seed, op,
-	         what);
+	snprintf(su_ctx_buf, sizeof(su_ctx_buf), "%s seed=%" PRIu64 " op=%" PRIu64 " %s", test,
+	         su_seed, op, what);
 }
 
 /* ---- the model ---- */
@@ -503,7 +494,7 @@ START_TEST(test_model_random)
 {
 	const char *name = "thin-model";
 	struct mu_rng rng;
-	mu_rng_init(&rng, g_seed);
+	mu_rng_init(&rng, su_seed);
 	set_ctx(name, 0, "format");
 	char meta[PATH_MAX + 32];
 	snprintf(meta, sizeof(meta), "%s/meta.bin", g_dir);
@@ -1178,10 +1169,10 @@ static Suite *model_suite(void)
 
 int main(void)
 {
-	g_seed = mu_seed(DEFAULT_SEED);
+	su_seed = mu_seed(DEFAULT_SEED);
 	fprintf(stderr,
 	        "test_metadata_model: seed %" PRIu64 " (THINP_SEED), scale %g (THINP_TEST_SCALE)\n",
-	        g_seed, mu_scale());
+	        su_seed, mu_scale());
 	int r = mu_mkdtemp(g_dir, sizeof(g_dir), "model");
 	if (r) {
 		fprintf(stderr, "cannot create a scratch directory: %s\n", strerror(-r));

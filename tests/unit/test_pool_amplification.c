@@ -27,30 +27,12 @@
 
 #include "io/dev.h"
 #include "model_util.h"
+#include "pool_util.h"
 #include "thinp.h"
 
 #define KiB          1024ull
 #define MiB          (1024ull * KiB)
 #define DEFAULT_SEED 0x616d70ull /* "amp" */
-
-static uint64_t g_seed;
-static char g_top[PATH_MAX]; /* scratch root, removed by main() */
-static char g_ctx[256];
-
-/* Check's ck_assert_msg() reports a passing check to the parent process (a
- * pipe write each): only call it on failure. */
-#define REQ(expr, fmt, ...)                                                  \
-	do {                                                                 \
-		if (!(expr))                                                 \
-			ck_abort_msg("[%s] " fmt " (seed %" PRIu64           \
-			             ", rerun with THINP_SEED=%" PRIu64 ")", \
-			             g_ctx, ##__VA_ARGS__, g_seed, g_seed);  \
-	} while (0)
-#define REQ0(call)                                                                    \
-	do {                                                                          \
-		int r_ = (call);                                                      \
-		REQ(r_ == 0, "%s = %d (%s)", #call, r_, strerror(r_ < 0 ? -r_ : r_)); \
-	} while (0)
 
 static const uint32_t block_sectors_list[] = { 128, 256, 512, 1024, 2048 };
 
@@ -69,7 +51,7 @@ struct amp {
 static void amp_open(struct amp *a, const char *tag, uint32_t block_sectors, bool skip_zero)
 {
 	memset(a, 0, sizeof(*a));
-	int n = snprintf(a->dir, sizeof(a->dir), "%s/%s-%u", g_top, tag, block_sectors);
+	int n = snprintf(a->dir, sizeof(a->dir), "%s/%s-%u", pu_top, tag, block_sectors);
 	REQ(n > 0 && (size_t)n < sizeof(a->dir), "path too long");
 	REQ(mkdir(a->dir, 0700) == 0, "mkdir %s: %s", a->dir, strerror(errno));
 	a->B = (uint64_t)block_sectors * 512;
@@ -87,7 +69,7 @@ static void amp_open(struct amp *a, const char *tag, uint32_t block_sectors, boo
 	REQ(r == 0, "format: %d %s", r, err);
 	REQ0(thinp_create_thin(a->p, 1));
 	a->base = a->data->ctr;
-	mu_rng_init(&a->rng, g_seed ^ block_sectors ^ (skip_zero ? 0x5a5a : 0));
+	mu_rng_init(&a->rng, pu_seed ^ block_sectors ^ (skip_zero ? 0x5a5a : 0));
 }
 
 static void amp_close(struct amp *a)
@@ -121,7 +103,7 @@ static const char *cname(enum thinp_class c)
 static void expect_io(struct amp *a, const char *what, int r, const struct thinp_io_result *res,
                       enum thinp_class cls, unsigned n, const struct piece *pcs)
 {
-	snprintf(g_ctx, sizeof(g_ctx), "B=%" PRIu64 " %s", a->B, what);
+	pu_ctx("B=%" PRIu64 " %s", a->B, what);
 	REQ(r == 0, "IO failed: %d (%s)", r, thinp_pool_error(a->p));
 	struct thinp_class_stats sum = { 0 };
 	for (unsigned i = 0; i < n; i++) {
@@ -246,7 +228,7 @@ static int do_read(struct amp *a, struct dev *d, uint64_t off, uint64_t len,
 
 static void verify_all(struct amp *a, struct dev *d, const char *name)
 {
-	snprintf(g_ctx, sizeof(g_ctx), "B=%" PRIu64 " final check of %s", a->B, name);
+	pu_ctx("B=%" PRIu64 " final check of %s", a->B, name);
 	uint8_t *buf = malloc(a->B);
 	REQ(buf != NULL, "out of memory");
 	for (uint64_t off = 0; off < d->size; off += a->B) {
@@ -263,7 +245,7 @@ static void verify_all(struct amp *a, struct dev *d, const char *name)
 
 static void expect_used(struct amp *a, uint64_t want, const char *what)
 {
-	snprintf(g_ctx, sizeof(g_ctx), "B=%" PRIu64 " %s", a->B, what);
+	pu_ctx("B=%" PRIu64 " %s", a->B, what);
 	uint64_t u = used_blocks(a);
 	REQ(u == want, "pool uses %" PRIu64 " data blocks, expected %" PRIu64, u, want);
 }
@@ -342,7 +324,7 @@ START_TEST(test_zeroing_on)
 	          THINP_READ_UNMAPPED, 1, (struct piece[]){ { THINP_READ_UNMAPPED, B, 0, 0, 0 } });
 
 	/* ---- snapshot: everything mapped so far is shared ---- */
-	snprintf(g_ctx, sizeof(g_ctx), "B=%" PRIu64 " create_snap", B);
+	pu_ctx("B=%" PRIu64 " create_snap", B);
 	REQ0(thinp_create_snap(a.p, 2, 1));
 	dev_open(&a, &s, 2, &o);
 	expect_used(&a, 8, "after create_snap");
@@ -442,7 +424,7 @@ START_TEST(test_zeroing_off)
 	          (struct piece[]){ { THINP_WRITE_OVERWRITE, K, 0, K, 0 } });
 	expect_used(&a, 4, "after a mapped|new write");
 
-	snprintf(g_ctx, sizeof(g_ctx), "B=%" PRIu64 " create_snap", B);
+	pu_ctx("B=%" PRIu64 " create_snap", B);
 	REQ0(thinp_create_snap(a.p, 2, 1));
 	dev_open(&a, &s, 2, &o);
 	/* a CoW copies the whole block whatever the zeroing setting */
@@ -480,7 +462,7 @@ START_TEST(test_random_costs)
 {
 	uint32_t bs = block_sectors_list[_i];
 	struct amp a;
-	bool skip_zero = (g_seed + _i) & 1;
+	bool skip_zero = (pu_seed + _i) & 1;
 	amp_open(&a, "random", bs, skip_zero);
 	const uint64_t B = a.B;
 	enum {
@@ -501,8 +483,7 @@ START_TEST(test_random_costs)
 		uint64_t kind = mu_below(&a.rng, 100);
 		if (kind < 4 && ndev < NDEV) {
 			/* snapshot of DI as device ndev+1 */
-			snprintf(g_ctx, sizeof(g_ctx), "B=%" PRIu64 " op %" PRIu64 " snapshot", B,
-			         op);
+			pu_ctx("B=%" PRIu64 " op %" PRIu64 " snapshot", B, op);
 			REQ0(thinp_create_snap(a.p, ndev + 1, di + 1));
 			pool_time++;
 			snap_time[di] = snap_time[ndev] = pool_time;
@@ -590,21 +571,5 @@ static Suite *amp_suite(void)
 
 int main(void)
 {
-	g_seed = mu_seed(DEFAULT_SEED);
-	int r = mu_mkdtemp(g_top, sizeof(g_top), "amp");
-	if (r) {
-		fprintf(stderr, "cannot create a scratch directory: %s\n", strerror(-r));
-		return 1;
-	}
-	printf("seed %" PRIu64 " (THINP_SEED), scratch %s\n", g_seed, g_top);
-	fflush(stdout);
-	SRunner *sr = srunner_create(amp_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	mu_rmtree(g_top);
-	if (failed)
-		fprintf(stderr, "FAILED with seed %" PRIu64 ": rerun with THINP_SEED=%" PRIu64 "\n",
-		        g_seed, g_seed);
-	return failed ? 1 : 0;
+	return pu_main(DEFAULT_SEED, "amp", amp_suite);
 }

@@ -30,6 +30,7 @@
 
 #include "io/dev.h"
 #include "model_util.h"
+#include "pool_util.h"
 #include "thin/check.h"
 #include "thinp.h"
 
@@ -37,34 +38,6 @@
 #define MiB          (1024ull * KiB)
 #define K4           (4 * KiB)
 #define DEFAULT_SEED 0x636f6e63ull /* "conc" */
-
-static uint64_t g_seed;
-static char g_top[PATH_MAX - 128]; /* scratch root, removed by main() */
-static char g_ctx[256];
-
-/* Check's ck_assert_msg() reports a passing check to the parent process (a
- * pipe write each): only call it on failure. Main thread only. */
-#define REQ(expr, fmt, ...)                                                  \
-	do {                                                                 \
-		if (!(expr))                                                 \
-			ck_abort_msg("[%s] " fmt " (seed %" PRIu64           \
-			             ", rerun with THINP_SEED=%" PRIu64 ")", \
-			             g_ctx, ##__VA_ARGS__, g_seed, g_seed);  \
-	} while (0)
-#define REQ0(call)                                                                    \
-	do {                                                                          \
-		int r_ = (call);                                                      \
-		REQ(r_ == 0, "%s = %d (%s)", #call, r_, strerror(r_ < 0 ? -r_ : r_)); \
-	} while (0)
-
-static void ctx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void ctx(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(g_ctx, sizeof(g_ctx), fmt, ap);
-	va_end(ap);
-}
 
 /* Worker threads never assert: the first failure is recorded, everyone
  * stops, and the main thread reports it after the join. */
@@ -102,39 +75,19 @@ static void check_no_thread_failure(void)
 
 /* ---- a pool on sparse files ---- */
 
-struct env {
-	char dir[PATH_MAX - 64];
-	char meta_path[PATH_MAX], data_path[PATH_MAX];
-	struct tp_dev *data, *meta; /* owned by the pool */
-	struct thinp_pool *p;
-	uint64_t B;
-	struct thinp_pool_opts o;
-};
-
-static void env_open(struct env *e, uint32_t block_sectors, uint64_t nr_data_blocks,
+static void env_open(struct pu_env *e, uint32_t block_sectors, uint64_t nr_data_blocks,
                      const struct thinp_pool_opts *opts)
 {
-	memset(e, 0, sizeof(*e));
-	int n = snprintf(e->dir, sizeof(e->dir), "%s/pool-XXXXXX", g_top);
-	REQ(n > 0 && (size_t)n < sizeof(e->dir), "path too long");
-	REQ(mkdtemp(e->dir) != NULL, "mkdtemp %s: %s", e->dir, strerror(errno));
+	struct thinp_pool_opts o = { 0 };
 	if (opts)
-		e->o = *opts;
-	e->o.block_sectors = block_sectors;
-	if (!e->o.commit_interval_ms)
-		e->o.commit_interval_ms = 20; /* commits race with the IO */
-	e->o.no_space_timeout_ms = 5000;      /* never expected; bounds a bug */
-	e->B = (uint64_t)block_sectors * 512;
-	snprintf(e->data_path, sizeof(e->data_path), "%s/data", e->dir);
-	snprintf(e->meta_path, sizeof(e->meta_path), "%s/meta", e->dir);
-	REQ0(tp_dev_open_file(e->data_path, TP_DEV_CREATE, nr_data_blocks * e->B, &e->data));
-	REQ0(tp_dev_open_file(e->meta_path, TP_DEV_CREATE, 16 * MiB, &e->meta));
-	char err[512] = "";
-	int r = thinp_pool_format(e->data, e->meta, &e->o, &e->p, err, sizeof(err));
-	REQ(r == 0, "format: %d %s", r, err);
+		o = *opts;
+	if (!o.commit_interval_ms)
+		o.commit_interval_ms = 20; /* commits race with the IO */
+	o.no_space_timeout_ms = 5000;      /* never expected; bounds a bug */
+	pu_env_open(e, block_sectors, nr_data_blocks, 16 * MiB, &o, false);
 }
 
-static void env_reopen(struct env *e)
+static void env_reopen(struct pu_env *e)
 {
 	REQ0(thinp_pool_close(e->p));
 	REQ0(tp_dev_open_file(e->data_path, 0, 0, &e->data));
@@ -154,7 +107,7 @@ static void report_fault(void *c, const char *msg)
 
 /* Close the pool, then check the metadata: thin_check (if installed), the
  * library's checker and the independent walker of model_util.c. */
-static void env_close_and_check(struct env *e)
+static void env_close_and_check(struct pu_env *e)
 {
 	REQ0(thinp_pool_close(e->p));
 	e->p = NULL;
@@ -181,7 +134,7 @@ static void env_close_and_check(struct env *e)
 	REQ(r == 0, "independent metadata check: %s", err);
 }
 
-static uint64_t used_blocks(struct env *e)
+static uint64_t used_blocks(struct pu_env *e)
 {
 	struct thinp_pool_status st;
 	REQ0(thinp_pool_status(e->p, true, &st));
@@ -226,7 +179,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 #define NT 8
 
 struct same_block {
-	struct env *e;
+	struct pu_env *e;
 	struct thinp_thin *t[NT];
 	pthread_barrier_t bar;
 	uint64_t rounds; /* blocks */
@@ -250,7 +203,7 @@ static void *same_block_main(void *arg)
 	struct targ *a = arg;
 	struct same_block *sb = a->shared;
 	struct mu_rng rng;
-	mu_rng_init(&rng, g_seed * 977 + a->id);
+	mu_rng_init(&rng, pu_seed * 977 + a->id);
 	uint8_t page[K4];
 	for (uint64_t b0 = 0; b0 < sb->rounds; b0 += BATCH) {
 		pthread_barrier_wait(&sb->bar);
@@ -283,9 +236,9 @@ START_TEST(test_same_new_block)
 {
 	/* 0: one thin; 1: two thins, same vblock; 2: one thin, no zeroing */
 	unsigned variant = (unsigned)_i;
-	ctx("same unprovisioned block, variant %u", variant);
+	pu_ctx("same unprovisioned block, variant %u", variant);
 	struct thinp_pool_opts o = { .skip_block_zeroing = variant == 2 };
-	struct env e;
+	struct pu_env e;
 	env_open(&e, 128, 512, &o);
 	REQ0(thinp_create_thin(e.p, 1));
 	REQ0(thinp_create_thin(e.p, 2));
@@ -359,8 +312,8 @@ START_TEST(test_same_shared_block)
 {
 	/* 0: all on the origin; 1: all on the snapshot; 2: half and half */
 	unsigned variant = (unsigned)_i;
-	ctx("same shared block, variant %u", variant);
-	struct env e;
+	pu_ctx("same shared block, variant %u", variant);
+	struct pu_env e;
 	env_open(&e, 128, 1024, NULL);
 	REQ0(thinp_create_thin(e.p, 1));
 	uint64_t R = mu_scaled(64, 16);
@@ -444,7 +397,7 @@ END_TEST
 #define NREADERS 6
 
 struct race {
-	struct env *e;
+	struct pu_env *e;
 	struct thinp_thin *origin;
 	struct thinp_thin *snap[NREADERS]; /* reopened per round by the main thread */
 	pthread_barrier_t start, end;
@@ -459,7 +412,7 @@ static void *race_writer(void *arg)
 	struct targ *a = arg;
 	struct race *rc = a->shared;
 	struct mu_rng rng;
-	mu_rng_init(&rng, g_seed ^ 0x77);
+	mu_rng_init(&rng, pu_seed ^ 0x77);
 	uint8_t *blk = malloc(rc->e->B);
 	if (!blk) {
 		tfail("out of memory");
@@ -535,8 +488,8 @@ static void *race_reader(void *arg)
 
 START_TEST(test_readers_during_cow)
 {
-	ctx("readers during CoW");
-	struct env e;
+	pu_ctx("readers during CoW");
+	struct pu_env e;
 	env_open(&e, 128, 256, NULL);
 	REQ0(thinp_create_thin(e.p, 1));
 	struct race rc = { .e = &e, .rounds = mu_scaled(150, 20), .page_off = 5 * K4 };
@@ -600,7 +553,7 @@ END_TEST
 #define SHARED_BLOCKS 32ull /* the thin all threads share, in blocks */
 
 struct load {
-	struct env *e;
+	struct pu_env *e;
 	uint64_t ops;
 	uint8_t *shared_model; /* pages of thin 1; page p belongs to thread p % LT */
 	int workers_left;      /* atomic */
@@ -651,7 +604,7 @@ static void *load_main(void *arg)
 	struct thinp_pool *p = L->e->p;
 	const uint64_t B = L->e->B, psize = PRIV_BLOCKS * B;
 	struct mu_rng rng;
-	mu_rng_init(&rng, g_seed * 131 + lt->id);
+	mu_rng_init(&rng, pu_seed * 131 + lt->id);
 	uint8_t *buf = malloc(3 * B);
 	if (!buf) {
 		tfail("out of memory");
@@ -805,8 +758,8 @@ static void *monitor_main(void *arg)
 
 START_TEST(test_random_load)
 {
-	ctx("random load");
-	struct env e;
+	pu_ctx("random load");
+	struct pu_env e;
 	env_open(&e, 128, 1024, NULL);
 	const uint64_t B = e.B, psize = PRIV_BLOCKS * B;
 	struct load L = { .e = &e, .ops = mu_scaled(1500, 200), .workers_left = LT };
@@ -842,7 +795,7 @@ START_TEST(test_random_load)
 
 	/* byte for byte, before and after a close/reopen */
 	for (int pass = 0; pass < 2; pass++) {
-		ctx("random load: final check, pass %d", pass);
+		pu_ctx("random load: final check, pass %d", pass);
 		struct thinp_thin *sh;
 		REQ0(thinp_thin_open(e.p, 1, SHARED_BLOCKS * B, &sh));
 		bool ok = check_range(sh, L.shared_model, 0, SHARED_BLOCKS * B, "final shared", LT);
@@ -904,21 +857,5 @@ static Suite *conc_suite(void)
 
 int main(void)
 {
-	g_seed = mu_seed(DEFAULT_SEED);
-	int r = mu_mkdtemp(g_top, sizeof(g_top), "conc");
-	if (r) {
-		fprintf(stderr, "cannot create a scratch directory: %s\n", strerror(-r));
-		return 1;
-	}
-	printf("seed %" PRIu64 " (THINP_SEED), scratch %s\n", g_seed, g_top);
-	fflush(stdout);
-	SRunner *sr = srunner_create(conc_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	mu_rmtree(g_top);
-	if (failed)
-		fprintf(stderr, "FAILED with seed %" PRIu64 ": rerun with THINP_SEED=%" PRIu64 "\n",
-		        g_seed, g_seed);
-	return failed ? 1 : 0;
+	return pu_main(DEFAULT_SEED, "conc", conc_suite);
 }

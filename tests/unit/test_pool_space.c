@@ -26,7 +26,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,80 +35,29 @@
 
 #include "io/dev.h"
 #include "model_util.h"
+#include "pool_util.h"
 #include "thinp.h"
 
 #define KiB          1024ull
 #define MiB          (1024ull * KiB)
 #define DEFAULT_SEED 0x7370616365ull /* "space" */
 
-static uint64_t g_seed;
-static char g_top[PATH_MAX - 128]; /* scratch root, removed by main() */
-static char g_ctx[256];
-
-/* Check's ck_assert_msg() reports a passing check to the parent process (a
- * pipe write each): only call it on failure. */
-#define REQ(expr, fmt, ...)                                                  \
-	do {                                                                 \
-		if (!(expr))                                                 \
-			ck_abort_msg("[%s] " fmt " (seed %" PRIu64           \
-			             ", rerun with THINP_SEED=%" PRIu64 ")", \
-			             g_ctx, ##__VA_ARGS__, g_seed, g_seed);  \
-	} while (0)
-#define REQ0(call)                                                                    \
-	do {                                                                          \
-		int r_ = (call);                                                      \
-		REQ(r_ == 0, "%s = %d (%s)", #call, r_, strerror(r_ < 0 ? -r_ : r_)); \
-	} while (0)
-
-static void ctx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void ctx(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(g_ctx, sizeof(g_ctx), fmt, ap);
-	va_end(ap);
-}
-
 /* ---- a pool on sparse files ---- */
 
-struct env {
-	char dir[PATH_MAX - 64];
-	char data_path[PATH_MAX];
-	struct tp_dev *data, *meta; /* owned by the pool */
-	struct thinp_pool *p;
-	uint64_t B;
-};
-
-static void env_open(struct env *e, uint32_t block_sectors, uint64_t nr_data_blocks,
+static void env_open(struct pu_env *e, uint32_t block_sectors, uint64_t nr_data_blocks,
                      const struct thinp_pool_opts *opts)
 {
-	memset(e, 0, sizeof(*e));
-	int n = snprintf(e->dir, sizeof(e->dir), "%s/pool-XXXXXX", g_top);
-	REQ(n > 0 && (size_t)n < sizeof(e->dir), "path too long");
-	REQ(mkdtemp(e->dir) != NULL, "mkdtemp %s: %s", e->dir, strerror(errno));
-	struct thinp_pool_opts o = { 0 };
-	if (opts)
-		o = *opts;
-	o.block_sectors = block_sectors;
-	e->B = (uint64_t)block_sectors * 512;
-	char mpath[PATH_MAX];
-	snprintf(e->data_path, sizeof(e->data_path), "%s/data", e->dir);
-	snprintf(mpath, sizeof(mpath), "%s/meta", e->dir);
-	REQ0(tp_dev_open_file(e->data_path, TP_DEV_CREATE, nr_data_blocks * e->B, &e->data));
-	REQ0(tp_dev_open_file(mpath, TP_DEV_CREATE, 4 * MiB, &e->meta));
-	char err[512] = "";
-	int r = thinp_pool_format(e->data, e->meta, &o, &e->p, err, sizeof(err));
-	REQ(r == 0, "format: %d %s", r, err);
+	pu_env_open(e, block_sectors, nr_data_blocks, 4 * MiB, opts, false);
 }
 
-static void env_close(struct env *e)
+static void env_close(struct pu_env *e)
 {
 	if (e->p)
 		REQ0(thinp_pool_close(e->p));
 	e->p = NULL;
 }
 
-static struct thinp_pool_status status(struct env *e)
+static struct thinp_pool_status status(struct pu_env *e)
 {
 	struct thinp_pool_status st;
 	REQ0(thinp_pool_status(e->p, true, &st));
@@ -117,7 +65,7 @@ static struct thinp_pool_status status(struct env *e)
 }
 
 /* The Nth space-separated field of the pool status line (0-based). */
-static void line_field(struct env *e, bool noflush, unsigned n, char *out, size_t len)
+static void line_field(struct pu_env *e, bool noflush, unsigned n, char *out, size_t len)
 {
 	char line[256];
 	REQ0(thinp_pool_status_line(e->p, noflush, line, sizeof(line)));
@@ -131,7 +79,7 @@ static void line_field(struct env *e, bool noflush, unsigned n, char *out, size_
 #define F_MODE  4
 #define F_SPACE 6
 
-static void expect_field(struct env *e, unsigned n, const char *want, const char *when)
+static void expect_field(struct pu_env *e, unsigned n, const char *want, const char *when)
 {
 	char f[64];
 	line_field(e, true, n, f, sizeof(f));
@@ -225,14 +173,14 @@ static unsigned lw_calls(struct lw *l)
 
 START_TEST(test_low_water_and_error_if_no_space)
 {
-	ctx("low water, error_if_no_space");
+	pu_ctx("low water, error_if_no_space");
 	struct lw l = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct thinp_pool_opts o = { .low_water_blocks = 8,
 		                     .error_if_no_space = true,
 		                     .low_water_cb = lw_cb,
 		                     .cb_ctx = &l,
 		                     .no_commit_timer = true };
-	struct env e;
+	struct pu_env e;
 	env_open(&e, 128, 64, &o);
 	REQ0(thinp_create_thin(e.p, 1));
 	struct thinp_thin *t;
@@ -242,7 +190,7 @@ START_TEST(test_low_water_and_error_if_no_space)
 	/* 64 allocations of one block each; the event belongs to the first
 	 * allocation that finds at most 8 blocks free: the 57th */
 	for (uint64_t i = 0; i < 64; i++) {
-		ctx("low water: allocation %" PRIu64, i + 1);
+		pu_ctx("low water: allocation %" PRIu64, i + 1);
 		uint64_t free_before = 64 - i;
 		REQ0(write_tag(t, i * B + (i % 16) * K, K, i, NULL));
 		unsigned want = free_before <= 8 ? 1 : 0;
@@ -255,7 +203,7 @@ START_TEST(test_low_water_and_error_if_no_space)
 	}
 	expect_field(&e, F_MODE, "rw", "pool just full");
 	/* the allocation that does not fit fails at once */
-	ctx("error_if_no_space: full");
+	pu_ctx("error_if_no_space: full");
 	struct thinp_io_result res;
 	int r = write_tag(t, 64 * B, K, 999, &res);
 	REQ(r == -ENOSPC, "write into a full error_if_no_space pool returned %d", r);
@@ -269,7 +217,7 @@ START_TEST(test_low_water_and_error_if_no_space)
 		check_tag(t, i * B + (i % 16) * K, K, i, "data written before ENOSPC");
 	check_zero(t, 64 * B, B, "the failed write's block");
 	/* provisioned unshared blocks keep working: rewrite all of them */
-	ctx("out of data space: overwrites");
+	pu_ctx("out of data space: overwrites");
 	for (uint64_t i = 0; i < 64; i++) {
 		REQ0(write_tag(t, i * B, B, 1000 + i, &res));
 		REQ(res.cls == THINP_WRITE_OVERWRITE, "block %" PRIu64 ": class %s", i,
@@ -289,14 +237,14 @@ START_TEST(test_low_water_and_error_if_no_space)
 	expect_field(&e, F_MODE, "out_of_data_space", "before resize");
 
 	/* grow: write mode, the event re-armed */
-	ctx("resize to 128 blocks");
+	pu_ctx("resize to 128 blocks");
 	REQ0(thinp_pool_resize_data(e.p, 128 * B));
 	expect_field(&e, F_MODE, "rw", "after resize");
 	expect_field(&e, F_SPACE, "error_if_no_space", "after resize");
 	REQ(status(&e).total_data_blocks == 128, "total %" PRIu64, status(&e).total_data_blocks);
 	REQ(lw_calls(&l) == 1, "a resize called the low-water callback (%u calls)", lw_calls(&l));
 	for (uint64_t i = 64; i < 128; i++) {
-		ctx("after resize: allocation %" PRIu64, i + 1);
+		pu_ctx("after resize: allocation %" PRIu64, i + 1);
 		uint64_t free_before = 128 - i;
 		REQ0(write_tag(t, i * B, B, i, NULL));
 		unsigned want = free_before <= 8 ? 2 : 1;
@@ -308,7 +256,7 @@ START_TEST(test_low_water_and_error_if_no_space)
 	r = write_tag(t, 128 * B, K, 999, NULL);
 	REQ(r == -ENOSPC, "write into the full grown pool returned %d", r);
 	/* a small grow leaves free <= low water: the next allocation fires at once */
-	ctx("resize to 132 blocks");
+	pu_ctx("resize to 132 blocks");
 	REQ0(thinp_pool_resize_data(e.p, 132 * B));
 	REQ(lw_calls(&l) == 2, "%u calls before the next allocation", lw_calls(&l));
 	REQ0(write_tag(t, 128 * B, K, 128, NULL));
@@ -343,7 +291,7 @@ static void *writer_main(void *arg)
 }
 
 /* Wait (bounded) until the pool reports MODE. Synchronisation only. */
-static void wait_mode(struct env *e, enum thinp_pool_mode mode)
+static void wait_mode(struct pu_env *e, enum thinp_pool_mode mode)
 {
 	for (int i = 0; i < 60000; i++) {
 		if (status(e).mode == mode)
@@ -356,9 +304,9 @@ static void wait_mode(struct env *e, enum thinp_pool_mode mode)
 
 START_TEST(test_queue_until_resize)
 {
-	ctx("queue_if_no_space, resize");
+	pu_ctx("queue_if_no_space, resize");
 	struct thinp_pool_opts o = { .no_space_timeout_ms = 50000 };
-	struct env e;
+	struct pu_env e;
 	env_open(&e, 256, 16, &o);
 	const uint64_t B = e.B;
 	REQ0(thinp_create_thin(e.p, 1));
@@ -408,9 +356,9 @@ END_TEST
 
 START_TEST(test_queue_timeout)
 {
-	ctx("queue_if_no_space, no_space_timeout");
+	pu_ctx("queue_if_no_space, no_space_timeout");
 	struct thinp_pool_opts o = { .no_space_timeout_ms = 200 };
-	struct env e;
+	struct pu_env e;
 	env_open(&e, 128, 8, &o);
 	const uint64_t B = e.B;
 	REQ0(thinp_create_thin(e.p, 1));
@@ -454,9 +402,9 @@ END_TEST
 
 START_TEST(test_space_freed_by_discard)
 {
-	ctx("out of data space, discard, commit");
+	pu_ctx("out of data space, discard, commit");
 	struct thinp_pool_opts o = { .error_if_no_space = true, .no_commit_timer = true };
-	struct env e;
+	struct pu_env e;
 	env_open(&e, 128, 8, &o);
 	const uint64_t B = e.B;
 	REQ0(thinp_create_thin(e.p, 1));
@@ -526,9 +474,9 @@ START_TEST(test_discard_passdown)
 {
 	static const uint32_t bsl[] = { 128, 512 };
 	uint32_t bs = bsl[_i];
-	ctx("discard passdown, block %u sectors", bs);
+	pu_ctx("discard passdown, block %u sectors", bs);
 	struct thinp_pool_opts o = { .no_commit_timer = true };
-	struct env e;
+	struct pu_env e;
 	env_open(&e, bs, 64, &o);
 	const uint64_t B = e.B, S = B / 512;
 	bool punch = punch_supported(e.dir);
@@ -617,13 +565,13 @@ END_TEST
 
 START_TEST(test_discard_no_passdown_and_ignore)
 {
-	ctx("no_discard_passdown / ignore_discard");
+	pu_ctx("no_discard_passdown / ignore_discard");
 	for (int mode = 0; mode < 2; mode++) {
 		struct thinp_pool_opts o = { .no_commit_timer = true,
 			                     .no_discard_passdown = mode == 0,
 			                     .ignore_discard = mode == 1 };
-		ctx("%s", mode ? "ignore_discard" : "no_discard_passdown");
-		struct env e;
+		pu_ctx("%s", mode ? "ignore_discard" : "no_discard_passdown");
+		struct pu_env e;
 		env_open(&e, 128, 32, &o);
 		const uint64_t B = e.B;
 		REQ0(thinp_create_thin(e.p, 1));
@@ -673,21 +621,5 @@ static Suite *space_suite(void)
 
 int main(void)
 {
-	g_seed = mu_seed(DEFAULT_SEED);
-	int r = mu_mkdtemp(g_top, sizeof(g_top), "space");
-	if (r) {
-		fprintf(stderr, "cannot create a scratch directory: %s\n", strerror(-r));
-		return 1;
-	}
-	printf("seed %" PRIu64 " (THINP_SEED), scratch %s\n", g_seed, g_top);
-	fflush(stdout);
-	SRunner *sr = srunner_create(space_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	mu_rmtree(g_top);
-	if (failed)
-		fprintf(stderr, "FAILED with seed %" PRIu64 ": rerun with THINP_SEED=%" PRIu64 "\n",
-		        g_seed, g_seed);
-	return failed ? 1 : 0;
+	return pu_main(DEFAULT_SEED, "space", space_suite);
 }

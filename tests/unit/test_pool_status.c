@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,100 +23,47 @@
 
 #include "io/dev.h"
 #include "model_util.h"
+#include "pool_util.h"
 #include "thinp.h"
 
 #define KiB          1024ull
 #define MiB          (1024ull * KiB)
 #define DEFAULT_SEED 0x737461747573ull /* "status" */
 
-static uint64_t g_seed;
-static char g_top[PATH_MAX - 128]; /* scratch root, removed by main() */
-static char g_ctx[256];
-
-/* Check's ck_assert_msg() reports a passing check to the parent process (a
- * pipe write each): only call it on failure. */
-#define REQ(expr, fmt, ...)                                                  \
-	do {                                                                 \
-		if (!(expr))                                                 \
-			ck_abort_msg("[%s] " fmt " (seed %" PRIu64           \
-			             ", rerun with THINP_SEED=%" PRIu64 ")", \
-			             g_ctx, ##__VA_ARGS__, g_seed, g_seed);  \
-	} while (0)
-#define REQ0(call)                                                                    \
-	do {                                                                          \
-		int r_ = (call);                                                      \
-		REQ(r_ == 0, "%s = %d (%s)", #call, r_, strerror(r_ < 0 ? -r_ : r_)); \
-	} while (0)
-
-static void ctx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void ctx(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(g_ctx, sizeof(g_ctx), fmt, ap);
-	va_end(ap);
-}
-
 /* ---- a pool on sparse files ---- */
 
-struct env {
-	char dir[PATH_MAX - 64];
-	char meta_path[PATH_MAX];
-	struct tp_dev *data, *meta; /* owned by the pool */
-	struct tp_fault *fault;     /* when the metadata device is wrapped */
-	struct thinp_pool *p;
-	uint64_t B;
-};
-
-static void env_open(struct env *e, uint32_t block_sectors, uint64_t nr_data_blocks,
+static void env_open(struct pu_env *e, uint32_t block_sectors, uint64_t nr_data_blocks,
                      uint64_t meta_bytes, const struct thinp_pool_opts *opts, bool fault)
 {
-	memset(e, 0, sizeof(*e));
-	/* each test runs in a forked child: mkdtemp keeps their names apart */
-	int n = snprintf(e->dir, sizeof(e->dir), "%s/pool-XXXXXX", g_top);
-	REQ(n > 0 && (size_t)n < sizeof(e->dir), "path too long");
-	REQ(mkdtemp(e->dir) != NULL, "mkdtemp %s: %s", e->dir, strerror(errno));
 	struct thinp_pool_opts o = { 0 };
 	if (opts)
 		o = *opts;
-	o.block_sectors = block_sectors;
 	o.no_commit_timer = true;
-	e->B = (uint64_t)block_sectors * 512;
-	char dpath[PATH_MAX];
-	snprintf(dpath, sizeof(dpath), "%s/data", e->dir);
-	snprintf(e->meta_path, sizeof(e->meta_path), "%s/meta", e->dir);
-	REQ0(tp_dev_open_file(dpath, TP_DEV_CREATE, nr_data_blocks * e->B, &e->data));
-	REQ0(tp_dev_open_file(e->meta_path, TP_DEV_CREATE, meta_bytes, &e->meta));
-	struct tp_dev *m = e->meta;
-	if (fault)
-		REQ0(tp_fault_wrap(e->meta, &m, &e->fault));
-	char err[512] = "";
-	int r = thinp_pool_format(e->data, m, &o, &e->p, err, sizeof(err));
-	REQ(r == 0, "format: %d %s", r, err);
+	pu_env_open(e, block_sectors, nr_data_blocks, meta_bytes, &o, fault);
 }
 
-static void env_close(struct env *e)
+static void env_close(struct pu_env *e)
 {
 	if (e->p)
 		thinp_pool_close(e->p);
 	e->p = NULL;
 }
 
-static void pool_line(struct env *e, bool noflush, char *buf, size_t len)
+static void pool_line(struct pu_env *e, bool noflush, char *buf, size_t len)
 {
 	memset(buf, 0x7f, len);
 	REQ0(thinp_pool_status_line(e->p, noflush, buf, len));
 	REQ(memchr(buf, 0, len) != NULL, "status line not terminated");
 }
 
-static void thin_line(struct env *e, uint64_t id, char *buf, size_t len)
+static void thin_line(struct pu_env *e, uint64_t id, char *buf, size_t len)
 {
 	REQ0(thinp_thin_status_line(e->p, id, buf, len));
 }
 
 /* Used metadata blocks and held root of the committed metadata, walked
  * independently from the file. */
-static void disk_summary(struct env *e, struct mu_thin_summary *sum)
+static void disk_summary(struct pu_env *e, struct mu_thin_summary *sum)
 {
 	struct tp_dev *d;
 	REQ0(tp_dev_open_file(e->meta_path, TP_DEV_RDONLY, 0, &d));
@@ -142,7 +88,7 @@ static uint64_t meta_low_water(uint64_t meta_bytes)
 	return q < 1024 ? q : 1024;
 }
 
-static void write_at(struct env *e, struct thinp_thin *t, uint64_t off, size_t len)
+static void write_at(struct pu_env *e, struct thinp_thin *t, uint64_t off, size_t len)
 {
 	uint8_t *buf = malloc(len);
 	REQ(buf != NULL, "out of memory");
@@ -156,8 +102,8 @@ static void write_at(struct env *e, struct thinp_thin *t, uint64_t off, size_t l
 
 START_TEST(test_fresh_pool_line)
 {
-	ctx("fresh pool");
-	struct env e;
+	pu_ctx("fresh pool");
+	struct pu_env e;
 	env_open(&e, 128, 64, 8 * MiB, NULL, false);
 	char line[256], want[256];
 	pool_line(&e, false, line, sizeof(line));
@@ -198,8 +144,8 @@ END_TEST
 
 START_TEST(test_noflush)
 {
-	ctx("noflush");
-	struct env e;
+	pu_ctx("noflush");
+	struct pu_env e;
 	env_open(&e, 128, 64, 4 * MiB, NULL, false);
 	REQ0(thinp_create_thin(e.p, 1));
 	struct thinp_thin *t;
@@ -243,13 +189,13 @@ static const struct feat_case feat_cases[] = {
 START_TEST(test_feature_words)
 {
 	const struct feat_case *c = &feat_cases[_i];
-	ctx("features ignore_discard=%d no_discard_passdown=%d error_if_no_space=%d",
-	    c->ignore_discard, c->no_passdown, c->eins);
+	pu_ctx("features ignore_discard=%d no_discard_passdown=%d error_if_no_space=%d",
+	       c->ignore_discard, c->no_passdown, c->eins);
 	struct thinp_pool_opts o = { .ignore_discard = c->ignore_discard,
 		                     .no_discard_passdown = c->no_passdown,
 		                     .error_if_no_space = c->eins,
 		                     .skip_block_zeroing = _i & 1 };
-	struct env e;
+	struct pu_env e;
 	env_open(&e, 256, 40, 4 * MiB, &o, false);
 	char line[256], want[256];
 	pool_line(&e, false, line, sizeof(line));
@@ -270,8 +216,8 @@ static const uint64_t meta_sizes[] = { 2 * MiB,  4 * MiB + 12 * KiB, 8 * MiB,
 START_TEST(test_metadata_low_water)
 {
 	uint64_t mb = meta_sizes[_i];
-	ctx("metadata device of %" PRIu64 " bytes", mb);
-	struct env e;
+	pu_ctx("metadata device of %" PRIu64 " bytes", mb);
+	struct pu_env e;
 	env_open(&e, 128, 16, mb, NULL, false);
 	char line[256], want[256];
 	pool_line(&e, false, line, sizeof(line));
@@ -299,8 +245,8 @@ END_TEST
 
 START_TEST(test_transaction_id)
 {
-	ctx("set_transaction_id");
-	struct env e;
+	pu_ctx("set_transaction_id");
+	struct pu_env e;
 	env_open(&e, 128, 16, 4 * MiB, NULL, false);
 	char line[256];
 	REQ0(thinp_set_transaction_id(e.p, 0, 5));
@@ -339,8 +285,8 @@ END_TEST
 
 START_TEST(test_held_root)
 {
-	ctx("reserve_metadata_snap");
-	struct env e;
+	pu_ctx("reserve_metadata_snap");
+	struct pu_env e;
 	env_open(&e, 128, 64, 4 * MiB, NULL, false);
 	REQ0(thinp_create_thin(e.p, 1));
 	struct thinp_thin *t;
@@ -387,9 +333,9 @@ END_TEST
 
 START_TEST(test_out_of_data_space_word)
 {
-	ctx("out_of_data_space");
+	pu_ctx("out_of_data_space");
 	struct thinp_pool_opts o = { .error_if_no_space = true };
-	struct env e;
+	struct pu_env e;
 	env_open(&e, 128, 4, 4 * MiB, &o, false);
 	REQ0(thinp_create_thin(e.p, 1));
 	struct thinp_thin *t;
@@ -429,8 +375,8 @@ END_TEST
 /* A failed metadata write: abort, needs_check, read-only ("ro", "needs_check"). */
 START_TEST(test_read_only_needs_check)
 {
-	ctx("metadata write failure");
-	struct env e;
+	pu_ctx("metadata write failure");
+	struct pu_env e;
 	env_open(&e, 128, 16, 4 * MiB, NULL, true);
 	REQ0(thinp_create_thin(e.p, 1));
 	struct thinp_thin *t;
@@ -467,8 +413,8 @@ END_TEST
 /* Metadata unreachable: the abort fails too, the pool fails ("Fail"). */
 START_TEST(test_fail_mode)
 {
-	ctx("metadata device gone");
-	struct env e;
+	pu_ctx("metadata device gone");
+	struct pu_env e;
 	env_open(&e, 128, 16, 4 * MiB, NULL, true);
 	REQ0(thinp_create_thin(e.p, 1));
 	struct thinp_thin *t;
@@ -511,8 +457,8 @@ static const uint32_t thin_bs[] = { 128, 256, 1024 };
 START_TEST(test_thin_line)
 {
 	uint32_t bs = thin_bs[_i];
-	ctx("thin status, block %u sectors", bs);
-	struct env e;
+	pu_ctx("thin status, block %u sectors", bs);
+	struct pu_env e;
 	env_open(&e, bs, 32, 4 * MiB, NULL, false);
 	REQ0(thinp_create_thin(e.p, 3));
 	struct thinp_thin *t;
@@ -588,21 +534,5 @@ static Suite *status_suite(void)
 
 int main(void)
 {
-	g_seed = mu_seed(DEFAULT_SEED);
-	int r = mu_mkdtemp(g_top, sizeof(g_top), "status");
-	if (r) {
-		fprintf(stderr, "cannot create a scratch directory: %s\n", strerror(-r));
-		return 1;
-	}
-	printf("seed %" PRIu64 " (THINP_SEED), scratch %s\n", g_seed, g_top);
-	fflush(stdout);
-	SRunner *sr = srunner_create(status_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	mu_rmtree(g_top);
-	if (failed)
-		fprintf(stderr, "FAILED with seed %" PRIu64 ": rerun with THINP_SEED=%" PRIu64 "\n",
-		        g_seed, g_seed);
-	return failed ? 1 : 0;
+	return pu_main(DEFAULT_SEED, "status", status_suite);
 }

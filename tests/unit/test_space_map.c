@@ -28,97 +28,9 @@
 #include "pdata/format.h"
 #include "pdata/space_map.h"
 #include "pdata/transaction_manager.h"
+#include "stack_util.h"
 
 #define DEFAULT_SEED 0x736d617073ull /* "smaps" */
-
-static uint64_t g_seed;
-static char g_ctx[256];
-
-/* Check's ck_assert_* write to the parent on every call: assert only on failure. */
-#define REQ(expr, fmt, ...)                                                                     \
-	do {                                                                                    \
-		if (!(expr))                                                                    \
-			ck_abort_msg("[%s] " fmt " (rerun with THINP_SEED=%" PRIu64 ")", g_ctx, \
-			             ##__VA_ARGS__, g_seed);                                    \
-	} while (0)
-#define REQ0(call)                                                                    \
-	do {                                                                          \
-		int r_ = (call);                                                      \
-		REQ(r_ == 0, "%s = %d (%s)", #call, r_, strerror(r_ < 0 ? -r_ : r_)); \
-	} while (0)
-
-static void set_ctx(const char *test, uint64_t op)
-{
-	snprintf(g_ctx, sizeof(g_ctx), "%s seed=%" PRIu64 " op=%" PRIu64, test, g_seed, op);
-}
-
-/* ---- the pdata stack ---- */
-
-struct stack {
-	struct tp_dev *dev;
-	struct bm *bm;
-	struct sm_meta *sm;
-	struct tm *tm;
-	struct sm_disk *dsm; /* NULL in the sm_meta tests */
-	size_t cache;
-	uint8_t mroot[SM_ROOT_SIZE], droot[SM_ROOT_SIZE]; /* as of the last commit */
-};
-
-static void stack_create(struct stack *s, uint64_t dev_blocks, uint64_t sm_blocks, size_t cache)
-{
-	memset(s, 0, sizeof(*s));
-	s->cache = cache;
-	REQ0(tp_dev_open_mem(dev_blocks * TP_BLOCK_SIZE, &s->dev));
-	REQ0(bm_create(s->dev, cache, &s->bm));
-	REQ0(sm_meta_create(sm_blocks, &s->sm));
-	uint64_t b = 99;
-	REQ0(sm_meta_new_block(s->sm, &b)); /* a pretend superblock */
-	REQ(b == 0, "first metadata block %" PRIu64, b);
-	REQ0(tm_create(s->bm, s->sm, &s->tm));
-}
-
-static void stack_close(struct stack *s)
-{
-	sm_disk_destroy(s->dsm);
-	tm_destroy(s->tm);
-	sm_meta_destroy(s->sm);
-	bm_destroy(s->bm); /* drops dirty blocks */
-	s->dsm = NULL;
-	s->tm = NULL;
-	s->sm = NULL;
-	s->bm = NULL;
-}
-
-static void stack_destroy(struct stack *s)
-{
-	stack_close(s);
-	tp_dev_close(s->dev);
-	s->dev = NULL;
-}
-
-static void stack_commit(struct stack *s)
-{
-	if (s->dsm)
-		REQ0(sm_disk_write(s->dsm, s->droot));
-	REQ0(sm_meta_write(s->sm, s->tm, s->mroot));
-	REQ0(bm_flush(s->bm));
-	sm_meta_committed(s->sm);
-	if (s->dsm)
-		REQ0(sm_disk_committed(s->dsm));
-}
-
-/* Drop the open transaction; load the committed state. */
-static void stack_reopen(struct stack *s)
-{
-	bool data = s->dsm != NULL;
-	stack_close(s);
-	REQ0(bm_create(s->dev, s->cache, &s->bm));
-	REQ0(sm_meta_open(s->bm, s->mroot, &s->sm));
-	REQ0(tm_create(s->bm, s->sm, &s->tm));
-	REQ0(sm_meta_load_overflow(s->sm, s->tm));
-	if (data)
-		REQ0(sm_disk_open(s->tm, s->droot, &s->dsm));
-}
 
 /* ---- sm_disk against a model ---- */
 
@@ -161,7 +73,7 @@ static void dm_abort(struct dmodel *m)
 }
 
 /* After a commit: decode the device, compare with the model and the live map. */
-static void verify_disk(struct stack *s, const struct dmodel *m, bool read_all)
+static void verify_disk(struct su_stack *s, const struct dmodel *m, bool read_all)
 {
 	REQ(sm_disk_nr_blocks(s->dsm) == m->nr, "nr_blocks %" PRIu64 ", model %" PRIu64,
 	    sm_disk_nr_blocks(s->dsm), m->nr);
@@ -216,15 +128,15 @@ START_TEST(test_disk_random)
 {
 	const char *name = "sm_disk-random";
 	struct mu_rng rng;
-	mu_rng_init(&rng, g_seed ^ 1);
-	set_ctx(name, 0);
-	struct stack s;
-	stack_create(&s, 16384, 16384, 1024);
+	mu_rng_init(&rng, su_seed ^ 1);
+	su_set_ctx(name, 0);
+	struct su_stack s;
+	su_stack_create(&s, 16384, 16384, 1024);
 	const uint64_t nr0 = 100000; /* 7 bitmaps, the last one partial */
 	REQ0(sm_disk_create(s.tm, nr0, &s.dsm));
 	struct dmodel m = { 0 };
 	dm_resize(&m, nr0);
-	stack_commit(&s);
+	su_stack_commit(&s);
 	dm_commit(&m);
 	verify_disk(&s, &m, true);
 
@@ -240,7 +152,7 @@ START_TEST(test_disk_random)
 	         max_overflow = 0, extends = 0;
 	bool extended = false;
 	for (uint64_t op = 1; op <= ops; op++) {
-		set_ctx(name, op);
+		su_set_ctx(name, op);
 		if (!extended && op >= ops / 2) {
 			/* grow mid-transaction: the old last bitmap gains entries and
 			 * new bitmaps appear */
@@ -314,17 +226,17 @@ START_TEST(test_disk_random)
 			next_commit = op + 1 + mu_below(&rng, 5000);
 			unsigned what = (unsigned)mu_below(&rng, 10);
 			if (what == 0 && op != ops) {
-				stack_reopen(&s);
+				su_stack_reopen(&s);
 				if (m.committed_nr != m.nr)
 					extended = false; /* rolled back: extend again */
 				dm_abort(&m);
 				aborts++;
 			} else {
-				stack_commit(&s);
+				su_stack_commit(&s);
 				dm_commit(&m);
 				commits++;
 				if (what == 1) {
-					stack_reopen(&s);
+					su_stack_reopen(&s);
 					reopens++;
 				}
 			}
@@ -347,7 +259,7 @@ START_TEST(test_disk_random)
 	free(hot);
 	free(m.count);
 	free(m.committed);
-	stack_destroy(&s);
+	su_stack_destroy(&s);
 }
 END_TEST
 
@@ -358,19 +270,19 @@ START_TEST(test_disk_full)
 {
 	const char *name = "sm_disk-full";
 	struct mu_rng rng;
-	mu_rng_init(&rng, g_seed ^ 2);
-	set_ctx(name, 0);
-	struct stack s;
-	stack_create(&s, 4096, 4096, 256);
+	mu_rng_init(&rng, su_seed ^ 2);
+	su_set_ctx(name, 0);
+	struct su_stack s;
+	su_stack_create(&s, 4096, 4096, 256);
 	const uint64_t nr = SM_ENTRIES_PER_BITMAP + 77; /* two bitmaps */
 	REQ0(sm_disk_create(s.tm, nr, &s.dsm));
 	struct dmodel m = { 0 };
 	dm_resize(&m, nr);
-	stack_commit(&s);
+	su_stack_commit(&s);
 	dm_commit(&m);
 
 	for (unsigned round = 0; round < 6; round++) {
-		set_ctx(name, round);
+		su_set_ctx(name, round);
 		/* allocate everything allocatable */
 		uint64_t b, n = 0;
 		int r;
@@ -402,7 +314,7 @@ START_TEST(test_disk_full)
 			dm_set(&m, b, 1);
 		REQ(sm_disk_nr_free(s.dsm) == nr - m.used, "nr_free %" PRIu64 ", model %" PRIu64,
 		    sm_disk_nr_free(s.dsm), nr - m.used);
-		stack_commit(&s);
+		su_stack_commit(&s);
 		dm_commit(&m);
 		verify_disk(&s, &m, true);
 		fprintf(stderr, "%s: round %u allocated %" PRIu64 ", freed %" PRIu64 "\n", name,
@@ -410,7 +322,7 @@ START_TEST(test_disk_full)
 	}
 	free(m.count);
 	free(m.committed);
-	stack_destroy(&s);
+	su_stack_destroy(&s);
 }
 END_TEST
 
@@ -419,13 +331,13 @@ END_TEST
 START_TEST(test_disk_extend)
 {
 	const char *name = "sm_disk-extend";
-	set_ctx(name, 0);
-	struct stack s;
-	stack_create(&s, 4096, 4096, 256);
+	su_set_ctx(name, 0);
+	struct su_stack s;
+	su_stack_create(&s, 4096, 4096, 256);
 	REQ0(sm_disk_create(s.tm, 10, &s.dsm));
 	struct dmodel m = { 0 };
 	dm_resize(&m, 10);
-	stack_commit(&s);
+	su_stack_commit(&s);
 	dm_commit(&m);
 	const uint64_t sizes[] = { 11,
 		                   100,
@@ -434,7 +346,7 @@ START_TEST(test_disk_extend)
 		                   2 * SM_ENTRIES_PER_BITMAP,
 		                   5 * SM_ENTRIES_PER_BITMAP - 3 };
 	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		set_ctx(name, i);
+		su_set_ctx(name, i);
 		REQ0(sm_disk_extend(s.dsm, sizes[i]));
 		REQ(sm_disk_extend(s.dsm, sizes[i] - 1) == -EINVAL, "shrinking must fail");
 		dm_resize(&m, sizes[i]);
@@ -449,18 +361,18 @@ START_TEST(test_disk_extend)
 		REQ0(sm_disk_set_count(s.dsm, sizes[i] - 1, 7));
 		dm_set(&m, sizes[i] - 1, 7);
 		if (i % 2) {
-			stack_commit(&s);
+			su_stack_commit(&s);
 			dm_commit(&m);
-			stack_reopen(&s);
+			su_stack_reopen(&s);
 		} else {
-			stack_commit(&s);
+			su_stack_commit(&s);
 			dm_commit(&m);
 		}
 		verify_disk(&s, &m, true);
 	}
 	free(m.count);
 	free(m.committed);
-	stack_destroy(&s);
+	su_stack_destroy(&s);
 }
 END_TEST
 
@@ -493,7 +405,7 @@ static void mm_resize(struct mmodel *m, uint64_t nr)
 
 /* After a commit: decode the map from disk; its structure references become
  * the model's; check stored = user + structures, and the live map. */
-static void verify_meta(struct stack *s, struct mmodel *m)
+static void verify_meta(struct su_stack *s, struct mmodel *m)
 {
 	struct mu_mc mc;
 	REQ(mu_mc_init(&mc, s->dev) == 0, "checker: %s", mc.err);
@@ -526,9 +438,9 @@ static void verify_meta(struct stack *s, struct mmodel *m)
 
 /* Commit and check that the write took its new structure blocks only from
  * blocks free at the previous commit. */
-static void meta_commit(struct stack *s, struct mmodel *m)
+static void meta_commit(struct su_stack *s, struct mmodel *m)
 {
-	stack_commit(s);
+	su_stack_commit(s);
 	uint32_t *old = malloc(m->nr * sizeof(uint32_t));
 	ck_assert(old);
 	memcpy(old, m->strct, m->nr * sizeof(uint32_t));
@@ -546,7 +458,7 @@ static void meta_commit(struct stack *s, struct mmodel *m)
 	free(old);
 }
 
-static void live_check(struct stack *s, const struct mmodel *m, uint64_t b)
+static void live_check(struct su_stack *s, const struct mmodel *m, uint64_t b)
 {
 	REQ(sm_meta_get_count(s->sm, b) == mm_total(m, b),
 	    "block %" PRIu64 ": live count %u, model user %u + structure %u", b,
@@ -560,11 +472,11 @@ START_TEST(test_meta_random)
 {
 	const char *name = "sm_meta-random";
 	struct mu_rng rng;
-	mu_rng_init(&rng, g_seed ^ 3);
-	set_ctx(name, 0);
+	mu_rng_init(&rng, su_seed ^ 3);
+	su_set_ctx(name, 0);
 	const uint64_t dev_blocks = 60000, nr0 = 40000; /* 3 bitmaps, then 4 */
-	struct stack s;
-	stack_create(&s, dev_blocks, nr0, 512);
+	struct su_stack s;
+	su_stack_create(&s, dev_blocks, nr0, 512);
 	struct mmodel m = { 0 };
 	mm_resize(&m, nr0);
 	m.user[0] = 1; /* the pretend superblock */
@@ -589,7 +501,7 @@ START_TEST(test_meta_random)
 	for (uint64_t b = 0; b < m.nr; b++)
 		used += mm_total(&m, b) != 0;
 	for (uint64_t op = 1; op <= ops; op++) {
-		set_ctx(name, op);
+		su_set_ctx(name, op);
 		if (!extended && op >= ops / 2) {
 			uint64_t nr = 55555;
 			REQ0(sm_meta_extend(s.sm, nr));
@@ -667,7 +579,7 @@ START_TEST(test_meta_random)
 			next_commit = op + 1 + mu_below(&rng, 5000);
 			unsigned what = (unsigned)mu_below(&rng, 10);
 			if (what == 0 && op != ops) {
-				stack_reopen(&s);
+				su_stack_reopen(&s);
 				if (m.cnr != m.nr) {
 					m.nr = m.cnr;
 					extended = false;
@@ -678,7 +590,7 @@ START_TEST(test_meta_random)
 				meta_commit(&s, &m);
 				commits++;
 				if (what == 1) {
-					stack_reopen(&s);
+					su_stack_reopen(&s);
 					reopens++;
 				}
 			}
@@ -711,7 +623,7 @@ START_TEST(test_meta_random)
 	free(m.cuser);
 	free(m.strct);
 	free(m.ctotal);
-	stack_destroy(&s);
+	su_stack_destroy(&s);
 }
 END_TEST
 
@@ -720,9 +632,9 @@ END_TEST
 START_TEST(test_meta_full)
 {
 	const char *name = "sm_meta-full";
-	set_ctx(name, 0);
-	struct stack s;
-	stack_create(&s, 300, 300, 64);
+	su_set_ctx(name, 0);
+	struct su_stack s;
+	su_stack_create(&s, 300, 300, 64);
 	struct mmodel m = { 0 };
 	mm_resize(&m, 300);
 	m.user[0] = 1;
@@ -771,7 +683,7 @@ START_TEST(test_meta_full)
 		m.user[b] = 1;
 	}
 	REQ(r == -ENOSPC, "new_block = %d", r);
-	stack_destroy(&s);
+	su_stack_destroy(&s);
 	free(m.user);
 	free(m.cuser);
 	free(m.strct);
@@ -795,13 +707,5 @@ static Suite *sm_suite(void)
 
 int main(void)
 {
-	g_seed = mu_seed(DEFAULT_SEED);
-	fprintf(stderr,
-	        "test_space_map: seed %" PRIu64 " (THINP_SEED), scale %g (THINP_TEST_SCALE)\n",
-	        g_seed, mu_scale());
-	SRunner *sr = srunner_create(sm_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return su_main(DEFAULT_SEED, "test_space_map", sm_suite);
 }
