@@ -167,6 +167,7 @@ int cli_pool_option(int argc, char **argv, int *i, struct cli_pool_args *a)
 		{ "--no-discard-passdown", &a->opts.no_discard_passdown },
 		{ "--read-only", &a->opts.read_only },
 		{ "--direct", &a->direct },
+		{ "--losetup", &a->losetup },
 	};
 	for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
 		if (!strcmp(o, flags[k].name)) {
@@ -301,13 +302,13 @@ int cli_open_pool(struct cli_pool_args *a, struct thinp_pool **out)
 	 * unshared blocks of a read-only pool */
 	unsigned fl = TP_DEV_EXCL;
 	struct tp_dev *d, *m;
-	int r = tp_dev_open(data, fl | (a->direct ? TP_DEV_DIRECT : 0), 0, &d);
+	int r = cli_open_dev(a, data, fl | (a->direct ? TP_DEV_DIRECT : 0), 0, &d);
 	if (r) {
 		fprintf(stderr, "thinp: cannot open data device %s: %s%s\n", data, strerror(-r),
 		        r == -EBUSY ? " (another process has the pool open)" : "");
 		return 1;
 	}
-	r = tp_dev_open(meta, fl | (a->opts.read_only ? TP_DEV_RDONLY : 0), 0, &m);
+	r = cli_open_dev(a, meta, fl | (a->opts.read_only ? TP_DEV_RDONLY : 0), 0, &m);
 	if (r) {
 		fprintf(stderr, "thinp: cannot open metadata device %s: %s%s\n", meta, strerror(-r),
 		        r == -EBUSY ? " (another process has the pool open)" : "");
@@ -322,4 +323,22 @@ int cli_open_pool(struct cli_pool_args *a, struct thinp_pool **out)
 		return 1;
 	}
 	return 0;
+}
+
+int cli_open_dev(const struct cli_pool_args *a, const char *path, unsigned flags, uint64_t size,
+		 struct tp_dev **out)
+{
+	if (!a->losetup)
+		return tp_dev_open(path, flags, size, out);
+	if (flags & TP_DEV_CREATE) {
+		struct tp_dev *f;
+		int r = tp_dev_open_file(path, TP_DEV_CREATE, size, &f);
+		if (r)
+			return r;
+		tp_dev_close(f);
+	}
+	int r = tp_dev_open_loop(path, flags & ~(unsigned)TP_DEV_CREATE, out);
+	if (r == -EPERM || r == -EACCES)
+		fprintf(stderr, "thinp: --losetup needs root (loop devices): %s\n", path);
+	return r;
 }

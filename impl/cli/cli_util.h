@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "io/dev.h"
 #include "thinp.h"
 
 /* Parse "100G", "64k", "4096" (k/m/g/t, binary, case-insensitive). Prints a
@@ -28,6 +29,7 @@ struct cli_pool_args {
 	const char *metadata;
 	struct thinp_pool_opts opts;
 	bool direct; /* O_DIRECT on the data device */
+	bool losetup; /* reach the files through loop devices (root), as Docker's loop-lvm */
 	bool have_block_size;
 	enum cli_backend backend; /* --backend user|kernel */
 	int verbose;              /* -v: libdevmapper's own log to stderr (-vv: with debug) */
@@ -54,6 +56,12 @@ void cli_print_thin_fields(const struct thinp_thin_status *st);
 /* Open an existing pool (features from DIR/table unless overridden). Prints
  * the error and returns non-zero on failure. */
 int cli_open_pool(struct cli_pool_args *a, struct thinp_pool **out);
+
+/* Open one of the pool's devices: the file or device PATH, or with --losetup
+ * the file through a loop device (created with SIZE first when FLAGS has
+ * TP_DEV_CREATE and it is missing). */
+int cli_open_dev(const struct cli_pool_args *a, const char *path, unsigned flags, uint64_t size,
+		 struct tp_dev **out);
 
 /* Save/read the table line (block size, low water, features) next to a
  * directory pool, as the kernel keeps it in its table, not in metadata. */

@@ -728,12 +728,12 @@ static int pool_create(int argc, char **argv)
 	}
 	struct tp_dev *d, *m;
 	unsigned fl = TP_DEV_CREATE | TP_DEV_EXCL;
-	r = tp_dev_open(data, fl | (a.direct ? TP_DEV_DIRECT : 0), data_size, &d);
+	r = cli_open_dev(&a, data, fl | (a.direct ? TP_DEV_DIRECT : 0), data_size, &d);
 	if (r) {
 		fprintf(stderr, "thinp: cannot open data device %s: %s\n", data, strerror(-r));
 		return 1;
 	}
-	r = tp_dev_open(meta, fl, meta_size, &m);
+	r = cli_open_dev(&a, meta, fl, meta_size, &m);
 	if (r) {
 		fprintf(stderr, "thinp: cannot open metadata device %s: %s\n", meta, strerror(-r));
 		tp_dev_close(d);

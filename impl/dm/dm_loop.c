@@ -1,6 +1,7 @@
 /* Loop devices (loop-lvm) and block device sizes for the kernel backend. Plain ioctls and
  * sysfs: no libdevmapper here. */
 #include "dm/dm_backend.h"
+#include "io/dev.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,102 +16,15 @@
 #include <time.h>
 #include <unistd.h>
 
-static void nap_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-/* lo_file_name is informational (losetup shows it); long paths are cut, as losetup does */
-static void set_file_name(uint8_t *dst, const char *name)
-{
-	size_t n = strlen(name);
-	if (n >= LO_NAME_SIZE)
-		n = LO_NAME_SIZE - 1;
-	memcpy(dst, name, n);
-	dst[n] = 0;
-}
-
-/* Bind FILE_FD to the loop device LFD: LOOP_CONFIGURE (5.8+), else LOOP_SET_FD +
- * LOOP_SET_STATUS64. Returns 0 or -errno. */
-static int bind_loop(int lfd, int file_fd, const char *name)
-{
-	struct loop_config cfg;
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.fd = (uint32_t)file_fd;
-	cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
-	set_file_name(cfg.info.lo_file_name, name);
-	if (!ioctl(lfd, LOOP_CONFIGURE, &cfg))
-		return 0;
-	if (errno != EINVAL && errno != ENOTTY)
-		return -errno;
-	if (ioctl(lfd, LOOP_SET_FD, file_fd))
-		return -errno;
-	struct loop_info64 info;
-	memset(&info, 0, sizeof(info));
-	info.lo_flags = LO_FLAGS_AUTOCLEAR;
-	set_file_name(info.lo_file_name, name);
-	if (ioctl(lfd, LOOP_SET_STATUS64, &info)) {
-		int e = errno;
-		(void)ioctl(lfd, LOOP_CLR_FD, 0);
-		return -e;
-	}
-	return 0;
-}
-
 int tdm_loop_attach(struct tdm_ctx *c, const char *path, char *dev, size_t len, int *fd)
 {
-	*fd = -1;
-	char real[PATH_MAX];
-	if (!realpath(path, real))
-		return tdm_fail(c, errno, "cannot attach %s to a loop device: %s", path,
-		                strerror(errno));
-	int ffd = open(real, O_RDWR | O_CLOEXEC);
-	if (ffd < 0)
-		return tdm_fail(c, errno, "cannot open %s: %s", real, strerror(errno));
-	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-	if (ctl < 0) {
-		int e = errno;
-		close(ffd);
-		return tdm_fail(c, e,
-		                "cannot open /dev/loop-control (is the loop module loaded?): %s",
-		                strerror(e));
-	}
-	int r = -EBUSY;
-	for (int attempt = 0; attempt < 20; attempt++) {
-		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
-		if (n < 0) {
-			r = tdm_fail(c, errno, "no free loop device: %s", strerror(errno));
-			break;
-		}
-		snprintf(dev, len, "/dev/loop%d", n);
-		int lfd = open(dev, O_RDWR | O_CLOEXEC);
-		if (lfd < 0) {
-			r = -errno;
-			if (errno == ENOENT) { /* devtmpfs has not made the node yet */
-				nap_ms(50);
-				continue;
-			}
-			r = tdm_fail(c, -r, "cannot open %s: %s", dev, strerror(-r));
-			break;
-		}
-		r = bind_loop(lfd, ffd, real);
-		if (!r) {
-			*fd = lfd;
-			break;
-		}
-		close(lfd);
-		if (r != -EBUSY) { /* EBUSY: another process took it first; try the next */
-			r = tdm_fail(c, -r, "cannot attach %s to %s: %s", real, dev, strerror(-r));
-			break;
-		}
-	}
-	if (r == -EBUSY)
-		r = tdm_fail(c, EBUSY,
-		             "cannot attach %s: every free loop device was taken meanwhile", real);
-	close(ctl);
-	close(ffd); /* the loop holds its own reference to the file */
-	return r;
+	/* buffered, like Docker's loop-lvm */
+	int r = tp_loop_attach(path, false, dev, len, fd);
+	if (r)
+		return tdm_fail(c, -r, "cannot attach %s to a loop device: %s%s", path,
+				strerror(-r),
+				r == -ENOENT ? " (is the loop module loaded?)" : "");
+	return 0;
 }
 
 int tdm_loop_set_capacity(struct tdm_ctx *c, const char *dev)

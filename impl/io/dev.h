@@ -7,6 +7,7 @@
 #ifndef THINP_IO_DEV_H
 #define THINP_IO_DEV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,6 +66,16 @@ int tp_dev_open_block(const char *path, unsigned flags, struct tp_dev **out);
 
 /* Open whatever PATH is: a block device or a regular file. */
 int tp_dev_open(const char *path, unsigned flags, uint64_t size, struct tp_dev **out);
+
+/* Attach the file PATH to a free loop device (autoclear; DIRECT = the
+ * loop's --direct-io=on) as losetup does: root only. Returns the loop's path
+ * in DEV and an open descriptor *FD that keeps it attached until closed. */
+int tp_loop_attach(const char *path, bool direct, char *dev, size_t len, int *fd);
+/* The file PATH through a loop device, opened as a block device (FLAGS as
+ * for tp_dev_open_block; TP_DEV_DIRECT also sets the loop's direct IO;
+ * TP_DEV_EXCL flocks the file for as long as the loop exists). The loop goes
+ * away when the device is closed. */
+int tp_dev_open_loop(const char *path, unsigned flags, struct tp_dev **out);
 
 /* An in-memory device (tests, model checking). */
 int tp_dev_open_mem(uint64_t size, struct tp_dev **out);
