@@ -188,14 +188,15 @@ run-tsan: $(TSAN_TESTS)
 	@$(RUN_ENV) TEST_TIMEOUT=$(TEST_TIMEOUT) $(TSAN_SETARCH) bash $(TEST_RUNNER) \
 		$(BUILDDIR)/test-logs $(TSAN_TESTS)
 
+# The quick matrix (scenarios/run; <= 10 min on 2 cores) into results/<date>-<host>-<commit>/;
+# the engine is required here, so `make engine` (which fails loudly) rather than the optional
+# build of `all`. BENCH_ARGS passes options through: make bench BENCH_ARGS="--full --repeat 5".
+BENCH_ARGS ?=
 bench:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory all
-	@if [ -x scenarios/run ]; then \
-		$(RUN_ENV) scenarios/run; \
-	else \
-		echo "scenarios/run not yet implemented (see issue #5)" >&2; exit 1; \
-	fi
+	@$(MAKE) --no-print-directory engine
+	@$(RUN_ENV) THINP_ENGINE=$(abspath ioengine/thinp.so) scenarios/run $(BENCH_ARGS)
 
 # Metadata micro-benchmark (not a test): inserts/s, lookups/s and cache memory at 10k and 1M
 # mappings (ARGS="--max 10000000" for the 10M point, which takes ~10 minutes).
@@ -214,6 +215,12 @@ deps:
 .PHONY: vm-image vm-test
 vm-image:
 	@bash ci/vm/build.sh
+
+# Kernel vs libthinp per-write costs (provision / CoW / overwrite, 4k-1m, loop-lvm and the
+# seed's direct-lvm with its autoextend check) inside the VM: build/vm/kernel_perf/ (~2-3 min).
+.PHONY: vm-perf
+vm-perf: cli engine
+	bash tests/vm/kernel_perf.sh $(VM_PERF_ARGS)
 
 vm-test: cli
 	@rc=0; THINP=$(abspath $(THINP_BIN)) LIBTHINP_A=$(abspath $(LIB_A)) \
