@@ -486,15 +486,9 @@ static int get_dev(struct tmd *md, uint64_t id, bool create, struct tmd_dev **ou
 	return 0;
 }
 
-bool tmd_device_exists(struct tmd *md, uint64_t dev)
-{
-	struct tmd_dev *td;
-	return get_dev(md, dev, false, &td) == 0;
-}
-
-/* Unlike tmd_device_exists, tells "absent" from "could not read": taking a
- * read error for "absent" would let create overwrite a live device. */
-static int dev_exists(struct tmd *md, uint64_t dev, bool *exists)
+/* Tells "absent" from "could not read": taking a read error for "absent"
+ * would let create overwrite a live device. */
+int tmd_device_exists(struct tmd *md, uint64_t dev, bool *exists)
 {
 	struct tmd_dev *td;
 	int r = get_dev(md, dev, false, &td);
@@ -518,7 +512,7 @@ int tmd_create_thin(struct tmd *md, uint64_t dev)
 	if (r)
 		return r;
 	bool exists;
-	r = dev_exists(md, dev, &exists);
+	r = tmd_device_exists(md, dev, &exists);
 	if (r)
 		return r;
 	if (exists)
@@ -548,7 +542,7 @@ int tmd_create_snap(struct tmd *md, uint64_t dev, uint64_t origin)
 	if (r)
 		return r;
 	bool exists;
-	r = dev_exists(md, dev, &exists);
+	r = tmd_device_exists(md, dev, &exists);
 	if (r)
 		return r;
 	if (exists)
@@ -592,7 +586,7 @@ int tmd_delete_thin(struct tmd *md, uint64_t dev)
 	if (r)
 		return r;
 	bool exists;
-	r = dev_exists(md, dev, &exists);
+	r = tmd_device_exists(md, dev, &exists);
 	if (r)
 		return r;
 	if (!exists)

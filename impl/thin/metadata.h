@@ -81,7 +81,8 @@ const char *tmd_error(const struct tmd *md);
 int tmd_create_thin(struct tmd *md, uint64_t dev);
 int tmd_create_snap(struct tmd *md, uint64_t dev, uint64_t origin);
 int tmd_delete_thin(struct tmd *md, uint64_t dev);
-bool tmd_device_exists(struct tmd *md, uint64_t dev);
+/* *exists tells whether DEV is there; a read error is returned, not taken for absence. */
+int tmd_device_exists(struct tmd *md, uint64_t dev, bool *exists);
 /* All device ids, ascending; *ids is malloc'ed. */
 int tmd_list_devices(struct tmd *md, uint64_t **ids, size_t *nr);
 

@@ -772,9 +772,14 @@ int thinp_thin_open(struct thinp_pool *p, uint64_t id, uint64_t size_bytes,
 		    struct thinp_thin **out)
 {
 	pthread_mutex_lock(&p->md_lock);
-	bool failed = mode_get(p) == THINP_MODE_FAIL;
-	bool exists = !failed && tmd_device_exists(p->md, id);
+	bool failed = mode_get(p) == THINP_MODE_FAIL, exists = false;
+	int r = failed ? 0 : tmd_device_exists(p->md, id, &exists);
+	if (r)
+		perr(p, r, "cannot open thin device %llu: %s", (unsigned long long)id,
+		     tmd_error(p->md));
 	pthread_mutex_unlock(&p->md_lock);
+	if (r)
+		return r;
 	if (failed)
 		return perr(p, -EINVAL, "couldn't open thin device, pool is in fail mode");
 	if (!exists)

@@ -536,7 +536,11 @@ static int begin_device(struct restore *rs)
 		r = get_u64(x, "snap_time", UINT32_MAX, true, &stime);
 	if (r)
 		return r;
-	if (tmd_device_exists(rs->md, dev))
+	bool exists;
+	r = tmd_device_exists(rs->md, dev, &exists);
+	if (r)
+		return md_fail(rs, r, "<device>");
+	if (exists)
 		return tag_fail(x, "device %" PRIu64 " appears twice", dev);
 	r = tmd_create_thin(rs->md, dev);
 	if (r)
