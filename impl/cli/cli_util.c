@@ -342,3 +342,29 @@ int cli_open_dev(const struct cli_pool_args *a, const char *path, unsigned flags
 		fprintf(stderr, "thinp: --losetup needs root (loop devices): %s\n", path);
 	return r;
 }
+
+int cli_usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "thinp %s: ", cmd);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'thinp %s --help'.\n", cmd);
+	return 2;
+}
+
+int cli_open_metadata_arg(const char *cmd, int argc, char **argv, int optind, bool quiet,
+			  struct tp_dev **meta, const char **path)
+{
+	if (optind == argc)
+		return cli_usage_error(cmd, "%s", "no metadata file or device given");
+	if (argc - optind > 1)
+		return cli_usage_error(cmd, "one metadata file or device only (extra argument '%s')",
+				       argv[optind + 1]);
+	*path = argv[optind];
+	int r = tp_dev_open(*path, TP_DEV_RDONLY, 0, meta);
+	if (r) {
+		if (!quiet)
+			fprintf(stderr, "thinp %s: cannot open %s: %s\n", cmd, *path, strerror(-r));
+		return 1;
+	}
+	return 0;
+}

@@ -67,6 +67,15 @@ int cli_open_dev(const struct cli_pool_args *a, const char *path, unsigned flags
  * directory pool, as the kernel keeps it in its table, not in metadata. */
 int cli_save_table(const char *dir, const struct thinp_pool_opts *o);
 
+/* "thinp CMD: <fmt with arg>" plus the --help hint on stderr; returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, const char *arg);
+
+/* The offline metadata tools (check, dump) take exactly one metadata file or
+ * device after their options: open it read-only. Returns 0, 1 (cannot open:
+ * reported unless QUIET) or 2 (usage, reported). */
+int cli_open_metadata_arg(const char *cmd, int argc, char **argv, int optind, bool quiet,
+			  struct tp_dev **meta, const char **path);
+
 /* Print "thinp: CMD: MSG" to stderr. */
 void cli_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

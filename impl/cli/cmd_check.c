@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "io/dev.h"
 #include "thin/check.h"
@@ -36,10 +37,7 @@ static const char check_usage[] =
 
 static int usage_error(const char *fmt, const char *arg)
 {
-	fputs("thinp check: ", stderr);
-	fprintf(stderr, fmt, arg);
-	fputs("\nTry 'thinp check --help'.\n", stderr);
-	return 2;
+	return cli_usage_error("check", fmt, arg);
 }
 
 static int parse_u64(const char *s, unsigned long long *out)
@@ -131,20 +129,11 @@ int cmd_check(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind == argc)
-		return usage_error("%s", "no metadata file or device given");
-	if (argc - optind > 1)
-		return usage_error("one metadata file or device only (extra argument '%s')",
-		                   argv[optind + 1]);
-	const char *path = argv[optind];
-
+	const char *path;
 	struct tp_dev *meta;
-	int r = tp_dev_open(path, TP_DEV_RDONLY, 0, &meta);
-	if (r) {
-		if (!pr.quiet)
-			fprintf(stderr, "thinp check: cannot open %s: %s\n", path, strerror(-r));
-		return 1;
-	}
+	int r = cli_open_metadata_arg("check", argc, argv, optind, pr.quiet, &meta, &path);
+	if (r)
+		return r;
 	unsigned nr_errors = 0;
 	r = tcheck_run(meta, &opts, print_fault, &pr, &nr_errors);
 	tp_dev_close(meta);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "io/dev.h"
 #include "thin/metadata.h"
@@ -29,10 +30,7 @@ static const char dump_usage[] =
 
 static int usage_error(const char *fmt, const char *arg)
 {
-	fputs("thinp dump: ", stderr);
-	fprintf(stderr, fmt, arg);
-	fputs("\nTry 'thinp dump --help'.\n", stderr);
-	return 2;
+	return cli_usage_error("dump", fmt, arg);
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -109,19 +107,11 @@ int cmd_dump(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind == argc)
-		return usage_error("%s", "no metadata file or device given");
-	if (argc - optind > 1)
-		return usage_error("one metadata file or device only (extra argument '%s')",
-		                   argv[optind + 1]);
-	const char *path = argv[optind];
-
+	const char *path;
 	struct tp_dev *meta;
-	int r = tp_dev_open(path, TP_DEV_RDONLY, 0, &meta);
-	if (r) {
-		fprintf(stderr, "thinp dump: cannot open %s: %s\n", path, strerror(-r));
-		return 1;
-	}
+	int r = cli_open_metadata_arg("dump", argc, argv, optind, false, &meta, &path);
+	if (r)
+		return r;
 	char err[512];
 	struct tmd *md = NULL;
 	if (!snap) {

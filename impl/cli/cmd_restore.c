@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "io/dev.h"
 #include "thin/xml.h"
@@ -30,10 +31,7 @@ static const char restore_usage[] =
 
 static int usage_error(const char *fmt, const char *arg)
 {
-	fputs("thinp restore: ", stderr);
-	fprintf(stderr, fmt, arg);
-	fputs("\nTry 'thinp restore --help'.\n", stderr);
-	return 2;
+	return cli_usage_error("restore", fmt, arg);
 }
 
 static int parse_u64(const char *s, uint64_t max, uint64_t *out)
