@@ -12,7 +12,9 @@ import subprocess
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 MODE_LABEL = {"loop": "loop-lvm", "direct": "direct-lvm"}
-KERNEL_NOTE = "not yet: needs the VM harness, see issue 6"
+KERNEL_NOTE = ("not measured in this run: `scenarios/run --kernel` measures it in a qemu VM "
+               "(tests/vm/kernel_perf.sh, several minutes under TCG), `scenarios/run "
+               "--kernel-results DIR` merges a finished `make vm-perf` (build/vm/kernel_perf)")
 
 CSV_COLUMNS = [
     "case", "scenario", "backend", "mode", "params", "bs", "block", "zero", "step", "class",
@@ -52,6 +54,14 @@ class Run:
         self.rows = []
         self.by_key = {}
         self._aggregate()
+        # the kernel's dm-thin, measured in a VM (RUN/kernel/, see load_kernel)
+        self.kernel, self.kernel_error = None, None
+        kd = os.path.join(d, KERNEL_DIR)
+        if os.path.isdir(kd):
+            try:
+                self.kernel = load_kernel(kd)
+            except KernelDataError as e:
+                self.kernel_error = str(e)
 
     # -- per repetition ----------------------------------------------------------------------
     def rep_values(self, cid, step, cls, key):
@@ -110,8 +120,10 @@ class Run:
                         bs=p.get("bs", ""), block=p.get("block", 65536 if c["backend"] ==
                                                           "thinp" else ""),
                         zero=("" if "zero" not in p else int(bool(p["zero"]))), status=status)
-            if not ok:
-                row = dict(base, step="", **{"class": "all"}, reps_ok=0)
+            if not ok or not self.steps(cid):
+                # (a failed case; or one without steps of its own, the kernel's VM run, whose
+                # numbers are in kernel.csv)
+                row = dict(base, step="", **{"class": "all"}, reps_ok=len(ok))
                 self._add(row)
                 continue
             raw_b = next((b for b in c.get("baselines", [])
@@ -526,12 +538,16 @@ CHART_TEXT = {
     "fill-timeline-loop": "fill-to-full timeline (loop-lvm)",
     "fill-timeline-direct": "fill-to-full timeline (direct-lvm)",
     "commit-cost": "commit cost: fsync every 1/16/256 writes",
+    "kernel-ratios-loop": "kernel dm-thin vs libthinp in one VM, ratios to overwrite (loop-lvm)",
+    "kernel-ratios-direct": "kernel dm-thin vs libthinp in one VM, ratios to overwrite "
+                            "(direct-lvm)",
 }
 
 
 def charts(run):
     made = []
-    for f in (chart_latency, chart_amp, chart_ratio, chart_chain, chart_commit, chart_fill):
+    for f in (chart_latency, chart_amp, chart_ratio, chart_chain, chart_commit, chart_fill,
+              chart_kernel):
         r = f(run)
         if isinstance(r, list):
             made += r
@@ -653,7 +669,7 @@ def headline_table(run, with_cmd=False):
             label, MODE_LABEL[mode], fnum(r.get("median_us")), fratio(r),
             f"{r['ratio_raw_p50']:.2f}×" if r.get("ratio_raw_p50") is not None else "—",
             fnum(qr.get("median_us")) if qr else "—", fratio(qr) if qr else "—",
-            fratio(r, "ratio_qcow2"), "— ¹"]
+            fratio(r, "ratio_qcow2"), kernel_cell(run, i, step) if run.kernel else "— ¹"]
             + ([f"`scenarios/run --only '^{i.replace('.', chr(92) + '.')}$' --repeat {rep}`"]
                if with_cmd else [])) + " |")
     lines.append("")
@@ -667,7 +683,16 @@ def headline_table(run, with_cmd=False):
                  "cache=writeback each request goes through a thread pool), so compare the two "
                  "× raw columns for the cost of the formats themselves.")
     lines.append("")
-    lines.append(f"¹ kernel dm-thin: {KERNEL_NOTE}.")
+    if run.kernel:
+        k = run.kernel
+        lines.append(f"² kernel dm-thin: this write's mean latency ÷ the overwrite mean (same size, "
+                     f"same device) of the kernel's dm-thin, in the row's set-up inside a qemu VM "
+                     f"({k['accel'] or 'accelerator unknown'}"
+                     f"{': emulated' if emulated(k) else ''}), and libthinp's same ratio in that "
+                     f"VM. Only ratios: absolute times in the VM are not comparable with the "
+                     f"columns to the left. See the kernel section.")
+    else:
+        lines.append(f"¹ kernel dm-thin: {run.kernel_error or KERNEL_NOTE}.")
     return "\n".join(lines)
 
 
@@ -723,14 +748,22 @@ def write_report(run, made):
     L.append(f"- **direct-lvm**: " + (f"{dl['kind']} — {dl['detail']}; {dl['engine']}"
                                       if dl else "not measured in this run"))
     L.append(f"- **overlayfs**: {e.get('overlayfs')}")
-    L.append(f"- **kernel dm-thin**: {e.get('kernel_dm_thin')}")
+    if run.kernel:
+        k = run.kernel
+        L.append(f"- **kernel dm-thin**: in a qemu VM ({k['accel'] or 'accelerator unknown'}"
+                 f"{', emulated: ratios only' if emulated(k) else ''}); "
+                 f"{e.get('kernel_dm_thin') or ''} — see *Kernel dm-thin in a VM* below")
+    else:
+        L.append(f"- **kernel dm-thin**: {run.kernel_error or e.get('kernel_dm_thin')}")
     L.append(f"- **Command**: `{e.get('command')}` ({e.get('options', {}).get('repeat')} "
              f"repetitions, interleaved; {e.get('elapsed_s', '?')} s)")
     L.append("")
     L.append("Files: [summary.csv](summary.csv) (one row per case × step × class), "
              "[env.json](env.json), [cases.json](cases.json) (every repetition), "
              "[commands.md](commands.md) (exact commands), `fio/` (fio JSON), `stats/` "
-             "(the engine's per-class JSON), `charts/`.")
+             "(the engine's per-class JSON), `charts/`" +
+             (", [kernel.csv](kernel.csv) (the kernel's ratios in a VM; its raw output in "
+              f"`{KERNEL_DIR}/`)" if run.kernel else "") + ".")
     L.append("")
     L.append("## Method")
     L.append("")
@@ -769,10 +802,14 @@ def write_report(run, made):
     L.append("")
     L.append(headline_table(run))
     L.append("")
-    if made:
+    if run.kernel or run.kernel_error:
+        L += kernel_section(run, charts_made=made)
+    if [m for m in made if not m.startswith("kernel-")]:
         L.append("## Charts")
         L.append("")
         for m in made:
+            if m.startswith("kernel-"):  # (in the kernel section)
+                continue
             L.append(f"### {CHART_TEXT.get(m, m)}")
             L.append("")
             L.append(f"![{CHART_TEXT.get(m, m)}](charts/{m}.png)")
@@ -869,7 +906,435 @@ def seed_text(run):
 def build(d):
     run = Run(d)
     write_csv(run)
+    write_kernel_csv(run)
     made = charts(run)
     write_commands(run)
     write_report(run, made)
     return run
+
+
+# ---------------------------------------------------------------------------------------------
+# kernel dm-thin, measured in a qemu VM by tests/vm/kernel_perf.sh (`scenarios/run --kernel`,
+# or a finished `make vm-perf` merged with --kernel-results DIR). The run keeps that output dir
+# as RUN/kernel/; kernel.csv and the report's kernel section are computed from its
+# kernel_perf.csv. Absolute times in an emulated guest mean nothing next to the host's, so
+# only ratios within the VM are reported: each case's mean latency ÷ the overwrite mean of the
+# same setup, engine and write size (the same device).
+KERNEL_DIR = "kernel"
+KERNEL_PERF_COLUMNS = ["setup", "engine", "case", "bs", "iops", "lat_mean_us", "lat_p50_us",
+                       "lat_p99_us", "ratio_to_overwrite", "accel"]
+KERNEL_SETUPS = {"loop-lvm": "loop", "direct-lvm": "direct"}
+KERNEL_ENGINES = ("kernel", "libthinp")
+KERNEL_CASES = ("provision", "overwrite", "cow", "cow-overwrite")
+KERNEL_RATIO_CASES = ("provision", "cow", "cow-overwrite")
+KERNEL_CASE_TEXT = {"provision": "provision ÷ overwrite", "cow": "CoW ÷ overwrite",
+                    "cow-overwrite": "overwrite after CoW ÷ overwrite"}
+KERNEL_CSV_COLUMNS = [
+    "setup", "bs", "case", "kernel_ratio", "libthinp_vm_ratio", "libthinp_vs_kernel",
+    "host_ratio", "host_ratio_min", "host_ratio_max", "host_case", "host_overwrite_case",
+    "kernel_lat_mean_us", "kernel_overwrite_lat_mean_us", "libthinp_vm_lat_mean_us",
+    "libthinp_vm_overwrite_lat_mean_us", "accel",
+]
+KERNEL_HINT = ("a tests/vm/kernel_perf.sh output dir is expected (`make vm-perf` writes "
+               "build/vm/kernel_perf; `scenarios/run --kernel` makes one in the run)")
+
+
+class KernelDataError(Exception):
+    pass
+
+
+def bs_bytes(bs):
+    """'4k' -> 4096, '1m' -> 1048576, '512' -> 512; None if it is not a size."""
+    s = str(bs).strip().lower()
+    mult = {"k": KiB, "m": MiB, "g": GiB}.get(s[-1:], 1)
+    num = s[:-1] if s[-1:] in ("k", "m", "g") else s
+    return int(num) * mult if num.isdigit() and int(num) > 0 else None
+
+
+def load_kernel(d):
+    """Read and check a kernel_perf output dir. Returns a dict (rows by (setup, engine, bs,
+    case), accel, autoextend, ...); raises KernelDataError naming the problem."""
+    if not os.path.isdir(d):
+        raise KernelDataError(f"{d}: no such directory ({KERNEL_HINT})")
+    path = os.path.join(d, "kernel_perf.csv")
+    if not os.path.isfile(path):
+        job = os.path.join(d, "job.log")
+        raise KernelDataError(
+            f"{d} has no kernel_perf.csv: " + (
+                f"the VM job did not get as far as its results (see {job})"
+                if os.path.exists(job) else KERNEL_HINT))
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise KernelDataError(f"{path} is empty ({KERNEL_HINT})")
+    head = [h.strip() for h in rows[0]]
+    missing = [c for c in KERNEL_PERF_COLUMNS if c not in head]
+    if missing:
+        raise KernelDataError(f"{path}: header {','.join(head)!r} lacks column(s) "
+                              f"{', '.join(missing)} (expected {','.join(KERNEL_PERF_COLUMNS)})")
+    by, order_bs = {}, []
+    for n, r in enumerate(rows[1:], start=2):
+        if not any(x.strip() for x in r):
+            continue
+        if len(r) != len(head):
+            raise KernelDataError(f"{path} line {n}: {len(r)} fields, the header has {len(head)}")
+        x = dict(zip(head, (v.strip() for v in r)))
+        where = f"{path} line {n}"
+        if x["setup"] not in KERNEL_SETUPS:
+            raise KernelDataError(f"{where}: unknown setup {x['setup']!r} "
+                                  f"(expected {' or '.join(KERNEL_SETUPS)})")
+        if x["engine"] not in KERNEL_ENGINES:
+            raise KernelDataError(f"{where}: unknown engine {x['engine']!r} "
+                                  f"(expected {' or '.join(KERNEL_ENGINES)})")
+        if x["case"] not in KERNEL_CASES:
+            raise KernelDataError(f"{where}: unknown case {x['case']!r} "
+                                  f"(expected one of {', '.join(KERNEL_CASES)})")
+        if bs_bytes(x["bs"]) is None:
+            raise KernelDataError(f"{where}: bs {x['bs']!r} is not a size like 4k, 64k, 1m")
+        for k in ("iops", "lat_mean_us", "lat_p50_us", "lat_p99_us"):
+            try:
+                x[k] = float(x[k])
+            except ValueError:
+                raise KernelDataError(f"{where}: {k} {x[k]!r} is not a number") from None
+        if not x["lat_mean_us"] > 0:
+            raise KernelDataError(f"{where}: lat_mean_us {x['lat_mean_us']} is not positive")
+        x["ratio_to_overwrite"] = float(x["ratio_to_overwrite"]) \
+            if x["ratio_to_overwrite"] not in ("", None) else None
+        key = (x["setup"], x["engine"], x["bs"], x["case"])
+        if key in by:
+            raise KernelDataError(f"{where}: a second row for {' '.join(key)}")
+        by[key] = x
+        if x["bs"] not in order_bs:
+            order_bs.append(x["bs"])
+    if not by:
+        raise KernelDataError(f"{path} has a header but no result rows (the VM job failed? "
+                              f"see {os.path.join(d, 'job.log')})")
+    k = {"dir": d, "rows": by, "bs": sorted(order_bs, key=bs_bytes),
+         "setups": [s for s in KERNEL_SETUPS if any(key[0] == s for key in by)]}
+    if not any(kernel_ratio(k, s, e, bs, c) is not None for (s, e, bs, c) in by
+               if c in KERNEL_RATIO_CASES):
+        raise KernelDataError(f"{path}: no case has an overwrite row of the same setup, engine "
+                              "and bs, so no ratio can be computed")
+    # accelerator: accel.txt (first line; 'reason: ...'), else the CSV's accel column
+    k["accel"], k["accel_reason"], k["accel_detail"] = None, "", ""
+    ap = os.path.join(d, "accel.txt")
+    if os.path.isfile(ap):
+        lines = [l.strip() for l in open(ap).read().splitlines()]
+        k["accel"] = (lines[0] if lines else "") or None
+        for l in lines[1:]:
+            if l.startswith("reason:"):
+                k["accel_reason"] = l.split(":", 1)[1].strip()
+            elif l.startswith("cpu:"):
+                k["accel_detail"] = l.split(":", 1)[1].strip()
+    k["accel_source"] = "accel.txt" if k["accel"] else None
+    if not k["accel"]:
+        vals = {x["accel"] for x in by.values() if x["accel"]}
+        k["accel"] = vals.pop() if len(vals) == 1 else None
+        k["accel_source"] = "kernel_perf.csv" if k["accel"] else None
+    k["autoextend"] = None
+    aep = os.path.join(d, "autoextend.txt")
+    if os.path.isfile(aep):
+        k["autoextend"] = open(aep).read().strip()
+    k["vm_times"] = kv_line(os.path.join(d, "vm-times.txt"))
+    info = os.path.join(d, "info.txt")
+    k["guest"] = kv_line(info) if os.path.isfile(info) else {}
+    k["quick"] = "1m" not in k["bs"]
+    return k
+
+
+def kv_line(path):
+    """key=value words of a one-line file (vm-times.txt, info.txt); {} if absent."""
+    if not os.path.isfile(path):
+        return {}
+    out = {}
+    for w in open(path).read().split():
+        if "=" in w:
+            a, b = w.split("=", 1)
+            out[a] = b
+    return out
+
+
+def kernel_ratio(k, setup, engine, bs, case):
+    """The case's mean latency ÷ the overwrite mean, same setup, engine and bs (in the VM)."""
+    a = k["rows"].get((setup, engine, bs, case))
+    b = k["rows"].get((setup, engine, bs, "overwrite"))
+    if not a or not b or not b["lat_mean_us"]:
+        return None
+    return a["lat_mean_us"] / b["lat_mean_us"]
+
+
+def host_analogs(run, mode, bs, case):
+    """The host cases of this run that measure the VM's CASE: ((case id, step), (overwrite
+    case id, step)), either None when the run has no such case. Random order first (the VM
+    replays a shuffled log of distinct blocks), zeroing off (both VM set-ups skip zeroing)."""
+    b = bs_bytes(bs)
+    ow = cid("overwrite", "thinp", mode, None, bs=b)
+    ow = (ow, "steady") if ow in run.cases and run.row(ow, "steady") else None
+    if case == "overwrite":
+        return ow, ow
+    num = None
+    for order in ("rand", "seq"):
+        if case == "provision":
+            i, step = cid("alloc", "thinp", mode, False, bs=b, order=order), "first-write"
+        else:
+            i = cid("cow", "thinp", mode, None, bs=b, order=order)
+            step = "first" if case == "cow" else "second"
+        if i in run.cases and run.row(i, step):
+            num = (i, step)
+            break
+    return num, ow
+
+
+def host_ratio(run, mode, bs, case):
+    """Median [min, max] over repetitions of cost(case) / cost(overwrite), libthinp on the host
+    in this run (both taken in the same repetition), and the two case ids."""
+    num, ow = host_analogs(run, mode, bs, case)
+    if not num or not ow:
+        return None, None, None, num, ow
+    a = run.rep_values(num[0], num[1], "all", "cost_us")
+    b = run.rep_values(ow[0], ow[1], "all", "cost_us")
+    rs = [a[r] / b[r] for r in a if r in b and b[r]]
+    if not rs:
+        return None, None, None, num, ow
+    return statistics.median(rs), min(rs), max(rs), num, ow
+
+
+def kernel_rows(run):
+    """One dict per setup × bs × ratio case: kernel.csv's rows."""
+    k = run.kernel
+    out = []
+    for setup in k["setups"]:
+        mode = KERNEL_SETUPS[setup]
+        for bs in k["bs"]:
+            for case in KERNEL_RATIO_CASES:
+                kr = kernel_ratio(k, setup, "kernel", bs, case)
+                lr = kernel_ratio(k, setup, "libthinp", bs, case)
+                if kr is None and lr is None:
+                    continue
+                h, hmin, hmax, num, ow = host_ratio(run, mode, bs, case)
+                g = lambda e, c: (k["rows"].get((setup, e, bs, c)) or {}).get("lat_mean_us")
+                out.append({
+                    "setup": setup, "bs": bs, "case": case, "kernel_ratio": kr,
+                    "libthinp_vm_ratio": lr,
+                    "libthinp_vs_kernel": lr / kr if kr and lr is not None else None,
+                    "host_ratio": h, "host_ratio_min": hmin, "host_ratio_max": hmax,
+                    "host_case": f"{num[0]}:{num[1]}" if num else "",
+                    "host_overwrite_case": f"{ow[0]}:{ow[1]}" if ow else "",
+                    "kernel_lat_mean_us": g("kernel", case),
+                    "kernel_overwrite_lat_mean_us": g("kernel", "overwrite"),
+                    "libthinp_vm_lat_mean_us": g("libthinp", case),
+                    "libthinp_vm_overwrite_lat_mean_us": g("libthinp", "overwrite"),
+                    "accel": k["accel"] or "",
+                })
+    return out
+
+
+def write_kernel_csv(run):
+    path = os.path.join(run.dir, "kernel.csv")
+    if not run.kernel:
+        if os.path.exists(path):
+            os.unlink(path)
+        return None
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=KERNEL_CSV_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for r in kernel_rows(run):
+            w.writerow({c: ("" if r.get(c) is None else
+                            f"{r[c]:.6g}" if isinstance(r[c], float) else r[c])
+                        for c in KERNEL_CSV_COLUMNS})
+    return path
+
+
+def emulated(k):
+    return (k.get("accel") or "").lower() != "kvm"
+
+
+KERNEL_COLORS = {"provision": ("#1f77b4", "#74a9cf"), "cow": ("#d62728", "#fc9272"),
+                 "cow-overwrite": ("#2ca02c", "#a1d99b")}
+
+
+def chart_kernel(run):
+    """Per setup: the kernel's ratios beside libthinp's, both measured in the same VM."""
+    k = run.kernel
+    if not k:
+        return []
+    out = []
+    for setup in k["setups"]:
+        mode = KERNEL_SETUPS[setup]
+        c = Chart(run, f"kernel-ratios-{mode}",
+                  f"{setup} in one qemu VM ({k['accel'] or 'accelerator unknown'}"
+                  f"{', emulated' if emulated(k) else ''}): kernel dm-thin vs libthinp, "
+                  "mean write latency ÷ overwrite (same engine, same size)",
+                  "write size", "÷ overwrite mean (log scale)")
+        for case in KERNEL_RATIO_CASES:
+            for n, engine in enumerate(KERNEL_ENGINES):
+                pts = [(bs_bytes(bs) // KiB, kernel_ratio(k, setup, engine, bs, case))
+                       for bs in k["bs"]]
+                st = (f"linespoints lw {3 if engine == 'kernel' else 2} "
+                      f"pt {7 if engine == 'kernel' else 6} ps 1.4 "
+                      f"dt {1 if engine == 'kernel' else 2} lc rgb '{KERNEL_COLORS[case][n]}'")
+                c.add(f"{engine}: {KERNEL_CASE_TEXT[case]}", pts, st)
+        c.settings = categorical(c) + [
+            "set logscale y 2", "set format y '%g'",
+            "set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 1 lc rgb 'black'"]
+        r = c.render()
+        if r:
+            out.append(r)
+    return out
+
+
+def autoextend_lines(text):
+    """The autoextend check of kernel_perf-guest.sh (direct-lvm, profile 80/20) in words."""
+    if not text:
+        return ["No autoextend.txt in the kernel results: the check did not run or was not "
+                "copied."]
+    kv = {}
+    for line in text.splitlines():
+        for tag in ("below", "above", "after_vgextend"):
+            if line.startswith(tag + ":"):
+                kv[tag] = dict(w.split("=", 1) for w in line.split(":", 1)[1].split()
+                               if "=" in w)
+
+    def num(d, key):
+        try:
+            return float(d.get(key))
+        except (TypeError, ValueError):
+            return None
+    L = []
+    b, a, v = kv.get("below", {}), kv.get("above", {}), kv.get("after_vgextend", {})
+    s0 = num(b, "size_mb")
+    if b:
+        s1 = num(b, "size_after_mb")
+        grew = s0 is not None and s1 is not None and s1 > s0
+        L.append(f"- Below the threshold (data {b.get('data_percent', '?')} %): `lvextend "
+                 f"--use-policies` exit {b.get('lvextend_rc', '?')}, pool {b.get('size_mb', '?')} → "
+                 f"{b.get('size_after_mb', '?')} MiB — "
+                 + ("**extended below the threshold (unexpected)**" if grew else
+                    "not extended, as expected"))
+    fired = False
+    if a:
+        s2 = num(a, "size_mb")
+        grew = s0 is not None and s2 is not None and s2 > s0
+        fired |= grew
+        why = ""
+        m = [l for l in text.splitlines() if l.startswith("above_lvextend_output:")]
+        if m and not grew:
+            why = " (" + m[0].split(":", 1)[1].strip().split("  ")[0].strip() + ")"
+        L.append(f"- Above it (after writing {a.get('wrote_mb', '?')} MiB: data "
+                 f"{a.get('data_percent', '?')} %): exit {a.get('lvextend_rc', '?')}, pool "
+                 f"{a.get('size_mb', '?')} MiB — " +
+                 ("extended by the policy" if grew else
+                  f"the policy asked for an extension, the volume group had no room{why}"))
+    if v:
+        s3 = num(v, "size_mb")
+        grew = s0 is not None and s3 is not None and s3 > s0 and v.get("lvextend_rc") == "0"
+        fired |= grew
+        L.append(f"- After `vgextend` with a spare disk: exit {v.get('lvextend_rc', '?')}, pool "
+                 f"{b.get('size_mb', '?')} → {v.get('size_mb', '?')} MiB (data "
+                 f"{v.get('data_percent', '?')} %) — " +
+                 ("extended by the policy's 20 %" if grew else "not extended"))
+    if not L:
+        return ["autoextend.txt has no below/above lines: see the raw text."]
+    L.insert(0, "**Autoextend " + ("fired** above 80 % (and not below)." if fired and not (
+        b and (num(b, "size_after_mb") or 0) > (s0 or 0)) else "did not fire as expected.**"))
+    return L
+
+
+def kernel_cell(run, i, step):
+    """The headline's kernel column for case I, STEP: the VM's kernel ratio and libthinp's."""
+    k = run.kernel
+    c = run.cases.get(i)
+    if not k or not c:
+        return "—"
+    p, scen = c["params"], c["scenario"]
+    bs = human(p.get("bs")) if p.get("bs") else None
+    case = {("alloc", "first-write"): "provision", ("cow", "first"): "cow",
+            ("cow", "second"): "cow-overwrite"}.get((scen, step))
+    if not case or not bs or (scen == "alloc" and p.get("zero")):
+        return "—"
+    setup = MODE_LABEL[c["mode"]]
+    kr = kernel_ratio(k, setup, "kernel", bs, case)
+    lr = kernel_ratio(k, setup, "libthinp", bs, case)
+    if kr is None:
+        return "—"
+    return f"{kr:.2f}× ow (libthinp {lr:.2f}×) ²" if lr is not None else f"{kr:.2f}× ow ²"
+
+
+def kernel_section(run, prefix="", charts_made=()):
+    """The report's section on the kernel (a list of markdown lines); PREFIX is put before
+    every link (BENCHMARKS.md links into the run dir)."""
+    k = run.kernel
+    L = ["## Kernel dm-thin in a VM, beside libthinp", ""]
+    if not k:
+        if run.kernel_error:
+            L += [f"The run has a `{KERNEL_DIR}/` dir, but its results cannot be used: "
+                  f"{run.kernel_error}", ""]
+        return L
+    acc = k["accel"] or "unknown"
+    src = run.env.get("kernel_dm_thin") or ""
+    L.append(("**The guest was emulated** (qemu " + acc.upper() + ", software emulation, roughly "
+              "10× slower than the host" if emulated(k) else
+              f"**The guest ran under {acc.upper()}**") +
+             (f"; accelerator from {k['accel_source']}" if k["accel_source"] else
+              "; no accel.txt: accelerator unknown, treated as emulated") +
+             (f" — {k['accel_reason']}" if k["accel_reason"] else "") + "). "
+             "Absolute IOPS and latencies in the VM are not comparable with the host numbers "
+             "of this report, nor between the two set-ups; only **ratios within the VM** are "
+             "shown: a case's mean write latency ÷ the overwrite mean of the same engine, "
+             "set-up and write size, on the same device, in the same boot.")
+    L.append("")
+    vt, g = k["vm_times"], k["guest"]
+    L.append((f"Source: {src}. " if src else "") +
+             f"Harness: `tests/vm/kernel_perf.sh{' --quick' if k['quick'] else ''}`; guest "
+             f"kernel {g.get('kernel', '?')}, "
+             f"{g.get('fio', 'fio ?')}, {g.get('cpus', '?')} vCPUs ({k['accel_detail'] or '?'}); "
+             f"VM wall time {vt.get('wall_s', '?')} s. QD1, direct=1, fio replaying a seeded "
+             "shuffled log of writes into distinct pool blocks; the same log for the kernel "
+             "and for libthinp (fio's thinp engine) on the same backing. loop-lvm: Docker's "
+             "loop preset (64 KiB blocks, skip_block_zeroing, loop devices over sparse files); "
+             "direct-lvm: the seed's LVM thin pool on a virtio disk (512 KiB chunks, zeroing "
+             "off). Files: "
+             f"[kernel.csv]({prefix}kernel.csv) (these ratios, with the VM's mean latencies), "
+             f"[{KERNEL_DIR}/kernel_perf.csv]({prefix}{KERNEL_DIR}/kernel_perf.csv) (every "
+             "case: IOPS, mean/p50/p99)" +
+             (f", [{KERNEL_DIR}/summary.md]({prefix}{KERNEL_DIR}/summary.md) (tables, block "
+              "checks)" if os.path.exists(os.path.join(run.dir, KERNEL_DIR, "summary.md"))
+              else "") + ".")
+    L.append("")
+    L.append("*libthinp, host* is this run's libthinp on the host for reference — a different "
+             "machine (not emulated), workload and layout (64 KiB blocks in both modes; "
+             "direct-lvm there is a loop device with direct I/O, not LVM): the median [min–max] "
+             "over repetitions of (provision: `alloc` random order, zeroing off; CoW: `cow` "
+             "first pass; overwrite after CoW: its second pass) ÷ `overwrite` steady state, "
+             "same mode and size; — where the run has no such case.")
+    L.append("")
+    rows = kernel_rows(run)
+    for setup in k["setups"]:
+        L.append(f"### {setup}")
+        L.append("")
+        L.append("| bs | ratio | kernel, VM | libthinp, VM | libthinp ÷ kernel | libthinp, host |")
+        L.append("|---|---|---:|---:|---:|---:|")
+        for r in rows:
+            if r["setup"] != setup:
+                continue
+            f2 = lambda x: "—" if x is None else f"{x:.2f}×"
+            host = ("—" if r["host_ratio"] is None else
+                    f"{r['host_ratio']:.2f}× [{r['host_ratio_min']:.2f}–{r['host_ratio_max']:.2f}]")
+            L.append(f"| {r['bs']} | {KERNEL_CASE_TEXT[r['case']]} | {f2(r['kernel_ratio'])} | "
+                     f"{f2(r['libthinp_vm_ratio'])} | {f2(r['libthinp_vs_kernel'])} | {host} |")
+        L.append("")
+        name = f"kernel-ratios-{KERNEL_SETUPS[setup]}"
+        if name in charts_made:
+            L += [f"![{CHART_TEXT[name]}]({prefix}charts/{name}.png)", "",
+                  f"[SVG]({prefix}charts/{name}.svg) · [data]({prefix}charts/{name}.dat) · "
+                  f"[gnuplot]({prefix}charts/{name}.gp)", ""]
+    L.append("### Autoextend (direct-lvm, profile threshold 80 %, extend by 20 %)")
+    L.append("")
+    L.append("dmeventd does not run in the guest, so the check runs `lvextend --use-policies` "
+             "itself (what dmeventd's thin plugin calls) below and above 80 % data use.")
+    L.append("")
+    L += autoextend_lines(k["autoextend"])
+    if k["autoextend"]:
+        L += ["", f"Raw: [{KERNEL_DIR}/autoextend.txt]({prefix}{KERNEL_DIR}/autoextend.txt)."]
+    L.append("")
+    return L
