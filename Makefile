@@ -210,8 +210,11 @@ deps:
 
 # ---- vm-test: real-kernel harness (ci/vm/, tests/vm/; issue #6) ------------------------------
 # vm-image builds (or finds up to date) the cached Debian kernel + initramfs; vm-test runs the
-# differential smoke (kernel dm-thin in qemu vs libthinp) and fails on any mismatch, then the
-# kernel backend's own test (thinp --backend kernel against the real dm-thin; both always run).
+# differential smoke (kernel dm-thin in qemu vs libthinp, a hand-written trace), the seeded
+# differential traces (tests/vm/differential.sh; VM_SCALE=ci by default, VM_SCALE=full for
+# hand runs) and fails on any mismatch, then the kernel backend's own test (thinp --backend
+# kernel against the real dm-thin); all always run.
+VM_SCALE ?= ci
 .PHONY: vm-image vm-test
 vm-image:
 	@bash ci/vm/build.sh
@@ -225,6 +228,8 @@ vm-perf: cli engine
 vm-test: cli
 	@rc=0; THINP=$(abspath $(THINP_BIN)) LIBTHINP_A=$(abspath $(LIB_A)) \
 		VM_SMOKE_OUT=$(abspath $(BUILDDIR))/vm/smoke bash tests/vm/smoke.sh || rc=1; \
+	THINP=$(abspath $(THINP_BIN)) LIBTHINP_A=$(abspath $(LIB_A)) VM_SCALE=$(VM_SCALE) \
+		DIFF_OUT=$(abspath $(BUILDDIR))/vm/differential bash tests/vm/differential.sh || rc=1; \
 	THINP=$(abspath $(THINP_BIN)) VM_KB_OUT=$(abspath $(BUILDDIR))/vm/kernel_backend \
 		bash tests/vm/kernel_backend.sh || rc=1; \
 	exit $$rc

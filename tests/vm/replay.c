@@ -4,6 +4,7 @@
  * reactivating a kernel pool). Used by tests/vm/smoke.sh; built against libthinp.a.
  *
  * Usage: replay TRACE PAYLOAD_DIR POOL_DIR OUT_DIR
+ * TRACE is the host form (trace_model.py bios): a discard line may list several bios.
  * Writes OUT_DIR/steps.txt (pool status after each operation), pool-status.txt,
  * thin-status.txt and thin<ID>.img (each thin device's first SIZE bytes), and leaves
  * the pool in POOL_DIR/data + POOL_DIR/metadata. After every operation the pool status
@@ -88,13 +89,14 @@ int main(int argc, char **argv)
 		char *hash = strchr(line, '#');
 		if (hash)
 			*hash = 0;
-		char op[32], a[64], b[64], c[64], d[64];
-		int n = sscanf(line, "%31s %63s %63s %63s %63s", op, a, b, c, d);
+		char op[32], a[64], b[64], c[64], d[64], e[256] = "skip_block_zeroing";
+		int pos = 0; /* where the arguments after the device id start (discard's bios) */
+		int n = sscanf(line, "%31s %63s %n%63s %63s %63s %255s", op, a, &pos, b, c, d, e);
 		if (n <= 0)
 			continue;
 		step++;
 		if (!strcmp(op, "pool")) {
-			if (n != 5)
+			if (n != 5 && n != 6)
 				die("bad pool line in %s", trace, 0);
 			mkdir(dir, 0755);
 			struct tp_dev *dd, *md;
@@ -107,9 +109,18 @@ int main(int argc, char **argv)
 			struct thinp_pool_opts o = {
 				.block_sectors = (uint32_t)(bytes(c) / 512),
 				.low_water_blocks = strtoull(d, NULL, 10),
-				.skip_block_zeroing = true,
 				.no_commit_timer = true, /* commits only where the trace says */
 			};
+			for (char *f = strtok(e, ","); f; f = strtok(NULL, ",")) {
+				if (!strcmp(f, "skip_block_zeroing"))
+					o.skip_block_zeroing = true;
+				else if (!strcmp(f, "no_discard_passdown"))
+					o.no_discard_passdown = true;
+				else if (!strcmp(f, "ignore_discard"))
+					o.ignore_discard = true;
+				else if (strcmp(f, "-"))
+					die("unknown pool feature '%s'", f, 0);
+			}
 			if (thinp_pool_format(dd, md, &o, &p, err, sizeof(err)))
 				die("format: %s", err, 0);
 		} else if (!p) {
@@ -125,20 +136,38 @@ int main(int argc, char **argv)
 				die("too many thins in %s", trace, 0);
 			ids[nthins] = id;
 			sizes[nthins++] = bytes(snap ? c : b);
-		} else if (!strcmp(op, "write") || !strcmp(op, "discard")) {
+		} else if (!strcmp(op, "delete")) {
+			uint64_t id = strtoull(a, NULL, 10);
+			if ((r = thinp_delete_thin(p, id)))
+				die("%s failed", line, r);
+			int j = 0;
+			for (int i = 0; i < nthins; i++)
+				if (ids[i] != id) {
+					ids[j] = ids[i];
+					sizes[j++] = sizes[i];
+				}
+			nthins = j;
+		} else if (!strcmp(op, "write") || !strcmp(op, "discard") || !strcmp(op, "flush")) {
 			struct thinp_thin *t;
-			uint64_t off = bytes(b), len = bytes(c);
+			uint64_t off = op[0] == 'f' ? 0 : bytes(b), len = op[0] == 'f' ? 0 : bytes(c);
 			if ((r = thinp_thin_open(p, strtoull(a, NULL, 10), 0, &t)))
 				die("open thin %s", a, r);
 			if (op[0] == 'w') {
 				snprintf(path, sizeof(path), "%s/%d.bin", payloads, step);
 				void *buf = slurp(path, len);
 				r = thinp_write(t, buf, len, off, 0, NULL);
-				if (!r) /* dd conv=fsync: a flush after the write */
-					r = thinp_flush(t, NULL);
 				free(buf);
-			} else {
-				r = thinp_discard(t, off, len, NULL);
+			} else if (op[0] == 'f') {
+				r = thinp_flush(t, NULL);
+			} else { /* one or more bios: OFF LEN [OFF LEN ...] */
+				char *save = NULL, *tok = strtok_r(line + pos, " \t\n", &save);
+				while (!r && tok) {
+					char *ltok = strtok_r(NULL, " \t\n", &save);
+					if (!ltok)
+						die("discard without a length in %s", trace, 0);
+					r = thinp_discard(t, bytes(tok), bytes(ltok), NULL);
+					tok = strtok_r(NULL, " \t\n", &save);
+				}
 			}
 			thinp_thin_close(t);
 			if (r)

@@ -5,17 +5,12 @@
 # checksums, thin_dump / thinp dump of the metadata, thin_check and thinp check results.
 # Then cross-activation: libthinp (thinp CLI, in the guest) reads the kernel's pool, and the
 # kernel activates a pool that libthinp wrote with the same trace (cross-*.sha256).
-# Runs inside the VM (ci/vm/run.sh); payloads come from $IN/payloads/<line>.bin.
+# Runs inside the VM (ci/vm/run.sh); payloads come from $IN/payloads/<step>.bin.
 set -euo pipefail
 trace=$IN/smoke.trace
 [ -f "$trace" ] || { echo "smoke-guest: no $trace" >&2; exit 1; }
-
-bytes() { # 64k, 16M, 1G, 4096 -> bytes
-	local v=$1 n=${1%[kKmMgG]}
-	case $v in
-	*[kK]) echo $((n << 10)) ;; *[mM]) echo $((n << 20)) ;; *[gG]) echo $((n << 30)) ;; *) echo "$v" ;;
-	esac
-}
+# shellcheck source=trace-lib.sh
+. "$IN/trace-lib.sh"
 
 scratch=/dev/disk/by-id/virtio-scratch
 [ -b "$scratch" ] || { echo "smoke-guest: no scratch disk ($scratch)" >&2; exit 1; }
@@ -24,8 +19,15 @@ mkdir -p /scratch
 mount -t ext4 "$scratch" /scratch
 
 lo_meta="" lo_data=""
+remove_all() { # every thin device, then the pool
+	local d
+	for d in $(dmsetup ls 2>/dev/null | awk '$1 ~ /^thin[0-9]+$/ {print $1}'); do
+		dmsetup remove "$d" 2>/dev/null || true
+	done
+	dmsetup remove pool 2>/dev/null || true
+}
 cleanup() {
-	for d in thin3 thin2 thin1 pool; do dmsetup remove "$d" 2>/dev/null || true; done
+	remove_all
 	[ -z "$lo_meta" ] || losetup -d "$lo_meta" 2>/dev/null || true
 	[ -z "$lo_data" ] || losetup -d "$lo_data" 2>/dev/null || true
 }
@@ -34,40 +36,41 @@ trap cleanup EXIT
 status_pool() { dmsetup status pool | cut -d' ' -f4-; } # drop "0 LEN thin-pool"
 status_thin() { dmsetup status "thin$1" | cut -d' ' -f4-; }
 
-thins=()
-step=0
 : >"$OUT/steps.txt"
-while read -r line; do
-	line=${line%%#*}
-	read -r op a b c d <<<"$line" || true
-	[ -n "${op:-}" ] || continue
-	step=$((step + 1))
+while read -r step op a b c d e; do
 	case $op in
 	pool)
 		data=$(bytes "$a") meta=$(bytes "$b") bs=$(bytes "$c") lw=$d
+		feats=$(pool_features "${e:-}")
+		set -- $feats
 		truncate -s "$data" /scratch/data
 		truncate -s "$meta" /scratch/metadata
 		lo_meta=$(losetup -f --show /scratch/metadata)
 		lo_data=$(losetup -f --show /scratch/data)
 		dmsetup create pool --table \
-			"0 $((data / 512)) thin-pool $lo_meta $lo_data $((bs / 512)) $lw 1 skip_block_zeroing"
+			"0 $((data / 512)) thin-pool $lo_meta $lo_data $((bs / 512)) $lw $# $feats"
 		;;
 	thin)
 		dmsetup message pool 0 "create_thin $a"
 		dmsetup create "thin$a" --table "0 $(($(bytes "$b") / 512)) thin /dev/mapper/pool $a"
-		thins+=("$a")
 		;;
 	snap)
 		dmsetup suspend "thin$b"
 		dmsetup message pool 0 "create_snap $a $b"
 		dmsetup resume "thin$b"
 		dmsetup create "thin$a" --table "0 $(($(bytes "$c") / 512)) thin /dev/mapper/pool $a"
-		thins+=("$a")
 		;;
-	write)
+	delete)
+		dmsetup remove "thin$a"
+		dmsetup message pool 0 "delete $a"
+		;;
+	write) # O_DIRECT, no flush: the trace's flush operations do that
 		off=$(bytes "$b") len=$(bytes "$c")
 		dd if="$IN/payloads/$step.bin" of="/dev/mapper/thin$a" bs="$len" count=1 seek="$off" \
-			oflag=direct,seek_bytes conv=notrunc,fsync status=none
+			oflag=direct,seek_bytes conv=notrunc status=none
+		;;
+	flush) # fsync of the block device: a REQ_PREFLUSH bio, which makes dm-thin commit
+		dd if=/dev/null of="/dev/mapper/thin$a" conv=notrunc,fsync status=none
 		;;
 	discard)
 		blkdiscard -o "$(bytes "$b")" -l "$(bytes "$c")" "/dev/mapper/thin$a"
@@ -79,21 +82,22 @@ while read -r line; do
 	esac
 	# `dmsetup status` (without --noflush) commits the pool's metadata
 	echo "$step $op $(status_pool)" >>"$OUT/steps.txt"
-done <"$trace"
+done < <(trace_ops "$trace")
+trace_live "$trace" >"$OUT/live.txt"
+t_ops=$SECONDS
 
 status_pool >"$OUT/pool-status.txt"
-for t in "${thins[@]}"; do
+while read -r t _; do
 	echo "$t $(status_thin "$t")"
-done >"$OUT/thin-status.txt"
+done <"$OUT/live.txt" >"$OUT/thin-status.txt"
 dmsetup table >"$OUT/dmsetup-table.txt"
-for t in "${thins[@]}"; do
+while read -r t _; do
 	dd if="/dev/mapper/thin$t" of="$OUT/thin$t.img" bs=1M conv=sparse status=none
 	sha256sum "/dev/mapper/thin$t" | awk -v t="$t" '{print t, $1}'
-done >"$OUT/thin-sha256.txt"
+done <"$OUT/live.txt" >"$OUT/thin-sha256.txt"
 
 # deactivate, then look at the metadata offline
-for t in "${thins[@]}"; do dmsetup remove "thin$t"; done
-dmsetup remove pool
+remove_all
 losetup -d "$lo_meta" "$lo_data"
 lo_meta="" lo_data=""
 
@@ -114,6 +118,7 @@ if "$THINP" help dump >/dev/null 2>&1; then
 		echo "thinp dump failed: $(cat "$OUT/thinp_dump.err")" >&2
 fi
 dd if="$m" of="$OUT/kernel-metadata.bin" bs=1M conv=sparse status=none
+t_offline=$SECONDS
 echo "smoke-guest: $step operations applied; $(cat "$OUT/pool-status.txt")"
 
 # ---- cross-activation (needs thinp's pool commands in the guest) ----
@@ -121,50 +126,44 @@ if ! "$THINP" help pool >/dev/null 2>&1; then
 	echo "cross=skipped (this thinp has no pool command)" >"$OUT/cross.txt"
 	exit 0
 fi
-sizes=()
-while read -r line; do
-	line=${line%%#*}
-	read -r op a b c d <<<"$line" || true
-	case ${op:-} in thin) sizes+=("$a:$(bytes "$b")") ;; snap) sizes+=("$a:$(bytes "$c")") ;; esac
-done <"$trace"
 # 1. the kernel's pool, read by libthinp (after the kernel let go of it)
 msum=$(sha256sum "$m" | cut -d' ' -f1)
-for ts in "${sizes[@]}"; do
-	"$THINP" read --data /scratch/data --metadata "$m" "${ts%%:*}" 0 "${ts#*:}" |
-		sha256sum | awk -v t="${ts%%:*}" '{print t, $1}'
-done >"$OUT/cross-libthinp-reads-kernel.sha256"
+while read -r t size; do
+	"$THINP" read --data /scratch/data --metadata "$m" "$t" 0 "$size" |
+		sha256sum | awk -v t="$t" '{print t, $1}'
+done <"$OUT/live.txt" >"$OUT/cross-libthinp-reads-kernel.sha256"
 [ "$(sha256sum "$m" | cut -d' ' -f1)" = "$msum" ] && echo "kernel_metadata_untouched_by_libthinp_reads=yes" >"$OUT/cross.txt" ||
 	echo "kernel_metadata_untouched_by_libthinp_reads=no" >"$OUT/cross.txt"
 
 # 2. the same trace written by libthinp (thinp CLI) in the guest, activated on the kernel
 lp=/scratch/lib
-step=0
-while read -r line; do
-	line=${line%%#*}
-	read -r op a b c d <<<"$line" || true
-	[ -n "${op:-}" ] || continue
-	step=$((step + 1))
+while read -r step op a b c d e; do
 	case $op in
 	pool) "$THINP" pool create "$lp" --data-size "$a" --metadata-size "$b" --block-size "$c" \
-		--low-water "$d" --skip-block-zeroing ;;
+		--low-water "$d" $(for f in $feats; do echo "--${f//_/-}"; done) ;;
 	thin) "$THINP" thin create "$lp" "$a" ;;
 	snap) "$THINP" thin snap "$lp" "$a" "$b" ;;
+	delete) "$THINP" thin delete "$lp" "$a" ;;
 	write) "$THINP" write "$lp" "$a" "$b" "$c" <"$IN/payloads/$step.bin" ;;
+	flush) ;; # every thinp command commits when it closes the pool
 	discard) "$THINP" discard "$lp" "$a" "$b" "$c" ;;
 	esac
-done <"$trace"
+done < <(trace_ops "$trace")
+while read -r t size; do
+	"$THINP" read "$lp" "$t" 0 "$size" | sha256sum | awk -v t="$t" '{print t, $1}'
+done <"$OUT/live.txt" >"$OUT/cross-libthinp-reads-libthinp.sha256"
 lo_meta=$(losetup -f --show "$lp/metadata")
 lo_data=$(losetup -f --show "$lp/data")
+set -- $feats
 dmsetup create pool --table \
-	"0 $(($(stat -c %s "$lp/data") / 512)) thin-pool $lo_meta $lo_data $((bs / 512)) $lw 1 skip_block_zeroing"
+	"0 $(($(stat -c %s "$lp/data") / 512)) thin-pool $lo_meta $lo_data $((bs / 512)) $lw $# $feats"
 status_pool >"$OUT/cross-kernel-on-libthinp.pool-status"
-for ts in "${sizes[@]}"; do
-	t=${ts%%:*}
-	dmsetup create "thin$t" --table "0 $((${ts#*:} / 512)) thin /dev/mapper/pool $t"
+while read -r t size; do
+	dmsetup create "thin$t" --table "0 $((size / 512)) thin /dev/mapper/pool $t"
 	echo "$t $(status_thin "$t")" >>"$OUT/cross-kernel-on-libthinp.thin-status"
 	sha256sum "/dev/mapper/thin$t" | awk -v t="$t" '{print t, $1}' >>"$OUT/cross-kernel-reads-libthinp.sha256"
 	dmsetup remove "thin$t"
-done
+done <"$OUT/live.txt"
 dmsetup remove pool
 losetup -d "$lo_meta" "$lo_data"
 lo_meta="" lo_data=""
@@ -172,4 +171,5 @@ set +e
 thin_check "$lp/metadata" >"$OUT/cross-thin_check.txt" 2>&1
 echo "cross_thin_check_after_kernel_activation_rc=$?" >>"$OUT/cross.txt"
 set -e
+echo "guest seconds: trace $t_ops, images and offline checks $((t_offline - t_ops)), cross-activation $((SECONDS - t_offline))" | tee "$OUT/guest-times.txt"
 echo "smoke-guest: cross-activation done"

@@ -16,27 +16,41 @@
 #   VM_SMOKE_KERNEL=DIR: reuse the kernel results of an earlier run (its build/vm/smoke/kernel)
 #   instead of booting the VM (to iterate on libthinp quickly); LIBTHINP_A (build/libthinp.a,
 #   for the one-session replay tests/vm/replay.c); VM_SMOKE_STRICT=1: the one-session replay
-#   must also allocate the same data blocks as the kernel (byte-identical thin_dump).
+#   must also allocate the same data blocks as the kernel (byte-identical thin_dump);
+#   VM_SMOKE_TRACE=FILE: another trace (tests/vm/differential.sh passes generated ones),
+#   VM_SMOKE_NAME: the name in messages (smoke).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 here=$repo/tests/vm
 THINP=${THINP:-$repo/impl/cli/thinp}
 res=${VM_SMOKE_OUT:-$repo/build/vm/smoke}
-trace=$here/smoke.trace
+name=${VM_SMOKE_NAME:-smoke}
+trace_src=${VM_SMOKE_TRACE:-$here/smoke.trace}
 t_start=$(date +%s.%N)
+# shellcheck source=trace-lib.sh
+. "$here/trace-lib.sh"
 
-command -v python3 >/dev/null || { echo "smoke: python3 is needed (Debian package python3)" >&2; exit 1; }
-[ -x "$THINP" ] || { echo "smoke: $THINP not built (make cli)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "$name: python3 is needed (Debian package python3)" >&2; exit 1; }
+[ -x "$THINP" ] || { echo "$name: $THINP not built (make cli)" >&2; exit 1; }
+[ -f "$trace_src" ] || { echo "$name: no trace $trace_src" >&2; exit 1; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/thinbench-smoke.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+trace=$tmp/smoke.trace # the guest reads it under this name
+cp "$trace_src" "$trace"
+# The host sides get each discard as the bios the guest's block layer makes of blkdiscard's
+# BLKDISCARD (trace_model.py bios): libthinp, like dm-thin, sees bios, not ioctls.
+htrace=$tmp/host.trace
+python3 "$here/trace_model.py" bios "$trace" >"$htrace"
 if [ -n "${VM_SMOKE_KERNEL:-}" ]; then
-	[ -f "$VM_SMOKE_KERNEL/steps.txt" ] || { echo "smoke: no kernel results in $VM_SMOKE_KERNEL" >&2; exit 1; }
+	[ -f "$VM_SMOKE_KERNEL/steps.txt" ] || { echo "$name: no kernel results in $VM_SMOKE_KERNEL" >&2; exit 1; }
 	cp -r "$VM_SMOKE_KERNEL" "$tmp/kernel-reused"
 fi
 rm -rf "$res"
 mkdir -p "$res/kernel"
+cp "$trace" "$res/trace"
+cp "$htrace" "$res/host.trace"
 summary=$res/summary.txt
 : >"$summary"
 fails=0
@@ -44,13 +58,6 @@ say() { echo "$*" | tee -a "$summary"; }
 pass() { say "PASS: $*"; }
 fail() { say "FAIL: $*"; fails=$((fails + 1)); }
 note() { say "NOTE: $*"; }
-
-bytes() {
-	local v=$1 n=${1%[kKmMgG]}
-	case $v in
-	*[kK]) echo $((n << 10)) ;; *[mM]) echo $((n << 20)) ;; *[gG]) echo $((n << 30)) ;; *) echo "$v" ;;
-	esac
-}
 
 # which CLI commands does this thinp have? (pool/thin/write/... are being wired in)
 host_ok=1
@@ -64,19 +71,11 @@ done
 
 # ---- payloads: one seeded file per write (seed: the operation's step number) ----------------
 mkdir -p "$tmp/payloads"
-step=0
-while read -r line; do
-	line=${line%%#*}
-	read -r op a b c d <<<"$line" || true
-	[ -n "${op:-}" ] || continue
-	step=$((step + 1))
-	if [ "$op" = write ]; then
-		python3 -c 'import random, sys
-n, step = int(sys.argv[1]), sys.argv[2]
-sys.stdout.buffer.write(random.Random("thinbench-smoke-" + step).randbytes(n))' \
-			"$(bytes "$c")" "$step" >"$tmp/payloads/$step.bin"
-	fi
-done <"$trace"
+python3 "$here/trace_model.py" payloads "$trace" "$tmp/payloads"
+pool_feats=$(pool_features "$(trace_ops "$trace" | awk '$2 == "pool" {print $7}')")
+case " $pool_feats " in *" skip_block_zeroing "*) zeroing=off ;; *) zeroing=on ;; esac
+nops=$(trace_ops "$trace" | wc -l)
+say "$name: trace $(basename "$trace_src"): $nops operations ($(trace_ops "$trace" | awk '{print $2}' | sort | uniq -c | awk '{printf "%s%s %s", s, $1, $2; s = ", "}'))"
 
 # ---- kernel side, in the VM -------------------------------------------------------------------
 vm_rc=0
@@ -85,8 +84,9 @@ if [ -n "${VM_SMOKE_KERNEL:-}" ]; then
 	say "kernel: results reused from $VM_SMOKE_KERNEL (no VM boot)"
 else
 	bash "$repo/ci/vm/build.sh"
-	bash "$repo/ci/vm/run.sh" "$here/smoke-guest.sh" --disk 2G:scratch --file "$trace" \
-		--file "$tmp/payloads" --timeout "${VM_SMOKE_TIMEOUT:-300}" --out "$res/kernel" || vm_rc=$?
+	bash "$repo/ci/vm/run.sh" "$here/smoke-guest.sh" --disk 3G:scratch --file "$trace" \
+		--file "$here/trace-lib.sh" --file "$tmp/payloads" --timeout "${VM_SMOKE_TIMEOUT:-300}" \
+		--out "$res/kernel" || vm_rc=$?
 fi
 k=$res/kernel
 if [ "$vm_rc" != 0 ]; then
@@ -113,12 +113,10 @@ if [ -f "$lib_a" ] && command -v "$cc" >/dev/null &&
 		"$lib_a" -lpthread -o "$tmp/replay" 2>"$tmp/replay-cc.log"; then
 	s=$res/session
 	mkdir -p "$s"
-	"$tmp/replay" "$trace" "$tmp/payloads" "$tmp/session-pool" "$s"
-	thins=()
-	while read -r t _; do thins+=("$t"); done <"$s/thin-status.txt"
-	for t in "${thins[@]}"; do
+	"$tmp/replay" "$htrace" "$tmp/payloads" "$tmp/session-pool" "$s"
+	while read -r t _; do
 		echo "$t $(sha256sum <"$s/thin$t.img" | cut -d' ' -f1)"
-	done >"$s/thin-sha256.txt"
+	done <"$s/thin-status.txt" >"$s/thin-sha256.txt"
 	cp --sparse=always "$tmp/session-pool/metadata" "$s/metadata.bin"
 	sides+=(session)
 else
@@ -128,36 +126,34 @@ fi
 c=$res/cli
 mkdir -p "$c"
 pool=$tmp/cli-pool
-thins=() sizes=()
-step=0
 : >"$c/steps.txt"
-while read -r line; do
-	line=${line%%#*}
-	read -r op a b cc_ d <<<"$line" || true
-	[ -n "${op:-}" ] || continue
-	step=$((step + 1))
+while read -r step op a b c_ d e; do
 	case $op in
 	pool)
-		"$THINP" pool create "$pool" --data-size "$a" --metadata-size "$b" --block-size "$cc_" \
-			--low-water "$d" --skip-block-zeroing
+		"$THINP" pool create "$pool" --data-size "$a" --metadata-size "$b" --block-size "$c_" \
+			--low-water "$d" $(for f in $(pool_features "${e:-}"); do echo "--${f//_/-}"; done)
 		;;
-	thin) "$THINP" thin create "$pool" "$a"; thins+=("$a") sizes+=("$(bytes "$b")") ;;
-	snap) "$THINP" thin snap "$pool" "$a" "$b"; thins+=("$a") sizes+=("$(bytes "$cc_")") ;;
-	write) "$THINP" write "$pool" "$a" "$b" "$cc_" <"$tmp/payloads/$step.bin" ;;
-	discard) "$THINP" discard "$pool" "$a" "$b" "$cc_" ;;
-	*) echo "smoke: unknown op '$op' in $trace" >&2; exit 1 ;;
+	thin) "$THINP" thin create "$pool" "$a" ;;
+	snap) "$THINP" thin snap "$pool" "$a" "$b" ;;
+	delete) "$THINP" thin delete "$pool" "$a" ;;
+	write) "$THINP" write "$pool" "$a" "$b" "$c_" <"$tmp/payloads/$step.bin" ;;
+	flush) ;; # every thinp command commits when it closes the pool
+	discard) # one or more bios: OFF LEN [OFF LEN ...]
+		set -- $b $c_ $d $e
+		while [ $# -ge 2 ]; do "$THINP" discard "$pool" "$a" "$1" "$2"; shift 2; done
+		;;
+	*) echo "$name: unknown op '$op' in $trace_src" >&2; exit 1 ;;
 	esac
 	echo "$step $op $("$THINP" pool status "$pool")" >>"$c/steps.txt"
-done <"$trace"
+done < <(trace_ops "$htrace")
 "$THINP" pool status "$pool" >"$c/pool-status.txt"
 : >"$c/thin-status.txt"
 : >"$c/thin-sha256.txt"
-for i in "${!thins[@]}"; do
-	t=${thins[$i]}
+while read -r t size; do
 	echo "$t $("$THINP" thin status "$pool" "$t")" >>"$c/thin-status.txt"
-	"$THINP" read "$pool" "$t" 0 "${sizes[$i]}" >"$c/thin$t.img"
+	"$THINP" read "$pool" "$t" 0 "$size" >"$c/thin$t.img"
 	echo "$t $(sha256sum <"$c/thin$t.img" | cut -d' ' -f1)" >>"$c/thin-sha256.txt"
-done
+done < <(trace_live "$trace")
 cp --sparse=always "$pool/metadata" "$c/metadata.bin"
 sides+=(cli)
 
@@ -170,6 +166,16 @@ cmp_text() { # WHAT KERNEL_FILE OTHER_FILE OTHER_LABEL
 		{ diff -u --label kernel --label "$4" "$2" "$3" | sed 's/^/  /' | head -n 60 | tee -a "$summary"; } || true
 	fi
 }
+
+# the kernel against the trace's model (tests/vm/trace_model.py: dm-thin's rules applied to
+# the trace, independent of both implementations): contents and mapped blocks
+if python3 "$here/trace_model.py" check "$htrace" "$tmp/payloads" "$k" "$k/thin-status.txt" \
+	>"$k/model.txt" 2>&1; then
+	pass "kernel: contents and mapped blocks as the trace's model ($(tail -n1 "$k/model.txt"))"
+else
+	fail "kernel: differs from the trace's model:"
+	{ grep -v 'as the model' "$k/model.txt" | head -n 20 | sed 's/^/  /' | tee -a "$summary"; } || true
+fi
 
 # the kernel's own metadata
 python3 "$here/normdump.py" "$k/kernel.thin_dump.xml" >"$k/kernel.norm"
@@ -205,8 +211,11 @@ if [ -f "$k/cross.txt" ] && ! grep -q '^cross=skipped' "$k/cross.txt"; then
 	say "--- cross-activation (in the VM)"
 	cmp_text "cross: libthinp reading the kernel's pool: contents" "$k/thin-sha256.txt" \
 		"$k/cross-libthinp-reads-kernel.sha256" "libthinp reads"
-	cmp_text "cross: the kernel reading libthinp's pool: contents" "$k/thin-sha256.txt" \
-		"$k/cross-kernel-reads-libthinp.sha256" "kernel on libthinp"
+	# libthinp's pool holds what libthinp reads from it; where skip_block_zeroing leaves
+	# bytes undefined its contents may differ from the kernel's own pool (other blocks)
+	cmp_text "cross: the kernel reading libthinp's pool: contents as libthinp reads them" \
+		"$k/cross-libthinp-reads-libthinp.sha256" "$k/cross-kernel-reads-libthinp.sha256" \
+		"kernel on libthinp"
 	cmp_text "cross: the kernel's pool status over libthinp's metadata vs over its own" \
 		"$k/pool-status.txt" "$k/cross-kernel-on-libthinp.pool-status" "kernel on libthinp"
 	cmp_text "cross: the kernel's thin status over libthinp's metadata vs over its own" \
@@ -238,7 +247,13 @@ for side in "${sides[@]}"; do
 	cmp_text "$lbl: thin status lines" "$k/thin-status.txt" "$d/thin-status.txt" "$lbl"
 	if cmp -s "$k/thin-sha256.txt" "$d/thin-sha256.txt"; then
 		pass "$lbl: thin device contents equal (sha256 of $(wc -l <"$d/thin-sha256.txt") devices)"
+	elif [ "$side" = cli ] && [ "$zeroing" = on ]; then
+		fail "$lbl: thin device contents differ from the kernel's, on a pool that zeroes new blocks"
+	elif [ "$side" = cli ] && python3 "$here/trace_model.py" check "$htrace" "$tmp/payloads" "$d" \
+		"$d/thin-status.txt" >"$d/model.txt" 2>&1; then
+		pass "$lbl: thin device contents as the trace's model; they differ from the kernel's only in bytes it leaves undefined (skip_block_zeroing: partial writes into blocks allocated elsewhere than by the kernel keep those blocks' stale bytes)"
 	else
+		[ ! -f "$d/model.txt" ] || { grep -v 'as the model' "$d/model.txt" | sed 's/^/  model: /' | tee -a "$summary"; } || true
 		while read -r t _; do
 			if ! cmp -s "$k/thin$t.img" "$d/thin$t.img"; then
 				blocks=$({ cmp -l "$k/thin$t.img" "$d/thin$t.img" 2>/dev/null || true; } |
@@ -284,9 +299,9 @@ for side in "${sides[@]}"; do
 done
 
 t_end=$(date +%s.%N)
-say "smoke: $(awk -v a="$t_start" -v b="$t_end" 'BEGIN {printf "%.0f", b - a}') s in all; artifacts in $res"
+say "$name: $(awk -v a="$t_start" -v b="$t_end" 'BEGIN {printf "%.0f", b - a}') s in all; artifacts in $res"
 if [ "$fails" -gt 0 ]; then
-	say "smoke: FAILED ($fails mismatches)"
+	say "$name: FAILED ($fails mismatches)"
 	exit 1
 fi
-say "smoke: PASSED"
+say "$name: PASSED"
