@@ -115,7 +115,9 @@ tests: $(UNIT_BINS)
 
 # Rebuild everything when the compiler or flags change (e.g. CC=gcc -> CC=clang).
 FLAGS_STAMP := $(BUILDDIR)/.build-flags
-BUILD_SIG    = $(CC) | $(CFLAGS) | $(LDFLAGS) | $(LDLIBS)
+# Expanded now (:=), so the test objects' target-specific CFLAGS below, which make hands on to
+# their prerequisites, never change it (building one test binary rebuilt everything)
+BUILD_SIG   := $(CC) | $(CFLAGS) | $(LDFLAGS) | $(LDLIBS)
 $(FLAGS_STAMP): FORCE
 	@mkdir -p $(@D)
 	@echo '$(BUILD_SIG)' | cmp -s - $@ 2>/dev/null || echo '$(BUILD_SIG)' > $@

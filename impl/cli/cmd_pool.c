@@ -614,6 +614,7 @@ static const char pool_create_usage[] =
         "       thinp --backend kernel pool create NAME --data DEV --metadata DEV [options]\n"
         "Creates DIR/data and DIR/metadata as sparse files (Docker's loop-lvm defaults:\n"
         "100G data, 2G metadata) and formats a pool. An existing pool is kept unless --force.\n"
+        "Block devices given with --data/--metadata are used whole unless a size is given.\n"
         "With --backend kernel the pool is the kernel's dm-thin, activated as /dev/mapper/NAME\n"
         "(printed): a DIR's files are attached to loop devices (loop-lvm; the name defaults to\n"
         "thinp-<maj>:<min>-<inode>-pool and is kept in DIR/kernel.json), or NAME sits directly\n"
@@ -626,10 +627,28 @@ static const char pool_activate_usage[] =
         "deactivates it (a DIR's loop devices detach themselves). --deferred: remove when the\n"
         "last user closes it. The userspace backend has nothing to (de)activate.\n";
 
+static bool is_block_device(const char *path)
+{
+	struct stat st;
+	return !stat(path, &st) && S_ISBLK(st.st_mode);
+}
+
 static int file_exists(const char *path)
 {
 	struct stat st;
 	return stat(path, &st) == 0;
+}
+
+struct created {
+	const char *paths[2]; /* files this command created, or NULL */
+};
+
+static int undo_create(const struct created *c, int rc)
+{
+	for (int i = 0; i < 2; i++)
+		if (c->paths[i] && unlink(c->paths[i]) && errno != ENOENT)
+			fprintf(stderr, "thinp: cannot remove %s: %s\n", c->paths[i], strerror(errno));
+	return rc;
 }
 
 /* Pull "--data-size N" / "--metadata-size N" (and --force when FORCE is
@@ -664,7 +683,8 @@ static int take_sizes(int argc, char **argv, uint64_t *data_size, uint64_t *meta
 static int pool_create(int argc, char **argv)
 {
 	struct cli_pool_args a = { 0 };
-	uint64_t data_size = 100ull << 30, meta_size = 2ull << 30;
+	uint64_t data_size = 0, meta_size = 0; /* 0: not given */
+	const uint64_t data_default = 100ull << 30, meta_default = 2ull << 30; /* Docker's */
 	bool force = false;
 	const char *pos[2];
 	int nr, nrest;
@@ -683,6 +703,8 @@ static int pool_create(int argc, char **argv)
 			        pool_create_usage);
 			return 2;
 		}
+		data_size = data_size ? data_size : data_default;
+		meta_size = meta_size ? meta_size : meta_default;
 		if (meta_size < 65536) {
 			fprintf(stderr,
 			        "thinp: invalid metadata size: at least 64k is needed (2M is the practical floor)\n");
@@ -692,7 +714,7 @@ static int pool_create(int argc, char **argv)
 	}
 	if (take_dir(&a, pos, &nr, 0, pool_create_usage))
 		return 2;
-	if (meta_size < 65536) {
+	if (meta_size && meta_size < 65536) {
 		fprintf(stderr,
 		        "thinp: invalid metadata size: at least 64k is needed (2M is the practical floor)\n");
 		return 2;
@@ -726,26 +748,47 @@ static int pool_create(int argc, char **argv)
 			}
 		}
 	}
+	/* Docker's sizes are defaults for files; a block device is used whole unless a size
+	 * is given */
+	bool data_blk = is_block_device(data) && !a.losetup;
+	bool meta_blk = is_block_device(meta) && !a.losetup;
+	if (!data_size && !data_blk)
+		data_size = data_default;
+	if (!meta_size && !meta_blk)
+		meta_size = meta_default;
+	/* a failed create leaves no files behind that it made */
+	struct created made = { { file_exists(data) ? NULL : data, file_exists(meta) ? NULL : meta } };
 	struct tp_dev *d, *m;
 	unsigned fl = TP_DEV_CREATE | TP_DEV_EXCL;
 	r = cli_open_dev(&a, data, fl | (a.direct ? TP_DEV_DIRECT : 0), data_size, &d);
 	if (r) {
 		fprintf(stderr, "thinp: cannot open data device %s: %s\n", data, strerror(-r));
-		return 1;
+		return undo_create(&made, 1);
 	}
 	r = cli_open_dev(&a, meta, fl, meta_size, &m);
 	if (r) {
 		fprintf(stderr, "thinp: cannot open metadata device %s: %s\n", meta, strerror(-r));
 		tp_dev_close(d);
-		return 1;
+		return undo_create(&made, 1);
 	}
 	/* the sizes asked for apply to files that already existed, too (grow only) */
+	const char *what = "data", *path = data;
+	uint64_t have = d->size, want = data_size;
 	if ((d->size < data_size && (r = tp_dev_resize(d, data_size))) ||
-	    (m->size < meta_size && (r = tp_dev_resize(m, meta_size)))) {
-		fprintf(stderr, "thinp: cannot size the pool's devices: %s\n", strerror(-r));
+	    (what = "metadata", path = meta, have = m->size, want = meta_size,
+	     m->size < meta_size && (r = tp_dev_resize(m, meta_size)))) {
+		if (r == -ENOTSUP)
+			fprintf(stderr,
+			        "thinp: the %s device %s has %llu bytes, fewer than the %llu asked for: "
+			        "grow it or ask for less (without --%s-size a block device is used "
+			        "whole)\n",
+			        what, path, (unsigned long long)have, (unsigned long long)want, what);
+		else
+			fprintf(stderr, "thinp: cannot grow the %s file %s to %llu bytes: %s\n", what,
+			        path, (unsigned long long)want, strerror(-r));
 		tp_dev_close(d);
 		tp_dev_close(m);
-		return 1;
+		return undo_create(&made, 1);
 	}
 	struct thinp_pool *p;
 	char err[512];
@@ -753,7 +796,7 @@ static int pool_create(int argc, char **argv)
 	r = thinp_pool_format(d, m, &a.opts, &p, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "thinp: cannot create the pool: %s\n", err);
-		return 1;
+		return undo_create(&made, 1);
 	}
 	if (a.dir && (r = cli_save_table(a.dir, &a.opts))) {
 		fprintf(stderr, "thinp: cannot save %s/table: %s\n", a.dir, strerror(-r));

@@ -35,7 +35,8 @@ struct tp_dev_ops {
 	int (*write_zeroes)(struct tp_dev *d, uint64_t off, uint64_t len);
 	/* Give the range back (PUNCH_HOLE / BLKDISCARD). May be a no-op. */
 	int (*discard)(struct tp_dev *d, uint64_t off, uint64_t len);
-	/* Grow (or shrink) the device; files only, block devices return -ENOTSUP. */
+	/* Grow (or shrink) the device: files, and loop devices over files (the file grows, then
+	 * LOOP_SET_CAPACITY); other block devices return -ENOTSUP (their owner grows them). */
 	int (*resize)(struct tp_dev *d, uint64_t new_size);
 	/* Re-read the size (after an external grow). */
 	int (*refresh_size)(struct tp_dev *d);

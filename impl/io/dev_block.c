@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/loop.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -16,6 +17,7 @@
 struct block_dev {
 	struct tp_dev dev;
 	int fd;
+	int file_fd; /* a loop device's backing file (tp_block_set_backing_file), else -1 */
 	bool rdonly;
 };
 
@@ -124,17 +126,35 @@ static int block_discard(struct tp_dev *d, uint64_t off, uint64_t len)
 	return 0;
 }
 
-static int block_resize(struct tp_dev *d, uint64_t new_size)
-{
-	(void)d;
-	(void)new_size;
-	return -ENOTSUP;
-}
-
 static int read_size(int fd, uint64_t *size)
 {
 	if (ioctl(fd, BLKGETSIZE64, size) < 0)
 		return -errno;
+	return 0;
+}
+
+/* Only a loop device over a file can be grown from here, the way loop-lvm's operators grow
+ * it (`truncate -s`, then `losetup -c`); any other block device is grown by its owner
+ * (lvextend) and picked up with refresh_size. */
+static int block_resize(struct tp_dev *d, uint64_t new_size)
+{
+	struct block_dev *b = to_block(d);
+
+	if (b->file_fd < 0)
+		return -ENOTSUP;
+	if (b->rdonly)
+		return -EROFS;
+	if (new_size < d->size || new_size % SECTOR)
+		return -EINVAL;
+	if (ftruncate(b->file_fd, (off_t)new_size) < 0 || ioctl(b->fd, LOOP_SET_CAPACITY, 0) < 0)
+		return -errno;
+	uint64_t size;
+	int r = read_size(b->fd, &size);
+	if (r)
+		return r;
+	if (size < new_size) /* the loop did not take the new size */
+		return -EIO;
+	d->size = size;
 	return 0;
 }
 
@@ -148,6 +168,8 @@ static void block_close(struct tp_dev *d)
 	struct block_dev *b = to_block(d);
 
 	close(b->fd);
+	if (b->file_fd >= 0)
+		close(b->file_fd);
 	free(b);
 }
 
@@ -221,6 +243,7 @@ int tp_dev_open_block(const char *path, unsigned flags, struct tp_dev **out)
 		goto fail;
 	}
 	b->fd = fd;
+	b->file_fd = -1;
 	b->rdonly = rdonly;
 	tp_dev_init(&b->dev, &block_ops, path, size, align);
 	*out = &b->dev;
@@ -229,6 +252,17 @@ int tp_dev_open_block(const char *path, unsigned flags, struct tp_dev **out)
 fail:
 	close(fd);
 	return r;
+}
+
+int tp_block_set_backing_file(struct tp_dev *d, int file_fd)
+{
+	if (d->ops != &block_ops)
+		return -EINVAL;
+	struct block_dev *b = to_block(d);
+	if (b->file_fd >= 0)
+		close(b->file_fd);
+	b->file_fd = file_fd;
+	return 0;
 }
 
 int tp_dev_open(const char *path, unsigned flags, uint64_t size, struct tp_dev **out)

@@ -15,6 +15,10 @@
 /* Chunk used when zeroes have to be written out by hand. */
 #define TP_ZERO_CHUNK (1u << 20)
 
+/* The block device D (tp_dev_open_block) is a loop device over the file FILE_FD, which D
+ * now owns: its resize grows the file and has the loop re-read its size. */
+int tp_block_set_backing_file(struct tp_dev *d, int file_fd);
+
 void tp_dev_init(struct tp_dev *d, const struct tp_dev_ops *ops, const char *name, uint64_t size,
                  unsigned align);
 

@@ -2,7 +2,7 @@
  * behind /dev/loopN, so the pool sees block devices (buffered, or with
  * --direct-io=on). Attachments use autoclear: the loop detaches itself when
  * its last opener closes, so nothing is left behind after a crash. */
-#include "io/dev.h"
+#include "io/dev_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -61,7 +61,9 @@ static int bind_loop(int lfd, int file_fd, const char *name, bool direct)
 	return 0;
 }
 
-static int attach(const char *path, bool direct, bool excl, char *dev, size_t len, int *fd)
+/* FILE_FD (may be NULL): also return our descriptor of the backing file (to grow it). */
+static int attach(const char *path, bool direct, bool excl, char *dev, size_t len, int *fd,
+                  int *file_fd)
 {
 	*fd = -1;
 	char real[PATH_MAX];
@@ -111,27 +113,34 @@ static int attach(const char *path, bool direct, bool excl, char *dev, size_t le
 			break;
 	}
 	close(ctl);
-	close(ffd); /* the loop holds its own reference to the file */
+	if (file_fd && !r)
+		*file_fd = ffd;
+	else
+		close(ffd); /* the loop holds its own reference to the file */
 	return r;
 }
 
 int tp_loop_attach(const char *path, bool direct, char *dev, size_t len, int *fd)
 {
-	return attach(path, direct, false, dev, len, fd);
+	return attach(path, direct, false, dev, len, fd, NULL);
 }
 
 int tp_dev_open_loop(const char *path, unsigned flags, struct tp_dev **out)
 {
 	char dev[64];
-	int lfd;
-	int r = attach(path, flags & TP_DEV_DIRECT, flags & TP_DEV_EXCL, dev, sizeof(dev), &lfd);
+	int lfd, ffd;
+	int r = attach(path, flags & TP_DEV_DIRECT, flags & TP_DEV_EXCL, dev, sizeof(dev), &lfd,
+	               &ffd);
 	if (r)
 		return r;
 	r = tp_dev_open_block(dev, flags & ~(unsigned)TP_DEV_CREATE, out);
 	/* the device's own descriptor now keeps the loop; ours can go, and with
 	 * autoclear the loop detaches when the device is closed */
 	close(lfd);
-	if (!r)
-		snprintf((*out)->name, sizeof((*out)->name), "%s (loop over %s)", dev, path);
-	return r;
+	if (r) {
+		close(ffd);
+		return r;
+	}
+	snprintf((*out)->name, sizeof((*out)->name), "%s (loop over %s)", dev, path);
+	return tp_block_set_backing_file(*out, ffd); /* block devices always take it */
 }

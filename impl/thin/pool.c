@@ -579,6 +579,25 @@ int thinp_release_metadata_snap(struct thinp_pool *p)
 
 /* ---- resize ---- */
 
+/* Files and loop devices over files grow here; any other block device is grown by its owner
+ * (dm-thin expects the same), and a resize then just finds the new size. */
+static int grow_dev(struct thinp_pool *p, struct tp_dev *d, const char *what, uint64_t new_bytes)
+{
+	int r = tp_dev_resize(d, new_bytes);
+	if (r == -ENOTSUP && d->ops->refresh_size) {
+		r = d->ops->refresh_size(d);
+		if (!r && d->size < new_bytes)
+			return perr(p, -ENOSPC,
+			            "the %s device has %llu bytes, fewer than %llu: grow it first "
+			            "(lvextend, a bigger device), then extend the pool",
+			            what, (unsigned long long)d->size, (unsigned long long)new_bytes);
+	}
+	if (r)
+		perr(p, r, "cannot grow the %s device to %llu bytes: %s", what,
+		     (unsigned long long)new_bytes, strerror(-r));
+	return r;
+}
+
 int thinp_pool_resize_data(struct thinp_pool *p, uint64_t new_bytes)
 {
 	struct meta_mark m;
@@ -587,17 +606,8 @@ int thinp_pool_resize_data(struct thinp_pool *p, uint64_t new_bytes)
 	if (r)
 		goto out;
 	if (new_bytes > p->data->size) {
-		r = tp_dev_resize(p->data, new_bytes);
-		if (r == -ENOTSUP && p->data->ops->refresh_size) {
-			r = p->data->ops->refresh_size(p->data);
-			if (!r && p->data->size < new_bytes)
-				r = -ENOSPC;
-		}
-		if (r) {
-			perr(p, r, "cannot grow the data device to %llu bytes: %s",
-			     (unsigned long long)new_bytes, strerror(-r));
+		if ((r = grow_dev(p, p->data, "data", new_bytes)))
 			goto out;
-		}
 	}
 	uint64_t nr = new_bytes / p->block_bytes;
 	if (nr < tmd_nr_data_blocks(p->md)) {
@@ -632,12 +642,8 @@ int thinp_pool_resize_metadata(struct thinp_pool *p, uint64_t new_bytes)
 		goto out;
 	}
 	if (new_bytes > p->meta->size) {
-		r = tp_dev_resize(p->meta, new_bytes);
-		if (r) {
-			perr(p, r, "cannot grow the metadata device to %llu bytes: %s",
-			     (unsigned long long)new_bytes, strerror(-r));
+		if ((r = grow_dev(p, p->meta, "metadata", new_bytes)))
 			goto out;
-		}
 	}
 	if (mode_get(p) == THINP_MODE_READ_ONLY && !tmd_needs_check(p->md) && !p->o.read_only)
 		mode_set(p, THINP_MODE_WRITE); /* out of metadata space ends with a resize */

@@ -6,7 +6,8 @@
 set -euo pipefail
 THINP=${THINP:-impl/cli/thinp}
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+ld=""
+trap '[ -z "$ld" ] || losetup -d "$ld" 2>/dev/null; rm -rf "$tmp"' EXIT
 pool=$tmp/pool
 fail() { echo "FAIL: $*" >&2; exit 1; }
 check() { thin_check -q "$pool/metadata" || fail "thin_check after: $1"; }
@@ -104,7 +105,44 @@ if [ "$(id -u)" = 0 ] && [ -e /dev/loop-control ]; then
 	thin_check -q "$lp/metadata" || fail "thin_check after --losetup"
 	# the plain-file view of the same pool agrees
 	"$THINP" read "$lp" 7 64k 4096 | cmp - <(tail -c +4097 "$tmp/in8") || fail "file view of a losetup pool"
+	# the seed's "increase capacity" on loop-lvm: the files grow, the loops re-read their size
+	"$THINP" pool extend "$lp" --data-size 512M --metadata-size 16M --losetup ||
+		fail "pool extend through loop devices"
+	[ "$(stat -c %s "$lp/data") $(stat -c %s "$lp/metadata")" = "$((512 << 20)) $((16 << 20))" ] ||
+		fail "pool extend --losetup: the files did not grow"
+	set -- $("$THINP" pool status "$lp" --losetup)
+	# TRANSACTION_ID USED_META/TOTAL_META USED_DATA/TOTAL_DATA ...: 16M of 4k, 512M of 64k
+	[ "${2#*/}" = 4096 ] && [ "$3" = 2/8192 ] || fail "pool extend --losetup: status $*"
+	"$THINP" read "$lp" 7 60k 8192 --losetup | cmp - "$tmp/in8" || fail "losetup read back after extend"
+	thin_check -q "$lp/metadata" || fail "thin_check after extend --losetup"
 	[ "$(losetup -a | wc -l)" = "$before" ] || fail "a loop device was left attached"
+	# a block device (direct-lvm) is used whole; it is grown by its owner, not by thinp
+	bd=$tmp/bdev
+	mkdir "$bd"
+	truncate -s 64M "$bd/data"
+	ld=$(losetup -f --show "$bd/data")
+	"$THINP" pool create --data "$ld" --metadata "$bd/meta" --metadata-size 8M ||
+		fail "pool create on a block device without --data-size"
+	set -- $("$THINP" pool status --data "$ld" --metadata "$bd/meta")
+	[ "$3" = 0/1024 ] || fail "a 64M block device should give 1024 data blocks: $*"
+	if "$THINP" pool create --data "$ld" --metadata "$bd/meta2" --data-size 1G 2>"$tmp/err"; then
+		fail "pool create asked for more than the block device has"
+	fi
+	grep -q "has 67108864 bytes, fewer than the 1073741824 asked for" "$tmp/err" ||
+		fail "unclear error for a too-small block device: $(cat "$tmp/err")"
+	[ ! -e "$bd/meta2" ] || fail "a failed pool create left the metadata file it made"
+	if "$THINP" pool extend --data "$ld" --metadata "$bd/meta" --data-size 128M 2>"$tmp/err"; then
+		fail "pool extend beyond the block device"
+	fi
+	grep -q "grow it first" "$tmp/err" || fail "unclear error extending past a block device: $(cat "$tmp/err")"
+	truncate -s 128M "$bd/data"
+	losetup -c "$ld"
+	"$THINP" pool extend --data "$ld" --metadata "$bd/meta" --data-size 128M ||
+		fail "pool extend after the block device grew"
+	set -- $("$THINP" pool status --data "$ld" --metadata "$bd/meta")
+	[ "$3" = 0/2048 ] || fail "extend after the device grew: status $*"
+	losetup -d "$ld"
+	ld=""
 else
 	echo "note: not root or no loop devices: --losetup not exercised"
 fi

@@ -538,6 +538,60 @@ START_TEST(test_block_dev)
 }
 END_TEST
 
+/* A loop device made by tp_dev_open_loop grows as loop-lvm's operators grow one: the file
+ * grows, then LOOP_SET_CAPACITY; data stays, the new end is readable, the file has the size,
+ * and it cannot shrink. */
+START_TEST(test_loop_resize)
+{
+	static unsigned char buf[64 * KiB], got[64 * KiB];
+	char file[PATH_MAX + 32];
+	struct tp_dev *d, *e;
+	struct stat st;
+
+	if (!loop_dev[0]) { /* the same conditions as setup_loop's */
+		printf("SKIP test_loop_resize: %s\n", loop_skip_reason);
+		return;
+	}
+	snprintf(file, sizeof(file), "%s/grow.img", scratch_dir);
+	ck_assert_int_eq(tp_dev_open_file(file, TP_DEV_CREATE, 4 * MiB, &e), 0);
+	tp_dev_close(e);
+	for (int direct = 0; direct < 2; direct++) {
+		unsigned flags = TP_DEV_EXCL | (direct ? TP_DEV_DIRECT : 0);
+		uint64_t from = (4 + 4 * (uint64_t)direct) * MiB, to = from + 4 * MiB;
+		ck_assert_int_eq(tp_dev_open_loop(file, flags, &d), 0);
+		ck_assert_uint_eq(d->size, from);
+		/* the flock travels with the loop: the file is taken */
+		ck_assert_int_eq(tp_dev_open_file(file, TP_DEV_EXCL, 0, &e), -EBUSY);
+		void *abuf;
+		ck_assert_int_eq(posix_memalign(&abuf, 4096, sizeof(buf)), 0);
+		pattern(buf, sizeof(buf), 11 + direct);
+		memcpy(abuf, buf, sizeof(buf));
+		ck_assert_int_eq(tp_dev_pwrite(d, abuf, sizeof(buf), from - sizeof(buf)), 0);
+		ck_assert_int_eq(tp_dev_pread(d, abuf, sizeof(buf), from), -EINVAL);
+		ck_assert_int_eq(tp_dev_resize(d, from - MiB), -EINVAL);
+		ck_assert_int_eq(tp_dev_resize(d, to), 0);
+		ck_assert_uint_eq(d->size, to);
+		ck_assert_int_eq(stat(file, &st), 0);
+		ck_assert_uint_eq((uint64_t)st.st_size, to);
+		ck_assert_int_eq(tp_dev_pread(d, abuf, sizeof(buf), from - sizeof(buf)), 0);
+		memcpy(got, abuf, sizeof(got));
+		ck_assert(memcmp(got, buf, sizeof(buf)) == 0);
+		ck_assert_int_eq(tp_dev_pread(d, abuf, sizeof(buf), to - sizeof(buf)), 0);
+		ck_assert(is_zero(abuf, sizeof(buf)));
+		ck_assert_int_eq(tp_dev_pwrite(d, buf, 4096, to - 4096), 0);
+		/* what the kernel sees agrees: a fresh open of the loop reads the new size */
+		ck_assert_int_eq(d->ops->refresh_size(d), 0);
+		ck_assert_uint_eq(d->size, to);
+		free(abuf);
+		tp_dev_close(d);
+	}
+	/* the loops detached themselves (autoclear): the file is free again */
+	ck_assert_int_eq(tp_dev_open_file(file, TP_DEV_EXCL, 0, &e), 0);
+	ck_assert_uint_eq(e->size, 12 * MiB);
+	tp_dev_close(e);
+}
+END_TEST
+
 /* ---- mem device ---------------------------------------------------------------------------- */
 
 START_TEST(test_mem_dev)
@@ -942,6 +996,7 @@ static Suite *io_suite(void)
 	tc = tcase_create("block");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_block_dev);
+	tcase_add_test(tc, test_loop_resize);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("mem");
