@@ -384,7 +384,7 @@ void tmd_close_nocommit(struct tmd *md)
  * ENOSPC is reported by tmd_alloc_data_block before it gets here.) */
 static int op_result(struct tmd *md, int r, const char *what)
 {
-	if (r && r != -ENODATA && r != -EEXIST && r != -EINVAL) {
+	if (r && r != -ENODATA && r != -EEXIST) { /* EINVAL from below is a refcount or tree bug */
 		md->failed = true;
 		return fail(md, r, "%s failed: %s%s%s", what, strerror(-r),
 			    *bm_last_error(md->bm) ? ": " : "", bm_last_error(md->bm));

@@ -1162,12 +1162,50 @@ START_TEST(test_shared_flag)
 }
 END_TEST
 
+/* A reference count found wrong in the middle of an operation (here: a mapping whose data
+ * block the space map holds free, so removing the mapping decrements a free block) is a
+ * metadata bug, not a user error: the transaction is failed, refuses further changes and is
+ * never committed; the last commit stays what the device holds. */
+START_TEST(test_refcount_bug_fails_transaction)
+{
+	set_ctx("refcount-bug", 0, "");
+	struct tp_dev *dev;
+	REQ(tp_dev_open_mem(8ull << 20, &dev) == 0, "mem dev");
+	struct tmd_open_args args = { .meta = dev };
+	struct tmd *md;
+	char err[512];
+	REQ(tmd_format(&args, 128, 1000, &md, err, sizeof(err)) == 0, "format: %s", err);
+	uint64_t b;
+	REQ(tmd_create_thin(md, 1) == 0, "create");
+	REQ(tmd_alloc_data_block(md, &b) == 0, "alloc");
+	REQ(tmd_insert(md, 1, 0, b) == 0, "insert");
+	REQ(tmd_commit(md) == 0, "commit");
+	REQ(tmd_data_dec(md, b) == 0, "the corrupting dec");
+	int r = tmd_remove(md, 1, 0);
+	REQ(r == -EINVAL, "remove over a free data block: %d (%s)", r, tmd_error(md));
+	REQ(tmd_create_thin(md, 2) == -EIO, "a failed transaction took another change");
+	REQ(tmd_commit(md) != 0, "a failed transaction was committed");
+	tmd_close_nocommit(md);
+	/* the device still holds the last commit: thin 1 maps block 0 to b */
+	REQ(tmd_open(&args, &md, err, sizeof(err)) == 0, "reopen: %s", err);
+	struct thin_mapping m;
+	REQ(tmd_lookup(md, 1, 0, &m) == 0 && m.data_block == b, "mapping lost");
+	uint32_t c;
+	REQ(tmd_data_count(md, b, &c) == 0 && c == 1, "count %u", c);
+	bool exists = true;
+	REQ(tmd_device_exists(md, 2, &exists) == 0 && !exists, "thin 2 committed");
+	tmd_close(md);
+	tp_dev_close(dev);
+}
+END_TEST
+
 static Suite *model_suite(void)
 {
 	Suite *s = suite_create("metadata_model");
 	TCase *tc = tcase_create("model");
 	tcase_set_timeout(tc, 1800);
 	tcase_add_test(tc, test_shared_flag);
+	tcase_add_test(tc, test_refcount_bug_fails_transaction);
 	tcase_add_test(tc, test_data_enospc);
 	tcase_add_test(tc, test_metadata_enospc);
 	tcase_add_test(tc, test_model_random);
