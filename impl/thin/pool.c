@@ -21,6 +21,9 @@
 #include "thin/metadata.h"
 
 #define NR_CELLS 1024u
+#define MAX_RUN 32u /* whole blocks of one write handled together (write_whole_run); also
+                     * keeps the locks one thread holds under ThreadSanitizer's 64 */
+#define MAX_RUN_BYTES (16u << 20) /* and at most this many bytes */
 #define COPY_CHUNK (1u << 20)
 
 struct thinp_pool {
@@ -1075,6 +1078,19 @@ static int check_range(struct thinp_thin *t, uint64_t off, uint64_t len)
 	return 0;
 }
 
+static int write_whole_run(struct thinp_thin *t, uint64_t v, unsigned n, const uint8_t *buf,
+			   unsigned *done, struct thinp_io_result *res);
+
+/* One block's outcome into the pool's per-class counters and the IO's result. */
+static void account(struct thinp_pool *p, struct thinp_io_result *res, enum thinp_class cls,
+		    const struct thinp_class_stats *cost)
+{
+	record(p, cls, cost);
+	add_cost(&res->cost, cost);
+	res->cls = res->nr_blocks ? dearer(res->cls, cls) : cls;
+	res->nr_blocks++;
+}
+
 static int for_each_block(struct thinp_thin *t, uint8_t *buf, size_t len, uint64_t off,
 			  block_fn fn, bool is_write, struct thinp_io_result *res)
 {
@@ -1094,15 +1110,28 @@ static int for_each_block(struct thinp_thin *t, uint8_t *buf, size_t len, uint64
 		size_t n = len - done;
 		if (n > p->block_bytes - boff)
 			n = (size_t)(p->block_bytes - boff);
+		/* writes of two or more whole blocks go by runs (write_whole_run) */
+		uint64_t whole = boff ? 0 : (len - done) / p->block_bytes;
+		uint64_t cap = MAX_RUN_BYTES / p->block_bytes; /* bounds an O_DIRECT bounce */
+		if (cap > MAX_RUN)
+			cap = MAX_RUN;
+		if (whole > cap)
+			whole = cap;
+		if (is_write && whole >= 2) {
+			unsigned did;
+			r = write_whole_run(t, vblock, (unsigned)whole, buf + done, &did, res);
+			if (r)
+				return r;
+			done += (size_t)did * p->block_bytes;
+			if (did)
+				continue; /* else its first block needs write_block's slow path */
+		}
 		struct thinp_class_stats cost = {.ops = 1, .bytes_requested = n};
 		enum thinp_class cls;
 		r = fn(t, vblock, buf + done, boff, n, &cls, &cost);
 		if (r)
 			return r;
-		record(p, cls, &cost);
-		add_cost(&res->cost, &cost);
-		res->cls = res->nr_blocks ? dearer(res->cls, cls) : cls;
-		res->nr_blocks++;
+		account(p, res, cls, &cost);
 		done += n;
 	}
 	return 0;
@@ -1112,6 +1141,119 @@ static int write_block_fn(struct thinp_thin *t, uint64_t vblock, uint8_t *buf, u
 			  size_t len, enum thinp_class *cls, struct thinp_class_stats *cost)
 {
 	return write_block(t, vblock, buf, boff, len, cls, cost);
+}
+
+/* ---- whole-block runs: one data IO for adjacent data blocks ---- */
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Whole blocks [v, v+n) of one write, n <= MAX_RUN. Each block takes write_block's metadata
+ * step (overwrite in place, or a new block for an unmapped or shared one: whole, so neither
+ * zeroed nor copied), but the data writes of blocks whose data blocks are adjacent go to the
+ * device as one IO: dm-thin too splits a big bio per block, and the block layer merges the
+ * per-block bios it issues back into one request. Stops, without an error, at the first block
+ * that needs write_block's slow path (no space to allocate, a mode that refuses, a metadata
+ * error to report): *done says how many blocks it wrote. Cells are taken in address order, so
+ * two runs cannot deadlock and single-block paths (one cell each) cannot join a cycle. */
+static int write_whole_run(struct thinp_thin *t, uint64_t v, unsigned n, const uint8_t *buf,
+			   unsigned *done, struct thinp_io_result *res)
+{
+	struct thinp_pool *p = t->p;
+	pthread_rwlock_t *locks[MAX_RUN];
+	uint64_t target[MAX_RUN];
+	bool fresh[MAX_RUN];
+	enum thinp_class cls[MAX_RUN];
+	struct thinp_class_stats cost[MAX_RUN];
+	unsigned nl = 0, k = 0;
+	bool low_water = false;
+	struct meta_mark m;
+	int r = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		locks[i] = cell(p, t->id, v + i);
+	qsort(locks, n, sizeof(locks[0]), cmp_ptr);
+	for (unsigned i = 0; i < n; i++)
+		if (!nl || locks[nl - 1] != locks[i])
+			locks[nl++] = locks[i];
+	for (unsigned i = 0; i < nl; i++)
+		pthread_rwlock_wrlock(locks[i]);
+	pthread_rwlock_rdlock(&p->commit_barrier);
+
+	for (; k < n; k++) {
+		memset(&cost[k], 0, sizeof(cost[k]));
+		cost[k].ops = 1;
+		cost[k].bytes_requested = p->block_bytes;
+		md_lock(p, &m);
+		struct thin_mapping map;
+		int lr = mode_get(p) == THINP_MODE_FAIL ? -EIO : tmd_lookup(p->md, t->id, v + k, &map);
+		if (!lr && !map.shared) {
+			target[k] = map.data_block;
+			fresh[k] = false;
+			cls[k] = THINP_WRITE_OVERWRITE;
+		} else if (lr == -ENODATA || !lr) {
+			if (alloc_block(p, &target[k], &low_water)) {
+				md_unlock(p, &m, &cost[k]);
+				break; /* write_block waits for space or reports the error */
+			}
+			fresh[k] = true;
+			cls[k] = lr ? THINP_WRITE_PROVISION_FULL : THINP_WRITE_COW_FULL;
+		} else {
+			md_unlock(p, &m, &cost[k]);
+			break; /* write_block reports it */
+		}
+		md_unlock(p, &m, &cost[k]);
+	}
+
+	unsigned ok = 0; /* blocks [0, ok) reached the data device */
+	for (unsigned i = 0; i < k && !r;) {
+		unsigned j = i + 1;
+		while (j < k && target[j] == target[i] + (j - i))
+			j++;
+		struct thinp_class_stats io = { 0 };
+		r = data_io(p, true, (void *)(buf + (size_t)i * p->block_bytes),
+			    (size_t)(j - i) * p->block_bytes, target[i] * p->block_bytes, &io);
+		if (r) {
+			perr(p, r, "writing the data device failed: %s", strerror(-r));
+			break;
+		}
+		for (; i < j; i++)
+			cost[i].data_bytes_written += p->block_bytes;
+		ok = j;
+	}
+
+	for (unsigned i = 0; i < k; i++) {
+		if (!fresh[i])
+			continue;
+		md_lock(p, &m);
+		int mr;
+		if (i >= ok) { /* not written: give the block back */
+			if ((mr = tmd_data_dec(p->md, target[i])))
+				metadata_failed(p, mr, "releasing a data block after a failed write");
+		} else if ((mr = tmd_insert(p->md, t->id, v + i, target[i]))) {
+			metadata_failed(p, mr, "inserting a mapping");
+		} else {
+			mr = mark_changed(p, t->id);
+		}
+		md_unlock(p, &m, &cost[i]);
+		if (mr && !r) {
+			r = mr;
+			ok = i;
+		}
+	}
+	pthread_rwlock_unlock(&p->commit_barrier);
+	for (unsigned i = nl; i-- > 0;)
+		pthread_rwlock_unlock(locks[i]);
+	if (low_water && p->o.low_water_cb)
+		p->o.low_water_cb(p->o.cb_ctx, p);
+
+	for (unsigned i = 0; i < ok; i++)
+		account(p, res, cls[i], &cost[i]);
+	*done = ok;
+	return r;
 }
 
 int thinp_read(struct thinp_thin *t, void *buf, size_t len, uint64_t off,

@@ -556,6 +556,87 @@ START_TEST(test_random_costs)
 }
 END_TEST
 
+/* Whole blocks of one write reach the data device as one IO per run of adjacent data blocks,
+ * as the block layer merges the per-block bios dm-thin issues; each block keeps its class and
+ * bytes. Counted in pwrite calls of the data device. */
+static uint64_t data_writes(struct amp *a) { return a->data->ctr.writes; }
+
+START_TEST(test_whole_block_runs)
+{
+	uint32_t bs = block_sectors_list[_i];
+	struct amp a;
+	amp_open(&a, "runs", bs, false);
+	const uint64_t B = a.B;
+	struct dev d1, d2, d3;
+	struct thinp_io_result res;
+	dev_open(&a, &d1, 1, NULL);
+	pu_ctx("B=%" PRIu64 " runs", B);
+
+	/* 8 fresh blocks: allocated in order, adjacent: one write */
+	uint64_t w0 = data_writes(&a);
+	REQ0(do_write(&a, &d1, 0, 8 * B, &res));
+	REQ(data_writes(&a) - w0 == 1, "provision of 8 blocks: %" PRIu64 " writes",
+	    data_writes(&a) - w0);
+	REQ(res.cls == THINP_WRITE_PROVISION_FULL && res.nr_blocks == 8 &&
+	            res.cost.data_bytes_written == 8 * B && res.cost.ops == 8 &&
+	            res.cost.data_bytes_zeroed == 0,
+	    "provision result: class %d blocks %u written %" PRIu64, res.cls, res.nr_blocks,
+	    res.cost.data_bytes_written);
+	/* the same again: overwrite in place, one write */
+	w0 = data_writes(&a);
+	REQ0(do_write(&a, &d1, 0, 8 * B, &res));
+	REQ(data_writes(&a) - w0 == 1 && res.cls == THINP_WRITE_OVERWRITE && res.nr_blocks == 8,
+	    "overwrite of 8 blocks: %" PRIu64 " writes, class %d", data_writes(&a) - w0, res.cls);
+
+	/* a hole in the layout: block 9 first (data block X), then 8..11 → 8:X+1 9:X 10:X+2
+	 * 11:X+3: runs {8} {9} {10,11} */
+	REQ0(do_write(&a, &d1, 9 * B, B, &res));
+	w0 = data_writes(&a);
+	REQ0(do_write(&a, &d1, 8 * B, 4 * B, &res));
+	REQ(data_writes(&a) - w0 == 3, "8..11 with 9 mapped before: %" PRIu64 " writes",
+	    data_writes(&a) - w0);
+	REQ(res.cls == THINP_WRITE_PROVISION_FULL && res.nr_blocks == 4, "mixed run class %d",
+	    res.cls);
+
+	/* head and tail partial, two whole blocks between: write_block, a run, write_block */
+	w0 = data_writes(&a);
+	REQ0(do_write(&a, &d1, 12 * B + B / 2, 3 * B, &res));
+	REQ(res.nr_blocks == 4 && data_writes(&a) - w0 >= 3, "partial edges: %u blocks",
+	    res.nr_blocks);
+
+	/* a snapshot: whole-block writes to the shared blocks are CoW without a copy, into
+	 * fresh adjacent blocks: one write, nothing read */
+	REQ0(thinp_create_snap(a.p, 2, 1));
+	dev_open(&a, &d2, 2, &d1);
+	uint64_t r0 = a.data->ctr.bytes_read;
+	w0 = data_writes(&a);
+	REQ0(do_write(&a, &d2, 0, 8 * B, &res));
+	REQ(data_writes(&a) - w0 == 1 && res.cls == THINP_WRITE_COW_FULL && res.nr_blocks == 8 &&
+	            a.data->ctr.bytes_read == r0,
+	    "CoW of 8 whole blocks: %" PRIu64 " writes, class %d", data_writes(&a) - w0,
+	    res.cls);
+	/* the origin's blocks are shared too (time test): CoW, and its old data stays the
+	 * snapshot's view only where the snapshot did not write */
+	REQ0(do_write(&a, &d1, 4 * B, 8 * B, &res));
+	REQ(res.cls == THINP_WRITE_COW_FULL, "origin after snapshot: class %d", res.cls);
+
+	/* the whole device in one write: runs are cut at 16 MiB or 32 blocks */
+	REQ0(thinp_create_thin(a.p, 3));
+	dev_open(&a, &d3, 3, NULL);
+	REQ(d3.size == 16 * B, "device size");
+	REQ0(do_write(&a, &d3, 0, 16 * B, &res));
+	REQ(res.nr_blocks == 16 && res.cls == THINP_WRITE_PROVISION_FULL, "16 blocks");
+
+	verify_all(&a, &d1, "origin");
+	verify_all(&a, &d2, "snapshot");
+	verify_all(&a, &d3, "thin 3");
+	dev_close(&d1);
+	dev_close(&d2);
+	dev_close(&d3);
+	amp_close(&a);
+}
+END_TEST
+
 static Suite *amp_suite(void)
 {
 	Suite *s = suite_create("pool_amplification");
@@ -565,6 +646,7 @@ static Suite *amp_suite(void)
 	tcase_add_loop_test(tc, test_zeroing_on, 0, n);
 	tcase_add_loop_test(tc, test_zeroing_off, 0, n);
 	tcase_add_loop_test(tc, test_random_costs, 0, n);
+	tcase_add_loop_test(tc, test_whole_block_runs, 0, n);
 	suite_add_tcase(s, tc);
 	return s;
 }

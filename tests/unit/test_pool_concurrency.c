@@ -832,6 +832,120 @@ START_TEST(test_random_load)
 }
 END_TEST
 
+/* ---- (e) whole-block runs racing: several threads write the same blocks whole ---- */
+
+#define RUN 4
+
+struct runs {
+	struct pu_env *e;
+	struct thinp_thin *t[NT];
+	pthread_barrier_t bar;
+	uint64_t rounds;
+};
+
+/* Each round, after a barrier, every thread writes blocks [r*RUN, r*RUN+RUN) whole in one
+ * write (a run), or, for odd threads every other round, block by block from the end, so runs
+ * meet single-block writers in the other order too. Each page is tagged with its writer. */
+static void *runs_main(void *arg)
+{
+	struct targ *a = arg;
+	struct runs *rs = a->shared;
+	const uint64_t B = rs->e->B;
+	uint8_t *buf = malloc(RUN * B);
+	if (!buf) {
+		tfail("out of memory");
+		return NULL;
+	}
+	for (uint64_t r = 0; r < rs->rounds && !stopped(); r++) {
+		for (uint64_t pg = 0; pg < RUN * B / K4; pg++)
+			fill_page(buf + pg * K4, (r * NT + a->id) * 4096 + pg);
+		pthread_barrier_wait(&rs->bar);
+		int rc = 0;
+		if ((a->id & 1) && (r & 1)) {
+			for (unsigned j = RUN; j-- > 0 && !rc;)
+				rc = thinp_write(rs->t[a->id], buf + j * B, B, (r * RUN + j) * B, 0, NULL);
+		} else {
+			rc = thinp_write(rs->t[a->id], buf, RUN * B, r * RUN * B, 0, NULL);
+		}
+		if (rc)
+			tfail("thread %u round %" PRIu64 ": write returned %d", a->id, r, rc);
+	}
+	free(buf);
+	return NULL;
+}
+
+START_TEST(test_racing_runs)
+{
+	/* 0: a fresh thin (provision runs); 1: a snapshot of a written origin (CoW runs) */
+	unsigned variant = (unsigned)_i;
+	pu_ctx("racing whole-block runs, variant %u", variant);
+	struct thinp_pool_opts o = { 0 };
+	struct pu_env e;
+	env_open(&e, 128, 1024, &o);
+	struct runs rs = { .e = &e, .rounds = mu_scaled(48, 12) };
+	const uint64_t B = e.B, span = rs.rounds * RUN * B;
+	REQ0(thinp_create_thin(e.p, 1));
+	uint64_t id = 1;
+	if (variant == 1) {
+		struct thinp_thin *o1;
+		REQ0(thinp_thin_open(e.p, 1, 0, &o1));
+		uint8_t *z = calloc(1, span);
+		REQ(z != NULL, "out of memory");
+		REQ0(thinp_write(o1, z, span, 0, 0, NULL));
+		free(z);
+		thinp_thin_close(o1);
+		REQ0(thinp_create_snap(e.p, 2, 1));
+		id = 2;
+	}
+	uint64_t used0 = used_blocks(&e);
+	for (unsigned i = 0; i < NT; i++)
+		REQ0(thinp_thin_open(e.p, id, 0, &rs.t[i]));
+	pthread_barrier_init(&rs.bar, NULL, NT);
+	struct targ a[NT];
+	for (unsigned i = 0; i < NT; i++) {
+		a[i] = (struct targ){ .shared = &rs, .id = i };
+		REQ(pthread_create(&a[i].th, NULL, runs_main, &a[i]) == 0, "pthread_create");
+	}
+	for (unsigned i = 0; i < NT; i++)
+		pthread_join(a[i].th, NULL);
+	pthread_barrier_destroy(&rs.bar);
+	check_no_thread_failure();
+
+	/* every block was allocated exactly once, by one of the racing writers */
+	uint64_t nb = rs.rounds * RUN;
+	REQ(used_blocks(&e) - used0 == nb, "%" PRIu64 " blocks written, %" PRIu64 " allocated", nb,
+	    used_blocks(&e) - used0);
+	struct thinp_class_stats st[THINP_NR_CLASSES];
+	thinp_pool_stats(e.p, st);
+	enum thinp_class first = variant ? THINP_WRITE_COW_FULL : THINP_WRITE_PROVISION_FULL;
+	REQ(st[first].ops == nb, "%" PRIu64 " first writes counted, expected %" PRIu64,
+	    st[first].ops, nb);
+	/* and each block holds one writer's block whole: no page torn, no mix of writers */
+	uint8_t *blk = malloc(B);
+	REQ(blk != NULL, "out of memory");
+	for (uint64_t b = 0; b < nb; b++) {
+		REQ0(thinp_read(rs.t[0], blk, B, b * B, NULL));
+		uint64_t r = b / RUN, j = b % RUN, writer = UINT64_MAX;
+		for (uint64_t pg = 0; pg < B / K4; pg++) {
+			uint64_t tag = page_tag(blk + pg * K4);
+			REQ(tag != UINT64_MAX, "block %" PRIu64 " page %" PRIu64 " torn", b, pg);
+			uint64_t w = tag / 4096 - r * NT, want_pg = j * (B / K4) + pg;
+			REQ(tag / 4096 >= r * NT && w < NT && tag % 4096 == want_pg,
+			    "block %" PRIu64 " page %" PRIu64 ": tag %" PRIu64 " is no writer's", b, pg,
+			    tag);
+			if (pg == 0)
+				writer = w;
+			REQ(w == writer, "block %" PRIu64 " mixes writers %" PRIu64 " and %" PRIu64, b,
+			    writer, w);
+		}
+	}
+	free(blk);
+	for (unsigned i = 0; i < NT; i++)
+		thinp_thin_close(rs.t[i]);
+	env_close_and_check(&e);
+}
+END_TEST
+
 static Suite *conc_suite(void)
 {
 	Suite *s = suite_create("pool_concurrency");
@@ -847,6 +961,10 @@ static Suite *conc_suite(void)
 	tc = tcase_create("readers");
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_readers_during_cow);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("runs");
+	tcase_set_timeout(tc, 300);
+	tcase_add_loop_test(tc, test_racing_runs, 0, 2);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("load");
 	tcase_set_timeout(tc, 300);
