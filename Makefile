@@ -222,7 +222,9 @@ vm-image:
 	@bash ci/vm/build.sh
 
 # Kernel vs libthinp per-write costs (provision / CoW / overwrite, 4k-1m, loop-lvm and the
-# seed's direct-lvm with its autoextend check) inside the VM: build/vm/kernel_perf/ (~2-3 min).
+# seed's direct-lvm with its autoextend check) inside the VM, every case 3 times (ratios as
+# median [min-max]): build/vm/kernel_perf/ (TCG: ~7 min; VM_PERF_ARGS=--quick: 4k and 64k,
+# ~5 min; VM_PERF_ARGS="--reps N" or KP_REPS=N for another number of repetitions).
 .PHONY: vm-perf
 vm-perf: cli engine
 	bash tests/vm/kernel_perf.sh $(VM_PERF_ARGS)

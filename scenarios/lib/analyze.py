@@ -239,10 +239,10 @@ def size_tics(values_k):
 def categorical(chart, unit=KiB):
     """Evenly spaced sizes (56k and 64k stay apart): x of every point becomes the index of its
     size among the sizes present; the tics carry the sizes."""
-    vals = sorted({p[0] for _, pts, _, _ in chart.series for p in pts})
+    vals = sorted({p[0] for _, pts, *_ in chart.series for p in pts})
     idx = {v: i for i, v in enumerate(vals)}
-    chart.series = [(t, [(idx[p[0]],) + tuple(p[1:]) for p in pts], st, ax)
-                    for t, pts, st, ax in chart.series]
+    chart.series = [(t, [(idx[p[0]],) + tuple(p[1:]) for p in pts], *rest)
+                    for t, pts, *rest in chart.series]
     tics = ", ".join(f'"{human(v * unit)}" {i}' for i, v in enumerate(vals))
     return [f"set xtics ({tics})", f"set xrange [-0.4:{len(vals) - 0.6}]"]
 
@@ -251,14 +251,15 @@ class Chart:
     def __init__(self, run, name, title, xlabel, ylabel):
         self.run, self.name, self.title = run, name, title
         self.xlabel, self.ylabel = xlabel, ylabel
-        self.series = []  # (title, points, style)
+        self.series = []  # (title, points, style, axes, errorbars)
         self.settings = []
         self.y2 = []
 
-    def add(self, title, points, style="linespoints", axes="x1y1"):
+    def add(self, title, points, style="linespoints", axes="x1y1", errorbars=False):
+        """POINTS: (x, y) or, with ERRORBARS, (x, y, ylow, yhigh), drawn as bars too."""
         pts = [p for p in points if p[1] is not None]
         if pts:
-            self.series.append((title, pts, style, axes))
+            self.series.append((title, pts, style, axes, errorbars))
 
     def render(self):
         if not self.series:
@@ -267,7 +268,7 @@ class Chart:
         os.makedirs(d, exist_ok=True)
         dat = os.path.join(d, self.name + ".dat")
         with open(dat, "w") as f:
-            for i, (title, pts, _, _) in enumerate(self.series):
+            for i, (title, pts, _, _, _) in enumerate(self.series):
                 f.write(f"# [{i}] {title}\n")
                 for p in pts:
                     f.write(" ".join(f"{x:.6g}" if isinstance(x, float) else str(x)
@@ -275,7 +276,7 @@ class Chart:
                 f.write("\n\n")
         plots = []
         keys = []
-        for i, (title, _, style, axes) in enumerate(self.series):
+        for i, (title, _, style, axes, errorbars) in enumerate(self.series):
             t = title.replace('"', "'")
             if "lc " not in style:
                 # one colour per series, the same for its loop-lvm and direct-lvm lines (those
@@ -286,6 +287,10 @@ class Chart:
                 style += f" lc rgb '{COLORS[keys.index(key) % len(COLORS)]}'"
             plots.append(f'"{self.name}.dat" index {i} using 1:2 with {style} axes {axes} '
                          f'title "{t}"')
+            if errorbars:
+                lc = style[style.index("lc "):] if "lc " in style else ""
+                plots.append(f'"{self.name}.dat" index {i} using 1:2:3:4 with yerrorbars '
+                             f'pt 0 lw 1 {lc} axes {axes} notitle')
         body = "\n".join([
             f'set title "{self.title}" noenhanced',
             f'set xlabel "{self.xlabel}" noenhanced',
@@ -919,10 +924,15 @@ def build(d):
 # as RUN/kernel/; kernel.csv and the report's kernel section are computed from its
 # kernel_perf.csv. Absolute times in an emulated guest mean nothing next to the host's, so
 # only ratios within the VM are reported: each case's mean latency ÷ the overwrite mean of the
-# same setup, engine and write size (the same device).
+# same setup, engine and write size (the same device). A CSV with repetitions (columns reps,
+# ratio_min, ratio_max after the first ten) gives per row the median ratio over the
+# repetitions (each taken against its own repetition's overwrite) and its range; those are
+# used as they are. The single-run CSV (the first ten columns only) gives one measurement:
+# its ratio is computed from the two mean latencies, and the range is that one value.
 KERNEL_DIR = "kernel"
 KERNEL_PERF_COLUMNS = ["setup", "engine", "case", "bs", "iops", "lat_mean_us", "lat_p50_us",
                        "lat_p99_us", "ratio_to_overwrite", "accel"]
+KERNEL_PERF_REP_COLUMNS = ["reps", "ratio_min", "ratio_max"]
 KERNEL_SETUPS = {"loop-lvm": "loop", "direct-lvm": "direct"}
 KERNEL_ENGINES = ("kernel", "libthinp")
 KERNEL_CASES = ("provision", "overwrite", "cow", "cow-overwrite")
@@ -934,6 +944,8 @@ KERNEL_CSV_COLUMNS = [
     "host_ratio", "host_ratio_min", "host_ratio_max", "host_case", "host_overwrite_case",
     "kernel_lat_mean_us", "kernel_overwrite_lat_mean_us", "libthinp_vm_lat_mean_us",
     "libthinp_vm_overwrite_lat_mean_us", "accel",
+    "kernel_ratio_min", "kernel_ratio_max", "kernel_reps",
+    "libthinp_vm_ratio_min", "libthinp_vm_ratio_max", "libthinp_vm_reps",
 ]
 KERNEL_HINT = ("a tests/vm/kernel_perf.sh output dir is expected (`make vm-perf` writes "
                "build/vm/kernel_perf; `scenarios/run --kernel` makes one in the run)")
@@ -972,6 +984,12 @@ def load_kernel(d):
     if missing:
         raise KernelDataError(f"{path}: header {','.join(head)!r} lacks column(s) "
                               f"{', '.join(missing)} (expected {','.join(KERNEL_PERF_COLUMNS)})")
+    has_reps = any(c in head for c in KERNEL_PERF_REP_COLUMNS)
+    missing = [c for c in KERNEL_PERF_REP_COLUMNS if c not in head]
+    if has_reps and missing:
+        raise KernelDataError(f"{path}: header {','.join(head)!r} has some of the repetition "
+                              f"columns but lacks {', '.join(missing)} (expected all of "
+                              f"{', '.join(KERNEL_PERF_REP_COLUMNS)}, or none)")
     by, order_bs = {}, []
     for n, r in enumerate(rows[1:], start=2):
         if not any(x.strip() for x in r):
@@ -998,8 +1016,26 @@ def load_kernel(d):
                 raise KernelDataError(f"{where}: {k} {x[k]!r} is not a number") from None
         if not x["lat_mean_us"] > 0:
             raise KernelDataError(f"{where}: lat_mean_us {x['lat_mean_us']} is not positive")
-        x["ratio_to_overwrite"] = float(x["ratio_to_overwrite"]) \
-            if x["ratio_to_overwrite"] not in ("", None) else None
+        for k in ("ratio_to_overwrite",) + (("ratio_min", "ratio_max") if has_reps else ()):
+            try:
+                x[k] = float(x[k]) if x[k] != "" else None
+            except ValueError:
+                raise KernelDataError(f"{where}: {k} {x[k]!r} is not a number") from None
+            if x[k] is not None and not x[k] > 0:
+                raise KernelDataError(f"{where}: {k} {x[k]} is not positive")
+        if has_reps:
+            if not x["reps"].isdigit() or int(x["reps"]) < 1:
+                raise KernelDataError(f"{where}: reps {x['reps']!r} is not a positive integer")
+            x["reps"] = int(x["reps"])
+            r, lo, hi = x["ratio_to_overwrite"], x["ratio_min"], x["ratio_max"]
+            if (r is None) != (lo is None) or (r is None) != (hi is None):
+                raise KernelDataError(f"{where}: ratio_to_overwrite, ratio_min and ratio_max "
+                                      "must be all given or all empty")
+            if r is not None and not lo - 1e-9 <= r <= hi + 1e-9:
+                raise KernelDataError(f"{where}: ratio_to_overwrite {r} is not within "
+                                      f"[ratio_min {lo}, ratio_max {hi}]")
+        else:
+            x["reps"] = 1
         key = (x["setup"], x["engine"], x["bs"], x["case"])
         if key in by:
             raise KernelDataError(f"{where}: a second row for {' '.join(key)}")
@@ -1010,7 +1046,8 @@ def load_kernel(d):
         raise KernelDataError(f"{path} has a header but no result rows (the VM job failed? "
                               f"see {os.path.join(d, 'job.log')})")
     k = {"dir": d, "rows": by, "bs": sorted(order_bs, key=bs_bytes),
-         "setups": [s for s in KERNEL_SETUPS if any(key[0] == s for key in by)]}
+         "setups": [s for s in KERNEL_SETUPS if any(key[0] == s for key in by)],
+         "has_reps": has_reps, "reps": max(x["reps"] for x in by.values())}
     if not any(kernel_ratio(k, s, e, bs, c) is not None for (s, e, bs, c) in by
                if c in KERNEL_RATIO_CASES):
         raise KernelDataError(f"{path}: no case has an overwrite row of the same setup, engine "
@@ -1055,12 +1092,25 @@ def kv_line(path):
 
 
 def kernel_ratio(k, setup, engine, bs, case):
-    """The case's mean latency ÷ the overwrite mean, same setup, engine and bs (in the VM)."""
+    """The case's mean latency ÷ the overwrite mean, same setup, engine and bs (in the VM): the
+    median over the repetitions (taken per repetition, by kernel_perf) when the CSV has them,
+    else from the two mean latencies of the single run."""
+    s = kernel_spread(k, setup, engine, bs, case)
+    return s[0] if s else None
+
+
+def kernel_spread(k, setup, engine, bs, case):
+    """(median ratio, min, max, repetitions) of kernel_ratio; None without a ratio."""
     a = k["rows"].get((setup, engine, bs, case))
     b = k["rows"].get((setup, engine, bs, "overwrite"))
     if not a or not b or not b["lat_mean_us"]:
         return None
-    return a["lat_mean_us"] / b["lat_mean_us"]
+    if k.get("has_reps"):
+        if a["ratio_to_overwrite"] is None:
+            return None
+        return a["ratio_to_overwrite"], a["ratio_min"], a["ratio_max"], a["reps"]
+    r = a["lat_mean_us"] / b["lat_mean_us"]
+    return r, r, r, 1
 
 
 def host_analogs(run, mode, bs, case):
@@ -1113,6 +1163,8 @@ def kernel_rows(run):
                     continue
                 h, hmin, hmax, num, ow = host_ratio(run, mode, bs, case)
                 g = lambda e, c: (k["rows"].get((setup, e, bs, c)) or {}).get("lat_mean_us")
+                ks = kernel_spread(k, setup, "kernel", bs, case) or (None,) * 4
+                ls = kernel_spread(k, setup, "libthinp", bs, case) or (None,) * 4
                 out.append({
                     "setup": setup, "bs": bs, "case": case, "kernel_ratio": kr,
                     "libthinp_vm_ratio": lr,
@@ -1125,6 +1177,9 @@ def kernel_rows(run):
                     "libthinp_vm_lat_mean_us": g("libthinp", case),
                     "libthinp_vm_overwrite_lat_mean_us": g("libthinp", "overwrite"),
                     "accel": k["accel"] or "",
+                    "kernel_ratio_min": ks[1], "kernel_ratio_max": ks[2], "kernel_reps": ks[3],
+                    "libthinp_vm_ratio_min": ls[1], "libthinp_vm_ratio_max": ls[2],
+                    "libthinp_vm_reps": ls[3],
                 })
     return out
 
@@ -1164,16 +1219,21 @@ def chart_kernel(run):
         c = Chart(run, f"kernel-ratios-{mode}",
                   f"{setup} in one qemu VM ({k['accel'] or 'accelerator unknown'}"
                   f"{', emulated' if emulated(k) else ''}): kernel dm-thin vs libthinp, "
-                  "mean write latency ÷ overwrite (same engine, same size)",
+                  "mean write latency ÷ overwrite (same engine, same size)" +
+                  (f", median of {k['reps']} repetitions, bars min–max" if k["reps"] > 1 else ""),
                   "write size", "÷ overwrite mean (log scale)")
+        bars = k["reps"] > 1
         for case in KERNEL_RATIO_CASES:
             for n, engine in enumerate(KERNEL_ENGINES):
-                pts = [(bs_bytes(bs) // KiB, kernel_ratio(k, setup, engine, bs, case))
-                       for bs in k["bs"]]
+                pts = []
+                for bs in k["bs"]:
+                    sp = kernel_spread(k, setup, engine, bs, case)
+                    x = bs_bytes(bs) // KiB
+                    pts.append((x, None) if not sp else (x,) + sp[:3] if bars else (x, sp[0]))
                 st = (f"linespoints lw {3 if engine == 'kernel' else 2} "
                       f"pt {7 if engine == 'kernel' else 6} ps 1.4 "
                       f"dt {1 if engine == 'kernel' else 2} lc rgb '{KERNEL_COLORS[case][n]}'")
-                c.add(f"{engine}: {KERNEL_CASE_TEXT[case]}", pts, st)
+                c.add(f"{engine}: {KERNEL_CASE_TEXT[case]}", pts, st, errorbars=bars)
         c.settings = categorical(c) + [
             "set logscale y 2", "set format y '%g'",
             "set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 1 lc rgb 'black'"]
@@ -1283,9 +1343,23 @@ def kernel_section(run, prefix="", charts_made=()):
              "shown: a case's mean write latency ÷ the overwrite mean of the same engine, "
              "set-up and write size, on the same device, in the same boot.")
     L.append("")
+    if k["reps"] > 1:
+        L.append(f"**{k['reps']} repetitions** of every case in the VM, each on a fresh thin "
+                 "and a fresh snapshot; a ratio is taken inside one repetition (against that "
+                 "repetition's overwrite) and shown as the **median [min–max]** over the "
+                 "repetitions. loop-lvm: the kernel's and libthinp's repetitions alternate in "
+                 "the same boot; direct-lvm: the LVM pool and libthinp's LVs do not fit the "
+                 "VM's 1 GiB disk together, so all kernel repetitions ran before all libthinp "
+                 "ones (minutes apart).")
+    else:
+        L.append("**One measurement per case** in the VM (kernel_perf's CSV has no repetitions, "
+                 "or they were set to 1): under TCG a single ratio can be far off (`make vm-perf` "
+                 "repeats every case 3 times by default); no spread is shown.")
+    L.append("")
     vt, g = k["vm_times"], k["guest"]
     L.append((f"Source: {src}. " if src else "") +
-             f"Harness: `tests/vm/kernel_perf.sh{' --quick' if k['quick'] else ''}`; guest "
+             f"Harness: `tests/vm/kernel_perf.sh{' --quick' if k['quick'] else ''}"
+             f"{' --reps ' + str(k['reps']) if k['has_reps'] else ''}`; guest "
              f"kernel {g.get('kernel', '?')}, "
              f"{g.get('fio', 'fio ?')}, {g.get('cpus', '?')} vCPUs ({k['accel_detail'] or '?'}); "
              f"VM wall time {vt.get('wall_s', '?')} s. QD1, direct=1, fio replaying a seeded "
@@ -1318,10 +1392,16 @@ def kernel_section(run, prefix="", charts_made=()):
             if r["setup"] != setup:
                 continue
             f2 = lambda x: "—" if x is None else f"{x:.2f}×"
+
+            def vm(pre):  # the median, and its range when there were repetitions
+                v = r[pre + "_ratio"]
+                if v is None or (r[pre + "_reps"] or 1) < 2:
+                    return f2(v)
+                return f"{v:.2f}× [{r[pre + '_ratio_min']:.2f}–{r[pre + '_ratio_max']:.2f}]"
             host = ("—" if r["host_ratio"] is None else
                     f"{r['host_ratio']:.2f}× [{r['host_ratio_min']:.2f}–{r['host_ratio_max']:.2f}]")
-            L.append(f"| {r['bs']} | {KERNEL_CASE_TEXT[r['case']]} | {f2(r['kernel_ratio'])} | "
-                     f"{f2(r['libthinp_vm_ratio'])} | {f2(r['libthinp_vs_kernel'])} | {host} |")
+            L.append(f"| {r['bs']} | {KERNEL_CASE_TEXT[r['case']]} | {vm('kernel')} | "
+                     f"{vm('libthinp_vm')} | {f2(r['libthinp_vs_kernel'])} | {host} |")
         L.append("")
         name = f"kernel-ratios-{KERNEL_SETUPS[setup]}"
         if name in charts_made:

@@ -22,6 +22,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
 FIX=$ROOT/tests/fixtures/kernel_perf
+FIXR=$ROOT/tests/fixtures/kernel_perf_reps
 if grep -qs -- -fsanitize "$BUILD/.build-flags"; then
 	echo "SKIP: sanitizer build ($BUILD); the benchmark runner needs the plain build"
 	exit 0
@@ -229,6 +230,167 @@ expect_error report-bad "lacks column(s)" "$RUN" --report "$WORK/run2" --kernel-
 cmp -s "$WORK/report2.md" "$WORK/run2/report.md" || fail "a refused merge changed the report"
 cmp -s "$WORK/fix-noaccel/kernel_perf.csv" "$WORK/run2/kernel/kernel_perf.csv" || fail "a refused merge changed kernel/"
 expect_error report-kernel "only rebuilds" "$RUN" --report "$WORK/run2" --kernel
+
+echo "== repetitions: kernel_perf_report.py aggregates per-repetition rows (synthetic values)"
+# provision in 4 repetitions, the overwrite missing in rep 2 (so 3 ratios: 2, 4, 1); cow in 2
+# (ratios 3 and 6: an even count, the median is their mean). Expected lines computed by hand.
+mkdir -p "$WORK/synth"
+cat >"$WORK/synth/kernel_perf_reps.csv" <<'EOF'
+setup,engine,case,bs,rep,iops,lat_mean_us,lat_p50_us,lat_p99_us,ratio_to_overwrite,accel
+loop-lvm,kernel,provision,4k,1,100.0,200.0,150.0,900.0,2.0000,tcg
+loop-lvm,kernel,overwrite,4k,1,200.0,100.0,80.0,500.0,1.0000,tcg
+loop-lvm,kernel,cow,4k,1,60.0,300.0,250.0,1200.0,3.0000,tcg
+loop-lvm,kernel,provision,4k,2,50.0,400.0,300.0,1000.0,,tcg
+loop-lvm,kernel,provision,4k,3,120.0,160.0,100.0,700.0,4.0000,tcg
+loop-lvm,kernel,overwrite,4k,3,500.0,40.0,30.0,100.0,1.0000,tcg
+loop-lvm,kernel,cow,4k,3,70.0,240.0,200.0,1000.0,6.0000,tcg
+loop-lvm,kernel,provision,4k,4,80.0,300.0,200.0,800.0,1.0000,tcg
+loop-lvm,kernel,overwrite,4k,4,300.0,300.0,250.0,900.0,1.0000,tcg
+EOF
+python3 -B "$ROOT/tests/vm/kernel_perf_report.py" "$WORK/synth" --from-reps >/dev/null
+cat >"$WORK/synth/expected.csv" <<'EOF'
+setup,engine,case,bs,iops,lat_mean_us,lat_p50_us,lat_p99_us,ratio_to_overwrite,accel,reps,ratio_min,ratio_max
+loop-lvm,kernel,provision,4k,90.0,250.0,175.0,850.0,2.0000,tcg,4,1.0000,4.0000
+loop-lvm,kernel,overwrite,4k,300.0,100.0,80.0,500.0,1.0000,tcg,3,1.0000,1.0000
+loop-lvm,kernel,cow,4k,65.0,270.0,225.0,1100.0,4.5000,tcg,2,3.0000,6.0000
+EOF
+diff "$WORK/synth/expected.csv" "$WORK/synth/kernel_perf.csv" || fail "synthetic repetitions: kernel_perf.csv differs (above)"
+grep -q '| 4k | provision | 2.00 \[1.00–4.00\] | – | 2.00 · – · 4.00 · 1.00 | – |' "$WORK/synth/summary.md" ||
+	fail "synthetic repetitions: summary.md lacks the provision row with its range and per-rep values"
+grep -q '| kernel | 4k | cow | 2 | 65 | 270 | 225 | 1100 | \*\*4.50 \[3.00–6.00\]\*\* |' "$WORK/synth/summary.md" ||
+	fail "synthetic repetitions: summary.md lacks the cow row"
+rc=0
+python3 -B "$ROOT/tests/vm/kernel_perf_report.py" "$WORK/bad/empty" --from-reps >"$WORK/noreps.log" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] && grep -q 'kernel_perf_reps.csv does not exist' "$WORK/noreps.log" ||
+	{ cat "$WORK/noreps.log"; fail "--from-reps without kernel_perf_reps.csv: exit $rc"; }
+echo "  ok: medians, ranges, even counts, a missing overwrite; summary rows"
+cp -r "$WORK/run" "$WORK/run3"
+"$RUN" --report "$WORK/run3" --kernel-results "$WORK/synth" >/dev/null 2>&1
+python3 -B - "$WORK/run3" <<'EOF' || fail "synthetic repetitions merged: see above"
+import csv, os, sys
+out = sys.argv[1]
+kc = {(r["setup"], r["bs"], r["case"]): r for r in csv.DictReader(open(os.path.join(out, "kernel.csv")))}
+bad = []
+want = {"provision": ("2", "1", "4", "4"), "cow": ("4.5", "3", "6", "2")}
+for c, (m, lo, hi, n) in want.items():
+    r = kc.get(("loop-lvm", "4k", c))
+    got = r and (r["kernel_ratio"], r["kernel_ratio_min"], r["kernel_ratio_max"], r["kernel_reps"])
+    if got != (m, lo, hi, n) or r["libthinp_vm_ratio"] != "" or r["libthinp_vm_reps"] != "":
+        bad.append(f"kernel.csv loop-lvm 4k {c}: {got}, expected {(m, lo, hi, n)}")
+if len(kc) != 2:  # (cow-overwrite has no row: no ratio for it)
+    bad.append(f"kernel.csv: {len(kc)} rows, expected 2")
+rep = open(os.path.join(out, "report.md")).read()
+for line in ("| 4k | provision ÷ overwrite | 2.00× [1.00–4.00] | — | — |",
+             "| 4k | CoW ÷ overwrite | 4.50× [3.00–6.00] | — | — |",
+             "**4 repetitions** of every case in the VM",
+             "`tests/vm/kernel_perf.sh --quick --reps 4`"):
+    if line not in rep:
+        bad.append(f"report.md: no {line!r}")
+dat = [l.split() for l in open(os.path.join(out, "charts", "kernel-ratios-loop.dat"))
+       if l.strip() and not l.startswith("#")]
+if sorted(dat) != sorted([["0", "2", "1", "4"], ["0", "4.5", "3", "6"]]):
+    bad.append(f"kernel-ratios-loop.dat: {dat}")
+if "yerrorbars" not in open(os.path.join(out, "charts", "kernel-ratios-loop.gp")).read():
+    bad.append("kernel-ratios-loop.gp draws no error bars")
+print("FAIL:\n  " + "\n  ".join(bad) if bad else "  ok: merged: kernel.csv medians, ranges, reps; report cells; chart bars")
+sys.exit(1 if bad else 0)
+EOF
+
+echo "== repetitions: a real 3-repetition run (tests/fixtures/kernel_perf_reps)"
+mkdir "$WORK/fixr-regen"
+cp "$FIXR"/* "$WORK/fixr-regen/"
+rm "$WORK/fixr-regen/kernel_perf.csv"
+python3 -B "$ROOT/tests/vm/kernel_perf_report.py" "$WORK/fixr-regen" --from-reps >/dev/null
+cmp -s "$FIXR/kernel_perf.csv" "$WORK/fixr-regen/kernel_perf.csv" ||
+	fail "kernel_perf_report.py --from-reps does not give the fixture's kernel_perf.csv back"
+for what in reps ratio_min ratio_outside ratio_partial; do
+	mkdir -p "$WORK/bad/r-$what"
+	case $what in
+	reps) sed '2s/,3,\([0-9.]*\),\([0-9.]*\)$/,three,\1,\2/' "$FIXR/kernel_perf.csv" ;;
+	ratio_min) sed '1s/,ratio_min//; 2,$s/,[0-9.]*\(,[0-9.]*\)$/\1/' "$FIXR/kernel_perf.csv" ;;
+	ratio_outside) sed '2s/,[0-9.]*$/,0.0100/' "$FIXR/kernel_perf.csv" ;;
+	ratio_partial) sed '2s/,\([0-9.]*\),\([0-9.]*\)$/,,\2/' "$FIXR/kernel_perf.csv" ;;
+	esac >"$WORK/bad/r-$what/kernel_perf.csv"
+	cmp -s "$FIXR/kernel_perf.csv" "$WORK/bad/r-$what/kernel_perf.csv" && fail "the fixture changed: fix the sed for $what"
+done
+expect_error bad-reps "reps 'three' is not a positive integer" "$RUN" --kernel-results "$WORK/bad/r-reps" --out "$WORK/never" "${ONLY[@]}"
+expect_error no-ratio-min "lacks ratio_min" "$RUN" --kernel-results "$WORK/bad/r-ratio_min" --out "$WORK/never" "${ONLY[@]}"
+expect_error ratio-outside "is not within \[ratio_min" "$RUN" --kernel-results "$WORK/bad/r-ratio_outside" --out "$WORK/never" "${ONLY[@]}"
+expect_error ratio-partial "must be all given or all empty" "$RUN" --kernel-results "$WORK/bad/r-ratio_partial" --out "$WORK/never" "${ONLY[@]}"
+cp -r "$WORK/run" "$WORK/run4"
+"$RUN" --report "$WORK/run4" --kernel-results "$FIXR" >/dev/null 2>&1
+python3 -B - "$WORK/run4" "$FIXR" "$ROOT" <<'EOF' || fail "the 3-repetition fixture: see above"
+import csv, os, statistics, sys
+out, fix, root = sys.argv[1:4]
+sys.path.insert(0, os.path.join(root, "scenarios", "lib"))
+import analyze
+bad = []
+close = lambda a, b, tol=1e-5: abs(a - b) <= tol * max(1, abs(b))
+# per repetition, read here independently of both scripts
+reps = list(csv.DictReader(open(os.path.join(fix, "kernel_perf_reps.csv"))))
+lat = {(r["setup"], r["engine"], r["bs"], r["case"], int(r["rep"])): float(r["lat_mean_us"]) for r in reps}
+per = {}
+for (s, e, bs, c, n), v in lat.items():
+    ow = lat.get((s, e, bs, "overwrite", n))
+    if ow is None:
+        continue
+    # the script's ratio is from unrounded means, the CSV's latencies have 0.1 µs
+    given = float(next(r["ratio_to_overwrite"] for r in reps if (r["setup"], r["engine"], r["bs"],
+                       r["case"], int(r["rep"])) == (s, e, bs, c, n)))
+    if abs(v / ow - given) > 0.0005 * (v / ow) + 0.0002:
+        bad.append(f"rep {n} {s} {e} {bs} {c}: ratio {given} but {v}/{ow} = {v / ow:.4f}")
+    per.setdefault((s, e, bs, c), []).append(given)
+nrep = {len(v) for v in per.values()}
+if nrep != {3} or len(per) != 48:
+    bad.append(f"the fixture: {len(per)} cases with ratios, repetitions {nrep} (expected 48, {{3}})")
+want = {k: (statistics.median(v), min(v), max(v)) for k, v in per.items()}
+agg = {(r["setup"], r["engine"], r["bs"], r["case"]): r
+       for r in csv.DictReader(open(os.path.join(fix, "kernel_perf.csv")))}
+for key, (m, lo, hi) in want.items():
+    r = agg[key]
+    if (float(r["ratio_to_overwrite"]), float(r["ratio_min"]), float(r["ratio_max"]), r["reps"]) != (m, lo, hi, "3"):
+        bad.append(f"kernel_perf.csv {key}: {r['ratio_to_overwrite']} [{r['ratio_min']}-{r['ratio_max']}] "
+                   f"x{r['reps']}, expected {m} [{lo}-{hi}] x3")
+    ml = statistics.median(lat[key + (n,)] for n in (1, 2, 3))
+    if not close(float(r["lat_mean_us"]), ml):
+        bad.append(f"kernel_perf.csv {key}: lat_mean_us {r['lat_mean_us']}, median {ml}")
+spread = sum(1 for k, (m, lo, hi) in want.items() if k[3] != "overwrite" and hi > lo)
+if not spread:
+    bad.append("no ratio of the fixture varies across repetitions (not a real run?)")
+# merged: kernel.csv, report cells
+kc = list(csv.DictReader(open(os.path.join(out, "kernel.csv"))))
+if list(kc[0].keys()) != analyze.KERNEL_CSV_COLUMNS or len(kc) != 18:
+    bad.append(f"kernel.csv: {len(kc)} rows, header {list(kc[0].keys())}")
+sec = open(os.path.join(out, "report.md")).read().split("## Kernel dm-thin in a VM, beside libthinp", 1)[-1]
+for r in kc:
+    s, bs, c = r["setup"], r["bs"], r["case"]
+    cells = []
+    for pre, e in (("kernel", "kernel"), ("libthinp_vm", "libthinp")):
+        m, lo, hi = want[(s, e, bs, c)]
+        got = tuple(float(r[pre + x]) for x in ("_ratio", "_ratio_min", "_ratio_max"))
+        if not all(close(a, b) for a, b in zip(got, (m, lo, hi))) or r[pre + "_reps"] != "3":
+            bad.append(f"kernel.csv {s} {bs} {c} {pre}: {got} x{r[pre + '_reps']}, expected {(m, lo, hi)} x3")
+        cells.append(f"{m:.2f}× [{lo:.2f}–{hi:.2f}]")
+    ratio = want[(s, "libthinp", bs, c)][0] / want[(s, "kernel", bs, c)][0]
+    if not close(float(r["libthinp_vs_kernel"]), ratio):
+        bad.append(f"kernel.csv {s} {bs} {c}: libthinp_vs_kernel {r['libthinp_vs_kernel']}, expected {ratio:.6g}")
+    line = f"| {bs} | {analyze.KERNEL_CASE_TEXT[c]} | {cells[0]} | {cells[1]} | {ratio:.2f}× | "
+    if line not in sec.split(f"### {s}", 1)[1].split("###", 1)[0]:
+        bad.append(f"report {s}: no row {line!r}")
+for text in ("**3 repetitions** of every case in the VM", "all kernel repetitions ran before all "
+             "libthinp ones", "`tests/vm/kernel_perf.sh --reps 3`"):
+    if text not in sec:
+        bad.append(f"report: no {text!r}")
+k, l = want[("loop-lvm", "kernel", "4k", "provision")][0], want[("loop-lvm", "libthinp", "4k", "provision")][0]
+head = [x for x in open(os.path.join(out, "report.md")).read().splitlines()
+        if x.startswith("| allocate 4 KiB, random order | loop-lvm")]
+if not head or not head[0].endswith(f"| {k:.2f}× ow (libthinp {l:.2f}×) ² |"):
+    bad.append(f"headline kernel column (medians): {head}")
+print("FAIL:\n  " + "\n  ".join(bad) if bad else
+      f"  ok: {len(per)} cases x 3 repetitions: medians and ranges in kernel_perf.csv, kernel.csv "
+      f"and the report ({spread} ratios vary across repetitions)")
+sys.exit(1 if bad else 0)
+EOF
 
 echo "== --kernel with a stand-in VM script: progress relayed, success and failure recorded"
 cat >"$WORK/fake_kperf.sh" <<'EOF'

@@ -8,31 +8,54 @@
 #   cases:   provision (fresh thin), overwrite (the same log again), cow (snapshot of a fully
 #            written origin), cow-overwrite (the same log again on the snapshot)
 #   sizes:   4k 64k 1m (--quick: 4k 64k)
+#   reps:    every case N times (--reps N, KP_REPS; default 3), each repetition on a fresh thin
+#            and a fresh snapshot. loop-lvm: both engines' pools side by side, the engines
+#            alternating per repetition and size; direct-lvm: the LVM pool and libthinp's LVs do
+#            not fit the 1G disk together, so all kernel repetitions run, then all libthinp ones.
 # Each case is fio, QD1, direct=1, replaying a seeded iolog of writes into distinct pool
 # blocks (a permutation; fio's blockalign does not give distinct blocks). The autoextend check
 # (lvextend --use-policies, what dmeventd runs, below and above 80%) is reported too.
-# Output: build/vm/kernel_perf/ (KP_OUT): kernel_perf.csv
-#   (setup,engine,case,bs,iops,lat_mean_us,lat_p50_us,lat_p99_us,ratio_to_overwrite,accel),
-#   summary.md, checks.tsv, autoextend.txt, fio/*.json, console.log, accel.txt, vm-times.txt.
+# A ratio is a case's mean latency / the overwrite mean of the same repetition, setup, engine
+# and bs; the CSV gives its median over the repetitions and the range.
+# Output: build/vm/kernel_perf/ (KP_OUT):
+#   kernel_perf.csv (setup,engine,case,bs,iops,lat_mean_us,lat_p50_us,lat_p99_us,
+#     ratio_to_overwrite,accel,reps,ratio_min,ratio_max: medians over the repetitions, the
+#     ratio's min and max; the first ten columns are those of the single-run CSV),
+#   kernel_perf_reps.csv (one row per repetition: setup,engine,case,bs,rep,iops,lat_mean_us,
+#     lat_p50_us,lat_p99_us,ratio_to_overwrite,accel), summary.md, checks.tsv, times.tsv,
+#   autoextend.txt, fio/*-r<rep>.json, console.log, accel.txt, vm-times.txt.
+# (tests/vm/kernel_perf_report.py makes the CSVs and summary.md from the guest's output.)
 # The guest is emulated (TCG on this machine kind): compare ratios within a setup, not
-# absolute figures.
-# Usage: bash tests/vm/kernel_perf.sh [--quick]
-# Environment: KP_OUT, KP_TIMEOUT (900 s), KP_THIN_MB (256), KP_NIO_4K (1024),
-#   KP_NIO_64K (512), KP_NIO_1M (128), KP_SEED (thinbench-kperf), VM_ACCEL, THINP,
-#   THINP_IOENGINE.
+# absolute figures. Wall time on an idle 2-core machine of this kind, TCG, 3 repetitions:
+# --quick about 4.5 min, the full set about 6.5 min (see ci/vm/README.md).
+# Usage: bash tests/vm/kernel_perf.sh [--quick] [--reps N]
+# Environment: KP_OUT, KP_REPS (3), KP_TIMEOUT (300 + 300 x reps s), KP_THIN_MB (256),
+#   KP_NIO_4K (1024), KP_NIO_64K (512), KP_NIO_1M (128), KP_SEED (thinbench-kperf), VM_ACCEL,
+#   THINP, THINP_IOENGINE.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 here=$repo/tests/vm
 res=${KP_OUT:-$repo/build/vm/kernel_perf}
 quick=0
-for a in "$@"; do
-	case $a in
+reps=${KP_REPS:-3}
+while [ $# -gt 0 ]; do
+	case $1 in
 	--quick) quick=1 ;;
+	--reps)
+		[ $# -ge 2 ] || { echo "kernel_perf: --reps needs a number" >&2; exit 2; }
+		reps=$2
+		shift
+		;;
+	--reps=*) reps=${1#--reps=} ;;
 	-h | --help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;;
-	*) echo "kernel_perf: unknown argument '$a'" >&2; exit 2 ;;
+	*) echo "kernel_perf: unknown argument '$1'" >&2; exit 2 ;;
 	esac
+	shift
 done
+case $reps in
+'' | *[!0-9]* | 0) echo "kernel_perf: --reps / KP_REPS '$reps' is not a positive integer" >&2; exit 2 ;;
+esac
 bs_list="4k 64k 1m"
 [ "$quick" = 1 ] && bs_list="4k 64k"
 thin_mb=${KP_THIN_MB:-256}
@@ -72,162 +95,22 @@ rm -rf "$res"
 mkdir -p "$res"
 bash "$repo/ci/vm/build.sh"
 rc=0
+# (scratch: loop-lvm's sparse files; dm-thin does not reuse a deleted thin's blocks at once, so
+# each repetition takes up to ~0.8 GiB more there with both engines: 2G + 1G per repetition)
 bash "$repo/ci/vm/run.sh" "$here/kernel_perf-guest.sh" \
-	--disk 2G:scratch --disk 1G:direct --disk 256M:spare --file "$tmp/logs" \
-	--env "KP_BS=$bs_list" --env "KP_THIN_MB=$thin_mb" \
-	--timeout "${KP_TIMEOUT:-900}" --out "$res" || rc=$?
+	--disk "$((2 + reps))G:scratch" --disk 1G:direct --disk 256M:spare --file "$tmp/logs" \
+	--env "KP_BS=$bs_list" --env "KP_THIN_MB=$thin_mb" --env "KP_REPS=$reps" \
+	--timeout "${KP_TIMEOUT:-$((300 + 300 * reps))}" --out "$res" || rc=$?
 cp -r "$tmp/logs" "$res/iologs"
 if [ "$rc" != 0 ]; then
 	echo "kernel_perf: the VM job failed (run.sh exit $rc); see $res/job.log, $res/console.log" >&2
 	tail -n 20 "$res/job.log" 2>/dev/null | sed 's/^/  | /' >&2 || true
 fi
 
-# ---- CSV + summary ----------------------------------------------------------------------------
-python3 - "$res" "$bs_list" "$rc" "$(( $(date +%s) - t_start ))" <<'EOF'
-import csv, json, os, sys
-res, bs_list, rc, wall = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), sys.argv[4]
-accel_lines = open(f"{res}/accel.txt").read().split("\n") if os.path.exists(f"{res}/accel.txt") else ["?"]
-accel = accel_lines[0].strip() or "?"
-accel_why = accel_lines[1].strip() if len(accel_lines) > 1 else ""
-setups = ["loop-lvm", "direct-lvm"]
-engines = ["kernel", "libthinp"]
-cases = ["provision", "overwrite", "cow", "cow-overwrite"]
-blk = {"loop-lvm": 64 << 10, "direct-lvm": 512 << 10}
-size = {"4k": 4096, "64k": 65536, "1m": 1 << 20}
-geom = {"loop-lvm": "loop", "direct-lvm": "direct"}
-
-def nlog(setup, bs):
-    p = f"{res}/iologs/{geom[setup]}-{bs}.log"
-    return sum(1 for l in open(p) if " write " in l) if os.path.exists(p) else None
-
-rows, by = [], {}
-for s in setups:
-    for e in engines:
-        for bs in bs_list:
-            for c in cases:
-                p = f"{res}/fio/{s}-{e}-{c}-{bs}.json"
-                r = None
-                try:
-                    txt = open(p).read()
-                    w = json.loads(txt[txt.index("{"):])["jobs"][0]["write"]
-                    cl = w["clat_ns"]
-                    r = dict(setup=s, engine=e, case=c, bs=bs, ios=w["total_ios"], iops=w["iops"],
-                             mean=cl["mean"] / 1e3, p50=cl["percentile"]["50.000000"] / 1e3,
-                             p99=cl["percentile"]["99.000000"] / 1e3)
-                except Exception as ex:
-                    print(f"kernel_perf: no result for {s} {e} {c} {bs}: {ex}", file=sys.stderr)
-                if r:
-                    by[(s, e, bs, c)] = r
-                    rows.append(r)
-for r in rows:
-    ow = by.get((r["setup"], r["engine"], r["bs"], "overwrite"))
-    r["ratio"] = r["mean"] / ow["mean"] if ow and ow["mean"] else None
-
-with open(f"{res}/kernel_perf.csv", "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["setup", "engine", "case", "bs", "iops", "lat_mean_us", "lat_p50_us", "lat_p99_us",
-                "ratio_to_overwrite", "accel"])
-    for r in rows:
-        w.writerow([r["setup"], r["engine"], r["case"], r["bs"], f"{r['iops']:.1f}", f"{r['mean']:.1f}",
-                    f"{r['p50']:.1f}", f"{r['p99']:.1f}",
-                    "" if r["ratio"] is None else f"{r['ratio']:.2f}", accel])
-
-# checks: pool data blocks used before/after each case vs what distinct-block writes imply
-checks = []
-if os.path.exists(f"{res}/checks.tsv"):
-    for line in open(f"{res}/checks.tsv"):
-        f_ = line.split()
-        if len(f_) != 6:
-            continue
-        s, e, c, bs, u0, u1 = f_
-        n = nlog(s, bs)
-        per = max(1, size[bs] // blk[s])
-        exp = n * per if c in ("provision", "cow") else 0
-        try:
-            got = int(u1) - int(u0)
-        except ValueError:
-            got = None
-        checks.append((s, e, c, bs, got, exp))
-# the engine's own classification of the libthinp writes
-classes = {}
-for s in setups:
-    for bs in bs_list:
-        for c in cases:
-            p = f"{res}/fio/{s}-libthinp-{c}-{bs}-stats.json"
-            if os.path.exists(p):
-                try:
-                    cl = json.load(open(p))["classes"]
-                    classes[(s, bs, c)] = {k: v["ios"] for k, v in cl.items() if v.get("ios")}
-                except Exception:
-                    pass
-
-L = []
-L.append("# Kernel dm-thin vs libthinp, per-write cost in one VM\n")
-emu = accel.lower() != "kvm"
-L.append(f"**Accelerator: {accel}** ({accel_why}). " + (
-    "The guest was **emulated** (TCG software emulation, roughly 10x slower than the host): "
-    "absolute IOPS and latencies are TCG-bound and only indicative; compare the **ratios within "
-    "a setup and engine** (each case's mean latency divided by the overwrite mean at the same "
-    "bs, on the same device)." if emu else
-    "The guest ran under KVM; still compare ratios rather than absolute figures with the host.") + "\n")
-L.append(f"QD1, direct=1, fio replaying seeded iologs of writes into distinct pool blocks; thin "
-         f"devices 256 MiB; writes per case: " + ", ".join(
-             f"{bs}: loop-lvm {nlog('loop-lvm', bs)}, direct-lvm {nlog('direct-lvm', bs)}" for bs in bs_list) +
-         ". loop-lvm: 64k blocks, skip_block_zeroing, loop devices over sparse files on ext4 "
-         "(buffered, as Docker's); libthinp there uses thinp_mode=loop on sparse files. direct-lvm: "
-         "512K chunks, zeroing off, on a virtio disk (host file, cache=none when possible); libthinp "
-         "there uses thinp_mode=direct on linear LVs on the same disk (after the pool is removed). Kernel thin "
-         "devices are created by pool messages on the pool device, as Docker's driver does. "
-         "clat from fio (for libthinp this includes the whole engine call).\n")
-if rc:
-    L.append(f"**The VM job did not finish cleanly (run.sh exit {rc}); the tables hold what came back.**\n")
-for s in setups:
-    L.append(f"## {s}\n")
-    L.append("| engine | bs | case | IOPS | mean µs | p50 µs | p99 µs | ÷ overwrite |")
-    L.append("|---|---|---|---:|---:|---:|---:|---:|")
-    for e in engines:
-        for bs in bs_list:
-            for c in cases:
-                r = by.get((s, e, bs, c))
-                if not r:
-                    L.append(f"| {e} | {bs} | {c} | – | – | – | – | – |")
-                    continue
-                ratio = "" if r["ratio"] is None else f"**{r['ratio']:.2f}**"
-                L.append(f"| {e} | {bs} | {c} | {r['iops']:.0f} | {r['mean']:.0f} | {r['p50']:.0f} | "
-                         f"{r['p99']:.0f} | {ratio} |")
-    L.append("")
-    L.append("Ratios side by side (mean latency ÷ overwrite mean, same engine, same bs):\n")
-    L.append("| bs | case | kernel | libthinp |")
-    L.append("|---|---|---:|---:|")
-    for bs in bs_list:
-        for c in ("provision", "cow", "cow-overwrite"):
-            k, l = by.get((s, "kernel", bs, c)), by.get((s, "libthinp", bs, c))
-            fmt = lambda r: "–" if not r or r["ratio"] is None else f"{r['ratio']:.2f}"
-            L.append(f"| {bs} | {c} | {fmt(k)} | {fmt(l)} |")
-    L.append("")
-L.append("## Checks\n")
-bad = [c for c in checks if c[4] != c[5]]
-L.append(f"Pool data blocks allocated per case vs expected (n writes × blocks per write for provision "
-         f"and cow, 0 for the overwrites): {len(checks) - len(bad)} of {len(checks)} as expected.")
-for s, e, c, bs, got, exp in bad:
-    L.append(f"- MISMATCH {s} {e} {c} {bs}: {got} blocks, expected {exp}")
-if classes:
-    L.append("\nlibthinp engine classes per case (ios):")
-    for (s, bs, c), d in sorted(classes.items()):
-        L.append(f"- {s} {bs} {c}: " + ", ".join(f"{k} {v}" for k, v in sorted(d.items())))
-L.append("\n## Autoextend (direct-lvm, profile threshold 80 / percent 20)\n")
-L.append("dmeventd is not running in the guest, so the check runs `lvextend --use-policies "
-         "docker/thinpool` itself (what dmeventd's thin plugin calls), once below 80% and once after "
-         "filling the pool past 80%.\n")
-ae = f"{res}/autoextend.txt"
-L.append("```\n" + (open(ae).read().strip() if os.path.exists(ae) else "no autoextend.txt") + "\n```\n")
-vt = f"{res}/vm-times.txt"
-if os.path.exists(f"{res}/fill.tsv"):
-    L.append("Origin fill (256 MiB, 1 MiB sequential, direct): " + "; ".join(
-        f"{a} {b} {float(d):.1f} s" for a, b, _, d in (l.split() for l in open(f"{res}/fill.tsv") if l.strip())) + "\n")
-L.append(f"VM: {open(vt).read().strip() if os.path.exists(vt) else '?'}; host wall time {wall} s.\n")
-open(f"{res}/summary.md", "w").write("\n".join(L))
-print("\n".join(L))
-EOF
+# ---- CSVs + summary (tests/vm/kernel_perf_report.py) -------------------------------------------
+python3 "$here/kernel_perf_report.py" "$res" --bs "$bs_list" --rc "$rc" --wall "$(( $(date +%s) - t_start ))" || {
+	echo "kernel_perf: kernel_perf_report.py failed on $res" >&2
+	[ "$rc" != 0 ] || rc=1
+}
 echo "kernel_perf: $res/kernel_perf.csv, $res/summary.md"
 exit "$rc"
