@@ -223,8 +223,8 @@ vm-image:
 
 # Kernel vs libthinp per-write costs (provision / CoW / overwrite, 4k-1m, loop-lvm and the
 # seed's direct-lvm with its autoextend check) inside the VM, every case 3 times (ratios as
-# median [min-max]): build/vm/kernel_perf/ (TCG: ~7 min; VM_PERF_ARGS=--quick: 4k and 64k,
-# ~5 min; VM_PERF_ARGS="--reps N" or KP_REPS=N for another number of repetitions).
+# median [min-max]): build/vm/kernel_perf/ (TCG: 6-7.5 min; VM_PERF_ARGS=--quick: 4k and
+# 64k, 3 min idle, 5 min loaded; VM_PERF_ARGS="--reps N" or KP_REPS=N for another count).
 .PHONY: vm-perf
 vm-perf: cli engine
 	bash tests/vm/kernel_perf.sh $(VM_PERF_ARGS)

@@ -26,8 +26,8 @@
 #   autoextend.txt, fio/*-r<rep>.json, console.log, accel.txt, vm-times.txt.
 # (tests/vm/kernel_perf_report.py makes the CSVs and summary.md from the guest's output.)
 # The guest is emulated (TCG on this machine kind): compare ratios within a setup, not
-# absolute figures. Wall time on an idle 2-core machine of this kind, TCG, 3 repetitions:
-# --quick about 4.5 min, the full set about 6.5 min (see ci/vm/README.md).
+# absolute figures. Wall time on a 2-core machine of this kind, TCG, 3 repetitions: --quick
+# 3 min idle (5 min with other VMs running), the full set 6-7.5 min (ci/vm/README.md).
 # Usage: bash tests/vm/kernel_perf.sh [--quick] [--reps N]
 # Environment: KP_OUT, KP_REPS (3), KP_TIMEOUT (300 + 300 x reps s), KP_THIN_MB (256),
 #   KP_NIO_4K (1024), KP_NIO_64K (512), KP_NIO_1M (128), KP_SEED (thinbench-kperf), VM_ACCEL,
