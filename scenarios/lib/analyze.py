@@ -1219,9 +1219,10 @@ def chart_kernel(run):
         c = Chart(run, f"kernel-ratios-{mode}",
                   f"{setup} in one qemu VM ({k['accel'] or 'accelerator unknown'}"
                   f"{', emulated' if emulated(k) else ''}): kernel dm-thin vs libthinp, "
-                  "mean write latency ÷ overwrite (same engine, same size)" +
-                  (f", median of {k['reps']} repetitions, bars min–max" if k["reps"] > 1 else ""),
-                  "write size", "÷ overwrite mean (log scale)")
+                  "mean write latency ÷ overwrite (same engine, same size)",
+                  "write size", "÷ overwrite mean (log scale" +
+                  (f"; median of {k['reps']} repetitions, bars: min–max)" if k["reps"] > 1
+                   else ")"))
         bars = k["reps"] > 1
         for case in KERNEL_RATIO_CASES:
             for n, engine in enumerate(KERNEL_ENGINES):
