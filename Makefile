@@ -215,7 +215,7 @@ deps:
 # differential smoke (kernel dm-thin in qemu vs libthinp, a hand-written trace), the seeded
 # differential traces (tests/vm/differential.sh; VM_SCALE=ci by default, VM_SCALE=full for
 # hand runs) and fails on any mismatch, then the kernel backend's own test (thinp --backend
-# kernel against the real dm-thin); all always run.
+# kernel against the real dm-thin) and the passdown power-cut check; all always run.
 VM_SCALE ?= ci
 .PHONY: vm-image vm-test
 vm-image:
@@ -236,6 +236,7 @@ vm-test: cli
 		DIFF_OUT=$(abspath $(BUILDDIR))/vm/differential bash tests/vm/differential.sh || rc=1; \
 	THINP=$(abspath $(THINP_BIN)) VM_KB_OUT=$(abspath $(BUILDDIR))/vm/kernel_backend \
 		bash tests/vm/kernel_backend.sh || rc=1; \
+	VM_PC_OUT=$(abspath $(BUILDDIR))/vm/passdown_crash bash tests/vm/passdown_crash.sh || rc=1; \
 	exit $$rc
 
 # ---- install ----------------------------------------------------------------------------------

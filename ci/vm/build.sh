@@ -35,7 +35,7 @@ PACKAGES=(qemu-system-x86 busybox-static lvm2 dmsetup thin-provisioning-tools fi
 	e2fsprogs util-linux coreutils bash xz-utils)
 # Kernel modules the guest loads (dependencies are resolved with modprobe --show-depends).
 MODULES=(virtio_pci virtio_blk virtio_rng 9pnet_virtio 9p loop dm-mod dm-thin-pool
-	dm-snapshot dm-zero crc32c_intel crc32c_generic libcrc32c ext4)
+	dm-snapshot dm-zero dm-flakey crc32c_intel crc32c_generic libcrc32c ext4)
 # Tools in the image (host paths are looked up with command -v).
 TOOLS=(bash kmod dmsetup lvm losetup blkdiscard blockdev lsblk mke2fs pdata_tools fio dd
 	fallocate sha256sum cmp truncate stat)
