@@ -11,6 +11,10 @@ trace=$IN/smoke.trace
 [ -f "$trace" ] || { echo "smoke-guest: no $trace" >&2; exit 1; }
 # shellcheck source=trace-lib.sh
 . "$IN/trace-lib.sh"
+# libthinp's replay takes each discard as the bios this kernel's block layer issued for it
+# (tests/vm/trace_model.py bios), as the host sides do
+htrace=$IN/host.trace
+[ -f "$htrace" ] || htrace=$trace
 
 scratch=/dev/disk/by-id/virtio-scratch
 [ -b "$scratch" ] || { echo "smoke-guest: no scratch disk ($scratch)" >&2; exit 1; }
@@ -146,9 +150,12 @@ while read -r step op a b c d e; do
 	delete) "$THINP" thin delete "$lp" "$a" ;;
 	write) "$THINP" write "$lp" "$a" "$b" "$c" <"$IN/payloads/$step.bin" ;;
 	flush) ;; # every thinp command commits when it closes the pool
-	discard) "$THINP" discard "$lp" "$a" "$b" "$c" ;;
+	discard) # one or more bios: OFF LEN [OFF LEN ...]
+		set -- $b $c $d $e
+		while [ $# -ge 2 ]; do "$THINP" discard "$lp" "$a" "$1" "$2"; shift 2; done
+		;;
 	esac
-done < <(trace_ops "$trace")
+done < <(trace_ops "$htrace")
 while read -r t size; do
 	"$THINP" read "$lp" "$t" 0 "$size" | sha256sum | awk -v t="$t" '{print t, $1}'
 done <"$OUT/live.txt" >"$OUT/cross-libthinp-reads-libthinp.sha256"

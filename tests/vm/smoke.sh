@@ -85,7 +85,7 @@ if [ -n "${VM_SMOKE_KERNEL:-}" ]; then
 else
 	bash "$repo/ci/vm/build.sh"
 	bash "$repo/ci/vm/run.sh" "$here/smoke-guest.sh" --disk 3G:scratch --file "$trace" \
-		--file "$here/trace-lib.sh" --file "$tmp/payloads" --timeout "${VM_SMOKE_TIMEOUT:-300}" \
+		--file "$here/trace-lib.sh" --file "$htrace" --file "$tmp/payloads" --timeout "${VM_SMOKE_TIMEOUT:-300}" \
 		--out "$res/kernel" || vm_rc=$?
 fi
 k=$res/kernel
