@@ -141,21 +141,7 @@ done <"$OUT/live.txt" >"$OUT/cross-libthinp-reads-kernel.sha256"
 
 # 2. the same trace written by libthinp (thinp CLI) in the guest, activated on the kernel
 lp=/scratch/lib
-while read -r step op a b c d e; do
-	case $op in
-	pool) "$THINP" pool create "$lp" --data-size "$a" --metadata-size "$b" --block-size "$c" \
-		--low-water "$d" $(for f in $feats; do echo "--${f//_/-}"; done) ;;
-	thin) "$THINP" thin create "$lp" "$a" ;;
-	snap) "$THINP" thin snap "$lp" "$a" "$b" ;;
-	delete) "$THINP" thin delete "$lp" "$a" ;;
-	write) "$THINP" write "$lp" "$a" "$b" "$c" <"$IN/payloads/$step.bin" ;;
-	flush) ;; # every thinp command commits when it closes the pool
-	discard) # one or more bios: OFF LEN [OFF LEN ...]
-		set -- $b $c $d $e
-		while [ $# -ge 2 ]; do "$THINP" discard "$lp" "$a" "$1" "$2"; shift 2; done
-		;;
-	esac
-done < <(trace_ops "$htrace")
+cli_apply "$THINP" "$lp" "$htrace" "$IN/payloads"
 while read -r t size; do
 	"$THINP" read "$lp" "$t" 0 "$size" | sha256sum | awk -v t="$t" '{print t, $1}'
 done <"$OUT/live.txt" >"$OUT/cross-libthinp-reads-libthinp.sha256"

@@ -127,25 +127,8 @@ c=$res/cli
 mkdir -p "$c"
 pool=$tmp/cli-pool
 : >"$c/steps.txt"
-while read -r step op a b c_ d e; do
-	case $op in
-	pool)
-		"$THINP" pool create "$pool" --data-size "$a" --metadata-size "$b" --block-size "$c_" \
-			--low-water "$d" $(for f in $(pool_features "${e:-}"); do echo "--${f//_/-}"; done)
-		;;
-	thin) "$THINP" thin create "$pool" "$a" ;;
-	snap) "$THINP" thin snap "$pool" "$a" "$b" ;;
-	delete) "$THINP" thin delete "$pool" "$a" ;;
-	write) "$THINP" write "$pool" "$a" "$b" "$c_" <"$tmp/payloads/$step.bin" ;;
-	flush) ;; # every thinp command commits when it closes the pool
-	discard) # one or more bios: OFF LEN [OFF LEN ...]
-		set -- $b $c_ $d $e
-		while [ $# -ge 2 ]; do "$THINP" discard "$pool" "$a" "$1" "$2"; shift 2; done
-		;;
-	*) echo "$name: unknown op '$op' in $trace_src" >&2; exit 1 ;;
-	esac
-	echo "$step $op $("$THINP" pool status "$pool")" >>"$c/steps.txt"
-done < <(trace_ops "$htrace")
+record_step() { echo "$1 $2 $("$THINP" pool status "$pool")" >>"$c/steps.txt"; }
+cli_apply "$THINP" "$pool" "$htrace" "$tmp/payloads" record_step
 "$THINP" pool status "$pool" >"$c/pool-status.txt"
 : >"$c/thin-status.txt"
 : >"$c/thin-sha256.txt"

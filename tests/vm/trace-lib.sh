@@ -41,3 +41,37 @@ pool_features() {
 	*) echo "${1//,/ }" ;;
 	esac
 }
+
+# cli_apply THINP POOL TRACE PAYLOAD_DIR [AFTER]: apply TRACE (its host form, where a discard
+# may list several bios) to the userspace pool POOL with one thinp command per operation;
+# AFTER, a command, runs after each operation with its STEP and OP. Returns 1 on a failure.
+cli_apply() {
+	# (locals are prefixed: AFTER sees the caller's variables, bash scoping is dynamic)
+	local ca_thinp=$1 ca_pool=$2 ca_trace=$3 ca_payloads=$4 ca_after=${5:-}
+	local ca_step ca_op ca_a ca_b ca_c ca_d ca_e
+	while read -r ca_step ca_op ca_a ca_b ca_c ca_d ca_e; do
+		case $ca_op in
+		pool)
+			# shellcheck disable=SC2046 # one option per feature word
+			"$ca_thinp" pool create "$ca_pool" --data-size "$ca_a" --metadata-size "$ca_b" \
+				--block-size "$ca_c" --low-water "$ca_d" \
+				$(for f in $(pool_features "${ca_e:-}"); do echo "--${f//_/-}"; done)
+			;;
+		thin) "$ca_thinp" thin create "$ca_pool" "$ca_a" ;;
+		snap) "$ca_thinp" thin snap "$ca_pool" "$ca_a" "$ca_b" ;;
+		delete) "$ca_thinp" thin delete "$ca_pool" "$ca_a" ;;
+		write) "$ca_thinp" write "$ca_pool" "$ca_a" "$ca_b" "$ca_c" <"$ca_payloads/$ca_step.bin" ;;
+		flush) ;; # every thinp command commits when it closes the pool
+		discard) # one or more bios: OFF LEN [OFF LEN ...]
+			# shellcheck disable=SC2086 # the bios' numbers, split
+			set -- $ca_b $ca_c $ca_d $ca_e
+			while [ $# -ge 2 ]; do
+				"$ca_thinp" discard "$ca_pool" "$ca_a" "$1" "$2" || return 1
+				shift 2
+			done
+			;;
+		*) echo "cli_apply: unknown operation '$ca_op' in $ca_trace" >&2; return 1 ;;
+		esac || { echo "cli_apply: step $ca_step ($ca_op $ca_a) failed" >&2; return 1; }
+		[ -z "$ca_after" ] || "$ca_after" "$ca_step" "$ca_op"
+	done < <(trace_ops "$ca_trace")
+}
