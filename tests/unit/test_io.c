@@ -578,7 +578,7 @@ START_TEST(test_loop_resize)
 		ck_assert(memcmp(got, buf, sizeof(buf)) == 0);
 		ck_assert_int_eq(tp_dev_pread(d, abuf, sizeof(buf), to - sizeof(buf)), 0);
 		ck_assert(is_zero(abuf, sizeof(buf)));
-		ck_assert_int_eq(tp_dev_pwrite(d, buf, 4096, to - 4096), 0);
+		ck_assert_int_eq(tp_dev_pwrite(d, abuf, 4096, to - 4096), 0); /* aligned for O_DIRECT */
 		/* what the kernel sees agrees: a fresh open of the loop reads the new size */
 		ck_assert_int_eq(d->ops->refresh_size(d), 0);
 		ck_assert_uint_eq(d->size, to);
