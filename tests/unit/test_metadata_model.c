@@ -953,17 +953,26 @@ START_TEST(test_model_random)
 }
 END_TEST
 
+/* Metadata formatted on an in-memory device of META_BYTES: 64 KiB data blocks, NR_DATA of
+ * them. */
+static struct tmd *format_mem(uint64_t meta_bytes, uint64_t nr_data, struct tp_dev **dev)
+{
+	char err[512];
+	struct tmd *md;
+	REQ(tp_dev_open_mem(meta_bytes, dev) == 0, "mem dev");
+	struct tmd_open_args args = { .meta = *dev };
+	REQ(tmd_format(&args, 128, nr_data, &md, err, sizeof(err)) == 0, "format: %s", err);
+	return md;
+}
+
 /* Running out of data space is an ordinary error: nothing fails, freed
  * blocks come back after the commit. */
 START_TEST(test_data_enospc)
 {
 	set_ctx("data-enospc", 0, "");
 	struct tp_dev *dev;
-	REQ(tp_dev_open_mem(4ull << 20, &dev) == 0, "mem dev");
-	struct tmd_open_args args = { .meta = dev };
-	struct tmd *md;
+	struct tmd *md = format_mem(4ull << 20, 64, &dev);
 	char err[512];
-	REQ(tmd_format(&args, 128, 64, &md, err, sizeof(err)) == 0, "format: %s", err);
 	REQ(tmd_create_thin(md, 7) == 0, "create");
 	uint64_t b, v = 0;
 	int r;
@@ -1024,11 +1033,8 @@ START_TEST(test_metadata_enospc)
 	set_ctx("metadata-enospc", 0, "");
 	const uint64_t blocks = 24;
 	struct tp_dev *dev;
-	REQ(tp_dev_open_mem(blocks * 4096, &dev) == 0, "mem dev");
-	struct tmd_open_args args = { .meta = dev };
-	struct tmd *md;
+	struct tmd *md = format_mem(blocks * 4096, 4096, &dev);
 	char err[512];
-	REQ(tmd_format(&args, 128, 4096, &md, err, sizeof(err)) == 0, "format: %s", err);
 	REQ(tmd_create_thin(md, 1) == 0 && tmd_create_thin(md, 2) == 0, "create");
 	uint64_t b;
 	for (uint64_t v = 0; v < 252; v++) /* device 1's root leaf: full */
@@ -1102,11 +1108,8 @@ START_TEST(test_shared_flag)
 {
 	set_ctx("shared-flag", 0, "");
 	struct tp_dev *dev;
-	REQ(tp_dev_open_mem(8ull << 20, &dev) == 0, "mem dev");
-	struct tmd_open_args args = { .meta = dev };
-	struct tmd *md;
+	struct tmd *md = format_mem(8ull << 20, 1000, &dev);
 	char err[512];
-	REQ(tmd_format(&args, 128, 1000, &md, err, sizeof(err)) == 0, "format: %s", err);
 	uint64_t b[8];
 	REQ(tmd_create_thin(md, 1) == 0, "create");
 	for (int i = 0; i < 4; i++) {
@@ -1170,11 +1173,8 @@ START_TEST(test_refcount_bug_fails_transaction)
 {
 	set_ctx("refcount-bug", 0, "");
 	struct tp_dev *dev;
-	REQ(tp_dev_open_mem(8ull << 20, &dev) == 0, "mem dev");
-	struct tmd_open_args args = { .meta = dev };
-	struct tmd *md;
+	struct tmd *md = format_mem(8ull << 20, 1000, &dev);
 	char err[512];
-	REQ(tmd_format(&args, 128, 1000, &md, err, sizeof(err)) == 0, "format: %s", err);
 	uint64_t b;
 	REQ(tmd_create_thin(md, 1) == 0, "create");
 	REQ(tmd_alloc_data_block(md, &b) == 0, "alloc");
@@ -1187,6 +1187,7 @@ START_TEST(test_refcount_bug_fails_transaction)
 	REQ(tmd_commit(md) != 0, "a failed transaction was committed");
 	tmd_close_nocommit(md);
 	/* the device still holds the last commit: thin 1 maps block 0 to b */
+	struct tmd_open_args args = { .meta = dev };
 	REQ(tmd_open(&args, &md, err, sizeof(err)) == 0, "reopen: %s", err);
 	struct thin_mapping m;
 	REQ(tmd_lookup(md, 1, 0, &m) == 0 && m.data_block == b, "mapping lost");
