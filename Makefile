@@ -1,12 +1,13 @@
 # thinbench — build, test, bench, deps, install.
 #
-#   make            libthinp (.a/.so), the thinp CLI, the unit-test binaries
-#   make test       deps + build + run unit tests and oracle scripts
+#   make            libthinp (.a/.so), the thinp CLI, the fio engine, the unit tests and every
+#                   helper program (tests/tools, scenarios/tools, tests/vm, tests/bench)
+#   make test       deps + build + run the unit tests and the shell tests (tests/{cli,engine,scenarios})
 #   make asan       the same, built in build-asan/ with ASan+UBSan
 #   make tsan       the concurrency tests only, built in build-tsan/ with ThreadSanitizer
 #   make bench      deps + build + scenarios/run
 #   make deps       install missing Debian packages (ci/deps.sh)
-#   make install    PREFIX=/usr/local DESTDIR=  (lib, header, CLI, libthinp.pc)
+#   make install    PREFIX=/usr/local DESTDIR=  (lib, header, CLI, fio engine, libthinp.pc)
 #   make format / format-check / clean / uninstall
 #
 # Variables: CC (gcc or clang), BUILDDIR, SANITIZE=asan|tsan, EXTRA_CFLAGS, EXTRA_LDFLAGS,
@@ -46,11 +47,14 @@ THINP_BIN ?= impl/cli/thinp
 TEST_TIMEOUT ?= 900
 
 # ---- flags ------------------------------------------------------------------------------------
+# -fvisibility=hidden: libthinp.so exports only what thinp.h marks THINP_API.
 CFLAGS   = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) -g -Iimpl -Iimpl/include -fPIC \
-	   $(SANFLAGS) $(EXTRA_CFLAGS)
+	   -fvisibility=hidden $(SANFLAGS) $(EXTRA_CFLAGS)
 DEPFLAGS = -MMD -MP
 LDFLAGS  = $(SANFLAGS) $(EXTRA_LDFLAGS)
 LDLIBS   = -lpthread
+# What libthinp itself links against (libexpat: the XML reader of restore).
+LIB_LIBS = -lexpat -lpthread
 
 # Recursively expanded on purpose: evaluated only when a test is compiled/linked,
 # i.e. after `make deps` had a chance to install check.
@@ -68,7 +72,18 @@ DM_SRCS   := $(sort $(wildcard impl/dm/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 # Other tests/unit/*.c files (no main) are shared helpers linked into every unit test.
 UNIT_HELPER_SRCS := $(sort $(filter-out tests/unit/test_%,$(wildcard tests/unit/*.c)))
-ORACLE_SCRIPTS   := $(sort $(wildcard tests/oracle/*.sh))
+# Test-only code (the fault-injecting device): its own archive, never inside libthinp.
+SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
+# Stand-alone programs, one .c each (a main): built with the project's flags and sanitizers.
+#   tests/tools/NAME.c -> $(BUILDDIR)/tests/tools/NAME   (metadata generators of the CLI tests)
+#   tests/vm/NAME.c    -> $(BUILDDIR)/tests/tools/NAME   (the one-session trace replay)
+#   tests/bench/NAME.c -> $(BUILDDIR)/tests/tools/NAME   (metadata micro-benchmark)
+#   scenarios/tools/NAME.c -> $(BUILDDIR)/bin/thinp-NAME  (the runner's fill-to-full driver)
+TOOL_SRCS  := $(sort $(wildcard tests/tools/*.c tests/vm/*.c tests/bench/*.c))
+SCEN_SRCS  := $(sort $(wildcard scenarios/tools/*.c))
+# Shell tests, grouped by subject; each runs with THINP and BUILD in its environment.
+SCRIPT_TESTS := $(sort $(wildcard tests/cli/*.sh)) $(sort $(wildcard tests/engine/engine_*.sh)) \
+		$(sort $(wildcard tests/scenarios/*.sh))
 
 OBJDIR    := $(BUILDDIR)/obj
 LIB_OBJS  := $(LIB_SRCS:%.c=$(OBJDIR)/%.o)
@@ -76,10 +91,17 @@ CLI_OBJS  := $(CLI_SRCS:%.c=$(OBJDIR)/%.o)
 DM_OBJS   := $(DM_SRCS:%.c=$(OBJDIR)/%.o)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(OBJDIR)/%.o)
 UNIT_HELPER_OBJS := $(UNIT_HELPER_SRCS:%.c=$(OBJDIR)/%.o)
-ALL_OBJS  := $(LIB_OBJS) $(CLI_OBJS) $(DM_OBJS) $(UNIT_OBJS) $(UNIT_HELPER_OBJS)
+SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(OBJDIR)/%.o)
+TOOL_OBJS := $(TOOL_SRCS:%.c=$(OBJDIR)/%.o) $(SCEN_SRCS:%.c=$(OBJDIR)/%.o)
+ALL_OBJS  := $(LIB_OBJS) $(CLI_OBJS) $(DM_OBJS) $(UNIT_OBJS) $(UNIT_HELPER_OBJS) \
+	     $(SUPPORT_OBJS) $(TOOL_OBJS)
 
 LIB_A     := $(BUILDDIR)/libthinp.a
+# The ABI version: bump SOVERSION on any incompatible change to thinp.h.
+SOVERSION := 0
+LIB_SONAME := libthinp.so.$(SOVERSION)
 LIB_SO    := $(BUILDDIR)/libthinp.so
+SUPPORT_A := $(BUILDDIR)/libthinp_testsupport.a
 # Nothing to archive yet -> no library (and nothing links against one).
 LIB_TARGETS := $(if $(LIB_OBJS),$(LIB_A) $(LIB_SO))
 LIB_LINK    := $(if $(LIB_OBJS),$(LIB_A))
@@ -90,6 +112,8 @@ DM_CFLAGS    = $(shell pkg-config --cflags devmapper 2>/dev/null)
 DM_LIBS      = $(if $(DM_OBJS),$(shell pkg-config --libs devmapper 2>/dev/null || echo -ldevmapper))
 CLI_TARGET  := $(if $(CLI_OBJS),$(THINP_BIN))
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILDDIR)/tests/%)
+TOOL_BINS   := $(foreach f,$(TOOL_SRCS),$(BUILDDIR)/tests/tools/$(basename $(notdir $(f)))) \
+	       $(foreach f,$(SCEN_SRCS),$(BUILDDIR)/bin/thinp-$(basename $(notdir $(f))))
 
 HEADER    := impl/include/thinp.h
 PC_IN     := libthinp.pc.in
@@ -99,8 +123,9 @@ DEPS_SCRIPT := ci/deps.sh
 TEST_RUNNER := ci/run-tests.sh
 FORMAT_SRCS  = $(shell find impl tests ioengine -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null)
 
-# Environment for oracle scripts and the bench runner.
-RUN_ENV = THINP=$(abspath $(THINP_BIN)) BUILD=$(abspath $(BUILDDIR))
+# Environment for the shell tests and the bench runner.
+RUN_ENV = THINP=$(abspath $(THINP_BIN)) BUILD=$(abspath $(BUILDDIR)) \
+	  THINP_FILL=$(abspath $(BUILDDIR)/bin/thinp-fill)
 
 .DEFAULT_GOAL := all
 .PHONY: all lib cli tests test run-tests asan tsan run-tsan bench deps install uninstall clean \
@@ -108,10 +133,20 @@ RUN_ENV = THINP=$(abspath $(THINP_BIN)) BUILD=$(abspath $(BUILDDIR))
 .DELETE_ON_ERROR:
 
 # ---- build ------------------------------------------------------------------------------------
-all: lib cli tests
+all: lib cli tests tools
 lib: $(LIB_TARGETS)
 cli: $(CLI_TARGET)
 tests: $(UNIT_BINS)
+tools: $(TOOL_BINS)
+.PHONY: tools depcheck
+
+# A fresh machine lacks the -dev packages: say which command installs them instead of a
+# compiler error about a missing header. (`make deps`, which `make test` and `make bench` run.)
+DEPCHECK_STAMP := $(BUILDDIR)/.deps-ok
+depcheck: $(DEPCHECK_STAMP)
+$(DEPCHECK_STAMP): $(DEPS_SCRIPT)
+	@bash $(DEPS_SCRIPT) --check || { echo "make: missing build dependencies (above): run 'make deps' as root (or 'make test' / 'make bench', which install them first)" >&2; exit 1; }
+	@mkdir -p $(@D) && touch $@
 
 # Rebuild everything when the compiler or flags change (e.g. CC=gcc -> CC=clang).
 FLAGS_STAMP := $(BUILDDIR)/.build-flags
@@ -122,7 +157,7 @@ $(FLAGS_STAMP): FORCE
 	@mkdir -p $(@D)
 	@echo '$(BUILD_SIG)' | cmp -s - $@ 2>/dev/null || echo '$(BUILD_SIG)' > $@
 
-$(OBJDIR)/%.o: %.c $(FLAGS_STAMP)
+$(OBJDIR)/%.o: %.c $(FLAGS_STAMP) | $(DEPCHECK_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
@@ -130,6 +165,20 @@ $(OBJDIR)/%.o: %.c $(FLAGS_STAMP)
 ifneq ($(strip $(UNIT_OBJS) $(UNIT_HELPER_OBJS)),)
 $(UNIT_OBJS) $(UNIT_HELPER_OBJS): CFLAGS += -Itests $(CHECK_CFLAGS)
 endif
+$(SUPPORT_OBJS) $(TOOL_OBJS): CFLAGS += -Itests
+
+$(SUPPORT_A): $(SUPPORT_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $(SUPPORT_OBJS)
+
+define tool_rule
+$(1): $(2) $$(LIB_LINK) $$(FLAGS_STAMP)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $(2) $$(LIB_LINK) $$(LIB_LIBS)
+endef
+$(foreach f,$(TOOL_SRCS),$(eval $(call tool_rule,$(BUILDDIR)/tests/tools/$(basename $(notdir $(f))),$(OBJDIR)/$(f:.c=.o))))
+$(foreach f,$(SCEN_SRCS),$(eval $(call tool_rule,$(BUILDDIR)/bin/thinp-$(basename $(notdir $(f))),$(OBJDIR)/$(f:.c=.o))))
 
 $(LIB_A): $(LIB_OBJS)
 	@mkdir -p $(@D)
@@ -137,7 +186,7 @@ $(LIB_A): $(LIB_OBJS)
 	$(AR) rcs $@ $(LIB_OBJS)
 
 # (its own pattern rule, not a target-specific CFLAGS, which would leak into $(FLAGS_STAMP))
-$(OBJDIR)/impl/dm/%.o: impl/dm/%.c $(FLAGS_STAMP)
+$(OBJDIR)/impl/dm/%.o: impl/dm/%.c $(FLAGS_STAMP) | $(DEPCHECK_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DM_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
@@ -148,16 +197,18 @@ $(DM_A): $(DM_OBJS)
 
 $(LIB_SO): $(LIB_OBJS) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) -shared $(LDFLAGS) -o $@ $(LIB_OBJS) $(LDLIBS)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,$(LIB_SONAME) -Wl,--no-undefined -o $@ $(LIB_OBJS) \
+		$(LIB_LIBS)
 
 $(THINP_BIN): $(CLI_OBJS) $(DM_LINK) $(LIB_LINK) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(DM_LINK) $(LIB_LINK) $(DM_LIBS) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(DM_LINK) $(LIB_LINK) $(DM_LIBS) $(LIB_LIBS)
 
-$(BUILDDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(UNIT_HELPER_OBJS) $(LIB_LINK) $(FLAGS_STAMP)
-	@pkg-config --exists check || { echo "error: Check not found (pkg-config check); run 'make deps'" >&2; exit 1; }
+$(BUILDDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(UNIT_HELPER_OBJS) $(SUPPORT_A) $(LIB_LINK) \
+		$(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJS) $(LIB_LINK) $(CHECK_LIBS) -lpthread -lm
+	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJS) $(SUPPORT_A) $(LIB_LINK) $(CHECK_LIBS) \
+		$(LIB_LIBS) -lm
 
 -include $(ALL_OBJS:.o=.d)
 
@@ -171,7 +222,7 @@ test:
 
 run-tests:
 	@$(RUN_ENV) TEST_TIMEOUT=$(TEST_TIMEOUT) bash $(TEST_RUNNER) $(BUILDDIR)/test-logs \
-		$(UNIT_BINS) $(ORACLE_SCRIPTS)
+		$(UNIT_BINS) $(SCRIPT_TESTS)
 
 asan:
 	@$(MAKE) --no-print-directory SANITIZE=asan test
@@ -203,9 +254,8 @@ bench:
 # Metadata micro-benchmark (not a test): inserts/s, lookups/s and cache memory at 10k and 1M
 # mappings (ARGS="--max 10000000" for the 10M point, which takes ~10 minutes).
 .PHONY: bench-metadata
-bench-metadata: $(LIB_A)
-	$(CC) $(CFLAGS) tests/bench/bench_metadata.c $(LIB_A) -lpthread -o $(BUILDDIR)/bench_metadata
-	$(BUILDDIR)/bench_metadata $(ARGS)
+bench-metadata: $(BUILDDIR)/tests/tools/bench_metadata
+	$(BUILDDIR)/tests/tools/bench_metadata $(ARGS)
 
 deps:
 	@bash $(DEPS_SCRIPT)
@@ -229,10 +279,11 @@ vm-image:
 vm-perf: cli engine
 	bash tests/vm/kernel_perf.sh $(VM_PERF_ARGS)
 
-vm-test: cli
-	@rc=0; THINP=$(abspath $(THINP_BIN)) LIBTHINP_A=$(abspath $(LIB_A)) \
+REPLAY_BIN := $(abspath $(BUILDDIR)/tests/tools/replay)
+vm-test: cli $(BUILDDIR)/tests/tools/replay
+	@rc=0; THINP=$(abspath $(THINP_BIN)) REPLAY=$(REPLAY_BIN) \
 		VM_SMOKE_OUT=$(abspath $(BUILDDIR))/vm/smoke bash tests/vm/smoke.sh || rc=1; \
-	THINP=$(abspath $(THINP_BIN)) LIBTHINP_A=$(abspath $(LIB_A)) VM_SCALE=$(VM_SCALE) \
+	THINP=$(abspath $(THINP_BIN)) REPLAY=$(REPLAY_BIN) VM_SCALE=$(VM_SCALE) \
 		DIFF_OUT=$(abspath $(BUILDDIR))/vm/differential bash tests/vm/differential.sh || rc=1; \
 	THINP=$(abspath $(THINP_BIN)) VM_KB_OUT=$(abspath $(BUILDDIR))/vm/kernel_backend \
 		bash tests/vm/kernel_backend.sh || rc=1; \
@@ -242,20 +293,32 @@ vm-test: cli
 # ---- install ----------------------------------------------------------------------------------
 $(PC_OUT): $(PC_IN) FORCE
 	@mkdir -p $(@D)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+	@sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< | cmp -s - $@ 2>/dev/null || \
+		sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
-install: lib cli $(PC_OUT)
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
-	$(if $(LIB_TARGETS),install -m 0644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/libthinp.a)
-	$(if $(LIB_TARGETS),install -m 0755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libthinp.so)
-	$(if $(wildcard $(HEADER)),install -m 0644 $(HEADER) $(DESTDIR)$(PREFIX)/include/thinp.h)
-	$(if $(CLI_TARGET),install -m 0755 $(THINP_BIN) $(DESTDIR)$(PREFIX)/bin/thinp)
-	install -m 0644 $(PC_OUT) $(DESTDIR)$(PREFIX)/lib/pkgconfig/libthinp.pc
+# The shared library is installed as libthinp.so.VERSION with the SONAME link and the
+# development link beside it, as ldconfig expects; the fio engine goes to lib/thinbench/.
+LIBDIR    := $(DESTDIR)$(PREFIX)/lib
+ENGINEDIR := $(LIBDIR)/thinbench
+install: lib cli engine $(PC_OUT)
+	install -d $(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 0644 $(LIB_A) $(LIBDIR)/libthinp.a
+	install -m 0755 $(LIB_SO) $(LIBDIR)/libthinp.so.$(VERSION)
+	ln -sf libthinp.so.$(VERSION) $(LIBDIR)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(LIBDIR)/libthinp.so
+	install -m 0644 $(HEADER) $(DESTDIR)$(PREFIX)/include/thinp.h
+	install -m 0755 $(THINP_BIN) $(DESTDIR)$(PREFIX)/bin/thinp
+	install -m 0644 $(PC_OUT) $(LIBDIR)/pkgconfig/libthinp.pc
+	@if [ -f $(ENGINE_SO) ]; then install -d $(ENGINEDIR) && \
+		install -m 0755 $(ENGINE_SO) $(ENGINEDIR)/thinp.so && \
+		echo "installed the fio engine: fio --ioengine=external:$(PREFIX)/lib/thinbench/thinp.so"; \
+	else echo "install: $(ENGINE_SO) not built (fio's source could not be had); 'make engine' says why" >&2; exit 1; fi
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libthinp.a $(DESTDIR)$(PREFIX)/lib/libthinp.so \
-		$(DESTDIR)$(PREFIX)/include/thinp.h $(DESTDIR)$(PREFIX)/bin/thinp \
-		$(DESTDIR)$(PREFIX)/lib/pkgconfig/libthinp.pc
+	rm -f $(LIBDIR)/libthinp.a $(LIBDIR)/libthinp.so $(LIBDIR)/$(LIB_SONAME) \
+		$(LIBDIR)/libthinp.so.$(VERSION) $(DESTDIR)$(PREFIX)/include/thinp.h \
+		$(DESTDIR)$(PREFIX)/bin/thinp $(LIBDIR)/pkgconfig/libthinp.pc $(ENGINEDIR)/thinp.so
+	-rmdir $(ENGINEDIR) 2>/dev/null
 
 # ---- fio external ioengine: ioengine/thinp.so (issue #4) ----------------------------------------
 # fio loads an external engine by dlopen() and reads it with its own struct layouts, and refuses
@@ -274,7 +337,7 @@ ENGINE_SO      := ioengine/thinp.so
 ENGINE_OBJS    := $(OBJDIR)/ioengine/thinp.o $(OBJDIR)/ioengine/stats.o
 FIO_SRC_SCRIPT := ioengine/fio-src.sh
 FIO_SRC_PATH   := $(BUILDDIR)/fio-src.path
-ENGINE_TESTS   := $(sort $(wildcard tests/oracle/engine_*.sh))
+ENGINE_TESTS   := $(sort $(wildcard tests/engine/engine_*.sh))
 # fio's own compile flags for its engines (fio's Makefile: CPPFLAGS, -include config-host.h);
 # gnu11 because fio's headers use GNU C. Warnings stay fatal for our code; fio's headers come in
 # through -isystem so theirs do not count. Only `ioengine` is exported from the .so.
@@ -323,11 +386,11 @@ $(OBJDIR)/ioengine/stats.o: ioengine/stats.c $(FLAGS_STAMP)
 # libthinp.a goes into the .so with its symbols kept private (--exclude-libs), so fio's own
 # exported symbols can never interpose on them; fio's symbols resolve when fio dlopen()s it.
 $(ENGINE_SO): $(ENGINE_OBJS) $(LIB_A) $(FLAGS_STAMP)
-	$(CC) -shared $(LDFLAGS) -o $@ $(ENGINE_OBJS) -Wl,--exclude-libs,ALL $(LIB_A) -lpthread
+	$(CC) -shared $(LDFLAGS) -o $@ $(ENGINE_OBJS) -Wl,--exclude-libs,ALL $(LIB_A) $(LIB_LIBS)
 
 -include $(ENGINE_OBJS:.o=.d)
 else
-ORACLE_SCRIPTS := $(filter-out $(ENGINE_TESTS),$(ORACLE_SCRIPTS))
+SCRIPT_TESTS := $(filter-out $(ENGINE_TESTS),$(SCRIPT_TESTS))
 engine engine-optional:
 	@echo "$@: the fio engine is not built with SANITIZE=$(SANITIZE) (fio cannot load an ASan .so)"
 endif

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian (12) packages thinbench needs, only those missing.
 # Silent when everything is present. Needs root to install; otherwise prints the
-# exact command and fails.
+# exact command and fails. With --check: install nothing, list what is missing, exit 1 if any.
 set -euo pipefail
+check_only=false
+[ "${1:-}" = --check ] && check_only=true
 
 # One package per line; add new ones here.
 PACKAGES=(
@@ -15,6 +17,7 @@ PACKAGES=(
 	dpkg-dev # apt-get source fio: the engine builds against the installed fio's headers
 	gnuplot-nox
 	libdevmapper-dev
+	libexpat1-dev # the XML reader of restore (thin_restore's own parser)
 	qemu-utils
 	libaio-dev
 	util-linux
@@ -29,6 +32,11 @@ for p in "${PACKAGES[@]}"; do
 done
 
 [ "${#missing[@]}" -eq 0 ] && exit 0
+
+if $check_only; then
+	echo "deps: missing Debian packages: ${missing[*]}" >&2
+	exit 1
+fi
 
 cmd="apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${missing[*]}"
 if [ "$(id -u)" -ne 0 ]; then

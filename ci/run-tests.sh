@@ -3,7 +3,7 @@
 #
 #   ci/run-tests.sh LOGDIR TEST...
 #
-# A TEST ending in .sh is run with bash (oracle/shell tests); anything else is executed
+# A TEST ending in .sh is run with bash (the shell tests); anything else is executed
 # directly (Check unit-test binaries). Each test's stdout+stderr goes to LOGDIR/NAME.log;
 # logs of failing tests are printed. The last line is exactly "N passed, N failed".
 # Exit status: 0 if nothing failed, 1 otherwise.
@@ -26,7 +26,10 @@ failed_names=()
 for t in "$@"; do
 	case $t in
 	*.sh)
-		name="oracle-$(basename "$t" .sh)"
+		# tests/cli/pool_cli.sh -> cli-pool_cli; tests/engine/engine_trim.sh -> engine_trim
+		dir=$(basename "$(dirname "$t")")
+		name=$(basename "$t" .sh)
+		case $name in "$dir"_*) ;; *) name="$dir-$name" ;; esac
 		cmd=(bash "$t")
 		;;
 	*)

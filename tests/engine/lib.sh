@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034  # (sourced: its variables are used by the caller)
-# Shared by tests/oracle/engine_*.sh: locate the engine, make a scratch dir, run fio.
+# Shared by tests/engine/engine_*.sh: locate the engine, make a scratch dir, run fio.
 #
 # Environment: BUILD (the build dir, from the Makefile), THINP_ENGINE (default
 # ioengine/thinp.so), FIO (default fio). Scratch space lives under $BUILD, not /tmp: the

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "io/dev.h"
+#include "support/dev_fault.h"
 #include "thinp.h"
 
 extern uint64_t pu_seed;

@@ -29,6 +29,7 @@
  * or THINP_FAULT_SEED in the environment; every failure message names the
  * seed and the cut point or fault position. */
 #include "io/dev.h"
+#include "support/dev_fault.h"
 #include "pdata/block_manager.h"
 #include "thin/check.h"
 #include "thin/metadata.h"

@@ -1,5 +1,6 @@
 /* Unit tests for impl/io: file, block, mem and fault-injecting devices. */
 #include "io/dev.h"
+#include "support/dev_fault.h"
 
 #include <check.h>
 #include <errno.h>

@@ -43,6 +43,7 @@
 #include <time.h>
 
 #include "io/dev.h"
+#include "support/dev_fault.h"
 #include "model_util.h"
 #include "thin/check.h"
 #include "thinp.h"

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "io/dev.h"
+#include "support/dev_fault.h"
 #include "model_util.h"
 #include "pool_util.h"
 #include "thinp.h"

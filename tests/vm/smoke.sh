@@ -14,8 +14,8 @@
 # Usage: tests/vm/smoke.sh     (make vm-test; builds the VM image first if needed)
 # Environment: THINP (default impl/cli/thinp), VM_SMOKE_TIMEOUT (300 s), VM_ACCEL,
 #   VM_SMOKE_KERNEL=DIR: reuse the kernel results of an earlier run (its build/vm/smoke/kernel)
-#   instead of booting the VM (to iterate on libthinp quickly); LIBTHINP_A (build/libthinp.a,
-#   for the one-session replay tests/vm/replay.c); VM_SMOKE_STRICT=1: the one-session replay
+#   instead of booting the VM (to iterate on libthinp quickly); REPLAY (build/tests/tools/replay,
+#   the one-session replay built from tests/vm/replay.c by make); VM_SMOKE_STRICT=1: the one-session replay
 #   must also allocate the same data blocks as the kernel (byte-identical thin_dump);
 #   VM_SMOKE_TRACE=FILE: another trace (tests/vm/differential.sh passes generated ones),
 #   VM_SMOKE_NAME: the name in messages (smoke).
@@ -106,21 +106,18 @@ if [ "$host_ok" = 0 ]; then
 	exit 0
 fi
 sides=()
-lib_a=${LIBTHINP_A:-$repo/build/libthinp.a}
-cc=${CC:-cc}
-if [ -f "$lib_a" ] && command -v "$cc" >/dev/null &&
-	"$cc" -std=c11 -D_GNU_SOURCE -O1 -I"$repo/impl" -I"$repo/impl/include" "$here/replay.c" \
-		"$lib_a" -lpthread -o "$tmp/replay" 2>"$tmp/replay-cc.log"; then
+replay=${REPLAY:-$repo/build/tests/tools/replay}
+if [ -x "$replay" ]; then
 	s=$res/session
 	mkdir -p "$s"
-	"$tmp/replay" "$htrace" "$tmp/payloads" "$tmp/session-pool" "$s"
+	"$replay" "$htrace" "$tmp/payloads" "$tmp/session-pool" "$s"
 	while read -r t _; do
 		echo "$t $(sha256sum <"$s/thin$t.img" | cut -d' ' -f1)"
 	done <"$s/thin-status.txt" >"$s/thin-sha256.txt"
 	cp --sparse=always "$tmp/session-pool/metadata" "$s/metadata.bin"
 	sides+=(session)
 else
-	note "libthinp one-session replay not built (${lib_a} missing or does not link: $(head -c 300 "$tmp/replay-cc.log" 2>/dev/null)); only the CLI side is compared"
+	note "libthinp one-session replay not built ($replay missing: make tools); only the CLI side is compared"
 fi
 
 c=$res/cli

@@ -3,7 +3,7 @@
 # 64 MiB thin devices, 64 KiB pool blocks, so 1024 blocks each. Both the per-IO classes
 # (classes.*) and the pool's own block-level counters (pool.blocks.*) must match exactly,
 # with the exact data-device bytes each class costs.
-source "$(dirname "$0")/../engine/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
 export POOL=$WORK/pool OUT=$WORK/stats
 mkdir -p "$OUT"

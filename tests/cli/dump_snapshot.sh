@@ -2,7 +2,7 @@
 # Oracle: `thinp dump` on metadata thin_restore cannot write — mapping subtrees shared by
 # snapshots (nodes with 3+ references, so the metadata space map's overflow tree is in
 # use) and a metadata snapshot — against thin_dump 0.9.0, including `dump -m`.
-# The metadata is written by tests/oracle/mk_shared_meta.c through libthinp's metadata API
+# The metadata is written by tests/tools/mk_shared_meta.c through libthinp's metadata API
 # (compiled here against $BUILD/libthinp.a); thin_check must accept it first.
 #
 # Env: THINP (CLI under test), BUILD (build dir with libthinp.a). SEED (printed) fixes
@@ -19,13 +19,9 @@ trap 'rm -rf "$tmp"' EXIT
 SEED=${SEED:-$(( (RANDOM << 15) | RANDOM ))}
 echo "seed: $SEED (rerun with SEED=$SEED)"
 
-# An ASan build's library needs the sanitizer runtimes at link time.
-cc=${CC:-cc}
-build_helper() {
-	"$cc" -std=c11 -D_GNU_SOURCE -I"$impl" "$here/mk_shared_meta.c" "$BUILD/libthinp.a" \
-		-lpthread "$@" -o "$tmp/mk_shared_meta"
-}
-build_helper 2>/dev/null || build_helper -fsanitize=address,undefined
+# the generator is built by the Makefile (tests/tools/mk_shared_meta.c), in the build's mode
+mk_shared_meta=$BUILD/tests/tools/mk_shared_meta
+[ -x "$mk_shared_meta" ] || { echo "FAIL: $mk_shared_meta is not built (make tools)"; exit 1; }
 
 failures=0
 fail() {
@@ -50,7 +46,7 @@ same() { # NAME, then two commands separated by --
 
 meta=$tmp/shared.bin
 truncate -s 8M "$meta"
-held=$("$tmp/mk_shared_meta" "$meta" "$SEED")
+held=$("$mk_shared_meta" "$meta" "$SEED")
 thin_check "$meta" >/dev/null 2>"$tmp/check.err" ||
 	{ cat "$tmp/check.err" >&2; fail "thin_check rejects the generated metadata"; }
 

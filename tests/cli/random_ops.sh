@@ -15,12 +15,9 @@ trap 'rm -rf "$tmp"' EXIT
 SEED=${SEED:-$(( (RANDOM << 15) | RANDOM ))}
 echo "seed: $SEED (rerun with SEED=$SEED)"
 
-cc=${CC:-cc}
-build() {
-	"$cc" -std=c11 -D_GNU_SOURCE -I"$here/../../impl" "$here/mk_random_meta.c" \
-		"$BUILD/libthinp.a" -lpthread "$@" -o "$tmp/mk"
-}
-build 2>/dev/null || build -fsanitize=address,undefined
+# the generator is built by the Makefile (tests/tools/mk_random_meta.c), in the build's mode
+mk=$BUILD/tests/tools/mk_random_meta
+[ -x "$mk" ] || { echo "FAIL: $mk is not built (make tools)"; exit 1; }
 
 failures=0
 fail() { echo "FAIL (seed $SEED, case $1): $2" >&2; failures=$((failures + 1)); }
@@ -32,7 +29,7 @@ for i in "${!ops[@]}"; do
 	s=$((SEED + i))
 	meta=$tmp/m$i
 	truncate -s 64M "$meta"
-	held=$("$tmp/mk" "$meta" "$s" "$n") || { fail "$n ops" "generator failed"; continue; }
+	held=$("$mk" "$meta" "$s" "$n") || { fail "$n ops" "generator failed"; continue; }
 	thin_check "$meta" >"$tmp/tc.out" 2>&1 || { cat "$tmp/tc.out" >&2; fail "$n ops" "thin_check rejects it"; }
 	"$THINP" check "$meta" >"$tmp/ours.out" 2>&1 || { cat "$tmp/ours.out" >&2; fail "$n ops" "thinp check rejects it"; }
 	thin_dump "$meta" >"$tmp/a.xml" || fail "$n ops" "thin_dump failed"

@@ -3,7 +3,7 @@
 # snapshot it in a later fio run and verify the snapshot (verify_only), then diverge both
 # sides with CoW writes and check that each keeps exactly its own data; the per-class counts
 # show one CoW per 64 KiB block (256 blocks per 16 MiB device).
-source "$(dirname "$0")/../engine/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
 export POOL=$WORK/pool OUT=$WORK/stats
 mkdir -p "$OUT"

@@ -3,7 +3,7 @@
 # libthinp errors (ENOSPC, read-only pool, ...) reach fio as IO errors with the right errno and
 # a message naming the cause; a second process opening a busy pool gets a clear error; the
 # options table is what `fio --enghelp` lists; fio-src.sh refuses a mismatched fio source.
-source "$(dirname "$0")/../engine/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
 P=$WORK/pool
 base=(--ioengine=external:"$ENGINE" --thinp_pool="$P" --thinp_create=1 --thinp_data_size=64m

@@ -16,6 +16,7 @@
  *    it directly to see what "the disk" holds.
  *  - close() without a crash or cut replays the queue without flushing,
  *    like a clean shutdown where the disk writes its cache back eventually. */
+#include "support/dev_fault.h"
 #include "io/dev_internal.h"
 
 #include <stdio.h>

@@ -2,7 +2,7 @@
 # Trim then read through the thinp engine (tests/engine/trim.fio): whole-block trims unmap
 # (reads return zeros, the pool gets its blocks back) with thinp_discard=passdown and
 # nopassdown; thinp_discard=ignore and sub-block trims keep the data.
-source "$(dirname "$0")/../engine/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
 export POOL=$WORK/pool OUT=$WORK/stats DEV DISCARD
 mkdir -p "$OUT"

@@ -5,7 +5,7 @@
 # Each run: fio exits 0, every job read back all it wrote with crc32c intact, and the engine's
 # per-class counts add up to fio's own IO counts. Runs go PARALLEL at a time, each on its own
 # pool (fio mostly sleeps between stonewalled sections); their logs follow in order.
-source "$(dirname "$0")/../engine/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
 PARALLEL=${PARALLEL:-4}
 export SIZE=$((8 << 20))

@@ -1,4 +1,4 @@
-/* Helper of tests/oracle/dump_snapshot.sh: writes, through libthinp's metadata API,
+/* Helper of tests/cli/dump_snapshot.sh: writes, through libthinp's metadata API,
  * metadata that thin_restore cannot produce: devices sharing mapping subtrees
  * (snapshots, some nodes referenced 3+ times so the metadata space map's
  * overflow tree is used) and a metadata snapshot. Prints the snapshot's block.
