@@ -11,7 +11,8 @@
 #   make format / format-check / clean / uninstall
 #
 # Variables: CC (gcc or clang), BUILDDIR, SANITIZE=asan|tsan, EXTRA_CFLAGS, EXTRA_LDFLAGS,
-# TEST_TIMEOUT (seconds per test), PREFIX, DESTDIR, VERSION.
+# TEST_TIMEOUT (seconds per test), PREFIX, DESTDIR, VERSION, THINP_BIN (the CLI's path), ENGINE_SO
+# (the fio engine's path; parallel work trees set BUILDDIR, THINP_BIN and ENGINE_SO apart).
 
 VERSION  ?= 0.1.0
 PREFIX   ?= /usr/local
@@ -125,7 +126,7 @@ FORMAT_SRCS  = $(shell find impl tests ioengine -type f \( -name '*.c' -o -name 
 
 # Environment for the shell tests and the bench runner.
 RUN_ENV = THINP=$(abspath $(THINP_BIN)) BUILD=$(abspath $(BUILDDIR)) \
-	  THINP_FILL=$(abspath $(BUILDDIR)/bin/thinp-fill)
+	  THINP_FILL=$(abspath $(BUILDDIR)/bin/thinp-fill) THINP_ENGINE=$(abspath $(ENGINE_SO))
 
 .DEFAULT_GOAL := all
 .PHONY: all lib cli tests test run-tests asan tsan run-tsan bench deps install uninstall clean \
@@ -249,7 +250,7 @@ bench:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory engine
-	@$(RUN_ENV) THINP_ENGINE=$(abspath ioengine/thinp.so) scenarios/run $(BENCH_ARGS)
+	@$(RUN_ENV) scenarios/run $(BENCH_ARGS)
 
 # Metadata micro-benchmark (not a test): inserts/s, lookups/s and cache memory at 10k and 1M
 # mappings (ARGS="--max 10000000" for the 10M point, which takes ~10 minutes).
@@ -333,7 +334,7 @@ uninstall:
 # Compile errors and version mismatches always fail. Not built under SANITIZE=asan: fio is not
 # an ASan binary, so it cannot load an instrumented .so; the engine tests are skipped there.
 FIO_SRC        ?=
-ENGINE_SO      := ioengine/thinp.so
+ENGINE_SO      ?= ioengine/thinp.so
 ENGINE_OBJS    := $(OBJDIR)/ioengine/thinp.o $(OBJDIR)/ioengine/stats.o
 FIO_SRC_SCRIPT := ioengine/fio-src.sh
 FIO_SRC_PATH   := $(BUILDDIR)/fio-src.path
