@@ -7,7 +7,10 @@
  * lines follow drivers/md/dm-thin.c.
  *
  * All calls return 0 or a negative errno; thinp_pool_error() then holds a
- * sentence naming the problem. Every call is thread-safe. */
+ * sentence naming the problem. Every call is thread-safe.
+ *
+ * This header is the whole contract of libthinp.so (SONAME libthinp.so.0):
+ * only what is declared THINP_API here is exported. */
 #ifndef THINP_H
 #define THINP_H
 
@@ -19,6 +22,13 @@
 extern "C" {
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#define THINP_API __attribute__((visibility("default")))
+#else
+#define THINP_API
+#endif
+
+/* A backing device (file, block device, loop device or memory), opaque. */
 struct tp_dev;
 struct thinp_pool;
 struct thinp_thin;
@@ -42,7 +52,7 @@ enum thinp_class {
 };
 
 /* Stable lower-case name ("write_cow" …), as used in reports. */
-const char *thinp_class_name(enum thinp_class c);
+THINP_API const char *thinp_class_name(enum thinp_class c);
 
 /* Counters per class: exact bytes, so amplification is deterministic. */
 struct thinp_class_stats {
@@ -87,36 +97,90 @@ struct thinp_pool_opts {
 	void *cb_ctx;
 };
 
+/* ---- backing devices ----
+ * A pool takes two devices: data and metadata. These open them for
+ * thinp_pool_format/thinp_pool_open; thinp_pool_open_paths below does the
+ * whole job (both devices, create or open) from paths. */
+enum thinp_dev_flags {
+	THINP_DEV_RDONLY = 1u << 0,
+	THINP_DEV_CREATE = 1u << 1, /* a missing file is created sparse with SIZE bytes */
+	THINP_DEV_DIRECT = 1u << 2, /* O_DIRECT (direct-lvm): no page cache */
+	THINP_DEV_EXCL = 1u << 3,   /* exclusive flock: a second opener gets -EBUSY */
+	THINP_DEV_LOOP = 1u << 4    /* the file through a loop device (root), as loop-lvm */
+};
+/* Open PATH: a regular file or a block device (its whole size; SIZE only
+ * applies to files created with THINP_DEV_CREATE). */
+THINP_API int thinp_dev_open(const char *path, unsigned flags, uint64_t size, struct tp_dev **out);
+/* A device in memory, SIZE bytes of zeros (tests, models). */
+THINP_API int thinp_dev_open_mem(uint64_t size, struct tp_dev **out);
+THINP_API uint64_t thinp_dev_size(const struct tp_dev *d);
+/* Grow a file (or a loop device's file) to SIZE bytes; -ENOTSUP for block
+ * devices, which their owner grows. */
+THINP_API int thinp_dev_resize(struct tp_dev *d, uint64_t size);
+THINP_API void thinp_dev_close(struct tp_dev *d);
+
 /* Format new metadata on META for DATA (the pool takes ownership of both
  * devices, also on failure) and open the pool. */
-int thinp_pool_format(struct tp_dev *data, struct tp_dev *meta, const struct thinp_pool_opts *o,
+THINP_API int thinp_pool_format(struct tp_dev *data, struct tp_dev *meta, const struct thinp_pool_opts *o,
 		      struct thinp_pool **out, char *err, size_t errlen);
 /* Open an existing pool; the block size must match the metadata's. */
-int thinp_pool_open(struct tp_dev *data, struct tp_dev *meta, const struct thinp_pool_opts *o,
+THINP_API int thinp_pool_open(struct tp_dev *data, struct tp_dev *meta, const struct thinp_pool_opts *o,
 		    struct thinp_pool **out, char *err, size_t errlen);
-/* Commit and close (also closes the devices). */
-int thinp_pool_close(struct thinp_pool *p);
-/* The last error message (single-threaded callers). */
-const char *thinp_pool_error(struct thinp_pool *p);
-/* The same, copied safely while other threads may be failing too. */
-void thinp_pool_error_copy(struct thinp_pool *p, char *buf, size_t len);
+/* How thinp_pool_open_paths treats what it finds on the metadata device. */
+enum thinp_open_how {
+	THINP_OPEN_EXISTING, /* open a pool; -ENOENT when there is none */
+	THINP_OPEN_CREATE,   /* format a new pool; -EEXIST over an existing one unless force */
+	THINP_OPEN_ANY       /* dm-thin's rule: format when the superblock is all zeros, else open */
+};
 
-int thinp_pool_commit(struct thinp_pool *p);
+/* Where a pool lives: DIR/data + DIR/metadata (Docker's loop-lvm layout), or
+ * two named files or block devices. */
+struct thinp_pool_paths {
+	const char *dir;      /* or NULL, and then data + metadata */
+	const char *data;
+	const char *metadata;
+	/* Files are created and grown (never shrunk) to these sizes when creating;
+	 * 0 = Docker's defaults (100G data, 2G metadata) for files, the whole
+	 * device for block devices. */
+	uint64_t data_size, meta_size;
+	bool direct;          /* the data device O_DIRECT (direct-lvm) */
+	bool losetup;         /* both files through loop devices (root), as loop-lvm */
+	bool force;           /* THINP_OPEN_CREATE over an existing pool */
+	enum thinp_open_how how;
+};
+/* Open both devices (exclusively: a second opener gets -EBUSY; the metadata
+ * read-only when O->read_only) and format or open the pool. *FORMATTED (may be
+ * NULL) tells which happened. On failure nothing is left open, and files or a
+ * directory this call created are removed; ERR names the device and the fix. */
+THINP_API int thinp_pool_open_paths(const struct thinp_pool_paths *where,
+				    const struct thinp_pool_opts *o, struct thinp_pool **out,
+				    bool *formatted, char *err, size_t errlen);
+#define THINP_DEFAULT_DATA_SIZE (100ull << 30)
+#define THINP_DEFAULT_META_SIZE (2ull << 30)
+
+/* Commit and close (also closes the devices). */
+THINP_API int thinp_pool_close(struct thinp_pool *p);
+/* The last error message (single-threaded callers). */
+THINP_API const char *thinp_pool_error(struct thinp_pool *p);
+/* The same, copied safely while other threads may be failing too. */
+THINP_API void thinp_pool_error_copy(struct thinp_pool *p, char *buf, size_t len);
+
+THINP_API int thinp_pool_commit(struct thinp_pool *p);
 
 /* Pool messages (each commits on success, as the kernel's do). */
-int thinp_create_thin(struct thinp_pool *p, uint64_t id);
-int thinp_create_snap(struct thinp_pool *p, uint64_t id, uint64_t origin);
-int thinp_delete_thin(struct thinp_pool *p, uint64_t id);
-int thinp_set_transaction_id(struct thinp_pool *p, uint64_t cur, uint64_t next);
-int thinp_reserve_metadata_snap(struct thinp_pool *p);
-int thinp_release_metadata_snap(struct thinp_pool *p);
+THINP_API int thinp_create_thin(struct thinp_pool *p, uint64_t id);
+THINP_API int thinp_create_snap(struct thinp_pool *p, uint64_t id, uint64_t origin);
+THINP_API int thinp_delete_thin(struct thinp_pool *p, uint64_t id);
+THINP_API int thinp_set_transaction_id(struct thinp_pool *p, uint64_t cur, uint64_t next);
+THINP_API int thinp_reserve_metadata_snap(struct thinp_pool *p);
+THINP_API int thinp_release_metadata_snap(struct thinp_pool *p);
 
 /* Grow the data device to NEW_BYTES (files are extended; block devices must
  * already be that big) / grow the metadata device. Waiting allocations resume. */
-int thinp_pool_resize_data(struct thinp_pool *p, uint64_t new_bytes);
-int thinp_pool_resize_metadata(struct thinp_pool *p, uint64_t new_bytes);
+THINP_API int thinp_pool_resize_data(struct thinp_pool *p, uint64_t new_bytes);
+THINP_API int thinp_pool_resize_metadata(struct thinp_pool *p, uint64_t new_bytes);
 
-uint32_t thinp_pool_block_bytes(const struct thinp_pool *p);
+THINP_API uint32_t thinp_pool_block_bytes(const struct thinp_pool *p);
 
 struct thinp_pool_status {
 	uint64_t transaction_id;
@@ -130,37 +194,37 @@ struct thinp_pool_status {
 	uint64_t metadata_low_water;
 };
 /* Commits first unless NOFLUSH, as `dmsetup status` does. */
-int thinp_pool_status(struct thinp_pool *p, bool noflush, struct thinp_pool_status *st);
+THINP_API int thinp_pool_status(struct thinp_pool *p, bool noflush, struct thinp_pool_status *st);
 /* The exact `dmsetup status` INFO text of a thin-pool target. */
-int thinp_pool_status_line(struct thinp_pool *p, bool noflush, char *buf, size_t len);
+THINP_API int thinp_pool_status_line(struct thinp_pool *p, bool noflush, char *buf, size_t len);
 
 struct thinp_thin_status {
 	uint64_t mapped_sectors;
 	bool has_mapped;
 	uint64_t highest_mapped_sector;
 };
-int thinp_thin_status(struct thinp_pool *p, uint64_t id, struct thinp_thin_status *st);
-int thinp_thin_status_line(struct thinp_pool *p, uint64_t id, char *buf, size_t len);
+THINP_API int thinp_thin_status(struct thinp_pool *p, uint64_t id, struct thinp_thin_status *st);
+THINP_API int thinp_thin_status_line(struct thinp_pool *p, uint64_t id, char *buf, size_t len);
 
 /* Per-class counters since open (or the last reset). */
-void thinp_pool_stats(struct thinp_pool *p, struct thinp_class_stats out[THINP_NR_CLASSES]);
-void thinp_pool_stats_reset(struct thinp_pool *p);
+THINP_API void thinp_pool_stats(struct thinp_pool *p, struct thinp_class_stats out[THINP_NR_CLASSES]);
+THINP_API void thinp_pool_stats_reset(struct thinp_pool *p);
 
 /* ---- thin devices ---- */
 /* SIZE_BYTES bounds IO (0 = no bound). */
-int thinp_thin_open(struct thinp_pool *p, uint64_t id, uint64_t size_bytes,
+THINP_API int thinp_thin_open(struct thinp_pool *p, uint64_t id, uint64_t size_bytes,
 		    struct thinp_thin **out);
-void thinp_thin_close(struct thinp_thin *t);
+THINP_API void thinp_thin_close(struct thinp_thin *t);
 
 #define THINP_IO_FUA 1u
 
-int thinp_read(struct thinp_thin *t, void *buf, size_t len, uint64_t off,
+THINP_API int thinp_read(struct thinp_thin *t, void *buf, size_t len, uint64_t off,
 	       struct thinp_io_result *res);
-int thinp_write(struct thinp_thin *t, const void *buf, size_t len, uint64_t off, unsigned flags,
+THINP_API int thinp_write(struct thinp_thin *t, const void *buf, size_t len, uint64_t off, unsigned flags,
 		struct thinp_io_result *res);
-int thinp_discard(struct thinp_thin *t, uint64_t off, uint64_t len, struct thinp_io_result *res);
+THINP_API int thinp_discard(struct thinp_thin *t, uint64_t off, uint64_t len, struct thinp_io_result *res);
 /* REQ_PREFLUSH: commits when this thin changed in the open transaction. */
-int thinp_flush(struct thinp_thin *t, struct thinp_io_result *res);
+THINP_API int thinp_flush(struct thinp_thin *t, struct thinp_io_result *res);
 
 #ifdef __cplusplus
 }

@@ -32,7 +32,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "io/dev.h"
 #include "thinp.h"
 
 static uint64_t now_ns(void)
@@ -187,14 +186,17 @@ int main(int argc, char **argv)
 	if (bs > block || block % 65536 || bs % 512)
 		die("%s", "--bs must be a multiple of 512 no larger than --block-size (a multiple of 64k)");
 
-	unsigned flags = TP_DEV_EXCL | TP_DEV_CREATE | (direct ? TP_DEV_DIRECT : 0);
-	struct tp_dev *dd, *md;
 	struct stat sb;
 	bool data_is_file = stat(data, &sb) != 0 || S_ISREG(sb.st_mode);
-	if (tp_dev_open(meta, flags, 64ull << 20, &md))
-		die("cannot open the metadata device %s", meta);
-	if (tp_dev_open(data, flags, data_size, &dd))
-		die("cannot open the data device %s", data);
+	struct thinp_pool_paths where = {
+		.data = data,
+		.metadata = meta,
+		.data_size = data_size,
+		.meta_size = 64ull << 20,
+		.direct = direct,
+		.force = true, /* every run starts from a new pool */
+		.how = THINP_OPEN_CREATE,
+	};
 	struct thinp_pool_opts po = {
 		.block_sectors = (uint32_t)(block / 512),
 		.low_water_blocks = low_water,
@@ -205,8 +207,8 @@ int main(int argc, char **argv)
 	};
 	struct thinp_pool *p;
 	char err[512] = "";
-	if (thinp_pool_format(dd, md, &po, &p, err, sizeof(err)))
-		die("cannot format the pool: %s", err);
+	if (thinp_pool_open_paths(&where, &po, &p, NULL, err, sizeof(err)))
+		die("%s", err);
 	uint64_t nblocks = free_blocks(p);
 	if (thinp_create_thin(p, 1))
 		die("%s", thinp_pool_error(p));

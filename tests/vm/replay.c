@@ -17,7 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "io/dev.h"
 #include "thinp.h"
 
 static void die(const char *fmt, const char *a, int r)
@@ -98,14 +97,13 @@ int main(int argc, char **argv)
 		if (!strcmp(op, "pool")) {
 			if (n != 5 && n != 6)
 				die("bad pool line in %s", trace, 0);
-			mkdir(dir, 0755);
-			struct tp_dev *dd, *md;
-			snprintf(path, sizeof(path), "%s/data", dir);
-			if ((r = tp_dev_open(path, TP_DEV_CREATE | TP_DEV_EXCL, bytes(a), &dd)))
-				die("cannot create %s", path, r);
-			snprintf(path, sizeof(path), "%s/metadata", dir);
-			if ((r = tp_dev_open(path, TP_DEV_CREATE | TP_DEV_EXCL, bytes(b), &md)))
-				die("cannot create %s", path, r);
+			struct thinp_pool_paths where = {
+				.dir = dir,
+				.data_size = bytes(a),
+				.meta_size = bytes(b),
+				.force = true, /* the trace starts a new pool */
+				.how = THINP_OPEN_CREATE,
+			};
 			struct thinp_pool_opts o = {
 				.block_sectors = (uint32_t)(bytes(c) / 512),
 				.low_water_blocks = strtoull(d, NULL, 10),
@@ -121,8 +119,8 @@ int main(int argc, char **argv)
 				else if (strcmp(f, "-"))
 					die("unknown pool feature '%s'", f, 0);
 			}
-			if (thinp_pool_format(dd, md, &o, &p, err, sizeof(err)))
-				die("format: %s", err, 0);
+			if ((r = thinp_pool_open_paths(&where, &o, &p, NULL, err, sizeof(err))))
+				die("%s", err, r);
 		} else if (!p) {
 			die("the first operation of %s must be 'pool'", trace, 0);
 		} else if (!strcmp(op, "thin") || !strcmp(op, "snap")) {
