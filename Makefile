@@ -83,8 +83,10 @@ SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 TOOL_SRCS  := $(sort $(wildcard tests/tools/*.c tests/vm/*.c tests/bench/*.c))
 SCEN_SRCS  := $(sort $(wildcard scenarios/tools/*.c))
 # Shell tests, grouped by subject; each runs with THINP and BUILD in its environment.
-SCRIPT_TESTS := $(sort $(wildcard tests/cli/*.sh)) $(sort $(wildcard tests/engine/engine_*.sh)) \
-		$(sort $(wildcard tests/scenarios/*.sh))
+SCRIPT_TESTS := $(sort $(wildcard tests/api/*.sh)) $(sort $(wildcard tests/cli/*.sh)) \
+		$(sort $(wildcard tests/engine/engine_*.sh)) $(sort $(wildcard tests/scenarios/*.sh))
+# Programs that use libthinp as an outsider would: thinp.h only, linked to libthinp.so.
+API_SRCS  := $(sort $(wildcard tests/api/test_*.c))
 
 OBJDIR    := $(BUILDDIR)/obj
 LIB_OBJS  := $(LIB_SRCS:%.c=$(OBJDIR)/%.o)
@@ -112,7 +114,8 @@ DM_LINK     := $(if $(DM_OBJS),$(DM_A))
 DM_CFLAGS    = $(shell pkg-config --cflags devmapper 2>/dev/null)
 DM_LIBS      = $(if $(DM_OBJS),$(shell pkg-config --libs devmapper 2>/dev/null || echo -ldevmapper))
 CLI_TARGET  := $(if $(CLI_OBJS),$(THINP_BIN))
-UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILDDIR)/tests/%)
+UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILDDIR)/tests/%) \
+	       $(API_SRCS:tests/api/test_%.c=$(BUILDDIR)/tests/test_api_%)
 TOOL_BINS   := $(foreach f,$(TOOL_SRCS),$(BUILDDIR)/tests/tools/$(basename $(notdir $(f)))) \
 	       $(foreach f,$(SCEN_SRCS),$(BUILDDIR)/bin/thinp-$(basename $(notdir $(f))))
 
@@ -200,6 +203,15 @@ $(LIB_SO): $(LIB_OBJS) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) -shared $(LDFLAGS) -Wl,-soname,$(LIB_SONAME) -Wl,--no-undefined -o $@ $(LIB_OBJS) \
 		$(LIB_LIBS)
+	ln -sf libthinp.so $(BUILDDIR)/$(LIB_SONAME)
+
+# The API tests see thinp.h and nothing else of impl/, and load libthinp.so from the build.
+API_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) -g -Iimpl/include $(SANFLAGS) \
+	     $(EXTRA_CFLAGS) $(CHECK_CFLAGS)
+$(BUILDDIR)/tests/test_api_%: tests/api/test_%.c $(HEADER) $(LIB_SO) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(API_CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILDDIR) -lthinp \
+		-Wl,-rpath,$(abspath $(BUILDDIR)) $(CHECK_LIBS)
 
 $(THINP_BIN): $(CLI_OBJS) $(DM_LINK) $(LIB_LINK) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
