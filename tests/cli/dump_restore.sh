@@ -22,8 +22,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-SEED=${SEED:-$(( (RANDOM << 15) | RANDOM ))}
-echo "seed: $SEED (rerun with SEED=$SEED)"
+SEED=${THINP_SEED:-${SEED:-$(( (RANDOM << 15) | RANDOM ))}}
+echo "seed: $SEED (rerun with THINP_SEED=$SEED)"
 
 failures=0
 fail() {

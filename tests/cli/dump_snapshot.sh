@@ -16,8 +16,8 @@ impl=$here/../../impl
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-SEED=${SEED:-$(( (RANDOM << 15) | RANDOM ))}
-echo "seed: $SEED (rerun with SEED=$SEED)"
+SEED=${THINP_SEED:-${SEED:-$(( (RANDOM << 15) | RANDOM ))}}
+echo "seed: $SEED (rerun with THINP_SEED=$SEED)"
 
 # the generator is built by the Makefile (tests/tools/mk_shared_meta.c), in the build's mode
 mk_shared_meta=$BUILD/tests/tools/mk_shared_meta

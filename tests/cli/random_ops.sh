@@ -12,8 +12,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-SEED=${SEED:-$(( (RANDOM << 15) | RANDOM ))}
-echo "seed: $SEED (rerun with SEED=$SEED)"
+SEED=${THINP_SEED:-${SEED:-$(( (RANDOM << 15) | RANDOM ))}}
+echo "seed: $SEED (rerun with THINP_SEED=$SEED)"
 
 # the generator is built by the Makefile (tests/tools/mk_random_meta.c), in the build's mode
 mk=$BUILD/tests/tools/mk_random_meta

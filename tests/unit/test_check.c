@@ -8,7 +8,7 @@
  * where 0.9.0 is known to catch the fault its rejection is asserted too.
  *
  * Randomised tests (churn, fuzz) use a fixed seed, overridable with
- * THINP_TEST_SEED, and print it on failure. */
+ * THINP_SEED, and print it on failure. */
 #include "thin/check.h"
 
 #include <check.h>
@@ -1719,12 +1719,12 @@ END_TEST
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR");
-	const char *seed = getenv("THINP_TEST_SEED");
+	const char *seed = getenv("THINP_SEED");
 	if (!tmp || !*tmp)
 		tmp = "/tmp";
 	if (seed && *seed)
 		base_seed = strtoull(seed, NULL, 0);
-	printf("random tests use seed %" PRIu64 " (set THINP_TEST_SEED to change)\n", base_seed);
+	printf("random tests use seed %" PRIu64 " (set THINP_SEED to change)\n", base_seed);
 	if (snprintf(scratch_dir, sizeof(scratch_dir), "%s/thinp-test-check-XXXXXX", tmp) >=
 	            (int)sizeof(scratch_dir) ||
 	    !mkdtemp(scratch_dir)) {
