@@ -1,0 +1,149 @@
+/* Reporting: per-class cost counters and the pool and thin status, as the
+ * kernel's pool_status()/thin_status() print them. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "thin/pool_internal.h"
+
+/* ---- cost accounting ---- */
+
+static const char *const class_names[THINP_NR_CLASSES] = {
+	"read_unmapped",        "read_mapped", "read_shared",   "write_overwrite",
+	"write_provision",      "write_provision_zero",         "write_provision_full",
+	"write_cow",            "write_cow_full",               "discard",
+	"flush",                "commit"};
+
+const char *thinp_class_name(enum thinp_class c)
+{
+	return (unsigned)c < THINP_NR_CLASSES ? class_names[c] : "unknown";
+}
+
+void thinp_pool_stats(struct thinp_pool *p, struct thinp_class_stats out[THINP_NR_CLASSES])
+{
+	pthread_mutex_lock(&p->stats_lock);
+	memcpy(out, p->stats, sizeof(p->stats));
+	pthread_mutex_unlock(&p->stats_lock);
+}
+
+void thinp_pool_stats_reset(struct thinp_pool *p)
+{
+	pthread_mutex_lock(&p->stats_lock);
+	memset(p->stats, 0, sizeof(p->stats));
+	pthread_mutex_unlock(&p->stats_lock);
+}
+
+/* ---- status ---- */
+
+int thinp_pool_status(struct thinp_pool *p, bool noflush, struct thinp_pool_status *st)
+{
+	if (!noflush && (mode_get(p) == THINP_MODE_WRITE || mode_get(p) == THINP_MODE_OUT_OF_DATA_SPACE)) {
+		int r = pool_commit(p);
+		if (r)
+			return r;
+	}
+	pthread_mutex_lock(&p->md_lock);
+	if (mode_get(p) == THINP_MODE_FAIL) {
+		/* the metadata objects are gone after a failed abort: the kernel
+		 * reports just "Fail" */
+		memset(st, 0, sizeof(*st));
+		st->mode = THINP_MODE_FAIL;
+		pthread_mutex_unlock(&p->md_lock);
+		return 0;
+	}
+	st->transaction_id = tmd_transaction_id(p->md);
+	st->total_meta_blocks = tmd_nr_metadata_blocks(p->md);
+	/* dm_pool_get_free_metadata_block_count() hides the reserve */
+	uint64_t mfree = tmd_nr_free_metadata_blocks(p->md), reserve = tmd_metadata_reserve(p->md);
+	mfree = mfree > reserve ? mfree - reserve : 0;
+	st->used_meta_blocks = st->total_meta_blocks - mfree;
+	st->total_data_blocks = tmd_nr_data_blocks(p->md);
+	st->used_data_blocks = st->total_data_blocks - tmd_nr_free_data_blocks(p->md);
+	st->held_root = tmd_metadata_snap(p->md);
+	st->mode = mode_get(p);
+	st->discard_enabled = !p->o.ignore_discard;
+	st->discard_passdown = !p->o.no_discard_passdown;
+	st->error_if_no_space = p->o.error_if_no_space || p->no_space_timed_out;
+	st->needs_check = tmd_needs_check(p->md);
+	uint64_t quarter = (p->meta->size / 4096) / 4;
+	st->metadata_low_water = quarter < 1024 ? quarter : 1024;
+	pthread_mutex_unlock(&p->md_lock);
+	return 0;
+}
+
+int thinp_pool_status_line(struct thinp_pool *p, bool noflush, char *buf, size_t len)
+{
+	struct thinp_pool_status st;
+	int r = thinp_pool_status(p, noflush, &st);
+	if (r)
+		return r;
+	if (st.mode == THINP_MODE_FAIL) {
+		snprintf(buf, len, "Fail");
+		return 0;
+	}
+	char held[32];
+	if (st.held_root)
+		snprintf(held, sizeof(held), "%llu", (unsigned long long)st.held_root);
+	else
+		snprintf(held, sizeof(held), "-");
+	snprintf(buf, len, "%llu %llu/%llu %llu/%llu %s %s %s %s %s %llu ",
+		 (unsigned long long)st.transaction_id, (unsigned long long)st.used_meta_blocks,
+		 (unsigned long long)st.total_meta_blocks, (unsigned long long)st.used_data_blocks,
+		 (unsigned long long)st.total_data_blocks, held,
+		 st.mode == THINP_MODE_OUT_OF_DATA_SPACE ? "out_of_data_space"
+		 : st.mode == THINP_MODE_READ_ONLY	 ? "ro"
+							 : "rw",
+		 !st.discard_enabled ? "ignore_discard"
+		 : st.discard_passdown ? "discard_passdown"
+				       : "no_discard_passdown",
+		 st.error_if_no_space ? "error_if_no_space" : "queue_if_no_space",
+		 st.needs_check ? "needs_check" : "-", (unsigned long long)st.metadata_low_water);
+	return 0;
+}
+
+int thinp_thin_status(struct thinp_pool *p, uint64_t id, struct thinp_thin_status *st)
+{
+	pthread_mutex_lock(&p->md_lock);
+	struct thin_details d;
+	int r;
+	if (mode_get(p) == THINP_MODE_FAIL) {
+		r = pool_check_writable(p); /* -EIO: the metadata objects are gone */
+		goto out;
+	}
+	r = tmd_get_details(p->md, id, &d);
+	if (r) {
+		pool_err(p, r, "%s", tmd_error(p->md));
+		goto out;
+	}
+	st->mapped_sectors = d.mapped_blocks * p->block_sectors;
+	uint64_t hi;
+	r = tmd_highest_mapped(p->md, id, &hi);
+	st->has_mapped = r == 0;
+	st->highest_mapped_sector = r == 0 ? (hi + 1) * p->block_sectors - 1 : 0;
+	if (r == -ENODATA)
+		r = 0;
+	else if (r)
+		pool_err(p, r, "%s", tmd_error(p->md));
+out:
+	pthread_mutex_unlock(&p->md_lock);
+	return r;
+}
+
+int thinp_thin_status_line(struct thinp_pool *p, uint64_t id, char *buf, size_t len)
+{
+	if (mode_get(p) == THINP_MODE_FAIL) {
+		snprintf(buf, len, "Fail");
+		return 0;
+	}
+	struct thinp_thin_status st;
+	int r = thinp_thin_status(p, id, &st);
+	if (r)
+		return r;
+	if (st.has_mapped)
+		snprintf(buf, len, "%llu %llu", (unsigned long long)st.mapped_sectors,
+			 (unsigned long long)st.highest_mapped_sector);
+	else
+		snprintf(buf, len, "%llu -", (unsigned long long)st.mapped_sectors);
+	return 0;
+}

@@ -1,0 +1,305 @@
+/* Writes that need more than an overwrite in place: a new data block
+ * (allocation with the low-water event and the out-of-data-space policy),
+ * zeroed unless the write covers it, or a copy of a shared block (CoW), and
+ * runs of whole blocks written with one data IO per adjacent extent. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "thin/pool_internal.h"
+
+/* Copy a whole block, as kcopyd does for a CoW (chunked, so 1 GiB blocks do
+ * not need 1 GiB of memory). */
+static int copy_block(struct thinp_pool *p, uint64_t from, uint64_t to,
+		      struct thinp_class_stats *cost)
+{
+	size_t chunk = p->block_bytes < COPY_CHUNK ? (size_t)p->block_bytes : COPY_CHUNK;
+	void *buf;
+	if (posix_memalign(&buf, 4096, chunk))
+		return -ENOMEM;
+	int r = 0;
+	for (uint64_t done = 0; done < p->block_bytes && !r; done += chunk) {
+		r = pool_data_io(p, false, buf, chunk, from * p->block_bytes + done, cost);
+		if (!r)
+			r = pool_data_io(p, true, buf, chunk, to * p->block_bytes + done, cost);
+	}
+	free(buf);
+	return r;
+}
+
+static int zero_block(struct thinp_pool *p, uint64_t b, struct thinp_class_stats *cost)
+{
+	int r = tp_dev_write_zeroes(p->data, b * p->block_bytes, p->block_bytes);
+	if (!r)
+		cost->data_bytes_zeroed += p->block_bytes;
+	return r;
+}
+
+/* ---- allocation with the out-of-space policy ---- */
+
+static bool wait_for_space(struct thinp_pool *p, const struct timespec *deadline)
+{
+	/* md_lock held */
+	while (mode_get(p) == THINP_MODE_OUT_OF_DATA_SPACE && !p->no_space_timed_out) {
+		if (pthread_cond_timedwait(&p->space_cv, &p->md_lock, deadline) == ETIMEDOUT)
+			return mode_get(p) != THINP_MODE_OUT_OF_DATA_SPACE;
+	}
+	return mode_get(p) == THINP_MODE_WRITE;
+}
+
+/* Allocate a data block (md_lock held; the commit barrier is held shared by
+ * the caller). Returns -EAGAIN when the caller must drop its locks and wait
+ * for space, after which it retries. */
+static int alloc_block(struct thinp_pool *p, uint64_t *b, bool *low_water)
+{
+	int r = pool_check_writable(p);
+	if (r)
+		return r;
+	bool error_if_no_space = p->o.error_if_no_space || p->no_space_timed_out;
+	if (mode_get(p) == THINP_MODE_OUT_OF_DATA_SPACE)
+		return error_if_no_space ? pool_err(p, -ENOSPC, "out of data space") : -EAGAIN;
+	/* check_low_water_mark() looks at the free count before allocating */
+	if (p->low_water_armed && tmd_nr_free_data_blocks(p->md) <= p->o.low_water_blocks) {
+		p->low_water_armed = false;
+		*low_water = true;
+	}
+	r = tmd_alloc_data_block(p->md, b);
+	if (r == -ENOSPC) {
+		mode_set(p, THINP_MODE_OUT_OF_DATA_SPACE);
+		if (error_if_no_space)
+			return pool_err(p, -ENOSPC,
+				        "out of data space: grow the data device (error_if_no_space is set)");
+		return -EAGAIN;
+	}
+	if (r)
+		return pool_metadata_failed(p, r, "allocating a data block");
+	return 0;
+}
+
+static void deadline_in(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* ---- per-block writes ---- */
+
+static int write_block(struct thinp_thin *t, uint64_t vblock, const uint8_t *buf, uint64_t boff,
+		       size_t len, enum thinp_class *cls, struct thinp_class_stats *cost)
+{
+	struct thinp_pool *p = t->p;
+	bool whole = boff == 0 && len == p->block_bytes;
+	pthread_rwlock_t *c = cell(p, t->id, vblock);
+	struct timespec deadline;
+	bool have_deadline = false;
+	bool low_water = false;
+	struct meta_mark m;
+	int r;
+	pthread_rwlock_wrlock(c);
+retry:
+	pthread_rwlock_rdlock(&p->commit_barrier);
+	md_lock(p, &m);
+	struct thin_mapping map;
+	r = mode_get(p) == THINP_MODE_FAIL ? pool_check_writable(p) : tmd_lookup(p->md, t->id, vblock, &map);
+	if (r && r != -ENODATA) {
+		if (mode_get(p) != THINP_MODE_FAIL)
+			pool_metadata_failed(p, r, "write lookup");
+		goto unlock_md;
+	}
+	if (!r && !map.shared) {
+		md_unlock(p, &m, cost);
+		pthread_rwlock_unlock(&p->commit_barrier);
+		*cls = THINP_WRITE_OVERWRITE;
+		r = pool_data_io(p, true, (void *)buf, len, map.data_block * p->block_bytes + boff, cost);
+		goto out;
+	}
+	bool cow = r == 0;
+	uint64_t nb;
+	r = alloc_block(p, &nb, &low_water);
+	if (r == -EAGAIN) {
+		/* queue_if_no_space: wait (without the barrier, so commits and
+		 * resizes go on) until the pool grows or the timeout passes */
+		pthread_rwlock_unlock(&p->commit_barrier);
+		if (!have_deadline) {
+			deadline_in(&deadline, p->o.no_space_timeout_ms ? p->o.no_space_timeout_ms
+									: 60000);
+			have_deadline = true;
+		}
+		bool ok = wait_for_space(p, &deadline);
+		if (!ok && mode_get(p) == THINP_MODE_OUT_OF_DATA_SPACE && !p->no_space_timed_out) {
+			/* do_no_space_timeout(): fail the queued IO, error from now on */
+			p->no_space_timed_out = true;
+			pthread_cond_broadcast(&p->space_cv);
+		}
+		md_unlock(p, &m, cost);
+		if (ok)
+			goto retry;
+		r = pool_err(p, -ENOSPC, "out of data space: no resize within the no_space_timeout");
+		goto out;
+	}
+	if (r)
+		goto unlock_md;
+	md_unlock(p, &m, cost);
+
+	if (cow) {
+		*cls = whole ? THINP_WRITE_COW_FULL : THINP_WRITE_COW;
+		r = whole ? 0 : copy_block(p, map.data_block, nb, cost);
+	} else if (whole) {
+		*cls = THINP_WRITE_PROVISION_FULL;
+	} else if (p->o.skip_block_zeroing) {
+		*cls = THINP_WRITE_PROVISION;
+	} else {
+		*cls = THINP_WRITE_PROVISION_ZERO;
+		r = zero_block(p, nb, cost);
+	}
+	if (!r)
+		r = pool_data_io(p, true, (void *)buf, len, nb * p->block_bytes + boff, cost);
+
+	md_lock(p, &m);
+	if (r) {
+		int dr = tmd_data_dec(p->md, nb); /* give the block back */
+		if (dr)
+			pool_metadata_failed(p, dr, "releasing a data block after a failed write");
+		pool_err(p, r, "writing the data device failed: %s", strerror(-r));
+	} else {
+		r = tmd_insert(p->md, t->id, vblock, nb);
+		if (r)
+			pool_metadata_failed(p, r, "inserting a mapping");
+		else
+			r = pool_mark_changed(p, t->id);
+	}
+unlock_md:
+	md_unlock(p, &m, cost);
+	pthread_rwlock_unlock(&p->commit_barrier);
+out:
+	pthread_rwlock_unlock(c);
+	if (low_water && p->o.low_water_cb)
+		p->o.low_water_cb(p->o.cb_ctx, p);
+	return r;
+}
+
+int pool_write_block(struct thinp_thin *t, uint64_t vblock, uint8_t *buf, uint64_t boff,
+		     size_t len, enum thinp_class *cls, struct thinp_class_stats *cost)
+{
+	return write_block(t, vblock, buf, boff, len, cls, cost);
+}
+
+/* ---- whole-block runs: one data IO for adjacent data blocks ---- */
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Whole blocks [v, v+n) of one write, n <= MAX_RUN. Each block takes write_block's metadata
+ * step (overwrite in place, or a new block for an unmapped or shared one: whole, so neither
+ * zeroed nor copied), but the data writes of blocks whose data blocks are adjacent go to the
+ * device as one IO: dm-thin too splits a big bio per block, and the block layer merges the
+ * per-block bios it issues back into one request. Stops, without an error, at the first block
+ * that needs write_block's slow path (no space to allocate, a mode that refuses, a metadata
+ * error to report): *done says how many blocks it wrote. Cells are taken in address order, so
+ * two runs cannot deadlock and single-block paths (one cell each) cannot join a cycle. */
+int pool_write_whole_run(struct thinp_thin *t, uint64_t v, unsigned n, const uint8_t *buf,
+			 unsigned *done, struct thinp_io_result *res)
+{
+	struct thinp_pool *p = t->p;
+	pthread_rwlock_t *locks[MAX_RUN];
+	uint64_t target[MAX_RUN];
+	bool fresh[MAX_RUN];
+	enum thinp_class cls[MAX_RUN];
+	struct thinp_class_stats cost[MAX_RUN];
+	unsigned nl = 0, k = 0;
+	bool low_water = false;
+	struct meta_mark m;
+	int r = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		locks[i] = cell(p, t->id, v + i);
+	qsort(locks, n, sizeof(locks[0]), cmp_ptr);
+	for (unsigned i = 0; i < n; i++)
+		if (!nl || locks[nl - 1] != locks[i])
+			locks[nl++] = locks[i];
+	for (unsigned i = 0; i < nl; i++)
+		pthread_rwlock_wrlock(locks[i]);
+	pthread_rwlock_rdlock(&p->commit_barrier);
+
+	for (; k < n; k++) {
+		memset(&cost[k], 0, sizeof(cost[k]));
+		cost[k].ops = 1;
+		cost[k].bytes_requested = p->block_bytes;
+		md_lock(p, &m);
+		struct thin_mapping map;
+		int lr = mode_get(p) == THINP_MODE_FAIL ? -EIO : tmd_lookup(p->md, t->id, v + k, &map);
+		if (!lr && !map.shared) {
+			target[k] = map.data_block;
+			fresh[k] = false;
+			cls[k] = THINP_WRITE_OVERWRITE;
+		} else if (lr == -ENODATA || !lr) {
+			if (alloc_block(p, &target[k], &low_water)) {
+				md_unlock(p, &m, &cost[k]);
+				break; /* write_block waits for space or reports the error */
+			}
+			fresh[k] = true;
+			cls[k] = lr ? THINP_WRITE_PROVISION_FULL : THINP_WRITE_COW_FULL;
+		} else {
+			md_unlock(p, &m, &cost[k]);
+			break; /* write_block reports it */
+		}
+		md_unlock(p, &m, &cost[k]);
+	}
+
+	unsigned ok = 0; /* blocks [0, ok) reached the data device */
+	for (unsigned i = 0; i < k && !r;) {
+		unsigned j = i + 1;
+		while (j < k && target[j] == target[i] + (j - i))
+			j++;
+		struct thinp_class_stats io = { 0 };
+		r = pool_data_io(p, true, (void *)(buf + (size_t)i * p->block_bytes),
+			         (size_t)(j - i) * p->block_bytes, target[i] * p->block_bytes, &io);
+		if (r) {
+			pool_err(p, r, "writing the data device failed: %s", strerror(-r));
+			break;
+		}
+		for (; i < j; i++)
+			cost[i].data_bytes_written += p->block_bytes;
+		ok = j;
+	}
+
+	for (unsigned i = 0; i < k; i++) {
+		if (!fresh[i])
+			continue;
+		md_lock(p, &m);
+		int mr;
+		if (i >= ok) { /* not written: give the block back */
+			if ((mr = tmd_data_dec(p->md, target[i])))
+				pool_metadata_failed(p, mr, "releasing a data block after a failed write");
+		} else if ((mr = tmd_insert(p->md, t->id, v + i, target[i]))) {
+			pool_metadata_failed(p, mr, "inserting a mapping");
+		} else {
+			mr = pool_mark_changed(p, t->id);
+		}
+		md_unlock(p, &m, &cost[i]);
+		if (mr && !r) {
+			r = mr;
+			ok = i;
+		}
+	}
+	pthread_rwlock_unlock(&p->commit_barrier);
+	for (unsigned i = nl; i-- > 0;)
+		pthread_rwlock_unlock(locks[i]);
+	if (low_water && p->o.low_water_cb)
+		p->o.low_water_cb(p->o.cb_ctx, p);
+
+	for (unsigned i = 0; i < ok; i++)
+		account(p, res, cls[i], &cost[i]);
+	*done = ok;
+	return r;
+}
