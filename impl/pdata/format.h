@@ -1,5 +1,6 @@
 /* On-disk constants of dm-persistent-data (Linux drivers/md/persistent-data)
- * and the validators for each block type. See metadata-format.md §1, §3, §4. */
+ * and the validators for each block type. See docs/on-disk-format.md, sections
+ * "Checksums and validators", "Btree nodes" and "Space maps". */
 #ifndef THINP_PDATA_FORMAT_H
 #define THINP_PDATA_FORMAT_H
 

@@ -1,5 +1,6 @@
 /* Exact IO amplification of the pool's IO paths, derived from dm-thin
- * (drivers/md/dm-thin.c; design note dm-thin-behaviour.md §1.5):
+ * (drivers/md/dm-thin.c; docs/dm-thin-behaviour.md, "IO paths" and "Outcome
+ * classes and byte costs"):
  *
  *  - a partial write into a new block with zeroing on zeroes the whole block
  *    (schedule_zero -> ll_zero) and then writes the bio;

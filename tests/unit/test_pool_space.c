@@ -1,6 +1,6 @@
 /* Data space: the low-water event, out-of-data-space handling in both
- * policies, resizing, and discards (dm-thin-behaviour.md §1.4, §1.5;
- * alloc_data_block(), check_low_water_mark(), set_pool_mode(),
+ * policies, resizing, and discards (docs/dm-thin-behaviour.md, "Data space",
+ * "Resize", "Discard and passdown"; alloc_data_block(), check_low_water_mark(), set_pool_mode(),
  * do_no_space_timeout(), commit()/check_for_space() and the discard paths
  * in drivers/md/dm-thin.c).
  *

@@ -1,5 +1,6 @@
 /* The exact `dmsetup status` text of the pool and thin targets
- * (dm-thin-behaviour.md §1.3, pool_status()/thin_status() in dm-thin.c):
+ * (docs/dm-thin-behaviour.md, "Status lines"; pool_status()/thin_status() in
+ * dm-thin.c):
  *
  *   pool: "<trans id> <used meta>/<total meta> <used data>/<total data>
  *          <held root|-> <rw|ro|out_of_data_space>

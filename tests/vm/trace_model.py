@@ -2,7 +2,7 @@
 """The contents a differential trace must leave on every thin device, by dm-thin's rules,
 independent of both implementations: a third witness beside the kernel and libthinp.
 
-Rules (dm-thin-behaviour.md; dm-thin.c process_bio / process_discard_bio):
+Rules (docs/dm-thin-behaviour.md, "IO paths"; dm-thin.c process_bio / process_discard_bio):
   - a read of an unmapped block returns zeros;
   - a write to an unmapped block provisions it: a write covering the whole block stores it;
     a partial write zeroes the rest first, unless the pool has skip_block_zeroing, where the
