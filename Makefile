@@ -347,7 +347,11 @@ uninstall:
 # an ASan binary, so it cannot load an instrumented .so; the engine tests are skipped there.
 FIO_SRC        ?=
 ENGINE_SO      ?= ioengine/thinp.so
-ENGINE_OBJS    := $(OBJDIR)/ioengine/thinp.o $(OBJDIR)/ioengine/stats.o
+# Every ioengine/*.c goes into the .so; all but the statistics core (plain C11) need fio's headers.
+ENGINE_STATS_OBJ := $(OBJDIR)/ioengine/engine_stats.o
+ENGINE_FIO_OBJS  := $(filter-out $(ENGINE_STATS_OBJ), \
+		    $(patsubst %.c,$(OBJDIR)/%.o,$(sort $(wildcard ioengine/*.c))))
+ENGINE_OBJS    := $(ENGINE_FIO_OBJS) $(ENGINE_STATS_OBJ)
 FIO_SRC_SCRIPT := ioengine/fio-src.sh
 FIO_SRC_PATH   := $(BUILDDIR)/fio-src.path
 ENGINE_TESTS   := $(sort $(wildcard tests/engine/engine_*.sh))
@@ -384,7 +388,7 @@ $(ENGINE_STAMP): FORCE
 	@mkdir -p $(@D)
 	@echo '$(CC) | $(ENGINE_CFLAGS)' | cmp -s - $@ 2>/dev/null || echo '$(CC) | $(ENGINE_CFLAGS)' > $@
 
-$(OBJDIR)/ioengine/thinp.o: ioengine/thinp.c $(FIO_SRC_PATH) $(FLAGS_STAMP) $(ENGINE_STAMP)
+$(ENGINE_FIO_OBJS): $(OBJDIR)/ioengine/%.o: ioengine/%.c $(FIO_SRC_PATH) $(FLAGS_STAMP) $(ENGINE_STAMP)
 	@mkdir -p $(@D)
 	@src=$$(cat $(FIO_SRC_PATH)); ver=$$($${FIO:-fio} --version | head -n1); \
 	echo "$(CC) [engine flags, fio $$ver headers from $$src] -c $< -o $@"; \
@@ -392,7 +396,7 @@ $(OBJDIR)/ioengine/thinp.o: ioengine/thinp.c $(FIO_SRC_PATH) $(FLAGS_STAMP) $(EN
 		-DTHINP_FIO_VERSION="\"$$ver\"" -c $< -o $@
 
 # (an explicit rule, not a target-specific CFLAGS, which would leak into $(FLAGS_STAMP))
-$(OBJDIR)/ioengine/stats.o: ioengine/stats.c $(FLAGS_STAMP)
+$(ENGINE_STATS_OBJ): ioengine/engine_stats.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fvisibility=hidden $(DEPFLAGS) -c $< -o $@
 

@@ -1,5 +1,5 @@
 /* Per-outcome-class statistics of the thinp fio engine: counts, exact byte
- * costs and a log-linear latency histogram per class (ARCHITECTURE.md,
+ * costs and a log-linear latency histogram per class (docs/architecture.md,
  * "Outcome classes"), merged across workers and jobs and written as JSON.
  *
  * Plain C11 with no fio dependency, so it is compiled with the library's own

@@ -1,5 +1,5 @@
-/* Per-class statistics of the thinp fio engine (see stats.h). */
-#include "stats.h"
+/* Per-class statistics of the thinp fio engine (see engine_stats.h). */
+#include "engine_stats.h"
 
 #include <string.h>
 
