@@ -73,11 +73,11 @@ check() { # check RUNDIR FIXTUREDIR [ACCEL_SOURCE]
 	python3 -B - "$1" "$2" "$ROOT" "${3:-accel.txt}" <<'EOF'
 import csv, json, os, re, statistics, sys
 out, fix, root, accel_src = sys.argv[1:5]
-sys.path.insert(0, os.path.join(root, "scenarios", "lib"))
-import analyze
+sys.path.insert(0, os.path.join(root, "scenarios"))
+from thinbench_runner import kernel_results, rundata
 bad = []
 
-# the fixture, read here independently of analyze.py
+# the fixture, read here independently of the runner (thinbench_runner)
 rows = list(csv.DictReader(open(os.path.join(fix, "kernel_perf.csv"))))
 lat = {(r["setup"], r["engine"], r["bs"], r["case"]): float(r["lat_mean_us"]) for r in rows}
 given = {(r["setup"], r["engine"], r["bs"], r["case"]): r["ratio_to_overwrite"] for r in rows}
@@ -109,7 +109,7 @@ for case, (cid, step) in {"provision": ("alloc.bs=4k.order=rand.thinp.loop.z0", 
 
 # kernel.csv: one row per setup x bs x ratio case, values as computed above
 kc = list(csv.DictReader(open(os.path.join(out, "kernel.csv"))))
-if list(kc[0].keys()) != analyze.KERNEL_CSV_COLUMNS:
+if list(kc[0].keys()) != kernel_results.KERNEL_CSV_COLUMNS:
     bad.append(f"kernel.csv header {list(kc[0].keys())}")
 if len(kc) != 18:
     bad.append(f"kernel.csv has {len(kc)} rows, expected 18")
@@ -160,18 +160,18 @@ for (s, e, bs, c), v in want.items():
         continue
     l = want[(s, "libthinp", bs, c)]
     part = sec.split(f"### {s}", 1)[1].split("###", 1)[0]
-    line = f"| {bs} | {analyze.KERNEL_CASE_TEXT[c]} | {v:.2f}× | {l:.2f}× | {l / v:.2f}× | "
+    line = f"| {bs} | {kernel_results.KERNEL_CASE_TEXT[c]} | {v:.2f}× | {l:.2f}× | {l / v:.2f}× | "
     if line not in part:
         bad.append(f"kernel section {s}: no row {line!r}")
 for c, (m, lo, hi, _) in host.items():
     cell = f"| {m:.2f}× [{lo:.2f}–{hi:.2f}] |"
-    if f"| 4k | {analyze.KERNEL_CASE_TEXT[c]} |" not in rep or cell not in sec:
+    if f"| 4k | {kernel_results.KERNEL_CASE_TEXT[c]} |" not in rep or cell not in sec:
         bad.append(f"kernel section: no host cell {cell} for {c}")
 k, l = want[("loop-lvm", "kernel", "4k", "provision")], want[("loop-lvm", "libthinp", "4k", "provision")]
 head = [x for x in rep.splitlines() if x.startswith("| allocate 4 KiB, random order | loop-lvm")]
 if not head or not head[0].endswith(f"| {k:.2f}× ow (libthinp {l:.2f}×) ² |"):
     bad.append(f"headline kernel column: {head}")
-if "² kernel dm-thin:" not in rep or analyze.KERNEL_NOTE in rep:
+if "² kernel dm-thin:" not in rep or kernel_results.KERNEL_NOTE in rep:
     bad.append("report.md: no footnote for the kernel column, or still the 'not measured' note")
 
 # charts: PNG + SVG, and the .dat holds the same ratios
@@ -197,7 +197,7 @@ for x in links:
 for x in ("kernel.csv", "kernel/kernel_perf.csv", "charts/kernel-ratios-loop.png"):
     if x not in links:
         bad.append(f"report.md does not link {x}")
-if next(csv.reader(open(os.path.join(out, "summary.csv")))) != analyze.CSV_COLUMNS:
+if next(csv.reader(open(os.path.join(out, "summary.csv")))) != rundata.CSV_COLUMNS:
     bad.append("summary.csv header changed")
 if "merged from" not in json.load(open(os.path.join(out, "env.json")))["kernel_dm_thin"]:
     bad.append("env.json kernel_dm_thin does not say where the figures came from")
@@ -322,8 +322,8 @@ cp -r "$WORK/run" "$WORK/run4"
 python3 -B - "$WORK/run4" "$FIXR" "$ROOT" <<'EOF' || fail "the 3-repetition fixture: see above"
 import csv, os, statistics, sys
 out, fix, root = sys.argv[1:4]
-sys.path.insert(0, os.path.join(root, "scenarios", "lib"))
-import analyze
+sys.path.insert(0, os.path.join(root, "scenarios"))
+from thinbench_runner import kernel_results, rundata
 bad = []
 close = lambda a, b, tol=1e-5: abs(a - b) <= tol * max(1, abs(b))
 # per repetition, read here independently of both scripts
@@ -360,7 +360,7 @@ if not spread:
     bad.append("no ratio of the fixture varies across repetitions (not a real run?)")
 # merged: kernel.csv, report cells
 kc = list(csv.DictReader(open(os.path.join(out, "kernel.csv"))))
-if list(kc[0].keys()) != analyze.KERNEL_CSV_COLUMNS or len(kc) != 18:
+if list(kc[0].keys()) != kernel_results.KERNEL_CSV_COLUMNS or len(kc) != 18:
     bad.append(f"kernel.csv: {len(kc)} rows, header {list(kc[0].keys())}")
 sec = open(os.path.join(out, "report.md")).read().split("## Kernel dm-thin in a VM, beside libthinp", 1)[-1]
 for r in kc:
@@ -375,7 +375,7 @@ for r in kc:
     ratio = want[(s, "libthinp", bs, c)][0] / want[(s, "kernel", bs, c)][0]
     if not close(float(r["libthinp_vs_kernel"]), ratio):
         bad.append(f"kernel.csv {s} {bs} {c}: libthinp_vs_kernel {r['libthinp_vs_kernel']}, expected {ratio:.6g}")
-    line = f"| {bs} | {analyze.KERNEL_CASE_TEXT[c]} | {cells[0]} | {cells[1]} | {ratio:.2f}× | "
+    line = f"| {bs} | {kernel_results.KERNEL_CASE_TEXT[c]} | {cells[0]} | {cells[1]} | {ratio:.2f}× | "
     if line not in sec.split(f"### {s}", 1)[1].split("###", 1)[0]:
         bad.append(f"report {s}: no row {line!r}")
 for text in ("**3 repetitions** of every case in the VM", "all kernel repetitions ran before all "

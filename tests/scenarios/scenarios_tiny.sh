@@ -8,8 +8,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
-# A sanitizer build has no fio engine (fio cannot load an ASan .so) and its libthinp.a cannot
-# be linked into the plain fill helper: the engine tests skip there too.
+# A sanitizer build has no fio engine (fio cannot load an ASan .so): the engine tests skip
+# there too.
 if grep -qs -- -fsanitize "$BUILD/.build-flags"; then
 	echo "SKIP: sanitizer build ($BUILD); the benchmark runner needs the plain build"
 	exit 0
@@ -32,14 +32,14 @@ echo "== checking the files"
 python3 -B - "$WORK/run" "$ROOT" <<'EOF'
 import csv, glob, json, os, re, sys
 out, root = sys.argv[1], sys.argv[2]
-sys.path.insert(0, os.path.join(root, "scenarios", "lib"))
-import analyze
+sys.path.insert(0, os.path.join(root, "scenarios"))
+from thinbench_runner import kernel_results, rundata
 bad = []
 
 # summary.csv: the documented header, rows of that width, numbers where numbers belong
 rows = list(csv.reader(open(os.path.join(out, "summary.csv"))))
-if rows[0] != analyze.CSV_COLUMNS:
-    bad.append(f"summary.csv header {rows[0]} != {analyze.CSV_COLUMNS}")
+if rows[0] != rundata.CSV_COLUMNS:
+    bad.append(f"summary.csv header {rows[0]} != {rundata.CSV_COLUMNS}")
 if len(rows) < 10:
     bad.append(f"summary.csv has only {len(rows) - 1} rows")
 numeric = {"ios", "median_us", "min_us", "max_us", "lat_p50_us", "lat_p99_us", "iops", "mbps",
@@ -108,7 +108,7 @@ for l in links:
     p = os.path.normpath(os.path.join(out, l.split("#")[0]))
     if not os.path.exists(p):
         bad.append(f"report.md link {l} does not resolve")
-if analyze.KERNEL_NOTE not in report or "Kernel dm-thin in a VM" in report:
+if kernel_results.KERNEL_NOTE not in report or "Kernel dm-thin in a VM" in report:
     bad.append("report.md does not say how to fill the kernel column (no --kernel here)")
 if bad:
     print("FAIL:\n  " + "\n  ".join(bad))

@@ -1,0 +1,31 @@
+"""thinbench_runner — the benchmark suite behind `make bench` (scenarios/run, scenarios/benchmarks).
+
+What dm-thin-style thin provisioning costs, libthinp through the fio engine against the raw
+backing store, qcow2 and overlayfs, in one run on one machine (docs/benchmark-method.md).
+
+Modules, from the bottom up:
+  units        sizes (KiB, human()), mode labels, how numbers are written
+  procs        logging, running commands, cleanup of everything a run creates (signals too)
+  diskio       iologs, pattern writes, allocated sizes
+  fiojson      THE reader of fio's JSON report (also used by tests/vm and tests/engine)
+  environment  tool checks, scratch dir, direct-lvm devices, env.json
+  case         scales, one case and one repetition's context
+  fiorun       one fio step on the thinp engine, its metrics from fio and the engine's stats
+  peers        raw, qemu-img bench and qemu-nbd peers
+  workloads/   one module per scenario family (first writes, CoW, overwrite, chains, commit,
+               fill to full, the seed's example)
+  matrix       the case matrix, baselines, selection, repetition order
+  kernel_vm    kernel dm-thin in a qemu VM (--kernel) and merging its results (--kernel-results)
+  kernel_results  reading a kernel_perf output dir, kernel.csv
+  kernel_facts    what a run's kernel dir says beyond costs (pool tables, block checks, ...)
+  kernel_report   the kernel section, chart and headline cell
+  rundata      a run dir read back: repetitions aggregated, summary.csv
+  gnuplot, charts  the charts
+  report       report.md and commands.md
+  claims, benchmarks  BENCHMARKS.md
+  runner, cli  the run itself and scenarios/run's command line
+"""
+import os
+
+# the repository (scenarios/thinbench_runner/ -> ..)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,0 +1,71 @@
+"""Sizes per scale, one case (a workload on one backend in one mode) and what one repetition
+of it may use."""
+import os
+import shutil
+
+from .units import GiB, MiB, MODE_LABEL, SIZE_KEYS, human
+
+# Sizes per scale. n: first writes per case (bounded by range_max / stride); ow_ios: overwrite
+# IOs; commit_n: writes per commit case; chain: range read through the chains; seed: the
+# "file" of the seed's example; fill: pool data size of fill-to-full; direct: size of the
+# direct-lvm data device (pools of every case live there, one after another).
+SCALES = {
+    "tiny": dict(n=64, range_max=16 * MiB, ow_range=16 * MiB, ow_ios=512, commit_n=32,
+                 chain=8 * MiB, seed=32 * MiB, fill=8 * MiB, direct=160 * MiB, meta=64 * MiB),
+    "quick": dict(n=2048, range_max=256 * MiB, ow_range=128 * MiB, ow_ios=8192, commit_n=256,
+                  chain=128 * MiB, seed=1 * GiB, fill=64 * MiB, direct=1536 * MiB,
+                  meta=128 * MiB),
+    "full": dict(n=4096, range_max=512 * MiB, ow_range=256 * MiB, ow_ios=32768, commit_n=1024,
+                 chain=256 * MiB, seed=1 * GiB, fill=256 * MiB, direct=2560 * MiB,
+                 meta=256 * MiB),
+}
+
+
+class Case:
+    """FN(ctx) runs one repetition and returns {step: {class: metrics}}."""
+
+    def __init__(self, scenario, backend, mode, params, quick, fn, group=None):
+        self.scenario, self.backend, self.mode = scenario, backend, mode
+        self.params = dict(params)
+        self.quick = quick
+        self.fn = fn
+        parts = [scenario] + [f"{k}={human(v) if isinstance(v, int) and k in SIZE_KEYS else v}"
+                              for k, v in params.items() if k not in ("zero",)]
+        self.group = group or ".".join(parts)
+        z = "" if "zero" not in params else f".z{int(params['zero'])}"
+        self.cid = f"{self.group}.{backend}.{mode}{z}"
+        self.label = " ".join([scenario] + [str(human(v) if k in SIZE_KEYS else v)
+                                            for k, v in params.items() if k != "zero"] +
+                              [backend, MODE_LABEL[mode]] +
+                              ([f"zero={'on' if params['zero'] else 'off'}"]
+                               if "zero" in params else []))
+
+    def meta(self):
+        return {"id": self.cid, "scenario": self.scenario, "backend": self.backend,
+                "mode": self.mode, "params": self.params, "group": self.group,
+                "quick": self.quick, "label": self.label}
+
+
+def cid(scenario, backend, mode, zero=None, **params):
+    """A case id from its parts (Case's naming), for the reports' lookups."""
+    parts = [scenario] + [f"{k}={human(v) if k in SIZE_KEYS else v}"
+                          for k, v in params.items()]
+    z = "" if zero is None else f".z{int(zero)}"
+    return ".".join(parts) + f".{backend}.{mode}{z}"
+
+
+class Ctx:
+    """What one repetition of one case may use: scratch dir, output dirs, command log."""
+
+    def __init__(self, env, case, rep, out):
+        self.env, self.case, self.rep = env, case, rep
+        self.commands = []
+        safe = case.cid.replace("/", "_")
+        self.work = os.path.join(env.tmp, "cases", f"{safe}.r{rep}")
+        os.makedirs(self.work, exist_ok=True)
+        self.fio_dir = os.path.join(out, "fio", safe)
+        self.stats_dir = os.path.join(out, "stats", safe)
+        os.makedirs(self.fio_dir, exist_ok=True)
+
+    def cleanup(self):
+        shutil.rmtree(self.work, ignore_errors=True)

@@ -1,0 +1,155 @@
+"""scenarios/run — thinbench's benchmark runner (issue #5; `make bench` runs it).
+
+Measures what dm-thin-style thin provisioning costs (libthinp through the fio engine
+ioengine/thinp.so) against the raw backing store and qcow2, on the same machine, in the same
+run: every case runs --repeat times, the repetitions interleaved (rep 1 of every case, then rep
+2, ...), and every ratio is taken inside one repetition, then summarised (median [min-max]).
+
+  scenarios/run                     quick matrix (make bench; <= 10 min on 2 cores)
+  scenarios/run --full              every scenario, every size, both modes
+  scenarios/run --list [--full]     show the matrix (case ids) and exit
+  scenarios/run --only 'cow\\.' --repeat 5 --out /tmp/r
+  scenarios/run --data-dev /dev/sdX --metadata-dev /dev/sdY   direct-lvm on your devices
+                                    (THEIR CONTENTS ARE DESTROYED)
+  scenarios/run --report DIR        rebuild summary.csv, charts and report.md of a run
+  scenarios/run --kernel            also measure the kernel's dm-thin beside libthinp in a qemu
+                                    VM (tests/vm/kernel_perf.sh; several minutes under TCG)
+  scenarios/run --kernel-results build/vm/kernel_perf    merge a finished `make vm-perf`
+  scenarios/run --report DIR --kernel-results KDIR       ... into an existing run
+
+Kernel dm-thin: the real kernel is only reached in a VM (ci/vm/; TCG here, emulated), so its
+absolute times mean nothing next to the host's. The run keeps tests/vm/kernel_perf.sh's output
+dir as OUT/kernel/ and reports ratios within the VM (provision, CoW and overwrite-after-CoW
+mean latency ÷ overwrite, same set-up, engine and size, per repetition in the VM: median
+[min–max], 3 repetitions by default) for the kernel and for libthinp in the
+same VM, beside libthinp's host ratios of this run: OUT/kernel.csv, a report section and
+charts/kernel-ratios-*. summary.csv keeps its schema: its kernel_us/ratio_kernel columns stay
+empty (no kernel on the host), and the VM run is one row (kernel.set=quick|full.kernel-perf.vm)
+whose status records a failure of the VM part; the run then goes on and exits 1 at the end.
+
+Modes: loop-lvm = the pool on sparse files through the page cache (thinp_mode=loop; Docker's
+default); direct-lvm = O_DIRECT on block devices (thinp_mode=direct) — loop devices made with
+`losetup --direct-io=on` over preallocated files when root can, else preallocated files
+opened with O_DIRECT (env.json says which).
+
+Environment: THINP_ENGINE (default ioengine/thinp.so), THINP (the CLI), THINP_FILL (the
+fill-to-full driver the Makefile builds from scenarios/tools/fill.c; default
+$BUILD/bin/thinp-fill), BUILD (build dir, default build), FIO, SCENARIOS_SCALE
+(tiny|quick|full: sizes; tests use tiny), TMPDIR (scratch:
+must be a real filesystem, default /var/tmp; the VM's disk images go under TMPDIR or /tmp, as
+with `make vm-perf`), KP_* (passed to tests/vm/kernel_perf.sh, e.g. KP_REPS: repetitions
+in the VM, default 3; KP_TIMEOUT: its VM timeout, default 300 + 300 x KP_REPS s),
+SCENARIOS_KERNEL_TIMEOUT (bound on the whole VM part, default KP_TIMEOUT + 900 s),
+SCENARIOS_KERNEL_PERF (the script --kernel runs; tests put a stand-in there).
+"""
+import argparse
+import json
+import os
+import subprocess
+
+from . import ROOT, report
+from .case import SCALES
+from .kernel_vm import check_kernel_results, kernel_meta, kernel_origin, merge_kernel
+from .matrix import build_matrix, select
+from .procs import log
+from .runner import default_out, relativize, run
+
+
+def parser():
+    ap = argparse.ArgumentParser(
+        prog="scenarios/run", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=next(p for p in __doc__.split("\n\n") if p.startswith("Kernel dm-thin:")) +
+        "\n\nCase ids look like alloc.bs=4k.order=seq.thinp.loop.z0 (see --list).")
+    ap.add_argument("--full", action="store_true", help="the whole matrix (default: quick)")
+    ap.add_argument("--only", action="append", metavar="PATTERN",
+                    help="run only cases whose id matches PATTERN (regular expression or glob; "
+                         "repeatable); their baselines come along")
+    ap.add_argument("--repeat", type=int, default=3, metavar="N",
+                    help="repetitions per case, interleaved (default 3)")
+    ap.add_argument("--out", metavar="DIR", help="output dir (default "
+                    "results/<date>-<host>-<commit>)")
+    ap.add_argument("--data-dev", metavar="DEV", help="direct-lvm data device (destroyed)")
+    ap.add_argument("--metadata-dev", metavar="DEV", help="direct-lvm metadata device "
+                    "(destroyed)")
+    ap.add_argument("--list", action="store_true", help="show the selected cases and exit")
+    ap.add_argument("--kernel", action="store_true",
+                    help="also measure the kernel's dm-thin beside libthinp in a qemu VM "
+                         "(tests/vm/kernel_perf.sh, --quick unless --full; builds the VM image "
+                         "first if needed; several minutes under TCG), after the host cases; "
+                         "its output goes to OUT/kernel/")
+    ap.add_argument("--kernel-results", metavar="DIR",
+                    help="merge a finished tests/vm/kernel_perf.sh output dir (`make vm-perf`: "
+                         "build/vm/kernel_perf) instead of booting the VM; with --report, into "
+                         "that existing run")
+    ap.add_argument("--scale", choices=sorted(SCALES), default=None,
+                    help="sizes (default: quick, full with --full; env SCENARIOS_SCALE)")
+    ap.add_argument("--tmp", metavar="DIR", help="scratch parent dir (default $TMPDIR or "
+                    "/var/tmp; must support O_DIRECT)")
+    ap.add_argument("--seed", type=int, default=1, help="random seed of the iologs (default 1)")
+    ap.add_argument("--report", metavar="DIR", help="only rebuild the summary, charts and "
+                    "report of the run in DIR")
+    return ap
+
+
+def rebuild(args, ap):
+    """--report DIR: rebuild a run's files (merging --kernel-results DIR first)."""
+    if args.kernel:
+        ap.error("--report only rebuilds: merge the VM's figures with --kernel-results DIR "
+                 "(make vm-perf writes build/vm/kernel_perf)")
+    for f in ("env.json", "cases.json"):
+        if not os.path.isfile(os.path.join(args.report, f)):
+            ap.error(f"--report {args.report}: no {f} there (not a scenarios/run output dir)")
+    if args.kernel_results:
+        merge_kernel(args.kernel_results, args.report)
+        ep = os.path.join(args.report, "env.json")
+        info = json.load(open(ep))
+        info["kernel_dm_thin"] = kernel_origin(args)
+        json.dump(info, open(ep, "w"), indent=1)
+    report.build(args.report)
+    relativize(args.report)
+    return 0
+
+
+def list_cases(args, cases):
+    for c in cases:
+        print(f"{c.cid:60s} {'quick' if c.quick else 'full '}  {c.label}")
+    if args.kernel:
+        km = kernel_meta(args)
+        print(f"{km['id']:60s} {'full ' if args.full else 'quick'}  {km['label']} (--kernel; "
+              "once, after the host cases)")
+    print(f"{len(cases)} cases x {args.repeat} repetitions"
+          f" ({'full' if args.full else 'quick'} matrix, {args.scale} sizes)")
+    return 0
+
+
+def main(argv):
+    ap = parser()
+    args = ap.parse_args(argv)
+    args.scale = args.scale or os.environ.get("SCENARIOS_SCALE") or \
+        ("full" if args.full else "quick")
+    if args.scale not in SCALES:
+        ap.error(f"unknown scale {args.scale}")
+    if args.kernel and args.kernel_results:
+        ap.error("--kernel (boot the VM) and --kernel-results DIR (use its finished output) "
+                 "exclude each other")
+    if args.kernel_results:
+        check_kernel_results(args.kernel_results)
+    if args.report:
+        return rebuild(args, ap)
+    if bool(args.data_dev) != bool(args.metadata_dev):
+        ap.error("--data-dev and --metadata-dev go together")
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
+
+    cases = select(build_matrix(), args)
+    if args.list:
+        return list_cases(args, cases)
+    if not cases:
+        log("scenarios/run: no case matches --only " + " ".join(args.only or []))
+        return 2
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True).stdout.strip() or "nogit"
+    out = os.path.abspath(args.out or default_out(commit))
+    return run(args, argv, cases, out)

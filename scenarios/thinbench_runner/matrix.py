@@ -1,0 +1,178 @@
+"""The case matrix (quick and full), each case's baselines, --only, and the order of one
+repetition."""
+import fnmatch
+import random
+import re
+
+from .case import Case
+from .units import KiB, MiB, MODES
+from .workloads.chain import sc_chain
+from .workloads.commit import sc_commit
+from .workloads.cow import sc_cow
+from .workloads.fill import sc_fill
+from .workloads.firstwrite import sc_alloc, sc_blocksize, sc_edge
+from .workloads.overwrite import sc_overwrite
+from .workloads.seed import sc_seed
+
+ALLOC_BS = [4 * KiB, 8 * KiB, 16 * KiB, 32 * KiB, 56 * KiB, 64 * KiB, 128 * KiB, 1 * MiB]
+QUICK_ALLOC_BS = [4 * KiB, 56 * KiB, 64 * KiB, 1 * MiB]
+# the matrix runs scenario by scenario (both modes of a workload next to each other)
+SCENARIO_ORDER = ["alloc", "cow", "overwrite", "chain", "blocksize", "edge", "commit", "fill",
+                  "seed"]
+
+
+def build_matrix():
+    cases = []
+
+    def add(scenario, backend, mode, params, quick, fn):
+        cases.append(Case(scenario, backend, mode, params, quick, fn))
+
+    for mode in MODES:
+        add_alloc(add, mode)
+        add_cow(add, mode)
+        # 3. overwrite steady state
+        for bs in (4 * KiB, 64 * KiB):
+            q = bs == 4 * KiB
+            add("overwrite", "thinp", mode, dict(bs=bs), q, sc_overwrite)
+            add("overwrite", "raw-psync", mode, dict(bs=bs), q, sc_overwrite)
+            add("overwrite", "raw-io_uring", mode, dict(bs=bs), q, sc_overwrite)
+            add("overwrite", "qcow2-nbd", mode, dict(bs=bs), False, sc_overwrite)
+            add("overwrite", "raw-nbd", mode, dict(bs=bs), False, sc_overwrite)
+        # 4. snapshot chains
+        for depth in (1, 2, 4, 8, 16):
+            q = depth in (1, 4, 16)
+            add("chain", "thinp", mode, dict(depth=depth), q, sc_chain)
+            add("chain", "qcow2-bench", mode, dict(depth=depth), q, sc_chain)
+            add("chain", "qcow2-nbd", mode, dict(depth=depth), False, sc_chain)
+        add("chain", "raw-psync", mode, dict(depth=0), True, sc_chain)
+        add("chain", "raw-bench", mode, dict(depth=0), True, sc_chain)
+        add("chain", "raw-nbd", mode, dict(depth=0), False, sc_chain)
+        # 5. block size x write size, allocate and CoW
+        for op in ("alloc", "cow"):
+            for block in (64 * KiB, 128 * KiB, 256 * KiB, 512 * KiB, 1 * MiB):
+                for bs in (4 * KiB, 64 * KiB, 1 * MiB):
+                    q = mode == "loop" and block in (64 * KiB, 512 * KiB) and bs in (4 * KiB, 64 * KiB)
+                    add("blocksize", "thinp", mode, dict(op=op, block=block, bs=bs), q, sc_blocksize)
+                    add("blocksize", "raw-psync", mode, dict(op=op, block=block, bs=bs), q,
+                        sc_blocksize)
+        # 6. edge cases
+        for pos in ("front", "middle", "cross"):
+            for zero in (False, True):
+                add("edge", "thinp", mode, dict(pos=pos, zero=zero), zero, sc_edge)
+            add("edge", "raw-psync", mode, dict(pos=pos), True, sc_edge)
+            add("edge", "qcow2-bench", mode, dict(pos=pos), True, sc_edge)
+            add("edge", "raw-bench", mode, dict(pos=pos), True, sc_edge)
+        # 7. commit cost
+        for f in (1, 16, 256):
+            add("commit", "thinp", mode, dict(fsync=f, zero=False), True, sc_commit)
+            add("commit", "raw-psync", mode, dict(fsync=f), True, sc_commit)
+            add("commit", "qcow2-bench", mode, dict(fsync=f), f == 1, sc_commit)
+            add("commit", "raw-bench", mode, dict(fsync=f), f == 1, sc_commit)
+        # 8. fill to full
+        for ns in ("error", "queue"):
+            add("fill", "thinp-tool", mode, dict(nospace=ns), ns == "error" or mode == "loop",
+                sc_fill)
+        if mode == "loop":
+            add("fill", "thinp", mode, dict(nospace="error-fio"), True, sc_fill)
+        # 9. the seed's example
+        add("seed", "thinp", mode, dict(update="32k"), True, sc_seed)
+        if mode == "loop":
+            add("seed", "overlayfs", mode, dict(update="32k"), True, sc_seed)
+            add("seed", "raw-file", mode, dict(update="32k"), True, sc_seed)
+    cases.sort(key=lambda c: (SCENARIO_ORDER.index(c.scenario), c.group, MODES.index(c.mode)))
+    seen = set()
+    for c in cases:
+        assert c.cid not in seen, c.cid
+        seen.add(c.cid)
+    return cases
+
+
+def add_alloc(add, mode):
+    """1. allocate-on-demand"""
+    for bs in ALLOC_BS:
+        for order in ("seq", "rand", "stream"):
+            q_order = order == "seq" or (order == "rand" and bs == 4 * KiB)
+            q = bs in QUICK_ALLOC_BS and q_order
+            if order == "stream" and bs not in (4 * KiB, 56 * KiB, 64 * KiB):
+                continue
+            for zero in (False, True):
+                add("alloc", "thinp", mode, dict(bs=bs, order=order, zero=zero), q, sc_alloc)
+            add("alloc", "raw-psync", mode, dict(bs=bs, order=order), q, sc_alloc)
+            add("alloc", "raw-io_uring", mode, dict(bs=bs, order=order),
+                q and bs == 4 * KiB, sc_alloc)
+            if order == "seq":
+                add("alloc", "qcow2-bench", mode, dict(bs=bs, order=order), q, sc_alloc)
+                add("alloc", "raw-bench", mode, dict(bs=bs, order=order), q, sc_alloc)
+            if order == "rand":
+                add("alloc", "qcow2-nbd", mode, dict(bs=bs, order=order), q, sc_alloc)
+                add("alloc", "raw-nbd", mode, dict(bs=bs, order=order), q, sc_alloc)
+
+
+def add_cow(add, mode):
+    """2. CoW (first + second pass)"""
+    for bs in ALLOC_BS:
+        for order in ("seq", "rand"):
+            q = (order == "seq" and bs in (4 * KiB, 56 * KiB, 64 * KiB)) or \
+                (order == "rand" and bs == 4 * KiB)
+            add("cow", "thinp", mode, dict(bs=bs, order=order), q, sc_cow)
+            add("cow", "raw-psync", mode, dict(bs=bs, order=order), q, sc_cow)
+            if order == "seq":
+                add("cow", "qcow2-bench", mode, dict(bs=bs, order=order), q, sc_cow)
+                add("cow", "raw-bench", mode, dict(bs=bs, order=order), q, sc_cow)
+            else:
+                add("cow", "qcow2-nbd", mode, dict(bs=bs, order=order), q, sc_cow)
+                add("cow", "raw-nbd", mode, dict(bs=bs, order=order), q, sc_cow)
+
+
+def baseline_ids(c, by_id):
+    """The ids of the cases C is compared with (same workload, same mode, same run)."""
+    out = []
+    if c.scenario == "seed":
+        cand = ["raw-file"]
+        return [f"{c.group}.{b}.loop" for b in cand]
+    base = {"thinp": ["raw-psync", "qcow2-bench", "qcow2-nbd"],
+            "raw-io_uring": ["raw-psync"], "qcow2-bench": ["raw-bench"],
+            "qcow2-nbd": ["raw-nbd"]}.get(c.backend, [])
+    for b in base:
+        # reads through a chain compare with reads of the raw store (no chain: depth 0)
+        g = "chain.depth=0" if c.scenario == "chain" and b.startswith("raw") else c.group
+        out.append(f"{g}.{b}.{c.mode}")
+    return [i for i in out if i in by_id]
+
+
+def select(cases, args):
+    pool = cases if args.full else [c for c in cases if c.quick]
+    if args.only:
+        pats = args.only
+        chosen = [c for c in pool if any(re.search(p, c.cid) or fnmatch.fnmatch(c.cid, p)
+                                         for p in pats)]
+        by_id = {c.cid: c for c in cases}
+        extra, todo = [], list(chosen)
+        while todo:  # baselines, and theirs (qcow2's raw image), transitively
+            c = todo.pop()
+            for b in baseline_ids(c, by_id):
+                if b not in {x.cid for x in chosen + extra}:
+                    extra.append(by_id[b])
+                    todo.append(by_id[b])
+        pool = [c for c in cases if c in chosen or c in extra]
+    return pool
+
+
+def rep_order(cases, seed):
+    """The order of one repetition: the workload groups (a workload with all its backends and
+    modes) in a random order, and the cases of each group in a random order, so a case never
+    always follows the same other case, while a case and its baselines still run close in
+    time (their ratio is taken within the repetition)."""
+    rnd = random.Random(seed)
+    groups = {}
+    for c in cases:
+        key = "chain" if c.scenario == "chain" else c.group  # chains share the raw reads
+        groups.setdefault(key, []).append(c)
+    keys = list(groups)
+    rnd.shuffle(keys)
+    out = []
+    for k in keys:
+        g = list(groups[k])
+        rnd.shuffle(g)
+        out += g
+    return out

@@ -1,0 +1,149 @@
+"""The run itself: every case once per repetition, the repetitions interleaved, each case's
+failure recorded while the run goes on; then the VM part (--kernel), the report, and the run
+dir's paths made relative to the repository."""
+import datetime
+import json
+import os
+import re
+import shutil
+import socket
+import time
+
+from . import ROOT, report
+from .case import Ctx
+from .environment import Env
+from .kernel_results import KERNEL_DIR
+from .kernel_vm import kernel_meta, merge_kernel, run_kernel
+from .matrix import baseline_ids, rep_order
+from .procs import CLEANUP, CaseError, install_signals, log
+from .units import fmt_eta
+
+TEXT_SUFFIXES = (".json", ".csv", ".md", ".svg", ".txt", ".gp", ".dat", ".log")
+
+
+def default_out(env_commit):
+    date = datetime.date.today().isoformat()
+    host = socket.gethostname().split(".")[0]
+    return os.path.join(ROOT, "results", f"{date}-{host}-{env_commit}")
+
+
+def save_cases(out, results, **extra):
+    json.dump(dict({"cases": results}, **extra), open(os.path.join(out, "cases.json"), "w"),
+              separators=(",", ":"))
+
+
+def run(args, argv, cases, out):
+    """Run CASES into OUT; the exit status (0, 1 when a case failed, 130 interrupted)."""
+    env = Env(args)
+    env.check_tools(cases)
+    install_signals()
+    os.makedirs(out, exist_ok=True)
+    if args.kernel_results:
+        merge_kernel(args.kernel_results, out)
+    elif os.path.isdir(os.path.join(out, KERNEL_DIR)):
+        # (an earlier run's kernel figures in a reused --out dir are not this run's)
+        log(f"scenarios/run: removing {os.path.join(out, KERNEL_DIR)} of an earlier run")
+        shutil.rmtree(os.path.join(out, KERNEL_DIR))
+    failed = []
+    results = None
+    try:
+        env.setup(cases, out)
+        info = env.describe(cases, argv)
+        info["output"] = out
+        json.dump(info, open(os.path.join(out, "env.json"), "w"), indent=1)
+        results = {c.cid: dict(c.meta(), reps=[], baselines=baseline_ids(
+            c, {x.cid: x for x in cases})) for c in cases}
+        t_start = time.time()
+        log(f"scenarios/run: {len(cases)} cases x {args.repeat} repetitions -> {out}")
+        repetitions(env, args, cases, out, results, failed, t_start)
+        if args.kernel:
+            km = kernel_meta(args)
+            rec = run_kernel(env, out, km)
+            results[km["id"]] = dict(km, reps=[rec])
+            if rec["status"] == "failed":
+                failed.append((km["id"], 1, rec["error"]))
+            save_cases(out, results)
+        info["elapsed_s"] = round(time.time() - t_start, 1)
+        json.dump(info, open(os.path.join(out, "env.json"), "w"), indent=1)
+    except KeyboardInterrupt as e:
+        log(f"\nscenarios/run: interrupted ({e or 'Ctrl-C'}); cleaning up")
+        CLEANUP.run()
+        if results:  # what ran so far (no report: `scenarios/run --report DIR` can make one)
+            save_cases(out, results, interrupted=True)
+        return 130
+    finally:
+        CLEANUP.run()
+    report.build(out)
+    relativize(out)
+    log(f"scenarios/run: done in {fmt_eta(time.time() - t_start)}: {out}/report.md")
+    if failed:
+        log(f"scenarios/run: {len(failed)} case repetitions FAILED:")
+        for cid, rep, msg in failed:
+            log(f"  {cid} rep {rep}: {msg[:200]}")
+        return 1
+    return 0
+
+
+def repetitions(env, args, cases, out, results, failed, t_start):
+    """Every case once per repetition, in rep_order; cases.json rewritten after each
+    repetition. SCENARIOS_FAIL (a regular expression, for the tests) fails the cases it
+    matches."""
+    total = len(cases) * args.repeat
+    done = 0
+    inject = os.environ.get("SCENARIOS_FAIL")
+    last = {}
+    for rep in range(1, args.repeat + 1):
+        order = rep_order(cases, args.seed + rep)
+        for k, c in enumerate(order):
+            done += 1
+            rem = [last.get(x.cid) for x in order[k:]] + \
+                  [last.get(x.cid) for x in cases] * (args.repeat - rep)
+            known = [r for r in rem if r is not None]
+            avg = (time.time() - t_start) / max(1, done - 1)
+            eta = sum(known) + avg * (len(rem) - len(known))
+            log(f"[{done}/{total}] {c.label} rep {rep}/{args.repeat} … "
+                f"eta {fmt_eta(eta)}")
+            ctx = Ctx(env, c, rep, out)
+            t0 = time.time()
+            rec = {"rep": rep, "status": "ok"}
+            try:
+                if inject and re.search(inject, c.cid):
+                    raise CaseError("injected failure (SCENARIOS_FAIL, for the tests)")
+                rec["steps"] = c.fn(ctx)
+            except CaseError as e:
+                msg = str(e)
+                rec["status"] = "skipped" if msg.startswith("skipped:") else "failed"
+                rec["error"] = msg
+                if rec["status"] == "failed":
+                    failed.append((c.cid, rep, msg))
+                    log(f"    FAILED: {msg}")
+                else:
+                    log(f"    {msg}")
+            finally:
+                ctx.cleanup()
+                os.sync()  # every case starts with a clean page cache
+            rec["secs"] = round(time.time() - t0, 3)
+            if rep == 1:  # (the same every repetition, bar scratch paths)
+                rec["commands"] = ctx.commands
+            last[c.cid] = rec["secs"]
+            results[c.cid]["reps"].append(rec)
+        save_cases(out, results)
+
+
+def relativize(out):
+    """A run is committed as a reference: write this checkout's paths
+    relative to the repository root, so no machine's paths are recorded
+    (commands then run from the root, as `make bench` does)."""
+    root = ROOT.rstrip("/") + "/"
+    for d, _, files in os.walk(out):
+        for f in files:
+            if not f.endswith(TEXT_SUFFIXES):
+                continue
+            path = os.path.join(d, f)
+            with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+                text = fh.read()
+            if root not in text and ROOT not in text:
+                continue
+            text = text.replace(root, "").replace(ROOT, ".")
+            with open(path, "w", encoding="utf-8", errors="surrogateescape") as fh:
+                fh.write(text)
