@@ -8,7 +8,8 @@
       per job == SIZE; write bytes == SIZE for write/randwrite), and the engine's
       per-class IO counts add up to fio's own read/write IO counts
   check.py odirect PID PATH 0|1
-      process PID (waited for up to 10 s) has PATH open, with O_DIRECT (1) or without (0)
+      process PID has PATH open now, with O_DIRECT (1) or without (0); the caller makes sure
+      it is open (no waiting here: a check that waits on the clock races a loaded machine)
   check.py stats STATS.json [KEY=VALUE | KEY>=NUMBER ...] [--only CLASS,CLASS...]
       values in the statistics file; KEY is a dotted path
       (classes.write_cow.ios, pool.blocks.write_cow.ops, errors.write, ...);
@@ -17,7 +18,14 @@
 Exit 0 when everything holds; otherwise print what did not and exit 1.
 """
 import json
+import os
 import sys
+
+# fio's JSON through the benchmark runner's one reader (scenarios/thinbench_runner/fiojson.py)
+sys.dont_write_bytecode = True  # (no __pycache__ in the tree)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "scenarios"))
+import thinbench_runner.fiojson as fiojson  # noqa: E402
 
 READ_CLASSES = ("read_unmapped", "read_mapped", "read_shared")
 WRITE_CLASSES = ("write_overwrite", "write_provision", "write_provision_zero",
@@ -30,16 +38,10 @@ def fail(msg):
 
 
 def load_fio(path):
-    # fio prints some lines (errors, notes) before its JSON object on the same stream
-    text = open(path).read()
-    if text.startswith("{"):
-        start = 0
-    else:
-        start = text.find("\n{")
-        if start < 0:
-            raise SystemExit(f"FAIL: no JSON report in {path}:\n{text}")
-        start += 1
-    return json.loads(text[start:])
+    try:
+        return fiojson.load(path)
+    except fiojson.NoReport as e:
+        raise SystemExit(f"FAIL: {e}:\n{open(path).read()}")
 
 
 def check_hist(where, c):
@@ -168,28 +170,25 @@ def cmd_stats(args):
 
 def cmd_odirect(args):
     import os
-    import time
     pid, path, want = args[0], os.path.realpath(args[1]), args[2] == "1"
-    deadline = time.time() + 10
-    while time.time() < deadline:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError as e:
+        fail(f"process {pid} is gone: {e}")
+        return
+    for fd in fds:
         try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            break
-        for fd in fds:
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") != path:
-                    continue
-                flags = open(f"/proc/{pid}/fdinfo/{fd}").read().split("flags:")[1].split()[0]
-            except (OSError, IndexError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != path:
                 continue
-            direct = bool(int(flags, 8) & os.O_DIRECT)
-            print(f"  {path} open as fd {fd}, flags {flags}: O_DIRECT {'on' if direct else 'off'}")
-            if direct != want:
-                fail(f"{path}: O_DIRECT is {'on' if direct else 'off'}, expected the opposite")
-            return
-        time.sleep(0.05)
-    fail(f"process {pid} never had {path} open")
+            flags = open(f"/proc/{pid}/fdinfo/{fd}").read().split("flags:")[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        direct = bool(int(flags, 8) & os.O_DIRECT)
+        print(f"  {path} open as fd {fd}, flags {flags}: O_DIRECT {'on' if direct else 'off'}")
+        if direct != want:
+            fail(f"{path}: O_DIRECT is {'on' if direct else 'off'}, expected the opposite")
+        return
+    fail(f"process {pid} does not have {path} open")
 
 
 def main():

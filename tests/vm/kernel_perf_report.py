@@ -29,6 +29,12 @@ import re
 import statistics
 import sys
 
+# fio's JSON through the benchmark runner's one reader (which latency, and why: its docstring)
+sys.dont_write_bytecode = True  # (no __pycache__ in the tree)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "scenarios"))
+import thinbench_runner.fiojson as fiojson  # noqa: E402
+
 SETUPS = ["loop-lvm", "direct-lvm"]
 ENGINES = ["kernel", "libthinp"]
 CASES = ["provision", "overwrite", "cow", "cow-overwrite"]
@@ -53,7 +59,8 @@ def read_text(path, default=None):
 
 
 def fio_reps(res, accel):
-    """Per-repetition rows from RES/fio/*-r<rep>.json (fio JSON, maybe after a warning line)."""
+    """Per-repetition rows from RES/fio/*-r<rep>.json (fio JSON, maybe after a warning line):
+    fio's lat, the whole IO (thinbench_runner/fiojson.py)."""
     rows = []
     d = os.path.join(res, "fio")
     for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
@@ -62,14 +69,13 @@ def fio_reps(res, accel):
             continue
         s, e, c, bs, rep = m.groups()
         try:
-            txt = open(os.path.join(d, name)).read()
-            w = json.loads(txt[txt.index("{"):])["jobs"][0]["write"]
-            cl = w["clat_ns"]
+            w = fiojson.jobs(fiojson.load(os.path.join(d, name)))[0]["write"]
             if not w["total_ios"]:
                 raise ValueError("no writes completed")
+            lat = fiojson.latency(w)
             rows.append(dict(setup=s, engine=e, case=c, bs=bs, rep=int(rep), iops=w["iops"],
-                             mean=cl["mean"] / 1e3, p50=cl["percentile"]["50.000000"] / 1e3,
-                             p99=cl["percentile"]["99.000000"] / 1e3, accel=accel))
+                             mean=lat.mean / 1e3, p50=lat.p50 / 1e3, p99=lat.p99 / 1e3,
+                             accel=accel))
         except Exception as ex:  # a failed fio leaves an empty or partial file
             print(f"kernel_perf: no result in fio/{name}: {ex!r}", file=sys.stderr)
     by = {(r["setup"], r["engine"], r["bs"], r["rep"], r["case"]): r for r in rows}
@@ -251,8 +257,9 @@ def main():
              "direct-lvm: 512K chunks, zeroing off, on a virtio disk (host file, cache=none when "
              "possible); libthinp there uses thinp_mode=direct on linear LVs on the same disk "
              "(after the pool is removed). Kernel thin devices are created by pool messages on "
-             "the pool device, as Docker's driver does. clat from fio (for libthinp this includes "
-             "the whole engine call).\n")
+             "the pool device, as Docker's driver does. Latencies: fio's lat, slat + clat (for "
+             "libthinp this includes the whole engine call; percentiles are clat's when the "
+             "guest's fio ran without lat_percentiles=1).\n")
 
     def span(s, e):
         t = times.get((s, e))
