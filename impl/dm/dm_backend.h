@@ -1,5 +1,5 @@
 /* Kernel backend: the real dm-thin driven through libdevmapper, the way Docker's devmapper
- * graphdriver drove it (design note dm-thin-behaviour.md §1.1-1.4, §2.2, §2.5).
+ * graphdriver drove it (docs/dm-thin-behaviour.md, "Driving the kernel: the kernel backend").
  *
  * - thin-pool and thin devices are created with DM_DEVICE_CREATE and a one-target table:
  *     0 <data sectors> thin-pool <meta> <data> <block sectors> <low water> <#feat> <feat>...
@@ -18,8 +18,9 @@
  * callback errno, else from libdm's log text ("File exists" -> EEXIST, as Docker did).
  * libdm's raw log lines are kept in ctx->log and printed only when ctx->verbose is set.
  *
- * No global state except the log-capture registry in dm_backend.c (libdm's log callback has
- * no context argument). Calls are not meant to run concurrently on the same device names. */
+ * No global state except the log-capture registry in dm_task.c (libdm's log callback has
+ * no context argument). Calls are not meant to run concurrently on the same device names.
+ * dm_internal.h lists the files. */
 #ifndef THINP_DM_BACKEND_H
 #define THINP_DM_BACKEND_H
 
@@ -48,9 +49,6 @@ struct tdm_ctx {
  * anything else: libdm would otherwise try to create the control node itself. */
 int tdm_available(struct tdm_ctx *c);
 
-/* Kernel dm driver version ("4.47.0") and libdevmapper's. */
-int tdm_versions(struct tdm_ctx *c, char *driver, size_t dlen, char *library, size_t llen);
-
 /* ---- devices ---- */
 struct tdm_info {
 	bool exists;
@@ -68,14 +66,6 @@ int tdm_info(struct tdm_ctx *c, const char *name, struct tdm_info *info);
 int tdm_remove(struct tdm_ctx *c, const char *name, unsigned flags);
 int tdm_suspend(struct tdm_ctx *c, const char *name);
 int tdm_resume(struct tdm_ctx *c, const char *name);
-
-/* The single target of NAME's live table. */
-struct tdm_target {
-	uint64_t start, length; /* sectors */
-	char type[32];
-	char params[1024];
-};
-int tdm_table(struct tdm_ctx *c, const char *name, struct tdm_target *t);
 
 /* ---- thin-pool ---- */
 /* The thin-pool parameters "<meta> <data> <bs> <lw> <#feat> <feat>..." for table options O
@@ -106,7 +96,6 @@ int tdm_pool_table(struct tdm_ctx *c, const char *pool, struct tdm_pool_table *t
 int tdm_pool_grow(struct tdm_ctx *c, const char *pool, uint64_t data_sectors);
 
 /* Pool messages, each sent at sector 0 (the kernel commits after each). */
-int tdm_message(struct tdm_ctx *c, const char *pool, const char *msg);
 int tdm_create_thin(struct tdm_ctx *c, const char *pool, uint64_t id);
 /* Active devices of ORIGIN (found with tdm_find_thins) are suspended around the message,
  * as the kernel documentation asks and Docker did. */
@@ -136,14 +125,28 @@ int tdm_find_thins(struct tdm_ctx *c, const char *pool, uint64_t id, char (*name
 int tdm_pool_thins(struct tdm_ctx *c, const char *pool, char (*names)[TDM_NAME_MAX], int max,
                    int *nr);
 
-/* ---- status text parsers (no libdm; unit-testable) ---- */
+/* ---- table and status texts (dm_parse.c; no libdm, unit-testable) ---- */
 /* Parse a thin-pool INFO line ("Fail" and "Error" give THINP_MODE_FAIL). -EINVAL if the text
  * is not a thin-pool status. */
 int tdm_parse_pool_status(const char *line, struct thinp_pool_status *st);
 /* Parse a thin INFO line ("<mapped sectors> <highest|->"); "Fail" gives -EIO. */
 int tdm_parse_thin_status(const char *line, struct thinp_thin_status *st);
-/* Parse thin-pool table params into T (devices must be "maj:min", as the kernel reports). */
+/* Parse thin-pool table params into T (devices must be "maj:min", as the kernel reports);
+ * T->data_sectors (the table length) is kept. */
 int tdm_parse_pool_params(const char *params, struct tdm_pool_table *t);
+
+/* A thin target's table parameters: "<pool maj:min> <dev id> [<origin maj:min>]". */
+struct tdm_thin_table {
+	uint32_t pool_major, pool_minor;
+	uint64_t id;
+	bool has_origin; /* an external origin device */
+	uint32_t origin_major, origin_minor;
+};
+/* "<pool maj:min> <id>" into BUF; -ENAMETOOLONG if LEN is too small. */
+int tdm_thin_params(uint32_t pool_major, uint32_t pool_minor, uint64_t id, char *buf,
+                    size_t len);
+/* Parse thin table params as the kernel reports them; -EINVAL otherwise. */
+int tdm_parse_thin_params(const char *params, struct tdm_thin_table *t);
 
 /* A device-mapper name thinp accepts: 1..127 of [A-Za-z0-9._+:@-], not "." or "..". */
 bool tdm_valid_name(const char *name);

@@ -254,7 +254,6 @@ void bm_unlock(struct bm_block *blk)
 void *bm_block_data(struct bm_block *blk) { return blk->data; }
 uint64_t bm_block_location(const struct bm_block *blk) { return blk->b; }
 uint64_t bm_nr_blocks(const struct bm *bm) { return bm->nr_blocks; }
-struct tp_dev *bm_dev(struct bm *bm) { return bm->dev; }
 
 int bm_flush(struct bm *bm)
 {
@@ -296,21 +295,6 @@ void bm_drop_dirty(struct bm *bm)
 			blk = next;
 		}
 	}
-}
-
-int bm_invalidate(struct bm *bm)
-{
-	for (size_t i = 0; i < bm->nr_buckets; i++) {
-		struct bm_block *blk = bm->buckets[i];
-		while (blk) {
-			struct bm_block *next = blk->hnext;
-			if (blk->write_locked || blk->read_locks)
-				return -EBUSY;
-			unhash_free(bm, blk);
-			blk = next;
-		}
-	}
-	return 0;
 }
 
 int bm_refresh_size(struct bm *bm)

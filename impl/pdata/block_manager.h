@@ -42,7 +42,6 @@ void bm_destroy(struct bm *bm);
 
 /* Blocks on the device (size / 4096). */
 uint64_t bm_nr_blocks(const struct bm *bm);
-struct tp_dev *bm_dev(struct bm *bm);
 
 int bm_read_lock(struct bm *bm, uint64_t b, const struct bm_validator *v, struct bm_block **out);
 /* Lock for writing, reading the current content. */
@@ -60,8 +59,6 @@ uint64_t bm_block_location(const struct bm_block *blk);
 int bm_flush(struct bm *bm);
 /* Forget every dirty block without writing it (transaction abort). */
 void bm_drop_dirty(struct bm *bm);
-/* Forget every cached block (after the device changed underneath). */
-int bm_invalidate(struct bm *bm);
 /* Re-read the device size after it grew. */
 int bm_refresh_size(struct bm *bm);
 
