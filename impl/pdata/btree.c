@@ -1,6 +1,7 @@
 #include "pdata/btree.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "pdata/endian.h"
@@ -33,6 +34,86 @@ static void set_val64(uint8_t *d, uint32_t i, uint64_t v) { le64_put(val_ptr(d, 
 static bool node_fits(const uint8_t *d, uint32_t vs)
 {
 	return n_vs(d) == (is_leaf(d) ? vs : 8);
+}
+
+/* ---- corrupt trees: every walk is bounded ----
+ * A walk keeps the nodes of its current root-to-node path (the originals and,
+ * when it writes, their shadows). A node reached again from inside its own
+ * subtree is a cycle, and a path longer than BTREE_MAX_DEPTH + 1 nodes belongs
+ * to no real tree: either would make the walk loop forever (or, when it
+ * shadows, until metadata space runs out). Both fail with -EUCLEAN. */
+
+typedef unsigned long long ull; /* for printf */
+
+struct spine {
+	uint64_t b[2 * (BTREE_MAX_DEPTH + 1)];
+	unsigned nb;    /* entries used in b */
+	unsigned depth; /* nodes entered: the next one sits at this depth */
+};
+
+static bool on_spine(const struct spine *sp, uint64_t b)
+{
+	for (unsigned i = 0; i < sp->nb; i++)
+		if (sp->b[i] == b)
+			return true;
+	return false;
+}
+
+static int spine_enter(struct btree_info *info, struct spine *sp, uint64_t b)
+{
+	if (on_spine(sp, b))
+		return tm_corrupt(info->tm,
+				  "btree node %llu is reached again from inside its own subtree (a cycle)",
+				  (ull)b);
+	if (sp->depth > BTREE_MAX_DEPTH)
+		return tm_corrupt(info->tm,
+				  "btree node %llu sits %u levels below its root, deeper than any tree over 64-bit keys (at most %u): a cycle or a chain of near-empty nodes",
+				  (ull)b, sp->depth, BTREE_MAX_DEPTH);
+	sp->b[sp->nb++] = b;
+	sp->depth++;
+	return 0;
+}
+
+/* The node just entered was shadowed to B: its copy is on the path too. */
+static void spine_shadowed(struct spine *sp, uint64_t b)
+{
+	if (sp->b[sp->nb - 1] != b)
+		sp->b[sp->nb++] = b;
+}
+
+/* Leave the node entered last (recursive walks, which never shadow). */
+static void spine_leave(struct spine *sp)
+{
+	sp->nb--;
+	sp->depth--;
+}
+
+/* A node read for a tree whose leaves hold VS-byte values. */
+static int check_node(struct btree_info *info, const uint8_t *d, uint64_t b, uint32_t vs)
+{
+	if (!node_fits(d, vs))
+		return tm_corrupt(info->tm,
+				  "btree %s node %llu holds %u-byte values where %u-byte ones belong (a node of another tree)",
+				  is_leaf(d) ? "leaf" : "internal", (ull)b, n_vs(d), is_leaf(d) ? vs : 8);
+	if (!is_leaf(d) && !n_nr(d))
+		return tm_corrupt(info->tm, "btree internal node %llu has no entries", (ull)b);
+	return 0;
+}
+
+/* Read-lock B as the next node of the path SP. */
+static int read_node(struct btree_info *info, struct spine *sp, uint64_t b, uint32_t vs,
+		     struct bm_block **out)
+{
+	int r = spine_enter(info, sp, b);
+	if (r)
+		return r;
+	r = tm_read_lock(info->tm, b, &tp_btree_validator, out);
+	if (r)
+		return r;
+	r = check_node(info, bm_block_data(*out), b, vs);
+	if (r)
+		tm_unlock(info->tm, *out);
+	return r;
 }
 
 static void init_node(uint8_t *d, uint32_t flags, uint32_t value_size)
@@ -127,9 +208,10 @@ static int shadow_node(struct btree_info *info, unsigned level, uint64_t b, stru
 	int r = tm_shadow_block(info->tm, b, &tp_btree_validator, out, &inc);
 	if (r)
 		return r;
-	if (!node_fits(bm_block_data(*out), level_vs(info, level))) {
+	r = check_node(info, bm_block_data(*out), b, level_vs(info, level));
+	if (r) {
 		tm_unlock(info->tm, *out);
-		return -EILSEQ;
+		return r;
 	}
 	if (inc) {
 		r = inc_children(info, level, bm_block_data(*out));
@@ -139,6 +221,19 @@ static int shadow_node(struct btree_info *info, unsigned level, uint64_t b, stru
 		}
 	}
 	return 0;
+}
+
+/* Shadow B as the next node of the path SP. */
+static int shadow_path_node(struct btree_info *info, unsigned level, struct spine *sp, uint64_t b,
+			    struct bm_block **out)
+{
+	int r = spine_enter(info, sp, b);
+	if (r)
+		return r;
+	r = shadow_node(info, level, b, out);
+	if (!r)
+		spine_shadowed(sp, bm_block_location(*out));
+	return r;
 }
 
 static int new_node(struct btree_info *info, uint32_t flags, uint32_t vs, struct bm_block **out)
@@ -163,36 +258,46 @@ static int empty_level(struct btree_info *info, unsigned level, uint64_t *root)
 
 int btree_empty(struct btree_info *info, uint64_t *root) { return empty_level(info, 0, root); }
 
-/* Drop one reference to ROOT (a tree of LEVEL); recurse when it was the last. */
-static int del_level(struct btree_info *info, unsigned level, uint64_t root)
+/* Drop one reference to node B (of a tree of LEVEL, on the path SP); recurse
+ * when it was the last. */
+static int del_node(struct btree_info *info, unsigned level, struct spine *sp, uint64_t b)
 {
 	uint32_t count;
-	int r = tm_ref(info->tm, root, &count);
+	int r = tm_ref(info->tm, b, &count);
+	if (r == -ERANGE)
+		return tm_corrupt(info->tm, "btree node %llu is beyond the metadata space map",
+				  (ull)b);
 	if (r)
 		return r;
 	if (count > 1)
-		return tm_dec(info->tm, root);
+		return tm_dec(info->tm, b);
+	if (!count) /* freed by this very deletion: reached twice */
+		return tm_corrupt(info->tm,
+				  "btree node %llu is referenced more often than its reference count says",
+				  (ull)b);
 
 	/* Last reference: copy the node out before freeing it, since freeing
 	 * values may allocate metadata blocks and reuse this one. */
 	uint8_t node[TP_BLOCK_SIZE];
 	struct bm_block *blk;
-	r = tm_read_lock(info->tm, root, &tp_btree_validator, &blk);
+	r = read_node(info, sp, b, level_vs(info, level), &blk);
 	if (r)
 		return r;
 	memcpy(node, bm_block_data(blk), TP_BLOCK_SIZE);
 	tm_unlock(info->tm, blk);
-	r = tm_dec(info->tm, root);
-	if (r)
-		return r;
+	r = tm_dec(info->tm, b);
 	uint32_t nr = n_nr(node);
-	for (uint32_t i = 0; i < nr; i++) {
+	for (uint32_t i = 0; i < nr && !r; i++)
 		r = is_leaf(node) ? value_dec(info, level, cval_ptr(node, i))
-				  : del_level(info, level, val64(node, i));
-		if (r)
-			return r;
-	}
-	return 0;
+				  : del_node(info, level, sp, val64(node, i));
+	spine_leave(sp);
+	return r;
+}
+
+static int del_level(struct btree_info *info, unsigned level, uint64_t root)
+{
+	struct spine sp = {.nb = 0};
+	return del_node(info, level, &sp, root);
 }
 
 int btree_del(struct btree_info *info, uint64_t root) { return del_level(info, 0, root); }
@@ -213,16 +318,13 @@ int btree_subtree_dec(void *info, const void *value)
 static int lookup_one(struct btree_info *info, uint64_t root, uint64_t key, uint32_t vs,
 		      void *value)
 {
+	struct spine sp = {.nb = 0};
 	struct bm_block *blk;
-	int r = tm_read_lock(info->tm, root, &tp_btree_validator, &blk);
+	int r = read_node(info, &sp, root, vs, &blk);
 	if (r)
 		return r;
-	for (unsigned depth = 0;; depth++) {
+	for (;;) {
 		const uint8_t *d = bm_block_data(blk);
-		if (!node_fits(d, vs) || depth > BTREE_MAX_DEPTH) {
-			tm_unlock(info->tm, blk);
-			return -EILSEQ;
-		}
 		int i = lower_bound(d, key);
 		if (i < 0) {
 			tm_unlock(info->tm, blk);
@@ -239,7 +341,7 @@ static int lookup_one(struct btree_info *info, uint64_t root, uint64_t key, uint
 		}
 		uint64_t child = val64(d, (uint32_t)i);
 		tm_unlock(info->tm, blk);
-		r = tm_read_lock(info->tm, child, &tp_btree_validator, &blk);
+		r = read_node(info, &sp, child, vs, &blk);
 		if (r)
 			return r;
 	}
@@ -267,18 +369,17 @@ int btree_lookup(struct btree_info *info, uint64_t root, const uint64_t *keys, v
 	return lookup_one(info, root, keys[info->levels - 1], info->value_type.size, value);
 }
 
-static int lookup_next_one(struct btree_info *info, uint64_t b, uint64_t key, uint32_t vs,
-			   unsigned depth, uint64_t *found, void *value)
+/* (A child's subtree may hold no key >= KEY only when the key falls between
+ * it and its right sibling: at most two children are tried per level, so the
+ * walk stays bounded on any shape.) */
+static int lookup_next_node(struct btree_info *info, struct spine *sp, uint64_t b, uint64_t key,
+			    uint32_t vs, uint64_t *found, void *value)
 {
 	struct bm_block *blk;
-	int r = tm_read_lock(info->tm, b, &tp_btree_validator, &blk);
+	int r = read_node(info, sp, b, vs, &blk);
 	if (r)
 		return r;
 	const uint8_t *d = bm_block_data(blk);
-	if (!node_fits(d, vs) || depth > BTREE_MAX_DEPTH) {
-		tm_unlock(info->tm, blk);
-		return -EILSEQ;
-	}
 	uint32_t nr = n_nr(d);
 	int i = lower_bound(d, key);
 	if (is_leaf(d)) {
@@ -291,16 +392,25 @@ static int lookup_next_one(struct btree_info *info, uint64_t b, uint64_t key, ui
 			r = 0;
 		}
 		tm_unlock(info->tm, blk);
+		spine_leave(sp);
 		return r;
 	}
 	uint32_t j = i < 0 ? 0 : (uint32_t)i;
 	uint64_t children[2] = {val64(d, j), j + 1 < nr ? val64(d, j + 1) : 0};
 	bool has_next = j + 1 < nr;
 	tm_unlock(info->tm, blk);
-	r = lookup_next_one(info, children[0], key, vs, depth + 1, found, value);
+	r = lookup_next_node(info, sp, children[0], key, vs, found, value);
 	if (r == -ENODATA && has_next)
-		r = lookup_next_one(info, children[1], key, vs, depth + 1, found, value);
+		r = lookup_next_node(info, sp, children[1], key, vs, found, value);
+	spine_leave(sp);
 	return r;
+}
+
+static int lookup_next_one(struct btree_info *info, uint64_t root, uint64_t key, uint32_t vs,
+			   uint64_t *found, void *value)
+{
+	struct spine sp = {.nb = 0};
+	return lookup_next_node(info, &sp, root, key, vs, found, value);
 }
 
 int btree_lookup_next(struct btree_info *info, uint64_t root, const uint64_t *keys,
@@ -309,7 +419,7 @@ int btree_lookup_next(struct btree_info *info, uint64_t root, const uint64_t *ke
 	int r = bottom_root(info, root, keys, &root);
 	if (r)
 		return r;
-	return lookup_next_one(info, root, keys[info->levels - 1], info->value_type.size, 0,
+	return lookup_next_one(info, root, keys[info->levels - 1], info->value_type.size,
 			       found_key, value);
 }
 
@@ -319,16 +429,20 @@ int btree_find_highest_key(struct btree_info *info, uint64_t root, const uint64_
 	int r = bottom_root(info, root, keys, &root);
 	if (r)
 		return r;
+	struct spine sp = {.nb = 0};
+	uint32_t vs = info->value_type.size;
 	struct bm_block *blk;
-	r = tm_read_lock(info->tm, root, &tp_btree_validator, &blk);
+	r = read_node(info, &sp, root, vs, &blk);
 	if (r)
 		return r;
 	for (;;) {
 		const uint8_t *d = bm_block_data(blk);
 		uint32_t nr = n_nr(d);
-		if (!nr) {
+		if (!nr) { /* an empty leaf: the empty tree, or corruption below the root */
 			tm_unlock(info->tm, blk);
-			return -ENODATA;
+			return sp.depth == 1 ? -ENODATA
+					     : tm_corrupt(info->tm, "btree leaf %llu below the root has no entries",
+							  (ull)sp.b[sp.nb - 1]);
 		}
 		if (is_leaf(d)) {
 			*key = key_at(d, nr - 1);
@@ -337,7 +451,7 @@ int btree_find_highest_key(struct btree_info *info, uint64_t root, const uint64_
 		}
 		uint64_t child = val64(d, nr - 1);
 		tm_unlock(info->tm, blk);
-		r = tm_read_lock(info->tm, child, &tp_btree_validator, &blk);
+		r = read_node(info, &sp, child, vs, &blk);
 		if (r)
 			return r;
 	}
@@ -412,8 +526,9 @@ static int insert_raw(struct btree_info *info, unsigned level, uint64_t root, ui
 		      const void *value, uint64_t *new_root, uint64_t *leaf, uint32_t *leaf_index,
 		      int *inserted)
 {
+	struct spine sp = {.nb = 0};
 	struct bm_block *blk;
-	int r = shadow_node(info, level, root, &blk);
+	int r = shadow_path_node(info, level, &sp, root, &blk);
 	if (r)
 		return r;
 	*new_root = bm_block_location(blk);
@@ -465,7 +580,7 @@ static int insert_raw(struct btree_info *info, unsigned level, uint64_t root, ui
 			i = 0;
 		}
 		struct bm_block *child;
-		r = shadow_node(info, level, val64(d, (uint32_t)i), &child);
+		r = shadow_path_node(info, level, &sp, val64(d, (uint32_t)i), &child);
 		if (r)
 			goto out;
 		set_val64(d, (uint32_t)i, bm_block_location(child));
@@ -494,8 +609,12 @@ static int set_leaf_value(struct btree_info *info, uint64_t leaf, uint32_t index
 	if (r)
 		return r;
 	if (bm_block_location(blk) != leaf || inc) {
+		/* the spine walk shadowed it, so only a lower level sharing
+		 * nodes with this one can have moved it */
 		tm_unlock(info->tm, blk);
-		return -EIO; /* would mean the spine walk did not shadow it */
+		return tm_corrupt(info->tm,
+				  "btree leaf %llu of an upper level was moved by an update of its own subtree (the levels share nodes)",
+				  (ull)leaf);
 	}
 	set_val64(bm_block_data(blk), index, sub_root);
 	tm_unlock(info->tm, blk);
@@ -540,7 +659,8 @@ int btree_insert(struct btree_info *info, uint64_t root, const uint64_t *keys, c
 /* Make child I of PARENT hold more than the minimum, borrowing from or
  * merging with a sibling, so that removing one entry below keeps every
  * non-root node at least 1/3 full. */
-static int rebalance_child(struct btree_info *info, unsigned level, uint8_t *parent, uint32_t i)
+static int rebalance_child(struct btree_info *info, unsigned level, const struct spine *sp,
+			   uint8_t *parent, uint32_t i)
 {
 	uint32_t pnr = n_nr(parent);
 	if (pnr < 2)
@@ -556,11 +676,16 @@ static int rebalance_child(struct btree_info *info, unsigned level, uint8_t *par
 
 	/* left/right pair: (i-1, i) when there is a left sibling, else (0, 1) */
 	uint32_t li = i > 0 ? i - 1 : 0, ri = li + 1;
+	uint64_t lloc = val64(parent, li), rloc = val64(parent, ri);
+	if (lloc == rloc || on_spine(sp, lloc) || on_spine(sp, rloc))
+		return tm_corrupt(info->tm,
+				  "btree node %llu is a child twice, or its own ancestor (siblings %llu and %llu)",
+				  (ull)(on_spine(sp, rloc) ? rloc : lloc), (ull)lloc, (ull)rloc);
 	struct bm_block *lb, *rb;
-	r = shadow_node(info, level, val64(parent, li), &lb);
+	r = shadow_node(info, level, lloc, &lb);
 	if (r)
 		return r;
-	r = shadow_node(info, level, val64(parent, ri), &rb);
+	r = shadow_node(info, level, rloc, &rb);
 	if (r) {
 		tm_unlock(info->tm, lb);
 		return r;
@@ -568,6 +693,12 @@ static int rebalance_child(struct btree_info *info, unsigned level, uint8_t *par
 	set_val64(parent, li, bm_block_location(lb));
 	set_val64(parent, ri, bm_block_location(rb));
 	uint8_t *ld = bm_block_data(lb), *rd = bm_block_data(rb);
+	if (n_flags(ld) != n_flags(rd)) { /* their entries differ in size: never mix them */
+		tm_unlock(info->tm, lb);
+		tm_unlock(info->tm, rb);
+		return tm_corrupt(info->tm, "btree siblings %llu and %llu are a leaf and an internal node",
+				  (ull)lloc, (ull)rloc);
+	}
 	uint32_t lnr = n_nr(ld), rnr = n_nr(rd), max = n_max(ld);
 	uint32_t sib_nr = li == i ? rnr : lnr;
 	if (sib_nr > min + 1 || lnr + rnr > max) {
@@ -602,12 +733,13 @@ static int rebalance_child(struct btree_info *info, unsigned level, uint8_t *par
 /* An internal root with one child takes over the child's content. */
 static int collapse_root(struct btree_info *info, unsigned level, struct bm_block *root_blk)
 {
+	struct spine sp = {.b = {bm_block_location(root_blk)}, .nb = 1, .depth = 1};
 	for (;;) {
 		uint8_t *d = bm_block_data(root_blk);
 		if (is_leaf(d) || n_nr(d) != 1)
 			return 0;
 		struct bm_block *child;
-		int r = shadow_node(info, level, val64(d, 0), &child);
+		int r = shadow_path_node(info, level, &sp, val64(d, 0), &child);
 		if (r)
 			return r;
 		uint64_t loc = bm_block_location(child);
@@ -623,8 +755,9 @@ static int collapse_root(struct btree_info *info, unsigned level, struct bm_bloc
 static int remove_raw(struct btree_info *info, unsigned level, uint64_t root, uint64_t key,
 		      uint64_t *new_root)
 {
+	struct spine sp = {.nb = 0};
 	struct bm_block *blk, *root_blk;
-	int r = shadow_node(info, level, root, &blk);
+	int r = shadow_path_node(info, level, &sp, root, &blk);
 	if (r)
 		return r;
 	root_blk = blk;
@@ -646,7 +779,7 @@ static int remove_raw(struct btree_info *info, unsigned level, uint64_t root, ui
 				delete_at(d, (uint32_t)i);
 			break;
 		}
-		r = rebalance_child(info, level, d, (uint32_t)i);
+		r = rebalance_child(info, level, &sp, d, (uint32_t)i);
 		if (r)
 			break;
 		i = lower_bound(d, key);
@@ -655,7 +788,7 @@ static int remove_raw(struct btree_info *info, unsigned level, uint64_t root, ui
 			break;
 		}
 		struct bm_block *child;
-		r = shadow_node(info, level, val64(d, (uint32_t)i), &child);
+		r = shadow_path_node(info, level, &sp, val64(d, (uint32_t)i), &child);
 		if (r)
 			break;
 		set_val64(d, (uint32_t)i, bm_block_location(child));
@@ -706,10 +839,20 @@ static int with_bottom(struct btree_info *info, unsigned level, uint64_t root,
 	return sub_new == sub ? 0 : set_leaf_value(info, leaf, idx, sub_new);
 }
 
+/* The key was found before: not finding it now means the lookup and the
+ * removal took different paths through a corrupt tree. */
+static int missing_key(struct btree_info *info, uint64_t key)
+{
+	return tm_corrupt(info->tm, "btree key %llu is found by a lookup but not by its removal",
+			  (ull)key);
+}
+
 static int remove_op(struct btree_info *info, unsigned level, uint64_t root, void *arg,
 		     uint64_t *new_root)
 {
-	return remove_raw(info, level, root, *(const uint64_t *)arg, new_root);
+	uint64_t key = *(const uint64_t *)arg;
+	int r = remove_raw(info, level, root, key, new_root);
+	return r == -ENODATA ? missing_key(info, key) : r;
 }
 
 int btree_remove(struct btree_info *info, uint64_t root, const uint64_t *keys, uint64_t *new_root)
@@ -738,14 +881,14 @@ static int remove_range_op(struct btree_info *info, unsigned level, uint64_t roo
 	*new_root = root;
 	for (;;) {
 		uint64_t k;
-		int r = lookup_next_one(&one, *new_root, ra->begin, info->value_type.size, 0, &k, v);
+		int r = lookup_next_one(&one, *new_root, ra->begin, info->value_type.size, &k, v);
 		if (r == -ENODATA || (!r && k >= ra->end))
 			return 0;
 		if (r)
 			return r;
 		r = remove_raw(info, level, *new_root, k, new_root);
 		if (r)
-			return r;
+			return r == -ENODATA ? missing_key(info, k) : r;
 		ra->removed++;
 		ra->begin = k + 1;
 	}
@@ -770,31 +913,53 @@ int btree_remove_range(struct btree_info *info, uint64_t root, const uint64_t *k
 
 /* ---- walk ---- */
 
-static int walk_node(struct btree_info *info, uint64_t b, unsigned depth, btree_walk_fn fn,
-		     void *ctx)
+/* Keys must come out strictly increasing and every node below the root must
+ * hold entries: then a node reached twice (a DAG inside one tree) repeats a
+ * key at its first leaf, and the walk costs O(keys x depth) on any shape
+ * (without it, 252 pointers per level to one node make 252^depth visits). */
+struct walk {
+	struct btree_info *info;
+	btree_walk_fn fn;
+	void *ctx;
+	struct spine sp;
+	uint64_t last;
+	bool any;
+};
+
+static int walk_node(struct walk *w, uint64_t b)
 {
-	if (depth > BTREE_MAX_DEPTH)
-		return -EILSEQ; /* deeper than any real tree: a cycle */
 	uint8_t node[TP_BLOCK_SIZE];
 	struct bm_block *blk;
-	int r = tm_read_lock(info->tm, b, &tp_btree_validator, &blk);
+	int r = read_node(w->info, &w->sp, b, w->info->value_type.size, &blk);
 	if (r)
 		return r;
 	memcpy(node, bm_block_data(blk), TP_BLOCK_SIZE);
-	tm_unlock(info->tm, blk);
-	if (!node_fits(node, info->value_type.size))
-		return -EILSEQ;
+	tm_unlock(w->info->tm, blk);
 	uint32_t nr = n_nr(node);
-	for (uint32_t i = 0; i < nr; i++) {
-		r = is_leaf(node) ? fn(ctx, key_at(node, i), cval_ptr(node, i))
-				  : walk_node(info, val64(node, i), depth + 1, fn, ctx);
-		if (r)
-			return r;
+	if (!nr && w->sp.depth > 1)
+		r = tm_corrupt(w->info->tm, "btree leaf %llu below the root has no entries", (ull)b);
+	for (uint32_t i = 0; i < nr && !r; i++) {
+		if (!is_leaf(node)) {
+			r = walk_node(w, val64(node, i));
+			continue;
+		}
+		uint64_t k = key_at(node, i);
+		if (w->any && k <= w->last) {
+			r = tm_corrupt(w->info->tm,
+				       "btree leaf %llu: key %llu after %llu (keys out of order, or a node reached twice)",
+				       (ull)b, (ull)k, (ull)w->last);
+			break;
+		}
+		w->last = k;
+		w->any = true;
+		r = w->fn(w->ctx, k, cval_ptr(node, i));
 	}
-	return 0;
+	spine_leave(&w->sp);
+	return r;
 }
 
 int btree_walk(struct btree_info *info, uint64_t root, btree_walk_fn fn, void *context)
 {
-	return walk_node(info, root, 0, fn, context);
+	struct walk w = {.info = info, .fn = fn, .ctx = context};
+	return walk_node(&w, root);
 }

@@ -14,8 +14,15 @@
 #include "pdata/transaction_manager.h"
 
 #define BTREE_MAX_LEVELS 4
-/* No real tree is this deep (252^16 entries); deeper means a cycle. */
-#define BTREE_MAX_DEPTH 16
+/* The deepest a node can sit below the root of its tree (the root is at 0).
+ * A well-formed tree keeps every non-root node at least 1/3 full, so an
+ * internal node below the root has at least 252 / 3 = 84 children, and every
+ * leaf holds at least one of the distinct 64-bit keys: leaves at depth d
+ * number at least 84^(d-1), hence hold at least 84^(d-1) keys, and
+ * 84^10 < 2^64 < 84^11 leaves d <= 11. A walk that finds a node deeper, or a
+ * node already on its own path, is on corrupt metadata (a cycle, a chain of
+ * near-empty nodes) and fails with -EUCLEAN instead of looping. */
+#define BTREE_MAX_DEPTH 11
 
 /* How values of the bottom level are reference counted. inc/dec may be NULL
  * (plain values). equal decides whether an overwrite drops the old value. */
@@ -37,6 +44,11 @@ int btree_empty(struct btree_info *info, uint64_t *root);
 /* Drop one reference to the tree; frees nodes (and drops values) no longer
  * referenced. */
 int btree_del(struct btree_info *info, uint64_t root);
+
+/* Every call fails with -EUCLEAN, and tm_error() names the fault, when the
+ * nodes it visits cannot be a tree: a cycle, a path deeper than
+ * BTREE_MAX_DEPTH, a node of another tree (value size), an empty internal
+ * node, keys out of order (walk), a node freed while still referenced. */
 
 /* 0 and the value, or -ENODATA. */
 int btree_lookup(struct btree_info *info, uint64_t root, const uint64_t *keys, void *value);

@@ -141,7 +141,8 @@ static int load_ie(void *ctx, uint64_t key, const void *value)
 {
 	struct sm_disk *sm = ((struct ie_load *)ctx)->sm;
 	if (key >= sm->nr_bitmaps)
-		return -EILSEQ;
+		return tm_corrupt(sm->tm, "data space map index has bitmap %llu of %llu",
+				  (unsigned long long)key, (unsigned long long)sm->nr_bitmaps);
 	sm_index_entry_unpack(value, &sm->ie[key]);
 	sm->ie_dirty[key] = 2; /* seen */
 	return 0;
@@ -158,7 +159,16 @@ int sm_disk_open(struct tm *tm, const uint8_t root_bytes[SM_ROOT_SIZE], struct s
 	sm->nr_allocated = root.nr_allocated;
 	sm->index_root = root.bitmap_root;
 	sm->ref_root = root.ref_count_root;
-	int r = grow_arrays(sm, bitmaps_for(root.nr_blocks));
+	int r = 0;
+	/* every bitmap is a metadata block: a count beyond that is corrupt, and
+	 * would have us allocate gigabytes of index entries for it */
+	if (bitmaps_for(root.nr_blocks) > bm_nr_blocks(tm_bm(tm))) {
+		r = tm_corrupt(tm, "data space map of %llu blocks needs more bitmaps than the %llu-block metadata device holds",
+			       (unsigned long long)root.nr_blocks,
+			       (unsigned long long)bm_nr_blocks(tm_bm(tm)));
+		goto fail;
+	}
+	r = grow_arrays(sm, bitmaps_for(root.nr_blocks));
 	if (r)
 		goto fail;
 	sm->nr_bitmaps = bitmaps_for(root.nr_blocks);
@@ -168,7 +178,8 @@ int sm_disk_open(struct tm *tm, const uint8_t root_bytes[SM_ROOT_SIZE], struct s
 		goto fail;
 	for (uint64_t i = 0; i < sm->nr_bitmaps; i++) {
 		if (sm->ie_dirty[i] != 2) {
-			r = -EILSEQ; /* a bitmap missing from the index */
+			r = tm_corrupt(tm, "data space map index lacks bitmap %llu",
+				       (unsigned long long)i);
 			goto fail;
 		}
 		sm->ie_dirty[i] = 0;
@@ -213,7 +224,8 @@ int sm_disk_get_count(struct sm_disk *sm, uint64_t b, uint32_t *count)
 	uint8_t val[4];
 	r = btree_lookup(&sm->ref_info, sm->ref_root, &b, val);
 	if (r == -ENODATA)
-		return -EILSEQ; /* count 3 in the bitmap needs an overflow entry */
+		return tm_corrupt(sm->tm, "data block %llu has count 3 in its bitmap but no overflow count",
+				  (unsigned long long)b);
 	if (r)
 		return r;
 	*count = le32_get(val);

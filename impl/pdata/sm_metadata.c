@@ -143,6 +143,7 @@ fail:
 
 struct overflow_load {
 	struct sm_meta *sm;
+	struct tm *tm;
 	uint64_t loaded;
 };
 
@@ -150,7 +151,9 @@ static int load_overflow_entry(void *ctx, uint64_t key, const void *value)
 {
 	struct overflow_load *ol = ctx;
 	if (key >= ol->sm->nr_blocks || ol->sm->counts[key] != 3 || le32_get(value) < 3)
-		return -EILSEQ; /* an overflow entry must shadow a bitmap value of 3 */
+		return tm_corrupt(ol->tm,
+				  "metadata space map overflow count %u for block %llu, whose bitmap entry is not 3",
+				  le32_get(value), (unsigned long long)key);
 	ol->sm->counts[key] = le32_get(value);
 	ol->sm->committed[key] = ol->sm->counts[key];
 	ol->loaded++;
@@ -165,12 +168,13 @@ int sm_meta_load_overflow(struct sm_meta *sm, struct tm *tm)
 	uint64_t threes = 0;
 	for (uint64_t b = 0; b < sm->nr_blocks; b++)
 		threes += sm->counts[b] == 3;
-	struct overflow_load ol = {sm, 0};
+	struct overflow_load ol = {sm, tm, 0};
 	int r = btree_walk(&info, sm->overflow_root, load_overflow_entry, &ol);
 	if (r)
 		return r;
 	if (ol.loaded != threes)
-		return -EILSEQ; /* bitmap says >= 3 but the overflow tree has no count */
+		return tm_corrupt(tm, "metadata space map: %llu blocks have count 3 in their bitmap, %llu an overflow count",
+				  (unsigned long long)threes, (unsigned long long)ol.loaded);
 	return 0;
 }
 

@@ -1,6 +1,8 @@
 #include "pdata/transaction_manager.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +11,7 @@
 struct tm {
 	struct bm *bm;
 	struct sm_meta *sm;
+	char err[320];
 };
 
 int tm_create(struct bm *bm, struct sm_meta *sm, struct tm **out)
@@ -38,20 +41,28 @@ int tm_new_block(struct tm *tm, const struct bm_validator *v, struct bm_block **
 	return r;
 }
 
+/* A block that fails its validator or lies beyond the device, reached
+ * through a pointer in the metadata: corruption (R from the block manager). */
+static int read_result(struct tm *tm, int r)
+{
+	return r == -EILSEQ || r == -ERANGE ? tm_corrupt(tm, "%s", bm_last_error(tm->bm)) : r;
+}
+
 int tm_shadow_block(struct tm *tm, uint64_t orig, const struct bm_validator *v,
 		    struct bm_block **out, bool *inc_children)
 {
 	uint32_t count = sm_meta_get_count(tm->sm, orig);
-	if (count == 0)
-		return -EINVAL; /* shadowing a free block means the caller's tree is corrupt */
+	if (count == 0) /* the caller's tree points at a free block */
+		return tm_corrupt(tm, "%s block %llu is in use but free in the metadata space map",
+				  v ? v->name : "metadata", (unsigned long long)orig);
 	*inc_children = count > 1;
 	if (count == 1 && sm_meta_is_new(tm->sm, orig))
-		return bm_write_lock(tm->bm, orig, v, out);
+		return read_result(tm, bm_write_lock(tm->bm, orig, v, out));
 
 	struct bm_block *src;
 	int r = bm_read_lock(tm->bm, orig, v, &src);
 	if (r)
-		return r;
+		return read_result(tm, r);
 	uint64_t b;
 	r = sm_meta_new_block(tm->sm, &b);
 	if (r) {
@@ -71,7 +82,7 @@ int tm_shadow_block(struct tm *tm, uint64_t orig, const struct bm_validator *v,
 
 int tm_read_lock(struct tm *tm, uint64_t b, const struct bm_validator *v, struct bm_block **out)
 {
-	return bm_read_lock(tm->bm, b, v, out);
+	return read_result(tm, bm_read_lock(tm->bm, b, v, out));
 }
 
 void tm_unlock(struct tm *tm, struct bm_block *blk)
@@ -90,3 +101,16 @@ int tm_ref(struct tm *tm, uint64_t b, uint32_t *count)
 	*count = sm_meta_get_count(tm->sm, b);
 	return 0;
 }
+
+int tm_corrupt(struct tm *tm, const char *fmt, ...)
+{
+	static const char prefix[] = "metadata corrupt: ";
+	memcpy(tm->err, prefix, sizeof(prefix));
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(tm->err + sizeof(prefix) - 1, sizeof(tm->err) - (sizeof(prefix) - 1), fmt, ap);
+	va_end(ap);
+	return -EUCLEAN;
+}
+
+const char *tm_error(const struct tm *tm) { return tm->err; }

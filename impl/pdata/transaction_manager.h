@@ -33,10 +33,22 @@ int tm_new_block(struct tm *tm, const struct bm_validator *v, struct bm_block **
 int tm_shadow_block(struct tm *tm, uint64_t orig, const struct bm_validator *v,
 		    struct bm_block **out, bool *inc_children);
 int tm_read_lock(struct tm *tm, uint64_t b, const struct bm_validator *v, struct bm_block **out);
+/* (tm_read_lock and tm_shadow_block: a block that fails its validator, lies
+ * beyond the device or, shadowed, is free in the space map was reached
+ * through a corrupt pointer: -EUCLEAN, see tm_corrupt.) */
 void tm_unlock(struct tm *tm, struct bm_block *blk);
 
 int tm_inc(struct tm *tm, uint64_t b);
 int tm_dec(struct tm *tm, uint64_t b);
 int tm_ref(struct tm *tm, uint64_t b, uint32_t *count);
+
+/* Corrupt metadata found by a walk over the blocks (a btree that loops or is
+ * deeper than any real tree, a node of the wrong kind, a block that fails
+ * its validator): record "metadata corrupt: <what>" and return -EUCLEAN (the
+ * kernel's EFSCORRUPTED), so callers can tell corruption from IO errors and
+ * name it instead of printing strerror. */
+int tm_corrupt(struct tm *tm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The sentence of the last tm_corrupt, "" if none. */
+const char *tm_error(const struct tm *tm);
 
 #endif
