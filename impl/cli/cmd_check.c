@@ -2,16 +2,15 @@
  * (impl/thin/check.h). Faults go to stderr, one per line; the exit status
  * is 0 when the metadata is clean, 1 when faults were found (or the check
  * could not run), 2 on a usage error. */
-#include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli_util.h"
+#include "cli/cli_args.h"
+#include "cli/cli_msg.h"
+#include "cli/cli_offline.h"
 #include "cli/commands.h"
-#include "io/dev.h"
 #include "thin/check.h"
+#include "thinp.h"
 
 static const char check_usage[] =
         "Usage: thinp check [options] METADATA\n"
@@ -32,47 +31,71 @@ static const char check_usage[] =
         "      --skip-data-counts         do not compare data space map counts\n"
         "      --max-reports N            print at most N faults of each sort (0: all)\n"
         "  -h, --help                     show this help\n"
+        "  -V, --version                  print the version\n"
         "\n"
         "Exit status: 0 clean, 1 faults found or metadata unreadable, 2 usage error.\n";
 
-static int usage_error(const char *fmt, const char *arg)
-{
-	return cli_usage_error("check", fmt, arg);
-}
-
-static int parse_u64(const char *s, unsigned long long *out)
-{
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-struct printer {
-	int quiet;
+struct check_args {
+	struct tcheck_opts opts;
+	bool quiet;
 };
+
+enum {
+	OPT_SB_ONLY = 256,
+	OPT_IGNORE_NON_FATAL,
+	OPT_SKIP_DATA_COUNTS,
+	OPT_MAX_REPORTS,
+	OPT_UNSUPPORTED,
+};
+
+static int option(void *ctx, int c, const char *arg, const char *opt)
+{
+	struct check_args *ca = ctx;
+	uint64_t v;
+	switch (c) {
+	case 'q':
+		ca->quiet = true;
+		return 0;
+	case OPT_SB_ONLY:
+		ca->opts.super_block_only = 1;
+		return 0;
+	case 'm':
+		if (!arg)
+			return 0;
+		if (cli_u64("check", opt, arg, UINT64_MAX, &v))
+			return 2;
+		if (!v)
+			return cli_usage("check", "invalid %s '%s': block 0 is the superblock", opt,
+			                 arg);
+		ca->opts.metadata_snap = v;
+		return 0;
+	case OPT_IGNORE_NON_FATAL:
+		ca->opts.ignore_leaks = 1;
+		return 0;
+	case OPT_SKIP_DATA_COUNTS:
+		ca->opts.skip_data_counts = 1;
+		return 0;
+	case OPT_MAX_REPORTS:
+		if (cli_u64("check", opt, arg, 0xffffffffull, &v))
+			return 2;
+		ca->opts.max_reports_per_kind = v ? (unsigned)v : 0xffffffffu;
+		return 0;
+	case OPT_UNSUPPORTED:
+		return cli_usage("check", "%s is not supported (thinp check never writes)", opt);
+	}
+	return cli_usage("check", "unknown option '%s'", opt);
+}
 
 static void print_fault(void *ctx, const char *msg)
 {
-	const struct printer *p = ctx;
-	if (!p->quiet)
-		fprintf(stderr, "%s\n", msg);
+	const struct check_args *ca = ctx;
+	if (!ca->quiet)
+		cli_report_line(msg);
 }
 
-int cmd_check(int argc, char **argv)
+int cmd_check(int argc, char **argv, const struct cli_global *g)
 {
-	enum {
-		OPT_SB_ONLY = 256,
-		OPT_IGNORE_NON_FATAL,
-		OPT_SKIP_DATA_COUNTS,
-		OPT_MAX_REPORTS,
-		OPT_UNSUPPORTED,
-	};
+	(void)g;
 	static const struct option longopts[] = {
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "super-block-only", no_argument, NULL, OPT_SB_ONLY },
@@ -84,67 +107,36 @@ int cmd_check(int argc, char **argv)
 		{ "auto-repair", no_argument, NULL, OPT_UNSUPPORTED },
 		{ "clear-needs-check-flag", no_argument, NULL, OPT_UNSUPPORTED },
 		{ "override-mapping-root", required_argument, NULL, OPT_UNSUPPORTED },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		CLI_STD_LONGOPTS,
+		{ 0 },
 	};
-	struct tcheck_opts opts = { 0 };
-	struct printer pr = { 0 };
-	unsigned long long v;
-	int c, idx = 0;
-	optind = 0; /* the dispatcher may have run getopt already */
-	while ((c = getopt_long(argc, argv, "qm::h", longopts, &idx)) != -1) {
-		switch (c) {
-		case 'q':
-			pr.quiet = 1;
-			break;
-		case OPT_SB_ONLY:
-			opts.super_block_only = 1;
-			break;
-		case 'm':
-			if (optarg && (parse_u64(optarg, &v) || !v))
-				return usage_error("--metadata-snap: '%s' is not a block number",
-				                   optarg);
-			if (optarg)
-				opts.metadata_snap = v;
-			break;
-		case OPT_IGNORE_NON_FATAL:
-			opts.ignore_leaks = 1;
-			break;
-		case OPT_SKIP_DATA_COUNTS:
-			opts.skip_data_counts = 1;
-			break;
-		case OPT_MAX_REPORTS:
-			if (parse_u64(optarg, &v) || v > 0xffffffffull)
-				return usage_error("--max-reports: '%s' is not a count", optarg);
-			opts.max_reports_per_kind = v ? (unsigned)v : 0xffffffffu;
-			break;
-		case OPT_UNSUPPORTED:
-			return usage_error("--%s is not supported (thinp check never writes)",
-			                   longopts[idx].name);
-		case 'h':
-			fputs(check_usage, stdout);
-			return 0;
-		default:
-			fputs("Try 'thinp check --help'.\n", stderr);
-			return 2;
-		}
-	}
-	const char *path;
-	struct tp_dev *meta;
-	int r = cli_open_metadata_arg("check", argc, argv, optind, pr.quiet, &meta, &path);
+	struct check_args ca = { .quiet = false };
+	const struct cli_cmd cmd = {
+		.name = "check",
+		.usage = check_usage,
+		.shortopts = "qm::" CLI_STD_SHORTOPTS,
+		.longopts = longopts,
+		.option = option,
+		.ctx = &ca,
+	};
+	const char *pos[2], *path;
+	int nr, r = cli_parse(&cmd, argc, argv, pos, 2, &nr);
 	if (r)
+		return r == CLI_DONE ? 0 : r;
+	struct tp_dev *meta;
+	if ((r = cli_open_metadata_arg("check", pos, nr, ca.quiet, &meta, &path)))
 		return r;
 	unsigned nr_errors = 0;
-	r = tcheck_run(meta, &opts, print_fault, &pr, &nr_errors);
-	tp_dev_close(meta);
+	r = tcheck_run(meta, &ca.opts, print_fault, &ca, &nr_errors);
+	thinp_dev_close(meta);
 	if (r) {
-		if (!pr.quiet)
-			fprintf(stderr, "thinp check: cannot check %s: %s\n", path, strerror(-r));
+		if (!ca.quiet)
+			cli_err("check", "cannot check %s: %s", path, strerror(-r));
 		return 1;
 	}
 	if (nr_errors) {
-		if (!pr.quiet)
-			fprintf(stderr, "thinp check: %s: %u fault%s found\n", path, nr_errors,
+		if (!ca.quiet)
+			cli_err("check", "%s: %u fault%s found", path, nr_errors,
 			        nr_errors == 1 ? "" : "s");
 		return 1;
 	}

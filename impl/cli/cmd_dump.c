@@ -1,17 +1,16 @@
 /* thinp dump: thin_dump 0.9.0 compatible (same options for what is
  * supported, byte-identical output). */
 #include <errno.h>
-#include <getopt.h>
-#include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli_util.h"
+#include "cli/cli_args.h"
+#include "cli/cli_msg.h"
+#include "cli/cli_offline.h"
 #include "cli/commands.h"
-#include "io/dev.h"
 #include "thin/metadata.h"
 #include "thin/xml.h"
+#include "thinp.h"
 
 static const char dump_usage[] =
         "Usage: thinp dump [options] METADATA\n"
@@ -26,32 +25,103 @@ static const char dump_usage[] =
         "                               superblock holds; note: -mBLOCK, no space)\n"
         "      --dev-id ID              dump only thin device ID\n"
         "      --skip-mappings          devices only, without their mappings\n"
-        "  -h, --help                   show this help\n";
+        "  -h, --help                   show this help\n"
+        "  -V, --version                print the version\n";
 
-static int usage_error(const char *fmt, const char *arg)
+struct dump_args {
+	struct xml_dump_opts opts;
+	const char *output;
+	bool snap;
+	uint64_t snap_block;
+};
+
+enum {
+	OPT_DEV_ID = 256,
+	OPT_SKIP_MAPPINGS
+};
+
+static int option(void *ctx, int c, const char *arg, const char *opt)
 {
-	return cli_usage_error("dump", fmt, arg);
+	struct dump_args *da = ctx;
+	switch (c) {
+	case 'o':
+		da->output = arg;
+		return 0;
+	case 'f':
+		if (!strcmp(arg, "xml"))
+			da->opts.format = XML_DUMP_XML;
+		else if (!strcmp(arg, "human_readable"))
+			da->opts.format = XML_DUMP_HUMAN;
+		else
+			return cli_usage("dump", "unknown format '%s' (use xml or human_readable)",
+			                 arg);
+		return 0;
+	case 'm':
+		da->snap = true;
+		if (arg && cli_u64("dump", opt, arg, UINT64_MAX, &da->snap_block))
+			return 2;
+		if (arg && !da->snap_block)
+			return cli_usage("dump", "invalid %s '%s': block 0 is the superblock", opt,
+			                 arg);
+		return 0;
+	case OPT_DEV_ID:
+		da->opts.one_dev = true;
+		return cli_u64("dump", opt, arg, UINT64_MAX, &da->opts.dev_id);
+	case OPT_SKIP_MAPPINGS:
+		da->opts.skip_mappings = true;
+		return 0;
+	case 'r':
+		return cli_usage("dump",
+		                 "%s is not supported: run 'thinp check' to see what is "
+		                 "damaged",
+		                 "--repair");
+	}
+	return cli_usage("dump", "unknown option '%s'", opt);
 }
 
-static int parse_u64(const char *s, uint64_t *out)
+/* Write the dump of META (PATH) to OUTPUT or stdout. 0 or 1 (reported). */
+static int dump(struct tp_dev *meta, const char *path, const struct dump_args *da)
 {
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	*out = v;
-	return 0;
+	char err[512];
+	struct tmd *md = NULL;
+	if (!da->snap) {
+		struct tmd_open_args a = { .meta = meta, .read_only = true };
+		if (tmd_open(&a, &md, err, sizeof(err)))
+			return cli_fail("dump", "%s: %s", path, err);
+	}
+
+	/* Opened only now, so bad metadata does not clobber an existing file. */
+	FILE *out = stdout;
+	if (da->output) {
+		out = fopen(da->output, "w");
+		if (!out) {
+			cli_err("dump", "cannot create %s: %s", da->output, strerror(errno));
+			tmd_close_nocommit(md);
+			return 1;
+		}
+	}
+	/* failure to get a bigger buffer only costs speed */
+	(void)setvbuf(out, NULL, _IOFBF, 1 << 20);
+
+	int r;
+	if (da->snap)
+		r = xml_dump_metadata_snap(meta, da->snap_block, out, &da->opts, err, sizeof(err));
+	else
+		r = xml_dump(md, out, &da->opts, err, sizeof(err));
+	int rc = 0;
+	if (r)
+		rc = cli_fail("dump", "%s: %s", path, err);
+	if (da->output && fclose(out))
+		rc = cli_fail("dump", "writing %s failed: %s", da->output, strerror(errno));
+	else if (!da->output && fflush(stdout))
+		rc = cli_fail("dump", "writing the output failed: %s", strerror(errno));
+	tmd_close_nocommit(md);
+	return rc;
 }
 
-int cmd_dump(int argc, char **argv)
+int cmd_dump(int argc, char **argv, const struct cli_global *g)
 {
-	enum {
-		OPT_DEV_ID = 256,
-		OPT_SKIP_MAPPINGS
-	};
+	(void)g;
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "format", required_argument, NULL, 'f' },
@@ -59,103 +129,26 @@ int cmd_dump(int argc, char **argv)
 		{ "dev-id", required_argument, NULL, OPT_DEV_ID },
 		{ "skip-mappings", no_argument, NULL, OPT_SKIP_MAPPINGS },
 		{ "repair", no_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		CLI_STD_LONGOPTS,
+		{ 0 },
 	};
-	struct xml_dump_opts opts = { .format = XML_DUMP_XML };
-	const char *output = NULL;
-	bool snap = false;
-	uint64_t snap_block = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "o:f:m::rh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			output = optarg;
-			break;
-		case 'f':
-			if (!strcmp(optarg, "xml"))
-				opts.format = XML_DUMP_XML;
-			else if (!strcmp(optarg, "human_readable"))
-				opts.format = XML_DUMP_HUMAN;
-			else
-				return usage_error(
-				        "unknown format '%s' (use xml or human_readable)", optarg);
-			break;
-		case 'm':
-			snap = true;
-			if (optarg && (parse_u64(optarg, &snap_block) || !snap_block))
-				return usage_error("--metadata-snap: '%s' is not a block number",
-				                   optarg);
-			break;
-		case OPT_DEV_ID:
-			if (parse_u64(optarg, &opts.dev_id))
-				return usage_error("--dev-id: '%s' is not a device id", optarg);
-			opts.one_dev = true;
-			break;
-		case OPT_SKIP_MAPPINGS:
-			opts.skip_mappings = true;
-			break;
-		case 'r':
-			return usage_error("%s is not supported: run 'thinp check' to see what is "
-			                   "damaged",
-			                   "--repair");
-		case 'h':
-			fputs(dump_usage, stdout);
-			return 0;
-		default:
-			fputs("Try 'thinp dump --help'.\n", stderr);
-			return 2;
-		}
-	}
-	const char *path;
-	struct tp_dev *meta;
-	int r = cli_open_metadata_arg("dump", argc, argv, optind, false, &meta, &path);
+	struct dump_args da = { .opts = { .format = XML_DUMP_XML } };
+	const struct cli_cmd cmd = {
+		.name = "dump",
+		.usage = dump_usage,
+		.shortopts = "o:f:m::r" CLI_STD_SHORTOPTS,
+		.longopts = longopts,
+		.option = option,
+		.ctx = &da,
+	};
+	const char *pos[2], *path;
+	int nr, r = cli_parse(&cmd, argc, argv, pos, 2, &nr);
 	if (r)
+		return r == CLI_DONE ? 0 : r;
+	struct tp_dev *meta;
+	if ((r = cli_open_metadata_arg("dump", pos, nr, false, &meta, &path)))
 		return r;
-	char err[512];
-	struct tmd *md = NULL;
-	if (!snap) {
-		struct tmd_open_args a = { .meta = meta, .read_only = true };
-		r = tmd_open(&a, &md, err, sizeof(err));
-		if (r) {
-			fprintf(stderr, "thinp dump: %s: %s\n", path, err);
-			tp_dev_close(meta);
-			return 1;
-		}
-	}
-
-	/* Opened only now, so bad metadata does not clobber an existing file. */
-	FILE *out = stdout;
-	if (output) {
-		out = fopen(output, "w");
-		if (!out) {
-			fprintf(stderr, "thinp dump: cannot create %s: %s\n", output,
-			        strerror(errno));
-			tmd_close_nocommit(md);
-			tp_dev_close(meta);
-			return 1;
-		}
-	}
-	/* failure to get a bigger buffer only costs speed */
-	(void)setvbuf(out, NULL, _IOFBF, 1 << 20);
-
-	if (snap)
-		r = xml_dump_metadata_snap(meta, snap_block, out, &opts, err, sizeof(err));
-	else
-		r = xml_dump(md, out, &opts, err, sizeof(err));
-	int rc = 0;
-	if (r) {
-		fprintf(stderr, "thinp dump: %s: %s\n", path, err);
-		rc = 1;
-	}
-	if (output && fclose(out)) {
-		fprintf(stderr, "thinp dump: writing %s failed: %s\n", output, strerror(errno));
-		rc = 1;
-	} else if (!output && fflush(stdout)) {
-		fprintf(stderr, "thinp dump: writing the output failed: %s\n", strerror(errno));
-		rc = 1;
-	}
-	tmd_close_nocommit(md);
-	tp_dev_close(meta);
-	return rc;
+	r = dump(meta, path, &da);
+	thinp_dev_close(meta);
+	return r;
 }

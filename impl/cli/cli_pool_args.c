@@ -1,0 +1,125 @@
+#include "cli/cli_pool_args.h"
+
+#include <string.h>
+
+#include "cli/cli_msg.h"
+
+void cli_pool_args_init(struct cli_pool_args *a, const char *cmd, const struct cli_global *g)
+{
+	memset(a, 0, sizeof(*a));
+	a->cmd = cmd;
+	a->backend = g->backend;
+	a->verbose = g->verbose;
+}
+
+int cli_pool_option(void *ctx, int c, const char *arg, const char *opt)
+{
+	struct cli_pool_args *a = ctx;
+	uint64_t v;
+	switch (c) {
+	case CLI_OPT_DATA:
+		a->data = arg;
+		return 0;
+	case CLI_OPT_METADATA:
+		a->metadata = arg;
+		return 0;
+	case CLI_OPT_BLOCK_SIZE:
+		if (cli_size(a->cmd, opt, arg, &v))
+			return 2;
+		if (v < 65536 || v > (1ull << 30) || v % 65536)
+			return cli_usage(a->cmd, "invalid %s '%s': use 64k..1g, a multiple of 64k",
+			                 opt, arg);
+		a->opts.block_sectors = (uint32_t)(v / 512);
+		a->have_block_size = true;
+		return 0;
+	case CLI_OPT_LOW_WATER:
+		return cli_u64(a->cmd, opt, arg, UINT64_MAX, &a->opts.low_water_blocks);
+	case CLI_OPT_BACKEND:
+		if (!strcmp(arg, "user"))
+			a->backend = CLI_BACKEND_USER;
+		else if (!strcmp(arg, "kernel"))
+			a->backend = CLI_BACKEND_KERNEL;
+		else
+			return cli_usage(a->cmd, "invalid %s '%s': use user or kernel", opt, arg);
+		return 0;
+	case 'v':
+		a->verbose++;
+		return 0;
+	case CLI_OPT_NAME:
+		a->name = arg;
+		return 0;
+	case CLI_OPT_DATA_SIZE:
+		return cli_size(a->cmd, opt, arg, &a->data_size);
+	case CLI_OPT_METADATA_SIZE:
+		return cli_size(a->cmd, opt, arg, &a->meta_size);
+	case CLI_OPT_DEFERRED:
+		a->deferred = true;
+		return 0;
+	case CLI_OPT_NOFLUSH:
+		a->noflush = true;
+		return 0;
+	case CLI_OPT_FIELDS:
+		a->fields = true;
+		return 0;
+	case CLI_OPT_SKIP_BLOCK_ZEROING:
+		a->opts.skip_block_zeroing = true;
+		return 0;
+	case CLI_OPT_ERROR_IF_NO_SPACE:
+		a->opts.error_if_no_space = true;
+		return 0;
+	case CLI_OPT_IGNORE_DISCARD:
+		a->opts.ignore_discard = true;
+		return 0;
+	case CLI_OPT_NO_DISCARD_PASSDOWN:
+		a->opts.no_discard_passdown = true;
+		return 0;
+	case CLI_OPT_READ_ONLY:
+		a->opts.read_only = true;
+		return 0;
+	case CLI_OPT_DIRECT:
+		a->direct = true;
+		return 0;
+	case CLI_OPT_LOSETUP:
+		a->losetup = true;
+		return 0;
+	case CLI_OPT_FORCE:
+		a->force = true;
+		return 0;
+	}
+	return cli_usage(a->cmd, "unknown option '%s'", opt);
+}
+
+static int count_error(const struct cli_pool_args *a, int need, const char *after)
+{
+	if (!need)
+		return cli_usage(a->cmd, "expected the pool (%s)", after);
+	return cli_usage(a->cmd, "expected the pool (%s) and %d argument%s", after, need,
+	                 need == 1 ? "" : "s");
+}
+
+int cli_take_pool(struct cli_pool_args *a, const char **pos, int *nr, int need, bool devices_ok)
+{
+	if (a->backend == CLI_BACKEND_KERNEL) {
+		if (!devices_ok && (a->data || a->metadata))
+			return cli_usage(a->cmd,
+			                 "with --backend kernel name the pool (DIR or NAME), "
+			                 "not --data/--metadata");
+		if (*nr != need + 1)
+			return count_error(a, need, "DIR or NAME");
+	} else if (!a->data && !a->metadata) {
+		if (*nr < 1)
+			return cli_usage(a->cmd, "missing pool directory");
+		if (*nr != need + 1)
+			return count_error(a, need, "DIR or --data DEV --metadata DEV");
+	} else if (!a->data || !a->metadata) {
+		return cli_usage(a->cmd, "--data and --metadata go together");
+	} else {
+		if (*nr != need)
+			return count_error(a, need, "DIR or --data DEV --metadata DEV");
+		return 0;
+	}
+	a->pool = pos[0];
+	memmove(pos, pos + 1, (size_t)(*nr - 1) * sizeof(*pos));
+	(*nr)--;
+	return 0;
+}
