@@ -30,7 +30,7 @@
 #include "thinp.h"
 
 #define NR_CELLS 1024u
-#define MAX_RUN 32u /* whole blocks of one write handled together (write_whole_run); also
+#define MAX_RUN 32u /* whole blocks of one write handled together (pool_write_whole_run); also
                      * keeps the locks one thread holds under ThreadSanitizer's 64 */
 #define MAX_RUN_BYTES (16u << 20) /* and at most this many bytes */
 #define COPY_CHUNK (1u << 20)

@@ -132,7 +132,7 @@ static int for_each_block(struct thinp_thin *t, uint8_t *buf, size_t len, uint64
 				return r;
 			done += (size_t)did * p->block_bytes;
 			if (did)
-				continue; /* else its first block needs write_block's slow path */
+				continue; /* else its first block needs write_block's slow path (pool_write.c) */
 		}
 		struct thinp_class_stats cost = {.ops = 1, .bytes_requested = n};
 		enum thinp_class cls;
