@@ -24,6 +24,7 @@ Modules, from the bottom up:
   report       report.md and commands.md
   claims, benchmarks  BENCHMARKS.md
   runner, cli  the run itself and scenarios/run's command line
+  compare      two runs compared on their exact counters (a check for changes to the runner)
 """
 import os
 
