@@ -99,6 +99,12 @@ def page(run, d, rel):
         made = [n for n in ("kernel-ratios-loop", "kernel-ratios-direct")
                 if os.path.exists(os.path.join(d, "charts", n + ".png"))]
         L += kernel_section(run, prefix=rel + "/", charts_made=made)
+    # What `make vm-test` checks is not in any run's files, so the page points to where the
+    # project states it instead of restating numbers this run did not measure.
+    L += ["The kernel's behaviour beyond costs (libthinp agreeing with dm-thin byte for byte, "
+          "and the kernel findings of the VM tests) is checked by `make vm-test`, not by this "
+          "run: see [docs/dm-thin-behaviour.md](docs/dm-thin-behaviour.md#measured-on-a-real-kernel).",
+          ""]
     L += ["## Not measured yet", ""]
     if not run.kernel:
         L.append(f"- The kernel's dm-thin: {run.kernel_error or KERNEL_NOTE}.")
