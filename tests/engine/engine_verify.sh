@@ -49,20 +49,29 @@ done
 [ "$failed" -eq 0 ] || exit 1
 
 # The pool's own devices: O_DIRECT exactly in thinp_mode=direct (seen in /proc/PID/fdinfo of
-# a running fio; thread=1 keeps the engine in fio's own process).
+# the running fio; thread=1 keeps the engine in fio's own process). No clock decides when to
+# look or how long fio runs: the engine's "formatted a new pool" line, printed while the pool
+# is open, says when to look; fio runs time_based (the runtime only bounds a test that died)
+# until its trigger file appears after the checks, which ends the job normally (exit 0).
 for mode in direct loop; do
 	step "thinp_mode=$mode: O_DIRECT on the data and metadata files $([ $mode = direct ] && echo on || echo off)"
-	pool=$WORK/odirect-$mode
+	pool=$WORK/odirect-$mode out=$WORK/odirect-$mode.out stop=$WORK/odirect-$mode.stop
 	"$FIO" --ioengine=external:"$ENGINE" --thinp_pool="$pool" --thinp_create=1 \
 		--thinp_data_size=64m --thinp_metadata_size=16m --thinp_mode=$mode --direct=1 \
-		--thread --rw=randwrite --bs=4k --size=8m --time_based --runtime=2 --name=odirect \
-		>"$WORK/odirect-$mode.out" 2>&1 &
+		--thread --rw=randwrite --bs=4k --size=8m --time_based --runtime=600 --name=odirect \
+		--verify_state_save=0 --trigger-file="$stop" \
+		--output-format=json --output="$WORK/odirect-$mode.json" >"$out" 2>&1 &
 	pid=$!
+	bg_pid "$pid"
+	wait_for_line "$out" 'thinp: formatted a new pool on' "$pid" ||
+		{ cat "$out"; echo "FAIL: fio exited before the pool was open"; exit 1; }
 	want=$([ $mode = direct ] && echo 1 || echo 0)
 	rc=0
 	$CHECK odirect "$pid" "$pool/data" "$want" || rc=$?
 	$CHECK odirect "$pid" "$pool/metadata" "$want" || rc=$?
-	wait $pid || { cat "$WORK/odirect-$mode.out"; echo "FAIL: fio exited non-zero"; exit 1; }
+	touch "$stop"
+	wait "$pid" || { cat "$out"; echo "FAIL: fio exited non-zero"; exit 1; }
 	[ $rc -eq 0 ] || exit 1
+	$CHECK fio "$WORK/odirect-$mode.json"
 done
 echo "PASS"

@@ -20,7 +20,15 @@ fi
 
 mkdir -p "$BUILD"
 WORK=$(mktemp -d "$BUILD/engine-test.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+BG_PIDS=()
+cleanup() { # fio runs started with bg_pid are stopped before their scratch dir goes
+	local p
+	for p in "${BG_PIDS[@]}"; do
+		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
 export ENGINE WORK
 # fio drops files (verify state, ...) in its working directory
 cd "$WORK"
@@ -65,4 +73,20 @@ must_fail() {
 		exit 1
 	fi
 	echo "  ok: exit $rc with /$pattern/"
+}
+
+# bg_pid PID: a background fio that the exit trap stops (for runs the test ends itself).
+bg_pid() { BG_PIDS+=("$1"); }
+
+# wait_for_line FILE PATTERN PID: wait until FILE has a line matching PATTERN (grep -E), polling
+# without a deadline; fails only when process PID has exited without printing it.
+wait_for_line() {
+	local file=$1 pattern=$2 pid=$3
+	until grep -Eq -- "$pattern" "$file" 2>/dev/null; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			grep -Eq -- "$pattern" "$file" 2>/dev/null
+			return
+		fi
+		sleep 0.1
+	done
 }
