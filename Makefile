@@ -430,3 +430,82 @@ format-check:
 
 .PHONY: FORCE
 FORCE:
+
+# ---- fuzz: libFuzzer harnesses (tests/fuzz) ---------------------------------------------------
+# Every tests/fuzz/fuzz_NAME.c is a libFuzzer harness (LLVMFuzzerTestOneInput) over libthinp,
+# working in memory only; the other tests/fuzz/*.c files are helpers linked into each, except
+# mkcorpus.c, the seed generator. clang builds them into $(FUZZ_DIR)/ with
+# -fsanitize=fuzzer,address,undefined, compiling the library sources itself (the coverage
+# instrumentation must reach them) with the project's warnings.
+#   make fuzz-build    $(FUZZ_DIR)/fuzz_NAME for each harness
+#   make fuzz          each harness for FUZZ_SECONDS on its committed corpus tests/fuzz/corpus/NAME/
+#                      (read-only: new inputs go to a scratch dir) with tests/fuzz/NAME.dict when
+#                      present; fails on any crash, leak, timeout (FUZZ_TIMEOUT s per input) or
+#                      out-of-memory; reproducers land in $(FUZZ_DIR)/artifacts/, logs in
+#                      $(FUZZ_DIR)/logs/. FUZZ_ARGS passes more libFuzzer options.
+#   make fuzz-corpus   regenerate the seed corpora (tests/fuzz/mkcorpus.c)
+# Reproduce a finding: $(FUZZ_DIR)/fuzz_NAME FILE. A long run by hand: tests/README.md.
+FUZZ_CC      ?= clang
+FUZZ_DIR     ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TIMEOUT ?= 10
+FUZZ_ARGS    ?=
+FUZZ_SRCS    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_HELPERS := $(sort $(filter-out tests/fuzz/fuzz_% tests/fuzz/mkcorpus.c,$(wildcard tests/fuzz/*.c)))
+FUZZ_NAMES   := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O1 -g -Iimpl -Iimpl/include \
+		-Itests/fuzz -fno-omit-frame-pointer -fno-sanitize-recover=all \
+		-fsanitize=fuzzer-no-link,address,undefined
+FUZZ_OBJS    := $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_HELPERS:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_STAMP   := $(FUZZ_DIR)/.toolchain-ok
+
+.PHONY: fuzz fuzz-build fuzz-corpus
+fuzz-build: $(FUZZ_BINS)
+
+# clang and its libFuzzer runtime come from `make deps` (ci/deps.sh); say so instead of failing
+# on a missing runtime library.
+$(FUZZ_STAMP):
+	@mkdir -p $(@D)
+	@printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n)\n{ (void)d; (void)n; return 0; }\n' \
+		> $(@D)/probe.c
+	@$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $(@D)/probe $(@D)/probe.c 2>/dev/null || \
+		{ echo "make: $(FUZZ_CC) with libFuzzer is missing: run 'make deps' as root" >&2; exit 1; }
+	@rm -f $(@D)/probe $(@D)/probe.c && touch $@
+
+$(FUZZ_DIR)/obj/%.o: %.c | $(FUZZ_STAMP)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_OBJS)
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIB_LIBS)
+
+$(FUZZ_DIR)/mkcorpus: $(FUZZ_DIR)/obj/tests/fuzz/mkcorpus.o $(FUZZ_OBJS)
+	$(FUZZ_CC) -fsanitize=address,undefined -o $@ $^ $(LIB_LIBS)
+
+fuzz-corpus: $(FUZZ_DIR)/mkcorpus
+	$(FUZZ_DIR)/mkcorpus tests/fuzz/corpus
+
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_DIR)/logs $(FUZZ_DIR)/artifacts; tmp=$$(mktemp -d); pass=0; fail=0; \
+	for n in $(FUZZ_NAMES); do \
+		mkdir -p $$tmp/$$n; dict=; \
+		[ -f tests/fuzz/$$n.dict ] && dict=-dict=tests/fuzz/$$n.dict; \
+		log=$(FUZZ_DIR)/logs/$$n.log; \
+		if $(FUZZ_DIR)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) \
+			-rss_limit_mb=2048 -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_DIR)/artifacts/$$n- $$dict $(FUZZ_ARGS) \
+			$$tmp/$$n tests/fuzz/corpus/$$n >$$log 2>&1; then \
+			pass=$$((pass + 1)); \
+			echo "fuzz $$n: ok, $$(grep -E '^#[0-9]+[[:space:]]+DONE' $$log | tail -n 1)"; \
+		else \
+			fail=$$((fail + 1)); echo "fuzz $$n: FAILED (log: $$log)"; tail -n 40 $$log; \
+		fi; \
+	done; rm -rf $$tmp; echo "fuzz: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
+
+clean: fuzz-clean
+.PHONY: fuzz-clean
+fuzz-clean:
+	rm -rf $(FUZZ_DIR)
+
+-include $(FUZZ_OBJS:.o=.d) $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_DIR)/obj/tests/fuzz/%.d)

@@ -85,6 +85,10 @@ void sm_disk_destroy(struct sm_disk *sm)
 static int add_blocks(struct sm_disk *sm, uint64_t nr_blocks)
 {
 	uint64_t old_nb = sm->nr_bitmaps, nb = bitmaps_for(nr_blocks);
+	/* each new bitmap takes a free metadata block: fail before sizing the
+	 * index arrays for a count that cannot fit (2^40 blocks: 1 GiB of them) */
+	if (nb - old_nb > sm_meta_nr_free(tm_sm(sm->tm)))
+		return -ENOSPC;
 	int r = grow_arrays(sm, nb);
 	if (r)
 		return r;

@@ -1,0 +1,124 @@
+/* Memory devices reused across fuzz inputs; see reuse_dev.h. */
+#include "reuse_dev.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rdev {
+	struct tp_dev dev; /* first: the library sees this */
+	uint8_t *data;
+	uint64_t cap;
+	uint64_t dirty; /* bytes [dirty, cap) are zero */
+};
+
+static struct rdev slots[FR_NR_SLOTS];
+
+static struct rdev *rd(struct tp_dev *d) { return (struct rdev *)d; }
+
+static int in_range(const struct tp_dev *d, uint64_t off, uint64_t len)
+{
+	return len <= d->size && off <= d->size - len;
+}
+
+static void written(struct rdev *r, uint64_t end)
+{
+	if (end > r->dirty)
+		r->dirty = end;
+}
+
+static int r_pread(struct tp_dev *d, void *buf, size_t len, uint64_t off)
+{
+	if (!in_range(d, off, len))
+		return -EINVAL;
+	memcpy(buf, rd(d)->data + off, len);
+	d->ctr.reads++;
+	d->ctr.bytes_read += len;
+	return 0;
+}
+
+static int r_pwrite(struct tp_dev *d, const void *buf, size_t len, uint64_t off)
+{
+	if (!in_range(d, off, len))
+		return -EINVAL;
+	memcpy(rd(d)->data + off, buf, len);
+	written(rd(d), off + len);
+	d->ctr.writes++;
+	d->ctr.bytes_written += len;
+	return 0;
+}
+
+static int r_flush(struct tp_dev *d)
+{
+	d->ctr.flushes++;
+	return 0;
+}
+
+static int r_zeroes(struct tp_dev *d, uint64_t off, uint64_t len)
+{
+	if (!in_range(d, off, len))
+		return -EINVAL;
+	memset(rd(d)->data + off, 0, len);
+	d->ctr.zero_ops++;
+	d->ctr.bytes_zeroed += len;
+	return 0;
+}
+
+static int r_discard(struct tp_dev *d, uint64_t off, uint64_t len)
+{
+	if (!in_range(d, off, len))
+		return -EINVAL;
+	memset(rd(d)->data + off, 0, len);
+	d->ctr.discards++;
+	d->ctr.bytes_discarded += len;
+	return 0;
+}
+
+static int r_resize(struct tp_dev *d, uint64_t size)
+{
+	if (size > rd(d)->cap)
+		return -ENOMEM;
+	if (size < d->size)
+		memset(rd(d)->data + size, 0, d->size - size);
+	d->size = size;
+	return 0;
+}
+
+static int r_refresh(struct tp_dev *d)
+{
+	(void)d;
+	return 0;
+}
+
+static void r_close(struct tp_dev *d) { (void)d; }
+
+static const struct tp_dev_ops rdev_ops = {r_pread,   r_pwrite, r_flush,   r_zeroes,
+					   r_discard, r_resize, r_refresh, r_close};
+
+struct tp_dev *fr_dev(unsigned slot, uint64_t size, uint64_t capacity)
+{
+	if (slot >= FR_NR_SLOTS)
+		return NULL;
+	struct rdev *r = &slots[slot];
+	if (!r->data) {
+		r->data = calloc(1, capacity);
+		if (!r->data)
+			return NULL;
+		r->cap = capacity;
+	}
+	if (size > r->cap)
+		return NULL;
+	memset(r->data, 0, r->dirty);
+	r->dirty = 0;
+	memset(&r->dev, 0, sizeof(r->dev));
+	r->dev.ops = &rdev_ops;
+	r->dev.size = size;
+	r->dev.align = 1;
+	return &r->dev;
+}
+
+uint8_t *fr_bytes(struct tp_dev *d, uint64_t **dirty)
+{
+	*dirty = &rd(d)->dirty;
+	return rd(d)->data;
+}
