@@ -98,11 +98,9 @@ int fi_meta_dev(const uint8_t *in, size_t len, unsigned flags, struct tp_dev **o
 	*out = fr_dev(FR_META, FI_META_BYTES, FI_META_BYTES);
 	if (!*out)
 		return -ENOMEM;
-	uint64_t *dirty;
-	uint8_t *img = fr_bytes(*out, &dirty);
+	uint8_t *img = fr_bytes(*out);
 	size_t n = fi_decode(in, len, img, FI_META_BYTES);
-	if (n > *dirty)
-		*dirty = n;
+	fr_dirty(*out, 0, n);
 	if (!(flags & FI_RAW))
 		fi_reseal(img, n);
 	return 0;

@@ -5,11 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Written bytes are tracked per chunk, so a reset zeroes only what an input
+ * wrote (a pool writes a few blocks scattered over its data device). */
+#define CHUNK     (64u * 1024)
+#define MAX_BYTES (64ull << 20)
+
 struct rdev {
 	struct tp_dev dev; /* first: the library sees this */
 	uint8_t *data;
 	uint64_t cap;
-	uint64_t dirty; /* bytes [dirty, cap) are zero */
+	uint8_t dirty[MAX_BYTES / CHUNK];
 };
 
 static struct rdev slots[FR_NR_SLOTS];
@@ -21,10 +26,12 @@ static int in_range(const struct tp_dev *d, uint64_t off, uint64_t len)
 	return len <= d->size && off <= d->size - len;
 }
 
-static void written(struct rdev *r, uint64_t end)
+void fr_dirty(struct tp_dev *d, uint64_t off, uint64_t len)
 {
-	if (end > r->dirty)
-		r->dirty = end;
+	if (!len)
+		return;
+	for (uint64_t c = off / CHUNK; c <= (off + len - 1) / CHUNK; c++)
+		rd(d)->dirty[c] = 1;
 }
 
 static int r_pread(struct tp_dev *d, void *buf, size_t len, uint64_t off)
@@ -42,7 +49,7 @@ static int r_pwrite(struct tp_dev *d, const void *buf, size_t len, uint64_t off)
 	if (!in_range(d, off, len))
 		return -EINVAL;
 	memcpy(rd(d)->data + off, buf, len);
-	written(rd(d), off + len);
+	fr_dirty(d, off, len);
 	d->ctr.writes++;
 	d->ctr.bytes_written += len;
 	return 0;
@@ -101,15 +108,21 @@ struct tp_dev *fr_dev(unsigned slot, uint64_t size, uint64_t capacity)
 		return NULL;
 	struct rdev *r = &slots[slot];
 	if (!r->data) {
-		r->data = calloc(1, capacity);
-		if (!r->data)
+		if (capacity > MAX_BYTES || !(r->data = malloc(capacity)))
 			return NULL;
+		/* written once, so that no later access faults in a page */
+		memset(r->data, 0, capacity);
 		r->cap = capacity;
 	}
 	if (size > r->cap)
 		return NULL;
-	memset(r->data, 0, r->dirty);
-	r->dirty = 0;
+	for (uint64_t c = 0; c < (r->cap + CHUNK - 1) / CHUNK; c++) {
+		if (!r->dirty[c])
+			continue;
+		uint64_t at = c * CHUNK;
+		memset(r->data + at, 0, r->cap - at < CHUNK ? r->cap - at : CHUNK);
+		r->dirty[c] = 0;
+	}
 	memset(&r->dev, 0, sizeof(r->dev));
 	r->dev.ops = &rdev_ops;
 	r->dev.size = size;
@@ -117,8 +130,4 @@ struct tp_dev *fr_dev(unsigned slot, uint64_t size, uint64_t capacity)
 	return &r->dev;
 }
 
-uint8_t *fr_bytes(struct tp_dev *d, uint64_t **dirty)
-{
-	*dirty = &rd(d)->dirty;
-	return rd(d)->data;
-}
+uint8_t *fr_bytes(struct tp_dev *d) { return rd(d)->data; }
