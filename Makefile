@@ -451,7 +451,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_TIMEOUT ?= 10
 FUZZ_ARGS    ?=
 FUZZ_SRCS    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_HELPERS := $(sort $(filter-out tests/fuzz/fuzz_% tests/fuzz/mkcorpus.c,$(wildcard tests/fuzz/*.c)))
+FUZZ_HELPERS := $(sort $(filter-out tests/fuzz/fuzz_% tests/fuzz/mkcorpus.c, \
+		$(wildcard tests/fuzz/*.c)))
 FUZZ_NAMES   := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O1 -g -Iimpl -Iimpl/include \
@@ -470,10 +471,11 @@ fuzz-build: $(FUZZ_BINS)
 # on a missing runtime library.
 $(FUZZ_STAMP):
 	@mkdir -p $(@D)
-	@printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n)\n{ (void)d; (void)n; return 0; }\n' \
-		> $(@D)/probe.c
-	@$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $(@D)/probe $(@D)/probe.c 2>/dev/null || \
-		{ echo "make: $(FUZZ_CC) with libFuzzer is missing: run 'make deps' as root" >&2; exit 1; }
+	@printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n)\n%s\n' \
+		'{ (void)d; (void)n; return 0; }' > $(@D)/probe.c
+	@$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $(@D)/probe $(@D)/probe.c \
+		2>/dev/null || { echo "make: $(FUZZ_CC) with libFuzzer is missing:" \
+		"run 'make deps' as root" >&2; exit 1; }
 	@rm -f $(@D)/probe $(@D)/probe.c && touch $@
 
 $(FUZZ_DIR)/obj/%.o: %.c | $(FUZZ_STAMP)
@@ -495,14 +497,17 @@ fuzz: fuzz-build
 		mkdir -p $$tmp/$$n; dict=; \
 		[ -f tests/fuzz/$$n.dict ] && dict=-dict=tests/fuzz/$$n.dict; \
 		log=$(FUZZ_DIR)/logs/$$n.log; \
-		if ASAN_OPTIONS=$(FUZZ_ASAN_OPTIONS) $(FUZZ_DIR)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) \
-			-timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=2048 -print_final_stats=1 \
+		if ASAN_OPTIONS=$(FUZZ_ASAN_OPTIONS) $(FUZZ_DIR)/fuzz_$$n \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) \
+			-rss_limit_mb=2048 -print_final_stats=1 \
 			-artifact_prefix=$(FUZZ_DIR)/artifacts/$$n- $$dict $(FUZZ_ARGS) \
 			$$tmp/$$n tests/fuzz/corpus/$$n >$$log 2>&1; then \
 			pass=$$((pass + 1)); \
-			echo "fuzz $$n: ok, $$(grep -E '^#[0-9]+[[:space:]]+DONE' $$log | tail -n 1)"; \
+			done=$$(grep -E '^#[0-9]+[[:space:]]+DONE' $$log | tail -n 1); \
+			echo "fuzz $$n: ok, $$done"; \
 		else \
-			fail=$$((fail + 1)); echo "fuzz $$n: FAILED (log: $$log)"; tail -n 40 $$log; \
+			fail=$$((fail + 1)); echo "fuzz $$n: FAILED (log: $$log)"; \
+			tail -n 40 $$log; \
 		fi; \
 	done; rm -rf $$tmp; echo "fuzz: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
 
