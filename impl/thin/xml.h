@@ -7,11 +7,12 @@
  * of `thin_dump -f human_readable` is produced too.
  *
  * The restore accepts what thin_dump 0.9.0 writes (superblock, device,
- * range_mapping, single_mapping) with a small streaming parser and builds the
- * metadata the way thin_restore does: one private mapping subtree per device,
- * one data-block reference per mapping occurrence, mapped_blocks counted from
- * the mappings. The shared-subtree syntax of later tools (<def>, <ref>) is
- * rejected. Errors name the input line. */
+ * range_mapping, single_mapping), read with libexpat like thin_restore does
+ * (xml_read.h says how strictly), and builds the metadata the way
+ * thin_restore does: one private mapping subtree per device, one data-block
+ * reference per mapping occurrence, mapped_blocks counted from the mappings.
+ * The shared-subtree syntax of later tools (<def>, <ref>) is rejected. Errors
+ * name the input line. */
 #ifndef THINP_THIN_XML_H
 #define THINP_THIN_XML_H
 

@@ -1,3 +1,6 @@
+/* thin_restore: metadata built from thin_dump XML (see xml.h). The XML is read
+ * by xml_read.c (libexpat); this file judges what the elements say and writes
+ * the metadata as it goes. */
 #include "thin/xml.h"
 
 #include <errno.h>
@@ -7,408 +10,33 @@
 #include <string.h>
 
 #include "pdata/block_manager.h"
+#include "thin/xml_read.h"
 
-/* ---- a small streaming XML reader ----
- * Enough XML for thin_dump output and hand-written files: elements with
- * attributes ('…' or "…", the five predefined entities and character
- * references), comments, processing instructions, a DOCTYPE without an
- * internal subset. Text content may only be whitespace: the format has none. */
-
-#define XR_MAX_NAME  64
-#define XR_MAX_VALUE 1024
-#define XR_MAX_ATTRS 16
-
-enum xr_event {
-	XR_START,
-	XR_END,
-	XR_EOF
+enum state {
+	S_TOP,
+	S_SUPERBLOCK,
+	S_DEVICE,
+	S_MAPPING, /* inside <single_mapping> or <range_mapping>: only its end may follow */
+	S_DONE
 };
-
-struct xr_attr {
-	char name[XR_MAX_NAME];
-	char value[XR_MAX_VALUE];
-	bool used;
-};
-
-struct xr {
-	FILE *in;
-	unsigned long line;     /* current line (1-based) */
-	unsigned long tag_line; /* line of the '<' of the last event */
-	char name[XR_MAX_NAME];
-	struct xr_attr attrs[XR_MAX_ATTRS];
-	unsigned nr_attrs;
-	bool empty; /* <x/>: the matching XR_END comes next */
-	bool pending_end;
-	char err[512];
-};
-
-static int xr_fail(struct xr *x, const char *fmt, ...)
-{
-	int n = snprintf(x->err, sizeof(x->err), "line %lu: ", x->line);
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(x->err + n, sizeof(x->err) - (size_t)n, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
-static int xr_getc(struct xr *x)
-{
-	int c = getc_unlocked(x->in);
-	if (c == '\n')
-		x->line++;
-	return c;
-}
-
-static void xr_ungetc(struct xr *x, int c)
-{
-	if (c == EOF)
-		return;
-	if (c == '\n')
-		x->line--;
-	ungetc(c, x->in);
-}
-
-static bool is_space(int c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static bool is_name_char(int c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '_' || c == '-' || c == '.' || c == ':';
-}
-
-static int skip_space(struct xr *x)
-{
-	int c;
-	do
-		c = xr_getc(x);
-	while (is_space(c));
-	return c;
-}
-
-/* Skip up to and including the terminator TERM (e.g. "-->"). */
-static int skip_until(struct xr *x, const char *term, const char *what)
-{
-	size_t n = strlen(term), seen = 0;
-	char last[4] = { 0 }; /* the last n characters read (n <= 3) */
-	unsigned long start = x->line;
-	for (;;) {
-		int c = xr_getc(x);
-		if (c == EOF) {
-			x->line = start;
-			return xr_fail(x, "%s is not closed with '%s'", what, term);
-		}
-		memmove(last, last + 1, n - 1);
-		last[n - 1] = (char)c;
-		if (++seen >= n && !memcmp(last, term, n))
-			return 0;
-	}
-}
-
-static int read_name(struct xr *x, int c, char *buf, const char *what)
-{
-	size_t n = 0;
-	if (!is_name_char(c) || (c >= '0' && c <= '9') || c == '-' || c == '.')
-		return c == EOF ? xr_fail(x, "unexpected end of file in %s", what) :
-		                  xr_fail(x, "expected %s, found '%c'", what, c);
-	while (is_name_char(c)) {
-		if (n + 1 >= XR_MAX_NAME)
-			return xr_fail(x, "%s is too long", what);
-		buf[n++] = (char)c;
-		c = xr_getc(x);
-	}
-	buf[n] = '\0';
-	xr_ungetc(x, c);
-	return 0;
-}
-
-static size_t put_utf8(char *p, uint32_t cp)
-{
-	if (cp < 0x80) {
-		p[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		p[0] = (char)(0xC0 | cp >> 6);
-		p[1] = (char)(0x80 | (cp & 0x3F));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		p[0] = (char)(0xE0 | cp >> 12);
-		p[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-		p[2] = (char)(0x80 | (cp & 0x3F));
-		return 3;
-	}
-	p[0] = (char)(0xF0 | cp >> 18);
-	p[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-	p[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-	p[3] = (char)(0x80 | (cp & 0x3F));
-	return 4;
-}
-
-/* After '&': decode one entity into OUT, returning its length (or < 0). */
-static int read_entity(struct xr *x, char *out)
-{
-	char ref[16];
-	size_t n = 0;
-	int c;
-	while ((c = xr_getc(x)) != ';') {
-		if (c == EOF || is_space(c) || c == '"' || c == '\'' || c == '<' ||
-		    n + 1 >= sizeof(ref))
-			return xr_fail(x, "malformed entity reference '&%.*s'", (int)n, ref);
-		ref[n++] = (char)c;
-	}
-	ref[n] = '\0';
-	static const struct {
-		const char *name;
-		char c;
-	} named[] = {
-		{ "lt", '<' }, { "gt", '>' }, { "amp", '&' }, { "quot", '"' }, { "apos", '\'' }
-	};
-	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++)
-		if (!strcmp(ref, named[i].name)) {
-			out[0] = named[i].c;
-			return 1;
-		}
-	if (ref[0] == '#') {
-		bool hex = ref[1] == 'x';
-		const char *digits = ref + (hex ? 2 : 1);
-		char *end;
-		errno = 0;
-		unsigned long cp = strtoul(digits, &end, hex ? 16 : 10);
-		if (*digits && !*end && !errno && cp > 0 && cp <= 0x10FFFF &&
-		    !(cp >= 0xD800 && cp <= 0xDFFF) && (cp >= 0x20 || is_space((int)cp)))
-			return (int)put_utf8(out, (uint32_t)cp);
-	}
-	return xr_fail(x, "unknown entity '&%s;'", ref);
-}
-
-static int read_value(struct xr *x, char *buf, const char *attr)
-{
-	int q = skip_space(x);
-	if (q != '"' && q != '\'')
-		return xr_fail(x, "attribute %s: value must be quoted", attr);
-	size_t n = 0;
-	for (;;) {
-		int c = xr_getc(x);
-		if (c == q)
-			break;
-		if (c == EOF)
-			return xr_fail(x, "attribute %s: unterminated value", attr);
-		if (c == '<')
-			return xr_fail(x, "attribute %s: '<' is not allowed in a value", attr);
-		char tmp[4];
-		size_t len = 1;
-		tmp[0] = (char)c;
-		if (c == '&') {
-			int r = read_entity(x, tmp);
-			if (r < 0)
-				return r;
-			len = (size_t)r;
-		}
-		if (n + len >= XR_MAX_VALUE)
-			return xr_fail(x, "attribute %s: value longer than %d bytes", attr,
-			               XR_MAX_VALUE - 1);
-		memcpy(buf + n, tmp, len);
-		n += len;
-	}
-	buf[n] = '\0';
-	return 0;
-}
-
-static int read_start_tag(struct xr *x, int c)
-{
-	int r = read_name(x, c, x->name, "an element name");
-	if (r)
-		return r;
-	x->nr_attrs = 0;
-	x->empty = false;
-	for (;;) {
-		c = xr_getc(x);
-		bool spaced = is_space(c);
-		if (spaced)
-			c = skip_space(x);
-		if (c == '>')
-			return 0;
-		if (c == '/') {
-			c = xr_getc(x);
-			if (c != '>')
-				return xr_fail(x, "<%s>: expected '>' after '/'", x->name);
-			x->empty = true;
-			return 0;
-		}
-		if (c == EOF)
-			return xr_fail(x, "unexpected end of file inside <%s>", x->name);
-		if (!spaced)
-			return xr_fail(x, "<%s>: expected a space before the next attribute",
-			               x->name);
-		if (x->nr_attrs == XR_MAX_ATTRS)
-			return xr_fail(x, "<%s> has too many attributes", x->name);
-		struct xr_attr *a = &x->attrs[x->nr_attrs];
-		r = read_name(x, c, a->name, "an attribute name");
-		if (r)
-			return r;
-		for (unsigned i = 0; i < x->nr_attrs; i++)
-			if (!strcmp(x->attrs[i].name, a->name))
-				return xr_fail(x, "<%s>: attribute %s appears twice", x->name,
-				               a->name);
-		if (skip_space(x) != '=')
-			return xr_fail(x, "<%s>: expected '=' after attribute %s", x->name,
-			               a->name);
-		r = read_value(x, a->value, a->name);
-		if (r)
-			return r;
-		a->used = false;
-		x->nr_attrs++;
-	}
-}
-
-/* Next start or end tag, or XR_EOF. <x/> yields XR_START then XR_END. */
-static int xr_next(struct xr *x, enum xr_event *ev)
-{
-	if (x->pending_end) {
-		x->pending_end = false;
-		*ev = XR_END;
-		return 0;
-	}
-	for (;;) {
-		int c = skip_space(x);
-		if (c == EOF) {
-			if (ferror(x->in))
-				return xr_fail(x, "read error: %s", strerror(errno));
-			*ev = XR_EOF;
-			return 0;
-		}
-		if (c != '<')
-			return xr_fail(x,
-			               "unexpected text starting with '%c' (only elements are "
-			               "allowed)",
-			               c);
-		x->tag_line = x->line;
-		c = xr_getc(x);
-		if (c == '?') {
-			int r = skip_until(x, "?>", "a processing instruction");
-			if (r)
-				return r;
-			continue;
-		}
-		if (c == '!') {
-			char buf[8] = { 0 };
-			for (size_t i = 0; i < 2; i++) {
-				int d = xr_getc(x);
-				buf[i] = d == EOF ? '\0' : (char)d;
-			}
-			int r;
-			if (!strcmp(buf, "--")) {
-				r = skip_until(x, "-->", "a comment");
-			} else if (!strcmp(buf, "DO")) {
-				/* DOCTYPE: skipped; an internal subset could declare
-				 * entities we do not expand, so refuse it */
-				for (;;) {
-					int d = xr_getc(x);
-					if (d == '[')
-						return xr_fail(x, "a DOCTYPE with an internal "
-						                  "subset is not supported");
-					if (d == EOF)
-						return xr_fail(x, "unterminated DOCTYPE");
-					if (d == '>')
-						break;
-				}
-				r = 0;
-			} else {
-				return xr_fail(x, "CDATA sections and declarations other than "
-				                  "comments and DOCTYPE are not allowed");
-			}
-			if (r)
-				return r;
-			continue;
-		}
-		if (c == '/') {
-			int r = read_name(x, xr_getc(x), x->name, "an element name");
-			if (r)
-				return r;
-			if (skip_space(x) != '>')
-				return xr_fail(x, "</%s: expected '>'", x->name);
-			*ev = XR_END;
-			return 0;
-		}
-		int r = read_start_tag(x, c);
-		if (r)
-			return r;
-		x->pending_end = x->empty;
-		*ev = XR_START;
-		return 0;
-	}
-}
-
-/* ---- attributes ---- */
-
-static struct xr_attr *find_attr(struct xr *x, const char *name)
-{
-	for (unsigned i = 0; i < x->nr_attrs; i++)
-		if (!strcmp(x->attrs[i].name, name)) {
-			x->attrs[i].used = true;
-			return &x->attrs[i];
-		}
-	return NULL;
-}
-
-/* Report against the tag's own line, not wherever the reader stopped. */
-static int tag_fail(struct xr *x, const char *fmt, ...)
-{
-	int n = snprintf(x->err, sizeof(x->err), "line %lu: ", x->tag_line);
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(x->err + n, sizeof(x->err) - (size_t)n, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
-static int get_u64(struct xr *x, const char *name, uint64_t max, bool required, uint64_t *out)
-{
-	struct xr_attr *a = find_attr(x, name);
-	if (!a) {
-		if (required)
-			return tag_fail(x, "<%s> is missing the %s attribute", x->name, name);
-		return 1;
-	}
-	const char *p = a->value;
-	while (is_space(*p))
-		p++;
-	if (*p < '0' || *p > '9')
-		return tag_fail(x, "<%s> %s=\"%s\" is not a non-negative decimal number", x->name,
-		                name, a->value);
-	uint64_t v = 0;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		unsigned d = (unsigned)(*p - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return tag_fail(x, "<%s> %s=\"%s\" is too big", x->name, name, a->value);
-		v = v * 10 + d;
-	}
-	while (is_space(*p))
-		p++;
-	if (*p)
-		return tag_fail(x, "<%s> %s=\"%s\" is not a non-negative decimal number", x->name,
-		                name, a->value);
-	if (v > max)
-		return tag_fail(x, "<%s> %s %" PRIu64 " is too big (at most %" PRIu64 ")", x->name,
-		                name, v, max);
-	*out = v;
-	return 0;
-}
-
-/* ---- building the metadata ---- */
 
 struct restore {
-	struct xr x;
+	struct xml_reader *x;
 	struct tp_dev *meta;
 	const struct xml_restore_opts *opts;
 	struct tmd *md;
 	uint64_t nr_data_blocks;
 	uint32_t pool_time;
+	enum state st;
+	unsigned long sb_line;
+	/* the tag being handled */
+	const char *name;
+	struct xml_attr *attrs;
+	unsigned nr_attrs;
+	unsigned long tag_line;
+	/* the mapping element open in S_MAPPING */
+	char mapping[XML_MAX_NAME];
+	unsigned long mapping_line;
 	/* device being read */
 	uint64_t dev;
 	unsigned long dev_line;
@@ -416,6 +44,68 @@ struct restore {
 	struct thin_details details;
 	uint64_t late_mappings; /* with a time later than the pool's */
 };
+
+/* ---- attributes ---- */
+
+static struct xml_attr *find_attr(struct restore *rs, const char *name)
+{
+	for (unsigned i = 0; i < rs->nr_attrs; i++)
+		if (!strcmp(rs->attrs[i].name, name)) {
+			rs->attrs[i].used = true;
+			return &rs->attrs[i];
+		}
+	return NULL;
+}
+
+/* Report against the tag's own line. */
+__attribute__((format(printf, 2, 3))) static int tag_fail(struct restore *rs, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = xml_vfail(rs->x, rs->tag_line, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+static bool is_space(int c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int get_u64(struct restore *rs, const char *name, uint64_t max, bool required, uint64_t *out)
+{
+	struct xml_attr *a = find_attr(rs, name);
+	if (!a) {
+		if (required)
+			return tag_fail(rs, "<%s> is missing the %s attribute", rs->name, name);
+		return 1;
+	}
+	const char *p = a->value;
+	while (is_space(*p))
+		p++;
+	if (*p < '0' || *p > '9')
+		return tag_fail(rs, "<%s> %s=\"%s\" is not a non-negative decimal number", rs->name,
+		                name, a->value);
+	uint64_t v = 0;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return tag_fail(rs, "<%s> %s=\"%s\" is too big", rs->name, name, a->value);
+		v = v * 10 + d;
+	}
+	while (is_space(*p))
+		p++;
+	if (*p)
+		return tag_fail(rs, "<%s> %s=\"%s\" is not a non-negative decimal number", rs->name,
+		                name, a->value);
+	if (v > max)
+		return tag_fail(rs, "<%s> %s %" PRIu64 " is too big (at most %" PRIu64 ")",
+		                rs->name, name, v, max);
+	*out = v;
+	return 0;
+}
+
+/* ---- building the metadata ---- */
 
 static void warn(struct restore *rs, const char *fmt, ...)
 {
@@ -434,47 +124,45 @@ static void warn(struct restore *rs, const char *fmt, ...)
 static int md_fail(struct restore *rs, int r, const char *what)
 {
 	if (r == -ENOSPC)
-		return tag_fail(&rs->x,
+		return tag_fail(rs,
 		                "%s: the metadata device is full (%" PRIu64 " blocks of 4 KiB): "
 		                "restore to a bigger one",
 		                what, tmd_nr_metadata_blocks(rs->md));
 	const char *msg = tmd_error(rs->md);
-	return tag_fail(&rs->x, "%s: %s", what, *msg ? msg : strerror(-r));
+	return tag_fail(rs, "%s: %s", what, *msg ? msg : strerror(-r));
 }
 
 static int no_unknown_children(struct restore *rs)
 {
-	struct xr *x = &rs->x;
-	if (!strcmp(x->name, "def") || !strcmp(x->name, "ref"))
-		return tag_fail(x,
+	if (!strcmp(rs->name, "def") || !strcmp(rs->name, "ref"))
+		return tag_fail(rs,
 		                "<%s> (shared mapping definitions, written by thin_dump 1.x) "
 		                "is not supported: dump the metadata with thin_dump 0.9.x or "
 		                "thinp dump, which write every mapping out",
-		                x->name);
+		                rs->name);
 	return 0;
 }
 
 static int begin_superblock(struct restore *rs)
 {
-	struct xr *x = &rs->x;
 	const struct xml_restore_opts *o = rs->opts;
-	struct xr_attr *uuid_attr = find_attr(x, "uuid");
+	struct xml_attr *uuid_attr = find_attr(rs, "uuid");
 	if (!uuid_attr)
-		return tag_fail(x, "<superblock> is missing the uuid attribute");
+		return tag_fail(rs, "<superblock> is missing the uuid attribute");
 	uint64_t time, trans, dbs, nr_data, flags = 0, version = 1, snap;
-	int r = get_u64(x, "time", THIN_MAX_TIME, true, &time);
+	int r = get_u64(rs, "time", THIN_MAX_TIME, true, &time);
 	if (!r)
-		r = get_u64(x, "transaction", UINT64_MAX, true, &trans);
+		r = get_u64(rs, "transaction", UINT64_MAX, true, &trans);
 	if (!r)
-		r = get_u64(x, "data_block_size", UINT32_MAX, true, &dbs);
+		r = get_u64(rs, "data_block_size", UINT32_MAX, true, &dbs);
 	if (!r)
-		r = get_u64(x, "nr_data_blocks", THIN_MAX_DATA_BLOCK, true, &nr_data);
+		r = get_u64(rs, "nr_data_blocks", THIN_MAX_DATA_BLOCK, true, &nr_data);
 	if (r >= 0)
-		r = get_u64(x, "flags", UINT32_MAX, false, &flags);
+		r = get_u64(rs, "flags", UINT32_MAX, false, &flags);
 	if (r >= 0)
-		r = get_u64(x, "version", UINT32_MAX, false, &version);
+		r = get_u64(rs, "version", UINT32_MAX, false, &version);
 	if (r >= 0)
-		r = get_u64(x, "metadata_snap", UINT64_MAX, false, &snap);
+		r = get_u64(rs, "metadata_snap", UINT64_MAX, false, &snap);
 	if (r < 0)
 		return r;
 	if (r == 0)
@@ -482,9 +170,9 @@ static int begin_superblock(struct restore *rs)
 		warn(rs,
 		     "line %lu: metadata_snap=\"%" PRIu64 "\" ignored: a metadata snapshot "
 		     "cannot be restored",
-		     x->tag_line, snap);
+		     rs->tag_line, snap);
 	if (version < 1 || version > THIN_VERSION)
-		return tag_fail(x, "<superblock> version %" PRIu64 " is not supported (1..%u)",
+		return tag_fail(rs, "<superblock> version %" PRIu64 " is not supported (1..%u)",
 		                version, THIN_VERSION);
 	if (o->set_transaction_id)
 		trans = o->transaction_id;
@@ -499,7 +187,7 @@ static int begin_superblock(struct restore *rs)
 	char err[512];
 	r = tmd_format(&a, (uint32_t)dbs, nr_data, &rs->md, err, sizeof(err));
 	if (r)
-		return tag_fail(x, "cannot create the metadata: %s", err);
+		return tag_fail(rs, "cannot create the metadata: %s", err);
 	/* The format committed an empty, valid pool. Invalidate it until the
 	 * final commit, so that a crash part-way leaves nothing that looks like
 	 * metadata. The final commit rewrites block 0 from scratch. */
@@ -508,7 +196,7 @@ static int begin_superblock(struct restore *rs)
 	if (!r)
 		r = tp_dev_flush(rs->meta);
 	if (r)
-		return tag_fail(x, "writing the metadata device failed: %s", strerror(-r));
+		return tag_fail(rs, "writing the metadata device failed: %s", strerror(-r));
 
 	/* uuid: thin_restore stores up to 16 raw bytes of the string */
 	uint8_t uuid[16] = { 0 };
@@ -523,17 +211,16 @@ static int begin_superblock(struct restore *rs)
 
 static int begin_device(struct restore *rs)
 {
-	struct xr *x = &rs->x;
 	uint64_t dev, mapped, trans, ctime, stime;
-	int r = get_u64(x, "dev_id", THIN_MAX_DEV_ID, true, &dev);
+	int r = get_u64(rs, "dev_id", THIN_MAX_DEV_ID, true, &dev);
 	if (!r)
-		r = get_u64(x, "mapped_blocks", UINT64_MAX, true, &mapped);
+		r = get_u64(rs, "mapped_blocks", UINT64_MAX, true, &mapped);
 	if (!r)
-		r = get_u64(x, "transaction", UINT64_MAX, true, &trans);
+		r = get_u64(rs, "transaction", UINT64_MAX, true, &trans);
 	if (!r)
-		r = get_u64(x, "creation_time", UINT32_MAX, true, &ctime);
+		r = get_u64(rs, "creation_time", UINT32_MAX, true, &ctime);
 	if (!r)
-		r = get_u64(x, "snap_time", UINT32_MAX, true, &stime);
+		r = get_u64(rs, "snap_time", UINT32_MAX, true, &stime);
 	if (r)
 		return r;
 	bool exists;
@@ -541,12 +228,12 @@ static int begin_device(struct restore *rs)
 	if (r)
 		return md_fail(rs, r, "<device>");
 	if (exists)
-		return tag_fail(x, "device %" PRIu64 " appears twice", dev);
+		return tag_fail(rs, "device %" PRIu64 " appears twice", dev);
 	r = tmd_create_thin(rs->md, dev);
 	if (r)
 		return md_fail(rs, r, "<device>");
 	rs->dev = dev;
-	rs->dev_line = x->tag_line;
+	rs->dev_line = rs->tag_line;
 	rs->xml_mapped_blocks = mapped;
 	rs->details = (struct thin_details){ 0, trans, (uint32_t)ctime, (uint32_t)stime };
 	rs->late_mappings = 0;
@@ -555,7 +242,7 @@ static int begin_device(struct restore *rs)
 		warn(rs,
 		     "line %lu: device %" PRIu64 " has creation_time %" PRIu64 "/snap_time %" PRIu64
 		     " later than the pool time %" PRIu32,
-		     x->tag_line, dev, ctime, stime, rs->pool_time);
+		     rs->tag_line, dev, ctime, stime, rs->pool_time);
 	return 0;
 }
 
@@ -594,7 +281,7 @@ static int map_range(struct restore *rs, uint64_t origin, uint64_t data, uint64_
 		if (!r)
 			r = tmd_insert_timed(rs->md, rs->dev, origin + i, data + i, (uint32_t)time);
 		if (r)
-			return md_fail(rs, r, rs->x.name);
+			return md_fail(rs, r, rs->name);
 	}
 	if (time > rs->pool_time)
 		rs->late_mappings += len;
@@ -603,17 +290,16 @@ static int map_range(struct restore *rs, uint64_t origin, uint64_t data, uint64_
 
 static int single_mapping(struct restore *rs)
 {
-	struct xr *x = &rs->x;
 	uint64_t origin, data, time;
-	int r = get_u64(x, "origin_block", UINT64_MAX, true, &origin);
+	int r = get_u64(rs, "origin_block", UINT64_MAX, true, &origin);
 	if (!r)
-		r = get_u64(x, "data_block", UINT64_MAX, true, &data);
+		r = get_u64(rs, "data_block", UINT64_MAX, true, &data);
 	if (!r)
-		r = get_u64(x, "time", THIN_MAX_TIME, true, &time);
+		r = get_u64(rs, "time", THIN_MAX_TIME, true, &time);
 	if (r)
 		return r;
 	if (data >= rs->nr_data_blocks)
-		return tag_fail(x,
+		return tag_fail(rs,
 		                "single_mapping data_block %" PRIu64
 		                " is beyond nr_data_blocks %" PRIu64,
 		                data, rs->nr_data_blocks);
@@ -622,157 +308,157 @@ static int single_mapping(struct restore *rs)
 
 static int range_mapping(struct restore *rs)
 {
-	struct xr *x = &rs->x;
 	uint64_t origin, data, len, time;
-	int r = get_u64(x, "origin_begin", UINT64_MAX, true, &origin);
+	int r = get_u64(rs, "origin_begin", UINT64_MAX, true, &origin);
 	if (!r)
-		r = get_u64(x, "data_begin", UINT64_MAX, true, &data);
+		r = get_u64(rs, "data_begin", UINT64_MAX, true, &data);
 	if (!r)
-		r = get_u64(x, "length", UINT64_MAX, true, &len);
+		r = get_u64(rs, "length", UINT64_MAX, true, &len);
 	if (!r)
-		r = get_u64(x, "time", THIN_MAX_TIME, true, &time);
+		r = get_u64(rs, "time", THIN_MAX_TIME, true, &time);
 	if (r)
 		return r;
 	if (len > UINT64_MAX - origin)
-		return tag_fail(x,
+		return tag_fail(rs,
 		                "range_mapping origin_begin %" PRIu64 " + length %" PRIu64
 		                " overflows 64 bits",
 		                origin, len);
 	if (data >= rs->nr_data_blocks || len > rs->nr_data_blocks - data)
-		return tag_fail(x,
+		return tag_fail(rs,
 		                "range_mapping data blocks %" PRIu64 "..%" PRIu64
 		                " go beyond nr_data_blocks %" PRIu64,
 		                data, len ? data + len - 1 : data, rs->nr_data_blocks);
 	return map_range(rs, origin, data, len, time);
 }
 
-/* <single_mapping …/> or <single_mapping …></single_mapping>: nothing inside. */
-static int expect_closed(struct restore *rs)
+static void warn_unknown_attrs(struct restore *rs)
 {
-	struct xr *x = &rs->x;
-	char name[XR_MAX_NAME];
-	snprintf(name, sizeof(name), "%s", x->name);
-	unsigned long line = x->tag_line;
-	enum xr_event ev;
-	int r = xr_next(x, &ev);
-	if (r)
-		return r;
-	if (ev == XR_END && !strcmp(x->name, name))
-		return 0;
-	x->tag_line = line;
-	if (ev == XR_EOF)
-		return tag_fail(x, "unexpected end of file: <%s> is not closed", name);
-	return tag_fail(x, "<%s> is not closed (write <%s .../>): %s%s> follows", name, name,
-	                ev == XR_END ? "</" : "<", x->name);
+	for (unsigned i = 0; i < rs->nr_attrs; i++)
+		if (!rs->attrs[i].used)
+			warn(rs, "line %lu: <%s>: unknown attribute %s ignored", rs->tag_line,
+			     rs->name, rs->attrs[i].name);
 }
 
-static int warn_unknown_attrs(struct restore *rs)
+/* ---- the elements, in the order the reader meets them ---- */
+
+/* <single_mapping …/> or <single_mapping …></single_mapping>: nothing inside. */
+static int not_closed(struct restore *rs, const char *follows, const char *name)
 {
-	struct xr *x = &rs->x;
-	for (unsigned i = 0; i < x->nr_attrs; i++)
-		if (!x->attrs[i].used)
-			warn(rs, "line %lu: <%s>: unknown attribute %s ignored", x->tag_line,
-			     x->name, x->attrs[i].name);
+	return xml_fail(rs->x, rs->mapping_line,
+	                "<%s> is not closed (write <%s .../>): %s%s> follows", rs->mapping,
+	                rs->mapping, follows, name);
+}
+
+static int on_start(struct xml_reader *x, void *ctx, const char *name, struct xml_attr *attrs,
+                    unsigned nr_attrs)
+{
+	struct restore *rs = ctx;
+	rs->x = x;
+	rs->name = name;
+	rs->attrs = attrs;
+	rs->nr_attrs = nr_attrs;
+	rs->tag_line = xml_line(x);
+	if (rs->st == S_MAPPING)
+		return not_closed(rs, "<", name);
+	int r = no_unknown_children(rs);
+	if (r)
+		return r;
+	switch (rs->st) {
+	case S_TOP:
+		if (strcmp(name, "superblock"))
+			return tag_fail(rs, "expected <superblock>, found <%s>", name);
+		rs->sb_line = rs->tag_line;
+		r = begin_superblock(rs);
+		rs->st = S_SUPERBLOCK;
+		break;
+	case S_SUPERBLOCK:
+		if (strcmp(name, "device"))
+			return tag_fail(rs, "<%s> is not allowed in <superblock> (only <device>)",
+			                name);
+		r = begin_device(rs);
+		rs->st = S_DEVICE;
+		break;
+	case S_DEVICE:
+		if (!strcmp(name, "single_mapping"))
+			r = single_mapping(rs);
+		else if (!strcmp(name, "range_mapping"))
+			r = range_mapping(rs);
+		else
+			return tag_fail(
+			        rs,
+			        "<%s> is not allowed in <device> (only <single_mapping> and "
+			        "<range_mapping>)",
+			        name);
+		snprintf(rs->mapping, sizeof(rs->mapping), "%s", name);
+		rs->mapping_line = rs->tag_line;
+		rs->st = S_MAPPING;
+		break;
+	case S_MAPPING:
+		break;
+	case S_DONE:
+		return tag_fail(rs, "<%s> after </superblock>", name);
+	}
+	if (r)
+		return r;
+	warn_unknown_attrs(rs);
 	return 0;
 }
 
-enum state {
-	S_TOP,
-	S_SUPERBLOCK,
-	S_DEVICE,
-	S_DONE
-};
-
-static int parse(struct restore *rs)
+static int on_end(struct xml_reader *x, void *ctx, const char *name)
 {
-	struct xr *x = &rs->x;
-	enum state st = S_TOP;
-	unsigned long sb_line = 0;
-	for (;;) {
-		enum xr_event ev;
-		int r = xr_next(x, &ev);
-		if (r)
-			return r;
-		if (ev == XR_EOF) {
-			switch (st) {
-			case S_TOP:
-				return xr_fail(x,
-				               "no <superblock> element: is this thin_dump XML?");
-			case S_SUPERBLOCK:
-				return xr_fail(x,
-				               "unexpected end of file: <superblock> (line %lu) "
-				               "is not closed",
-				               sb_line);
-			case S_DEVICE:
-				return xr_fail(x,
-				               "unexpected end of file: <device> (line %lu) is "
-				               "not closed",
-				               rs->dev_line);
-			case S_DONE:
-				return 0;
-			}
-		}
-		if (ev == XR_END) {
-			if (st == S_SUPERBLOCK && !strcmp(x->name, "superblock")) {
-				st = S_DONE;
-				continue;
-			}
-			if (st == S_DEVICE && !strcmp(x->name, "device")) {
-				r = end_device(rs);
-				if (r)
-					return r;
-				st = S_SUPERBLOCK;
-				continue;
-			}
-			return tag_fail(x, "unexpected </%s>%s", x->name,
-			                st == S_DEVICE     ? ": <device> is still open" :
-			                st == S_SUPERBLOCK ? ": <superblock> is still open" :
-			                                     "");
-		}
-		r = no_unknown_children(rs);
-		if (r)
-			return r;
-		switch (st) {
-		case S_TOP:
-			if (strcmp(x->name, "superblock"))
-				return tag_fail(x, "expected <superblock>, found <%s>", x->name);
-			sb_line = x->tag_line;
-			r = begin_superblock(rs);
-			st = S_SUPERBLOCK;
+	struct restore *rs = ctx;
+	rs->x = x;
+	rs->name = name;
+	rs->nr_attrs = 0;
+	rs->tag_line = xml_line(x);
+	switch (rs->st) {
+	case S_MAPPING:
+		if (strcmp(name, rs->mapping))
+			return not_closed(rs, "</", name);
+		rs->st = S_DEVICE;
+		return 0;
+	case S_SUPERBLOCK:
+		if (strcmp(name, "superblock"))
 			break;
-		case S_SUPERBLOCK:
-			if (strcmp(x->name, "device"))
-				return tag_fail(x,
-				                "<%s> is not allowed in <superblock> (only "
-				                "<device>)",
-				                x->name);
-			r = begin_device(rs);
-			st = S_DEVICE;
+		rs->st = S_DONE;
+		return 0;
+	case S_DEVICE:
+		if (strcmp(name, "device"))
 			break;
-		case S_DEVICE:
-			if (!strcmp(x->name, "single_mapping"))
-				r = single_mapping(rs);
-			else if (!strcmp(x->name, "range_mapping"))
-				r = range_mapping(rs);
-			else
-				return tag_fail(x,
-				                "<%s> is not allowed in <device> (only "
-				                "<single_mapping> and <range_mapping>)",
-				                x->name);
-			if (!r)
-				r = warn_unknown_attrs(rs);
-			if (!r)
-				r = expect_closed(rs);
-			if (r)
-				return r;
-			continue;
-		case S_DONE:
-			return tag_fail(x, "<%s> after </superblock>", x->name);
-		}
-		if (r)
-			return r;
-		warn_unknown_attrs(rs);
+		rs->st = S_SUPERBLOCK;
+		return end_device(rs);
+	case S_TOP:
+	case S_DONE:
+		break;
 	}
+	return tag_fail(rs, "unexpected </%s>%s", name,
+	                rs->st == S_DEVICE     ? ": <device> is still open" :
+	                rs->st == S_SUPERBLOCK ? ": <superblock> is still open" :
+	                                         "");
+}
+
+static int on_eof(struct xml_reader *x, void *ctx)
+{
+	struct restore *rs = ctx;
+	unsigned long line = xml_line(x);
+	switch (rs->st) {
+	case S_TOP:
+		return xml_fail(x, line, "no <superblock> element: is this thin_dump XML?");
+	case S_SUPERBLOCK:
+		return xml_fail(x, line,
+		                "unexpected end of file: <superblock> (line %lu) is not closed",
+		                rs->sb_line);
+	case S_DEVICE:
+		return xml_fail(x, line,
+		                "unexpected end of file: <device> (line %lu) is not closed",
+		                rs->dev_line);
+	case S_MAPPING:
+		return xml_fail(x, rs->mapping_line, "unexpected end of file: <%s> is not closed",
+		                rs->mapping);
+	case S_DONE:
+		break;
+	}
+	return 0;
 }
 
 static int zero_superblock(struct tp_dev *meta)
@@ -791,23 +477,11 @@ int xml_restore(FILE *in, struct tp_dev *meta, const struct xml_restore_opts *op
 		(void)zero_superblock(meta); /* best effort: the error says it all */
 		return -ENOMEM;
 	}
-	rs->x.in = in;
-	rs->x.line = 1;
 	rs->meta = meta;
 	rs->opts = opts;
-	/* a UTF-8 byte order mark (some editors add one) */
-	int r = 0, c = getc_unlocked(in);
-	if (c == 0xEF) {
-		if (getc_unlocked(in) != 0xBB || getc_unlocked(in) != 0xBF)
-			r = xr_fail(&rs->x, "unexpected bytes at the start: not XML");
-	} else if (c != EOF) {
-		ungetc(c, in);
-	}
-	if (!r)
-		r = parse(rs);
-	if (r) {
-		snprintf(err, errlen, "%s", rs->x.err);
-	} else if (tmd_commit(rs->md)) {
+	static const struct xml_reader_ops ops = { on_start, on_end, on_eof };
+	int r = xml_read(in, &ops, rs, err, errlen);
+	if (!r && tmd_commit(rs->md)) {
 		r = -EIO;
 		snprintf(err, errlen, "committing the metadata failed: %s", tmd_error(rs->md));
 	}

@@ -6,17 +6,22 @@
 # restore printed and returned for each, recorded once (RECORD=1) from the hand-written XML
 # reader that came before libexpat. For every input, under `timeout` so that a hang fails:
 #   - rejected before: still exit 1 (no signal, no sanitizer report); the output's superblock
-#     block is zeroed (it held valid metadata before) and `thinp dump` refuses it; the first
-#     line of stderr is the same when it is about the content (attributes, structure), or
-#     has the same "line N: " prefix when it is about the XML syntax (those may use
-#     libexpat's words);
+#     block is zeroed (it held valid metadata before: restore zeroes it on any failure); the
+#     first line of stderr is the same when it is about the content (attributes, structure),
+#     or starts the same ("thinp restore: INPUT: line N: ") when it is about the XML syntax
+#     (those may use libexpat's words);
 #   - accepted before: still exit 0, the same first line on stderr (warnings), and
 #     `thinp dump` of the result is the same as before (its sha256 is recorded);
-#   - divergences.tsv lists the inputs whose verdict changed on purpose (not well-formed
-#     XML the old reader let through); each must behave as listed there, and thin_restore
-#     must agree with the new verdict.
+#   - divergences.tsv lists the inputs whose verdict or message changed on purpose (not
+#     well-formed XML the old reader let through or judged otherwise); each must exit as
+#     listed there with a "line N: " message, and thin_restore must agree with the verdict.
 # thin_restore (0.9.0) is run on every input as a second witness; the verdicts that differ
 # from ours are counted and listed (information only: thin_restore is far less strict).
+#
+# Then EXPLORE (80) inputs of a corpus of a random seed (printed; EXPLORE_SEED repeats it)
+# are held to what must always be true: no hang or crash, exit 0 or 1, "line N: " in the
+# message, a rejected output zeroed, one accepted without a warning clean for
+# `thinp check --ignore-non-fatal-errors`.
 #
 # Env: THINP (the CLI under test); SEED is fixed by the expectations (printed);
 # RECORD=1 rewrites expected.tsv with the current THINP; TIMEOUT seconds per run (60).
@@ -68,7 +73,7 @@ first_line() {
 }
 
 sanitizer_report() {
-	grep -q -e 'Sanitizer' -e 'runtime error:' "$1"
+	grep -aq -e 'Sanitizer' -e 'runtime error:' "$1"
 }
 
 # run_restore NAME: sets rc, msg, dumpsum (sha256 of `thinp dump`, or -)
@@ -124,7 +129,7 @@ if [ -f "$divergences" ]; then
 	done <"$divergences"
 fi
 
-n=0 n_ok=0 n_content=0 n_syntax=0 n_div=0 n_witness_differs=0 n_line_moved=0
+n=0 n_ok=0 n_content=0 n_syntax=0 n_div=0 n_witness_differs=0
 witness_list=()
 zero_block=$tmp/zero
 head -c 4096 /dev/zero >"$zero_block"
@@ -142,7 +147,7 @@ while IFS=$'\t' read -r name sum want_rc class want_dump want_msg; do
 		continue
 	fi
 	if [ "$rc" -gt 1 ] || sanitizer_report "$tmp/err"; then
-		fail "$name: restore crashed (exit $rc): $(grep -m3 -e Sanitizer -e 'runtime error' -e . "$tmp/err" | head -3)"
+		fail "$name: restore crashed (exit $rc): $(head -3 "$tmp/err" | cat -v)"
 		continue
 	fi
 	# witness
@@ -156,9 +161,6 @@ while IFS=$'\t' read -r name sum want_rc class want_dump want_msg; do
 		if ! cmp -s -n 4096 "$tmp/meta.bin" "$zero_block"; then
 			fail "$name: rejected, but the output's superblock block is not zeroed"
 		fi
-		if "$THINP" dump "$tmp/meta.bin" >/dev/null 2>&1; then
-			fail "$name: rejected, but thinp dump still reads the output"
-		fi
 	fi
 	if [ -n "${div_rc[$name]:-}" ]; then
 		n_div=$((n_div + 1))
@@ -166,6 +168,8 @@ while IFS=$'\t' read -r name sum want_rc class want_dump want_msg; do
 			fail "$name: listed as a divergence with exit ${div_rc[$name]}, got $rc: $msg"
 		elif [ $((wrc != 0)) -ne $((rc != 0)) ]; then
 			fail "$name: divergence from the old reader, but thin_restore disagrees too (exit $wrc)"
+		elif [ "$rc" -ne 0 ] && ! grep -q '^thinp restore: INPUT: line [0-9]*: ' <<<"$msg"; then
+			fail "$name: rejected without 'thinp restore: INPUT: line N: ': '$msg'"
 		else
 			echo "divergence (${div_why[$name]}): $name: was exit $want_rc, now $rc: $msg"
 		fi
@@ -192,18 +196,57 @@ while IFS=$'\t' read -r name sum want_rc class want_dump want_msg; do
 		if [ -z "$got_prefix" ]; then
 			fail "$name: syntax error without 'thinp restore: INPUT: line N: ': '$msg'"
 		elif [ "$got_prefix" != "$want_prefix" ]; then
-			n_line_moved=$((n_line_moved + 1))
-			echo "line moved: $name: was '$want_msg', now '$msg'"
+			fail "$name: the message was '$want_msg', now '$msg' (another line)"
 		fi
 		;;
 	*) fail "$name: unknown class '$class' in $(basename "$expected")" ;;
 	esac
 done <"$expected"
 
+# A fresh corpus from a random seed: no recorded verdicts, only what must always hold
+# (no hang, no crash, exit 0 or 1, a rejected output zeroed, one accepted without a warning
+# checks clean but for leaks).
+EXPLORE=${EXPLORE:-80}
+if [ "$EXPLORE" -gt 0 ]; then
+	xseed=${EXPLORE_SEED:-$(( (RANDOM << 15) | RANDOM ))}
+	echo "exploring $EXPLORE inputs of seed $xseed (rerun with EXPLORE_SEED=$xseed)"
+	rm -rf "$tmp/in"
+	python3 "$here/gen_malformed_xml.py" "$xseed" "$tmp/in" "$fix/base-pool.xml" >"$tmp/xnames"
+	x_ok=0 x_rej=0
+	while read -r name; do
+		run_restore "$name"
+		if [ "$rc" -eq 124 ]; then
+			fail "explore $xseed: $name: restore hung (killed after ${TIMEOUT}s)"
+		elif [ "$rc" -gt 1 ] || sanitizer_report "$tmp/err"; then
+			fail "explore $xseed: $name: restore crashed (exit $rc): $(head -3 "$tmp/err")"
+		elif [ "$rc" -eq 1 ]; then
+			x_rej=$((x_rej + 1))
+			cmp -s -n 4096 "$tmp/meta.bin" "$zero_block" ||
+				fail "explore $xseed: $name: rejected, but the superblock block is not zeroed"
+			grep -av '^thinp restore: warning: ' "$tmp/err" | head -n 1 |
+				grep -aq "^thinp restore: .*: line [0-9]*: " ||
+				fail "explore $xseed: $name: message without 'line N: ': $(head -3 "$tmp/err")"
+		else
+			x_ok=$((x_ok + 1))
+			# Warnings (times later than the pool's ...) announce what check reports; a
+			# mapping listed twice with the same data block keeps both references, as
+			# with thin_restore 0.9.0: a leak, which check calls non-fatal.
+			if [ ! -s "$tmp/err" ] &&
+				! "$THINP" check --ignore-non-fatal-errors "$tmp/meta.bin" >/dev/null 2>"$tmp/check"; then
+				fail "explore $xseed: $name: accepted, but thinp check rejects the result: $(head -3 "$tmp/check")"
+			fi
+		fi
+	done < <(python3 -c 'import random, sys
+names = [l.strip() for l in open(sys.argv[1])]
+random.Random(int(sys.argv[2])).shuffle(names)
+print("\n".join(names[:int(sys.argv[3])]))' "$tmp/xnames" "$xseed" "$EXPLORE")
+	echo "explored: $x_ok accepted, $x_rej rejected"
+fi
+
 [ "$n" -eq "$(wc -l <"$tmp/names")" ] ||
 	fail "the generator made $(wc -l <"$tmp/names") inputs, $n are recorded"
 echo "verdicts: $n inputs: $n_ok accepted, $n_content rejected for content," \
-	"$n_syntax rejected for XML syntax ($n_line_moved with another line number)," \
+	"$n_syntax rejected for XML syntax," \
 	"$n_div known divergences"
 echo "thin_restore 0.9.0 (witness, information only): $n_witness_differs verdicts differ from thinp restore"
 printf '  %s\n' "${witness_list[@]:0:400}"
