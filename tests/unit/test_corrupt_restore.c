@@ -1,12 +1,15 @@
 /* Restore must never write metadata that the checker rejects.
  *
- * Found by tests/fuzz/fuzz_restore.c: XML that maps one virtual block of a
- * device twice (the same <single_mapping> twice, or two ranges that overlap)
- * was restored "successfully", each occurrence taking a data-block
- * reference while the second insert overwrote the first mapping: the
- * checker then reports every such data block as leaked (count 2, one leaf
- * maps it). Each case here must either be refused by xml_restore (a
- * message naming the input line) or check clean. */
+ * Found by tests/fuzz/fuzz_restore.c (reproducers in
+ * tests/fuzz/corpus/restore/crash-*):
+ *  - XML that maps one virtual block of a device twice to the same data
+ *    block was restored "successfully", each occurrence taking a data-block
+ *    reference while the second insert overwrote the first mapping (same
+ *    block: no reference dropped): the checker reports the block leaked;
+ *  - mapping times and a snap_time later than the superblock's time were
+ *    restored as given: the checker reports times in the future.
+ * Each case here must either be refused by xml_restore (a message naming
+ * the input line) or check clean. */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -33,6 +36,12 @@ static const char *const cases[] = {
 	/* one virtual block, two data blocks */
 	HEAD "    <single_mapping origin_block=\"5\" data_block=\"3\" time=\"0\"/>\n"
 	     "    <single_mapping origin_block=\"5\" data_block=\"4\" time=\"0\"/>\n" TAIL,
+	/* mapping and snapshot times after the pool's time (superblock time 0) */
+	"<superblock uuid=\"\" time=\"0\" transaction=\"1\" flags=\"0\" version=\"2\" "
+	"data_block_size=\"128\" nr_data_blocks=\"64\">\n"
+	"  <device dev_id=\"0\" mapped_blocks=\"4\" transaction=\"0\" creation_time=\"0\" "
+	"snap_time=\"1\">\n"
+	"    <range_mapping origin_begin=\"7\" data_begin=\"9\" length=\"4\" time=\"1\"/>\n" TAIL,
 	/* overlapping ranges */
 	HEAD "    <range_mapping origin_begin=\"0\" data_begin=\"0\" length=\"4\" time=\"0\"/>\n"
 	     "    <range_mapping origin_begin=\"2\" data_begin=\"10\" length=\"4\" time=\"0\"/>\n" TAIL,
