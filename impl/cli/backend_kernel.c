@@ -4,6 +4,7 @@
  * /dev/mapper/NAME; IO is not ours: the thins are block devices (dd, blkdiscard, fio).
  * Bringing pools up and growing them is backend_kernel_pool.c. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,7 @@ bool backend_dm_name_ok(const char *name)
 
 int backend_kernel_refuse_dir(const char *cmd, const char *dir)
 {
-	char path[4096], name[TDM_NAME_MAX];
+	char path[PATH_MAX], name[TDM_NAME_MAX];
 	snprintf(path, sizeof(path), "%s/kernel.json", dir);
 	struct tdm_ctx c = { 0 };
 	struct tdm_info info;
