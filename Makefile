@@ -170,6 +170,8 @@ ifneq ($(strip $(UNIT_OBJS) $(UNIT_HELPER_OBJS)),)
 $(UNIT_OBJS) $(UNIT_HELPER_OBJS): CFLAGS += -Itests $(CHECK_CFLAGS)
 endif
 $(SUPPORT_OBJS) $(TOOL_OBJS): CFLAGS += -Itests
+# `thinp --version` follows the Makefile's VERSION
+$(CLI_OBJS): CFLAGS += -DTHINP_VERSION='"$(VERSION)"'
 
 $(SUPPORT_A): $(SUPPORT_OBJS)
 	@mkdir -p $(@D)

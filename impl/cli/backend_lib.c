@@ -76,6 +76,9 @@ static int lib_pool_create(struct cli_pool_args *a, char *dev, size_t len)
 {
 	if (len)
 		*dev = '\0';
+	/* --force must never reformat metadata a kernel pool is using */
+	if (a->pool && backend_kernel_refuse_dir(a->cmd, a->pool))
+		return 1;
 	struct thinp_pool *pool;
 	if (open_paths(a, THINP_OPEN_CREATE, &pool))
 		return 1;
