@@ -276,8 +276,16 @@ static int map_range(struct restore *rs, uint64_t origin, uint64_t data, uint64_
 {
 	for (uint64_t i = 0; i < len; i++) {
 		/* each occurrence holds its own reference, as in thin_restore's
-		 * private per-device trees; an overwritten mapping drops its old one */
-		int r = tmd_data_inc(rs->md, data + i);
+		 * private per-device trees; an overwritten mapping drops its old
+		 * one, except when it is the same data block (the btree, like the
+		 * kernel's, keeps an equal value's reference): then the reference
+		 * held is the one (thin_restore 0.9.0 leaks a second) */
+		struct thin_mapping old;
+		int r = tmd_lookup(rs->md, rs->dev, origin + i, &old);
+		if (!r && old.data_block == data + i)
+			r = 0;
+		else if (!r || r == -ENODATA)
+			r = tmd_data_inc(rs->md, data + i);
 		if (!r)
 			r = tmd_insert_timed(rs->md, rs->dev, origin + i, data + i, (uint32_t)time);
 		if (r)

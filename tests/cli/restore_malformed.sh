@@ -11,7 +11,8 @@
 #     or starts the same ("thinp restore: INPUT: line N: ") when it is about the XML syntax
 #     (those may use libexpat's words);
 #   - accepted before: still exit 0, the same first line on stderr (warnings), and
-#     `thinp dump` of the result is the same as before (its sha256 is recorded);
+#     `thinp dump` of the result is the same as before (its sha256 is recorded); without a
+#     warning, `thinp check` finds nothing wrong with it;
 #   - divergences.tsv lists the inputs whose verdict or message changed on purpose (not
 #     well-formed XML the old reader let through or judged otherwise); each must exit as
 #     listed there with a "line N: " message, and thin_restore must agree with the verdict.
@@ -20,8 +21,7 @@
 #
 # Then EXPLORE (80) inputs of a corpus of a random seed (printed; EXPLORE_SEED repeats it)
 # are held to what must always be true: no hang or crash, exit 0 or 1, "line N: " in the
-# message, a rejected output zeroed, one accepted without a warning clean for
-# `thinp check --ignore-non-fatal-errors`.
+# message, a rejected output zeroed, one accepted without a warning clean for `thinp check`.
 #
 # Env: THINP (the CLI under test); SEED is fixed by the expectations (printed);
 # RECORD=1 rewrites expected.tsv with the current THINP; TIMEOUT seconds per run (60).
@@ -184,6 +184,9 @@ while IFS=$'\t' read -r name sum want_rc class want_dump want_msg; do
 		n_ok=$((n_ok + 1))
 		[ "$dumpsum" = "$want_dump" ] || fail "$name: accepted, but the metadata differs from before"
 		[ "$msg" = "$want_msg" ] || fail "$name: stderr was '$want_msg', now '$msg'"
+		if [ ! -s "$tmp/err" ] && ! "$THINP" check "$tmp/meta.bin" >/dev/null 2>"$tmp/check"; then
+			fail "$name: accepted, but thinp check rejects the result: $(head -3 "$tmp/check")"
+		fi
 		;;
 	content)
 		n_content=$((n_content + 1))
@@ -205,7 +208,7 @@ done <"$expected"
 
 # A fresh corpus from a random seed: no recorded verdicts, only what must always hold
 # (no hang, no crash, exit 0 or 1, a rejected output zeroed, one accepted without a warning
-# checks clean but for leaks).
+# checks clean).
 EXPLORE=${EXPLORE:-80}
 if [ "$EXPLORE" -gt 0 ]; then
 	xseed=${EXPLORE_SEED:-$(( (RANDOM << 15) | RANDOM ))}
@@ -228,11 +231,8 @@ if [ "$EXPLORE" -gt 0 ]; then
 				fail "explore $xseed: $name: message without 'line N: ': $(head -3 "$tmp/err")"
 		else
 			x_ok=$((x_ok + 1))
-			# Warnings (times later than the pool's ...) announce what check reports; a
-			# mapping listed twice with the same data block keeps both references, as
-			# with thin_restore 0.9.0: a leak, which check calls non-fatal.
-			if [ ! -s "$tmp/err" ] &&
-				! "$THINP" check --ignore-non-fatal-errors "$tmp/meta.bin" >/dev/null 2>"$tmp/check"; then
+			# warnings (times later than the pool's ...) announce what check reports
+			if [ ! -s "$tmp/err" ] && ! "$THINP" check "$tmp/meta.bin" >/dev/null 2>"$tmp/check"; then
 				fail "explore $xseed: $name: accepted, but thinp check rejects the result: $(head -3 "$tmp/check")"
 			fi
 		fi
