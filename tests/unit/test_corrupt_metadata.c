@@ -89,13 +89,22 @@ static struct tp_dev *damaged_meta(void)
 	return meta;
 }
 
+/* (the metadata does not own its device: close_damaged closes both) */
+static struct tp_dev *open_meta;
+
 static struct tmd *open_damaged(void)
 {
 	struct tmd *md = NULL;
 	char err[512];
-	struct tmd_open_args a = {.meta = damaged_meta()};
+	struct tmd_open_args a = {.meta = open_meta = damaged_meta()};
 	ok(tmd_open(&a, &md, err, sizeof(err)), "open", md);
 	return md;
+}
+
+static void close_damaged(struct tmd *md)
+{
+	tmd_close_nocommit(md);
+	tp_dev_close(open_meta);
 }
 
 static void expect_named(int r, const char *what, const char *msg)
@@ -135,8 +144,11 @@ static int md_op(struct tmd *md, int op)
 START_TEST(test_md_errno)
 {
 	struct tmd *md = open_damaged();
-	expect_named(md_op(md, _i), "tmd op", tmd_error(md));
-	tmd_close_nocommit(md);
+	int r = md_op(md, _i);
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%s", tmd_error(md));
+	close_damaged(md);
+	expect_named(r, "tmd op", msg);
 }
 END_TEST
 
@@ -144,8 +156,10 @@ START_TEST(test_md_message)
 {
 	struct tmd *md = open_damaged();
 	(void)md_op(md, _i);
-	expect_message("tmd op", tmd_error(md));
-	tmd_close_nocommit(md);
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%s", tmd_error(md));
+	close_damaged(md);
+	expect_message("tmd op", msg);
 }
 END_TEST
 
