@@ -73,8 +73,9 @@ struct backend_ops {
 	int (*set_transaction_id)(struct backend_pool *p, uint64_t old, uint64_t next);
 	int (*metadata_snap)(struct backend_pool *p, bool reserve);
 
-	/* IO (BACKEND_IO). */
-	int (*thin_open)(struct backend_pool *p, uint64_t id, struct backend_thin **out);
+	/* IO (BACKEND_IO), bounded by SIZE bytes (the thin's size, as a kernel table's). */
+	int (*thin_open)(struct backend_pool *p, uint64_t id, uint64_t size,
+	                 struct backend_thin **out);
 	void (*thin_close)(struct backend_thin *t);
 	int (*read)(struct backend_thin *t, void *buf, size_t len, uint64_t off);
 	int (*write)(struct backend_thin *t, const void *buf, size_t len, uint64_t off);

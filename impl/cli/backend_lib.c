@@ -215,13 +215,14 @@ static int lib_metadata_snap(struct backend_pool *bp, bool reserve)
 	                                 thinp_release_metadata_snap(pool));
 }
 
-static int lib_thin_open(struct backend_pool *bp, uint64_t id, struct backend_thin **out)
+static int lib_thin_open(struct backend_pool *bp, uint64_t id, uint64_t size,
+                         struct backend_thin **out)
 {
 	struct backend_thin *t = calloc(1, sizeof(*t));
 	if (!t)
 		return cli_fail(bp->args->cmd, "out of memory");
 	t->p = lib(bp);
-	int r = report(t->p, thinp_thin_open(t->p->pool, id, 0, &t->t));
+	int r = report(t->p, thinp_thin_open(t->p->pool, id, size, &t->t));
 	if (r) {
 		free(t);
 		return r;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli_msg.h"
+#include "cli/cli_thins.h"
 
 void cli_pool_args_init(struct cli_pool_args *a, const char *cmd, const struct cli_global *g)
 {
@@ -84,6 +85,17 @@ int cli_pool_option(void *ctx, int c, const char *arg, const char *opt)
 		return 0;
 	case CLI_OPT_FORCE:
 		a->force = true;
+		return 0;
+	case CLI_OPT_SIZE:
+		/* a block device's size: whole sectors, and within what an off_t addresses */
+		if (cli_size(a->cmd, opt, arg, &v))
+			return 2;
+		if (!v || v % 512 || v > CLI_THIN_SIZE_MAX)
+			return cli_usage(a->cmd,
+			                 "invalid %s '%s': a positive multiple of 512 bytes, at most "
+			                 "%llu (8 EiB)",
+			                 opt, arg, CLI_THIN_SIZE_MAX);
+		a->thin_size = v;
 		return 0;
 	}
 	return cli_usage(a->cmd, "unknown option '%s'", opt);

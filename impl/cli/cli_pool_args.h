@@ -30,6 +30,8 @@ struct cli_pool_args {
 	/* pool create / extend */
 	uint64_t data_size, meta_size; /* 0: not given */
 	bool force;                    /* create over an existing pool */
+	/* thin create / snap, read / write / discard: --size, the thin's size (0: not given) */
+	uint64_t thin_size;
 };
 
 enum {
@@ -52,10 +54,12 @@ enum {
 	CLI_OPT_DATA_SIZE,
 	CLI_OPT_METADATA_SIZE,
 	CLI_OPT_FORCE,
+	CLI_OPT_SIZE,
 };
 
 /* Every pool command accepts all of these (as it always did); create and extend add
- * CLI_SIZE_LONGOPTS, create CLI_FORCE_LONGOPT. */
+ * CLI_SIZE_LONGOPTS, create CLI_FORCE_LONGOPT; thin create/snap and the IO commands
+ * CLI_THIN_SIZE_LONGOPT. */
 #define CLI_POOL_SHORTOPTS "v" CLI_STD_SHORTOPTS
 /* clang-format off */
 #define CLI_POOL_LONGOPTS                                                            \
@@ -80,6 +84,7 @@ enum {
 	{ "data-size", required_argument, NULL, CLI_OPT_DATA_SIZE },                 \
 	{ "metadata-size", required_argument, NULL, CLI_OPT_METADATA_SIZE }
 #define CLI_FORCE_LONGOPT { "force", no_argument, NULL, CLI_OPT_FORCE }
+#define CLI_THIN_SIZE_LONGOPT { "size", required_argument, NULL, CLI_OPT_SIZE }
 /* clang-format on */
 
 /* A fresh A for command CMD, with the options given before the command. */

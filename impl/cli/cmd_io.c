@@ -1,13 +1,15 @@
 /* thinp write / read / discard: one IO against a thin device of a userspace pool, in
  * chunks (stdin for write, stdout for read); a write ends with a flush, so it is
  * committed when the command returns. The kernel's thins are block devices: dd,
- * blkdiscard or fio reach them. */
+ * blkdiscard or fio reach them. IO stays inside the thin's size (cli_thins.h), checked
+ * here before the pool is opened and again by libthinp. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/backend.h"
 #include "cli/cli_msg.h"
+#include "cli/cli_thins.h"
 
 #define IO_CHUNK (1u << 20)
 
@@ -15,7 +17,9 @@ static const char io_usage[] =
         "usage: thinp write DIR ID OFFSET LENGTH     (LENGTH bytes from stdin)\n"
         "       thinp read DIR ID OFFSET LENGTH      (LENGTH bytes to stdout)\n"
         "       thinp discard DIR ID OFFSET LENGTH\n"
-        "(or --data DEV --metadata DEV instead of DIR). OFFSET and LENGTH take k/m/g/t.\n";
+        "(or --data DEV --metadata DEV instead of DIR). OFFSET and LENGTH take k/m/g/t.\n"
+        "The IO must end within the thin's size: the one `thin create --size` recorded in\n"
+        "DIR/thins, else --size SIZE (a --data/--metadata pool has no DIR/thins), else 8 EiB.\n";
 
 enum io_kind {
 	IO_WRITE,
@@ -26,11 +30,14 @@ enum io_kind {
 struct io_args {
 	enum io_kind kind;
 	uint64_t id, off, len;
+	uint64_t size; /* the thin's: IO beyond it is refused */
 };
 
 static int parse(int argc, char **argv, struct cli_pool_args *a, struct io_args *io)
 {
-	static const struct option longopts[] = { CLI_POOL_LONGOPTS, CLI_STD_LONGOPTS, { 0 } };
+	static const struct option longopts[] = {
+		CLI_POOL_LONGOPTS, CLI_THIN_SIZE_LONGOPT, CLI_STD_LONGOPTS, { 0 }
+	};
 	const struct cli_cmd cmd = {
 		.name = a->cmd,
 		.usage = io_usage,
@@ -56,6 +63,38 @@ static int parse(int argc, char **argv, struct cli_pool_args *a, struct io_args 
 	    cli_size(a->cmd, "length", pos[2], &io->len))
 		return 2;
 	return 0;
+}
+
+/* The thin's size into IO->size, and the IO within it: 0, 1 (DIR/thins unreadable) or 2
+ * (refused), reported. Without this the pool's offsets wrapped past 2^64: an IO near
+ * the top landed at offset 0. */
+static int bound(const struct cli_pool_args *a, struct io_args *io)
+{
+	const char *dir = cli_pool_dir(a);
+	uint64_t rec = 0;
+	if (dir && cli_thins_get(a->cmd, dir, io->id, &rec))
+		return 1;
+	if (rec && a->thin_size && a->thin_size != rec)
+		return cli_usage(a->cmd,
+		                 "--size %llu differs from thin %llu's size %llu bytes (recorded in "
+		                 "%s/thins)",
+		                 (unsigned long long)a->thin_size, (unsigned long long)io->id,
+		                 (unsigned long long)rec, dir);
+	io->size = rec ? rec : a->thin_size ? a->thin_size : CLI_THIN_SIZE_MAX;
+	if (io->off <= io->size && io->len <= io->size - io->off)
+		return 0;
+	char what[128];
+	if (rec || a->thin_size)
+		snprintf(what, sizeof(what), "thin %llu's size %llu bytes",
+		         (unsigned long long)io->id, (unsigned long long)io->size);
+	else
+		snprintf(what, sizeof(what),
+		         "%llu bytes (8 EiB), the bound of a thin without a size (thin create "
+		         "--size records one)",
+		         (unsigned long long)io->size);
+	return cli_usage(a->cmd, "offset %llu length %llu ends beyond %s%s",
+	                 (unsigned long long)io->off, (unsigned long long)io->len,
+	                 io->off > UINT64_MAX - io->len ? "64 bits, and " : "", what);
 }
 
 /* LEN bytes between stdin/stdout and the thin, a chunk at a time. */
@@ -101,12 +140,14 @@ static int io_cmd(int argc, char **argv, const struct cli_global *g, enum io_kin
 	int r = parse(argc, argv, &a, &io);
 	if (r)
 		return r == CLI_DONE ? 0 : r;
+	if ((r = bound(&a, &io)))
+		return r;
 	const struct backend_ops *be = backend_of(&a);
 	struct backend_pool *p;
 	if ((r = be->open(&a, &p)))
 		return r;
 	struct backend_thin *t;
-	if ((r = be->thin_open(p, io.id, &t)))
+	if ((r = be->thin_open(p, io.id, io.size, &t)))
 		return be->close(p, r);
 	r = kind == IO_DISCARD ? be->discard(t, io.off, io.len) : copy(be, t, &io, a.cmd);
 	be->thin_close(t);

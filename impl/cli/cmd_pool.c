@@ -9,6 +9,7 @@
 #include "cli/backend.h"
 #include "cli/cli_fields.h"
 #include "cli/cli_msg.h"
+#include "cli/cli_thins.h"
 
 static const char pool_usage[] =
         "usage: thinp [--backend user|kernel] pool create|status|extend|activate|remove ...\n"
@@ -97,6 +98,10 @@ static int pool_create(int argc, char **argv, struct cli_pool_args *a)
 		                 "is not formatted yet");
 	char dev[256];
 	r = backend_of(a)->pool_create(a, dev, sizeof(dev));
+	/* a new pool has no thins: sizes recorded for an old one's must not apply to it */
+	const char *dir = r ? NULL : cli_pool_dir(a);
+	if (dir && cli_thins_clear(a->cmd, dir))
+		r = 1;
 	if (!r && *dev)
 		printf("%s\n", dev);
 	return r;
