@@ -218,7 +218,7 @@ int cli_thin_id(const char *cmd, const char *what, const char *s, uint64_t *out)
 int cli_size(const char *cmd, const char *what, const char *s, uint64_t *out)
 {
 	static const char expect[] = "expected a size like 4096, 64k, 100M, 2G or 1T";
-	static const char range[] = "too large (at most 16 EiB - 1 byte)";
+	static const char range[] = "too large (at most 18446744073709551615 bytes, 16 EiB - 1)";
 	unsigned long long v = 0;
 	char *end = NULL;
 	enum num r = digits(s, &v, &end);

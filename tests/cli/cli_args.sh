@@ -88,6 +88,18 @@ usage "--metadata-snap" "'0'" -- dump --metadata-snap=0 "$pool/metadata"
 usage "-m" "'-1'" "must be ≥ 0" -- check -m-1 "$pool/metadata"
 usage "--block-size" "'100k'" "multiple of 64k" -- pool create "$tmp/new" --block-size 100k
 usage "thin device size" "'1000'" "multiple of 512" -- thin activate "$pool" 1 1000
+# thin ids are 24 bits (dm-thin's) on the IO commands too, named with the limit
+for cmd in write read discard; do
+	usage "device id" "'16777216'" "24-bit" "16777215" -- "$cmd" "$pool" 16777216 0 4096
+done
+# every size parse tells overflow from garbage, naming the value and the largest accepted
+for v in 20000000t 18446744073709551616 99999999999999999999999k 16777216T; do
+	usage "offset" "'$v'" "too large" "18446744073709551615" -- read "$pool" 1 "$v" 4096
+	usage "--data-size" "'$v'" "too large" "18446744073709551615" -- pool create "$tmp/new" --data-size "$v"
+done
+for v in 1.5G 2x 12QB 4kk 4kbb; do
+	usage "length" "'$v'" "expected a size" -- read "$pool" 1 0 "$v"
+done
 
 # ---- "--" ends the options ----
 "$THINP" thin create -- "$pool" 2 || fail "thin create -- DIR ID"
