@@ -3,7 +3,6 @@
 #include "pdata/btree_internal.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 /* ---- levels and value reference counting ---- */

@@ -2,7 +2,6 @@
 #include "pdata/btree_internal.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 /* ---- insert ---- */

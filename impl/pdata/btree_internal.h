@@ -174,7 +174,7 @@ int bt_shadow_path_node(struct btree_info *info, unsigned level, struct spine *s
                         struct bm_block **out);
 int bt_new_node(struct btree_info *info, uint32_t flags, uint32_t vs, struct bm_block **out);
 
-/* ---- shared between the files (btree.c, btree_insert.c) ---- */
+/* ---- shared between btree.c, btree_insert.c and btree_remove.c ---- */
 
 int bt_value_inc(struct btree_info *info, unsigned level, const void *v);
 /* Drop a value of LEVEL: a subtree reference, or the value type's dec. */

@@ -3,7 +3,6 @@
 #include "pdata/btree_internal.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 bool bt_on_spine(const struct spine *sp, uint64_t b)
