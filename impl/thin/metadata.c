@@ -355,6 +355,13 @@ int tmd_op_result(struct tmd *md, int r, const char *what)
 {
 	if (r && r != -ENODATA && r != -EEXIST) { /* EINVAL from below is a refcount or tree bug */
 		md->failed = true;
+		/* the errno's own text ("Structure needs cleaning", "Invalid or incomplete
+		 * multibyte …") would hide what the walk or the validator found */
+		if (r == -EUCLEAN && *tm_error(md->tm))
+			return tmd_fail(md, r, "%s failed: %s", what, tm_error(md->tm));
+		if (r == -EILSEQ && *bm_last_error(md->bm))
+			return tmd_fail(md, r, "%s failed: metadata corrupt: %s", what,
+				        bm_last_error(md->bm));
 		return tmd_fail(md, r, "%s failed: %s%s%s", what, strerror(-r),
 			        *bm_last_error(md->bm) ? ": " : "", bm_last_error(md->bm));
 	}
