@@ -13,6 +13,26 @@ void cli_pool_args_init(struct cli_pool_args *a, const char *cmd, const struct c
 	a->verbose = g->verbose;
 }
 
+/* --data-size / --metadata-size: 0 is refused, not taken for "not given" (the defaults).
+ * The metadata's MAX is the kernel's: dm-thin warns about a bigger device and leaves the
+ * rest unused; asking for a bigger one is a mistake, said before any file is made. */
+static int pool_size(struct cli_pool_args *a, const char *opt, const char *arg, uint64_t max,
+                     uint64_t *out)
+{
+	uint64_t v;
+	if (cli_size(a->cmd, opt, arg, &v))
+		return 2;
+	if (!v)
+		return cli_usage(a->cmd, "invalid %s '%s': must be > 0", opt, arg);
+	if (v > max)
+		return cli_usage(a->cmd,
+		                 "invalid %s '%s': too large: dm-thin uses at most %llu bytes "
+		                 "(15.875 GiB, 4161600 blocks of 4 KiB) of metadata",
+		                 opt, arg, (unsigned long long)max);
+	*out = v;
+	return 0;
+}
+
 int cli_pool_option(void *ctx, int c, const char *arg, const char *opt)
 {
 	struct cli_pool_args *a = ctx;
@@ -50,9 +70,9 @@ int cli_pool_option(void *ctx, int c, const char *arg, const char *opt)
 		a->name = arg;
 		return 0;
 	case CLI_OPT_DATA_SIZE:
-		return cli_size(a->cmd, opt, arg, &a->data_size);
+		return pool_size(a, opt, arg, UINT64_MAX, &a->data_size);
 	case CLI_OPT_METADATA_SIZE:
-		return cli_size(a->cmd, opt, arg, &a->meta_size);
+		return pool_size(a, opt, arg, CLI_META_SIZE_MAX, &a->meta_size);
 	case CLI_OPT_DEFERRED:
 		a->deferred = true;
 		return 0;

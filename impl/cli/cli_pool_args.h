@@ -28,11 +28,15 @@ struct cli_pool_args {
 	bool noflush;             /* --noflush: status without committing first */
 	bool fields;              /* --fields: status as key=value lines of the parsed struct */
 	/* pool create / extend */
-	uint64_t data_size, meta_size; /* 0: not given */
+	uint64_t data_size, meta_size; /* 0: not given (given, they are > 0) */
 	bool force;                    /* create over an existing pool */
 	/* thin create / snap, read / write / discard: --size, the thin's size (0: not given) */
 	uint64_t thin_size;
 };
+
+/* The most metadata dm-thin uses: DM_SM_METADATA_MAX_BLOCKS (255 bitmaps of 16320
+ * blocks) of 4 KiB, 15.875 GiB. */
+#define CLI_META_SIZE_MAX (255ull * 16320 * 4096)
 
 enum {
 	CLI_OPT_DATA = 256,

@@ -88,6 +88,21 @@ usage "--metadata-snap" "'0'" -- dump --metadata-snap=0 "$pool/metadata"
 usage "-m" "'-1'" "must be ≥ 0" -- check -m-1 "$pool/metadata"
 usage "--block-size" "'100k'" "multiple of 64k" -- pool create "$tmp/new" --block-size 100k
 usage "thin device size" "'1000'" "multiple of 512" -- thin activate "$pool" 1 1000
+# sizes of 0 are refused, not taken for "not given" (which made --data-size 0 a 100G pool)
+usage "--data-size" "'0'" "must be > 0" -- pool create "$tmp/new" --data-size 0
+usage "--metadata-size" "'0k'" "must be > 0" -- pool create "$tmp/new" --metadata-size 0k
+usage "--data-size" "'0'" "must be > 0" -- pool extend "$pool" --data-size 0
+usage "--metadata-size" "'0'" "must be > 0" -- pool extend "$pool" --metadata-size=0
+# dm-thin uses at most 4161600 metadata blocks of 4 KiB (DM_SM_METADATA_MAX_BLOCKS): more
+# is refused with the limit named, not capped silently
+usage "--metadata-size" "'17g'" "17045913600" -- pool create "$tmp/new" --metadata-size 17g
+usage "--metadata-size" "'17045913601'" "17045913600" -- pool create "$tmp/new" --metadata-size 17045913601
+usage "--metadata-size" "'16t'" "17045913600" -- pool extend "$pool" --metadata-size 16t
+[ ! -e "$tmp/new" ] || fail "a refused pool create made $tmp/new"
+"$THINP" pool create "$tmp/big" --data-size 64M --metadata-size 17045913600 ||
+	fail "pool create at the metadata limit"
+[[ "$("$THINP" pool status "$tmp/big")" == 0\ */4161600\ * ]] || fail "metadata at the limit: $("$THINP" pool status "$tmp/big")"
+rm -rf "$tmp/big"
 # thin ids are 24 bits (dm-thin's) on the IO commands too, named with the limit
 for cmd in write read discard; do
 	usage "device id" "'16777216'" "24-bit" "16777215" -- "$cmd" "$pool" 16777216 0 4096
