@@ -90,6 +90,12 @@ typedef int (*block_fn)(struct thinp_thin *t, uint64_t vblock, uint8_t *buf, uin
 
 static int check_range(struct thinp_thin *t, uint64_t off, uint64_t len)
 {
+	/* an unbounded thin (size 0) still has the 64-bit byte range: past it the block
+	 * loop's position would wrap to offset 0 */
+	if (len > UINT64_MAX - off)
+		return pool_err(t->p, -EINVAL,
+			        "IO at offset %llu length %llu runs past the end of the 64-bit range",
+			        (unsigned long long)off, (unsigned long long)len);
 	if (t->size && (off > t->size || len > t->size - off))
 		return pool_err(t->p, -EINVAL,
 			        "IO at offset %llu length %llu is beyond the thin device's %llu bytes",
@@ -215,6 +221,27 @@ int thinp_discard(struct thinp_thin *t, uint64_t off, uint64_t len, struct thinp
 	uint64_t first = (off + p->block_bytes - 1) / p->block_bytes;
 	uint64_t end = (off + len) / p->block_bytes;
 	for (uint64_t vb = first; vb < end && !r; vb++) {
+		/* only mapped blocks have anything to discard: jump to the next one, so a
+		 * huge range costs its mappings, not its length (the cell is taken after,
+		 * and the lookup below decides) */
+		struct meta_mark nm;
+		md_lock(p, &nm);
+		r = pool_check_writable(p);
+		uint64_t next = vb;
+		struct thin_mapping nmap;
+		if (!r) {
+			r = tmd_lookup_next(p->md, t->id, vb, &next, &nmap);
+			if (r && r != -ENODATA)
+				pool_metadata_failed(p, r, "discard");
+		}
+		md_unlock(p, &nm, &cost);
+		if (r == -ENODATA || (!r && next >= end)) {
+			r = 0;
+			break;
+		}
+		if (r)
+			break;
+		vb = next;
 		pthread_rwlock_t *c = cell(p, t->id, vb);
 		pthread_rwlock_wrlock(c);
 		struct meta_mark m;
