@@ -7,6 +7,7 @@
 #include "cli/cli_args.h"
 #include "cli/cli_msg.h"
 #include "cli/cli_offline.h"
+#include "cli/cli_output.h"
 #include "cli/commands.h"
 #include "thin/metadata.h"
 #include "thin/xml.h"
@@ -15,7 +16,9 @@
 static const char dump_usage[] =
         "Usage: thinp dump [options] METADATA\n"
         "Write thin-pool metadata (a file or block device) as XML, byte-identical to\n"
-        "thin_dump 0.9.0. The metadata is opened read-only.\n"
+        "thin_dump 0.9.0. The metadata is opened read-only. A pool open in another process\n"
+        "is refused (its metadata changes under the reader), unless -m: the snapshot is\n"
+        "stable. The output may be neither the input nor a device of an open pool.\n"
         "\n"
         "Options:\n"
         "  -o, --output FILE            write to FILE instead of standard output\n"
@@ -90,12 +93,20 @@ static int dump(struct tp_dev *meta, const char *path, const struct dump_args *d
 			return cli_fail("dump", "%s: %s", path, err);
 	}
 
-	/* Opened only now, so bad metadata does not clobber an existing file. */
+	/* Opened only now, so bad metadata does not clobber an existing file; held (the
+	 * lock a pool takes) until written, so no pool opens it meanwhile. */
 	FILE *out = stdout;
+	struct tp_dev *held = NULL;
 	if (da->output) {
+		if (cli_output_claim("dump", da->output, &held)) {
+			tmd_close_nocommit(md);
+			return 1;
+		}
 		out = fopen(da->output, "w");
 		if (!out) {
 			cli_err("dump", "cannot create %s: %s", da->output, strerror(errno));
+			if (held)
+				thinp_dev_close(held);
 			tmd_close_nocommit(md);
 			return 1;
 		}
@@ -115,6 +126,8 @@ static int dump(struct tp_dev *meta, const char *path, const struct dump_args *d
 		rc = cli_fail("dump", "writing %s failed: %s", da->output, strerror(errno));
 	else if (!da->output && fflush(stdout))
 		rc = cli_fail("dump", "writing the output failed: %s", strerror(errno));
+	if (held)
+		thinp_dev_close(held);
 	tmd_close_nocommit(md);
 	return rc;
 }
@@ -145,9 +158,16 @@ int cmd_dump(int argc, char **argv, const struct cli_global *g)
 	int nr, r = cli_parse(&cmd, argc, argv, pos, 2, &nr);
 	if (r)
 		return r == CLI_DONE ? 0 : r;
-	struct tp_dev *meta;
-	if ((r = cli_open_metadata_arg("dump", pos, nr, false, &meta, &path)))
+	if ((r = cli_metadata_arg("dump", pos, nr, &path)))
 		return r;
+	/* before anything is opened: `dump META -o META` truncated what it was to read */
+	if (da.output && (r = cli_output_not_input("dump", da.output, path, -1)))
+		return r;
+	struct tp_dev *meta;
+	unsigned flags = THINP_DEV_RDONLY | (da.snap ? 0 : THINP_DEV_EXCL);
+	if (cli_open_metadata("dump", path, flags, false,
+	                      "dump its metadata snapshot with -m, or stop it", &meta))
+		return 1;
 	r = dump(meta, path, &da);
 	thinp_dev_close(meta);
 	return r;

@@ -3,9 +3,11 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli_args.h"
 #include "cli/cli_msg.h"
+#include "cli/cli_output.h"
 #include "cli/commands.h"
 #include "thin/xml.h"
 #include "thinp.h"
@@ -17,7 +19,8 @@ static const char restore_usage[] =
         "Usage: thinp restore -i XML -o METADATA [options]\n"
         "Build thin-pool metadata from thin_dump XML, like thin_restore 0.9.0. Everything\n"
         "on METADATA is replaced; if the restore fails its superblock is zeroed, so it is\n"
-        "never mistaken for valid metadata.\n"
+        "never mistaken for valid metadata. METADATA may be neither the input nor a device\n"
+        "of a pool open in another process.\n"
         "\n"
         "Options:\n"
         "  -i, --input XML            thin_dump XML ('-' = standard input)\n"
@@ -92,7 +95,11 @@ static int open_output(const char *output, struct tp_dev **meta)
 		                "give a block device",
 		                output, output);
 	if (r == -EBUSY)
-		return cli_fail("restore", "%s is in use by another thinp process", output);
+		return cli_fail("restore",
+		                "%s is in use: " CLI_POOL_OPEN_ELSEWHERE
+		                " (or, for a block device, a mount or a device-mapper table) holds "
+		                "it; stop it first",
+		                output);
 	if (r)
 		return cli_fail("restore", "cannot open %s: %s", output, strerror(-r));
 	uint64_t size = thinp_dev_size(*meta);
@@ -139,6 +146,11 @@ int cmd_restore(int argc, char **argv, const struct cli_global *g)
 		return cli_usage("restore", "no input given: use -i XML");
 	if (!ra.output)
 		return cli_usage("restore", "no output given: use -o METADATA");
+	/* a failed restore zeroes the output's superblock: never the input's */
+	bool from_stdin = !strcmp(ra.input, "-");
+	if ((r = cli_output_not_input("restore", ra.output, from_stdin ? NULL : ra.input,
+	                              STDIN_FILENO)))
+		return r;
 
 	FILE *in = stdin;
 	if (strcmp(ra.input, "-")) {
