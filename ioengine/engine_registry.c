@@ -1,17 +1,16 @@
 /* The pool registry: every pool this process has open, keyed by the canonical
  * paths of its two devices, so jobs of one fio process (thread=1) naming the
  * same pool share one open pool (refcounted; the last job out commits and
- * closes it). Also the only place that opens a pool, and where a job's thin
- * device is created or snapshotted. */
+ * closes it). Pools are opened through libthinp's thinp_pool_open_paths, the
+ * one opener of the library's users. Also where a job's thin device is created
+ * or snapshotted. */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "engine.h"
-#include "io/dev.h"
 
 struct thinp_registry thinp_pool_registry = { PTHREAD_MUTEX_INITIALIZER, NULL, NULL };
 
@@ -90,88 +89,40 @@ static const char *cfg_conflict(const struct pool_cfg *have, const struct pool_c
 	return NULL;
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
-static const char *open_hint(int r, unsigned int mode)
+/* What the engine adds to the opener's message: how a job gets past it. */
+static const char *open_hint(int r, const struct thinp_options *o)
 {
 	if (r == -EBUSY)
-		return " (another process has this pool open - its devices are flock()ed: use "
-		       "thread=1 to share one pool between jobs, or run the jobs one after another)";
-	if (r == -EINVAL && mode == MODE_DIRECT)
-		return " (thinp_mode=direct needs a filesystem or device that supports O_DIRECT)";
+		return ": its devices are flock()ed; use thread=1 to share one pool between jobs, "
+		       "or run the jobs one after another";
+	if (r == -ENOENT && !o->create)
+		return "; set thinp_create=1 to create a new pool";
 	return "";
 }
 
-/* ---------------------------------------------------------------------------------------------
- * Opening the pool (registry lock held)
- */
+/* thinp_data_size and thinp_metadata_size size the files thinp_create makes;
+ * a block device is used whole, as it always was, so the opener gets no size. */
+static uint64_t file_size(const char *path, unsigned long long size)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISBLK(st.st_mode) ? 0 : size;
+}
 
+/* (registry lock held) */
 static int open_pool(struct thread_data *td, const struct thinp_options *o, const char *data,
                      const char *meta, struct thinp_pool **out)
 {
-	bool have_data = access(data, F_OK) == 0, have_meta = access(meta, F_OK) == 0;
-	if (!o->create && (!have_data || !have_meta))
-		return job_fail(td, ENOENT,
-		                "no pool at %s + %s: %s does not exist (set "
-		                "thinp_create=1 to create a new pool)",
-		                data, meta, have_data ? meta : data);
-	/* a device without its partner is someone's data: never format around it */
-	if (have_data != have_meta)
-		return job_fail(td, EEXIST,
-		                "%s exists but %s does not: refusing to create a pool "
-		                "over an existing device (remove it or name both devices "
-		                "of the existing pool)",
-		                have_data ? data : meta, have_data ? meta : data);
-
-	unsigned flags = TP_DEV_EXCL;
-	if (o->mode == MODE_DIRECT)
-		flags |= TP_DEV_DIRECT;
-	if (o->create && !o->read_only)
-		flags |= TP_DEV_CREATE;
-	/* a read-only pool still writes provisioned, unshared blocks in place
-	 * (dm-thin's read-only mode); only its metadata is read-only */
-	unsigned meta_flags = o->read_only ? flags | TP_DEV_RDONLY : flags;
-
-	struct tp_dev *md = NULL, *dd = NULL;
-	int r = tp_dev_open(meta, meta_flags, o->meta_size, &md);
-	if (r)
-		return job_fail(td, -r, "cannot open the metadata device %s: %s%s", meta,
-		                strerror(-r), open_hint(r, o->mode));
-	r = tp_dev_open(data, flags, o->data_size, &dd);
-	if (r) {
-		tp_dev_close(md);
-		return job_fail(td, -r, "cannot open the data device %s: %s%s", data, strerror(-r),
-		                open_hint(r, o->mode));
-	}
-
-	/* dm-thin formats the metadata exactly when its superblock is all zeros
-	 * (a new file reads as zeros), and opens it otherwise */
-	void *sb;
-	if (posix_memalign(&sb, META_BLOCK, META_BLOCK)) {
-		tp_dev_close(md);
-		tp_dev_close(dd);
-		return job_fail(td, ENOMEM, "out of memory");
-	}
-	bool blank = true;
-	if (md->size >= META_BLOCK) {
-		r = tp_dev_pread(md, sb, META_BLOCK, 0);
-		if (r) {
-			free(sb);
-			tp_dev_close(md);
-			tp_dev_close(dd);
-			return job_fail(td, -r, "cannot read the superblock of %s: %s", meta,
-			                strerror(-r));
-		}
-		blank = all_zero(sb, META_BLOCK);
-	}
-	free(sb);
-
+	struct thinp_pool_paths where = {
+		.data = data,
+		.metadata = meta,
+		.data_size = file_size(data, o->data_size),
+		.meta_size = file_size(meta, o->meta_size),
+		.direct = o->mode == MODE_DIRECT,
+		.direct_metadata = o->mode == MODE_DIRECT,
+		/* dm-thin's rule: format exactly when the superblock is all zeros (a
+		 * new file reads as zeros), open otherwise; never reformat */
+		.how = o->create ? THINP_OPEN_ANY : THINP_OPEN_EXISTING,
+	};
 	struct thinp_pool_opts po = {
 		.block_sectors = (uint32_t)(o->block_size / 512),
 		.skip_block_zeroing = !o->zero,
@@ -185,29 +136,13 @@ static int open_pool(struct thread_data *td, const struct thinp_options *o, cons
 		.metadata_cache_blocks = o->cache,
 	};
 	char err[512] = "";
-	if (blank) {
-		if (!o->create) {
-			tp_dev_close(md);
-			tp_dev_close(dd);
-			return job_fail(td, ENOENT,
-			                "no pool on %s: its superblock is all zeros (set "
-			                "thinp_create=1 to format a new pool)",
-			                meta);
-		}
-		if (!po.block_sectors)
-			po.block_sectors = 128;
-		r = thinp_pool_format(dd, md, &po, out, err, sizeof(err));
-		if (r)
-			return job_fail(td, -r, "cannot format a pool on %s + %s: %s", data, meta,
-			                *err ? err : strerror(-r));
-		note("thinp: formatted a new pool on %s + %s (%u KiB blocks)\n", data, meta,
-		     po.block_sectors / 2);
-	} else {
-		r = thinp_pool_open(dd, md, &po, out, err, sizeof(err));
-		if (r)
-			return job_fail(td, -r, "cannot open the pool on %s + %s: %s", data, meta,
-			                *err ? err : strerror(-r));
-	}
+	bool formatted = false;
+	int r = thinp_pool_open_paths(&where, &po, out, &formatted, err, sizeof(err));
+	if (r)
+		return job_fail(td, -r, "%s%s", *err ? err : strerror(-r), open_hint(r, o));
+	if (formatted)
+		note("thinp: formatted a new pool on %s + %s (%llu KiB blocks)\n", data, meta,
+		     (unsigned long long)thinp_pool_block_bytes(*out) / 1024);
 	return 0;
 }
 

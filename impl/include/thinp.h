@@ -144,6 +144,8 @@ struct thinp_pool_paths {
 	 * device for block devices. */
 	uint64_t data_size, meta_size;
 	bool direct;          /* the data device O_DIRECT (direct-lvm) */
+	bool direct_metadata; /* the metadata device O_DIRECT too (the pool's own cache is its
+	                         only cache, as dm-bufio is the kernel's) */
 	bool losetup;         /* both files through loop devices (root), as loop-lvm */
 	bool force;           /* THINP_OPEN_CREATE over an existing pool */
 	enum thinp_open_how how;

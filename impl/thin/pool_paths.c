@@ -192,7 +192,9 @@ int thinp_pool_open_paths(const struct thinp_pool_paths *w, const struct thinp_p
 			 &d);
 	if (r)
 		return r;
-	r = open_dev(&op, "metadata", op.meta, fl | (o->read_only ? THINP_DEV_RDONLY : 0),
+	r = open_dev(&op, "metadata", op.meta,
+		     fl | (o->read_only ? THINP_DEV_RDONLY : 0) |
+			     (w->direct_metadata ? THINP_DEV_DIRECT : 0),
 		     meta_size, &m);
 	if (r) {
 		tp_dev_close(d);
