@@ -1,7 +1,8 @@
 /* thinp check: thin_check-shaped front end of the strict checker
  * (impl/thin/check.h). Faults go to stderr, one per line; the exit status
  * is 0 when the metadata is clean, 1 when faults were found (or the check
- * could not run), 2 on a usage error. */
+ * could not run), 2 on a usage error. It takes the options LVM passes to
+ * thin_check (thin_check_options), so thin_check_executable may name it. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,20 +18,28 @@
 
 static const char check_usage[] =
         "Usage: thinp check [options] METADATA\n"
-        "Verify thin-pool metadata (a file or block device), read-only. Checks\n"
-        "everything thin_check 0.9.0 does plus data reference counts, mappings\n"
-        "beyond the data device, mapped_blocks, magic/version/flags and the space\n"
-        "map counters (nr_free, none_free_before, nr_allocated).\n"
+        "Verify thin-pool metadata (a file or block device), read-only unless\n"
+        "--clear-needs-check-flag. Checks everything thin_check 0.9.0 does plus data\n"
+        "reference counts, mappings beyond the data device, mapped_blocks,\n"
+        "magic/version/flags and the space map counters (nr_free, none_free_before,\n"
+        "nr_allocated). The metadata of a pool open in another process is refused (it\n"
+        "changes under the checker); -m checks its snapshot, which does not.\n"
         "\n"
         "Options:\n"
         "  -q, --quiet                    print nothing; only the exit status tells\n"
         "      --super-block-only         check only the superblock\n"
-        "  -m, --metadata-snap[=BLOCK]    (the held metadata snapshot is always checked)\n"
-        "                                 with BLOCK: also fail unless it is the one\n"
-        "                                 the superblock holds (note: -mBLOCK, no space)\n"
+        "  -m, --metadata-snap[=BLOCK]    a metadata snapshot must be held (with BLOCK:\n"
+        "                                 at that block; note: -mBLOCK, no space); it is\n"
+        "                                 checked with the rest, or alone while the pool\n"
+        "                                 is open elsewhere (its trees, as thin_check -m)\n"
         "      --ignore-non-fatal-errors  warn only about what wastes space without\n"
         "                                 endangering data: leaks (counts too high),\n"
         "                                 counters that understate free space\n"
+        "      --clear-needs-check-flag   after a clean check, clear the superblock's\n"
+        "                                 needs_check flag (as thin_check; not with -m,\n"
+        "                                 --super-block-only, --ignore-non-fatal-errors)\n"
+        "      --skip-mappings            accepted for thin_check's callers; the mappings\n"
+        "                                 are checked all the same\n"
         "      --skip-data-counts         do not compare data space map counts\n"
         "      --max-reports N            print at most N faults of each sort (0: all)\n"
         "  -h, --help                     show this help\n"
@@ -41,7 +50,8 @@ static const char check_usage[] =
 struct check_args {
 	struct tcheck_opts opts;
 	bool quiet;
-	bool snap; /* -m: a metadata snapshot must be held */
+	bool snap;              /* -m: a metadata snapshot must be held */
+	bool clear_needs_check; /* --clear-needs-check-flag */
 };
 
 enum {
@@ -49,6 +59,8 @@ enum {
 	OPT_IGNORE_NON_FATAL,
 	OPT_SKIP_DATA_COUNTS,
 	OPT_MAX_REPORTS,
+	OPT_CLEAR_NEEDS_CHECK,
+	OPT_SKIP_MAPPINGS,
 	OPT_UNSUPPORTED,
 };
 
@@ -85,8 +97,14 @@ static int option(void *ctx, int c, const char *arg, const char *opt)
 			return 2;
 		ca->opts.max_reports_per_kind = v ? (unsigned)v : 0xffffffffu;
 		return 0;
+	case OPT_CLEAR_NEEDS_CHECK:
+		ca->clear_needs_check = true;
+		return 0;
+	case OPT_SKIP_MAPPINGS:
+		/* LVM may pass it to save time; checking them anyway is only slower, and stricter */
+		return 0;
 	case OPT_UNSUPPORTED:
-		return cli_usage("check", "%s is not supported (thinp check never writes)", opt);
+		return cli_usage("check", "%s is not supported (thinp check repairs nothing)", opt);
 	}
 	return cli_usage("check", "unknown option '%s'", opt);
 }
@@ -107,7 +125,7 @@ static const char busy_hint[] = "check its metadata snapshot, or stop it";
 static int open_input(const char *path, const struct check_args *ca, struct tp_dev **meta,
                       bool *live)
 {
-	unsigned flags = THINP_DEV_RDONLY | THINP_DEV_EXCL;
+	unsigned flags = THINP_DEV_EXCL | (ca->clear_needs_check ? 0 : THINP_DEV_RDONLY);
 	*live = false;
 	if (ca->snap) {
 		int r = thinp_dev_open(path, flags, 0, meta);
@@ -153,6 +171,38 @@ static int check_snapshot(struct tp_dev *meta, const char *path, const struct ch
 	return r ? 1 : 0;
 }
 
+/* The superblock's needs_check flag cleared (the kernel sets it on a metadata error and
+ * keeps the pool read-only until it is gone); nothing is written when it is not set.
+ * 0 or 1 (reported unless QUIET). */
+static int clear_needs_check(struct tp_dev *meta, const char *path, bool quiet)
+{
+	struct tmd_open_args a = { .meta = meta };
+	struct tmd *md;
+	char err[512];
+	if (tmd_open(&a, &md, err, sizeof(err)))
+		return quiet ? 1 : cli_fail("check", "%s: cannot clear needs_check: %s", path, err);
+	struct thin_sb_info sb;
+	tmd_sb_info(md, &sb);
+	if (!(sb.flags & THIN_SB_FLAG_NEEDS_CHECK)) {
+		tmd_close_nocommit(md);
+		return 0;
+	}
+	int r = tmd_set_sb_fields(md, sb.uuid, sb.time, sb.transaction_id,
+	                          sb.flags & ~THIN_SB_FLAG_NEEDS_CHECK, sb.version);
+	if (r) {
+		if (!quiet)
+			cli_err("check", "%s: cannot clear needs_check: %s", path, tmd_error(md));
+		tmd_close_nocommit(md);
+		return 1;
+	}
+	r = tmd_close(md);
+	if (r)
+		return quiet ? 1 :
+		               cli_fail("check", "%s: cannot clear needs_check: %s", path,
+		                        strerror(-r));
+	return 0;
+}
+
 int cmd_check(int argc, char **argv, const struct cli_global *g)
 {
 	(void)g;
@@ -163,9 +213,9 @@ int cmd_check(int argc, char **argv, const struct cli_global *g)
 		{ "ignore-non-fatal-errors", no_argument, NULL, OPT_IGNORE_NON_FATAL },
 		{ "skip-data-counts", no_argument, NULL, OPT_SKIP_DATA_COUNTS },
 		{ "max-reports", required_argument, NULL, OPT_MAX_REPORTS },
-		{ "skip-mappings", no_argument, NULL, OPT_UNSUPPORTED },
+		{ "skip-mappings", no_argument, NULL, OPT_SKIP_MAPPINGS },
 		{ "auto-repair", no_argument, NULL, OPT_UNSUPPORTED },
-		{ "clear-needs-check-flag", no_argument, NULL, OPT_UNSUPPORTED },
+		{ "clear-needs-check-flag", no_argument, NULL, OPT_CLEAR_NEEDS_CHECK },
 		{ "override-mapping-root", required_argument, NULL, OPT_UNSUPPORTED },
 		CLI_STD_LONGOPTS,
 		{ 0 },
@@ -185,6 +235,17 @@ int cmd_check(int argc, char **argv, const struct cli_global *g)
 		return r == CLI_DONE ? 0 : r;
 	if ((r = cli_metadata_arg("check", pos, nr, &path)))
 		return r;
+	/* thin_check's rule: the flag goes only after a full examination that found nothing */
+	const char *partial = ca.snap                   ? "-m" :
+	                      ca.opts.super_block_only  ? "--super-block-only" :
+	                      ca.opts.ignore_leaks      ? "--ignore-non-fatal-errors" :
+	                      ca.opts.skip_data_counts  ? "--skip-data-counts" :
+	                                                  NULL;
+	if (ca.clear_needs_check && partial)
+		return cli_usage("check",
+		                 "--clear-needs-check-flag needs a full check that found nothing: "
+		                 "not with %s",
+		                 partial);
 	struct tp_dev *meta;
 	bool live;
 	if (open_input(path, &ca, &meta, &live))
@@ -196,17 +257,18 @@ int cmd_check(int argc, char **argv, const struct cli_global *g)
 	}
 	unsigned nr_errors = 0;
 	r = tcheck_run(meta, &ca.opts, print_fault, &ca, &nr_errors);
-	thinp_dev_close(meta);
 	if (r) {
 		if (!ca.quiet)
 			cli_err("check", "cannot check %s: %s", path, strerror(-r));
-		return 1;
-	}
-	if (nr_errors) {
+		r = 1;
+	} else if (nr_errors) {
 		if (!ca.quiet)
 			cli_err("check", "%s: %u fault%s found", path, nr_errors,
 			        nr_errors == 1 ? "" : "s");
-		return 1;
+		r = 1;
+	} else if (ca.clear_needs_check) {
+		r = clear_needs_check(meta, path, ca.quiet);
 	}
-	return 0;
+	thinp_dev_close(meta);
+	return r;
 }
