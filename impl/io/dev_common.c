@@ -1,5 +1,6 @@
 #include "io/dev_internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -19,17 +20,17 @@ void tp_dev_init(struct tp_dev *d, const struct tp_dev_ops *ops, const char *nam
 	d->name[n] = '\0';
 }
 
-int tp_fd_pread_full(int fd, void *buf, size_t len, uint64_t off)
+/* The whole range or an error: short transfers are continued, EINTR retried. */
+static int fd_io_full(int fd, bool write, char *p, size_t len, uint64_t off)
 {
-	char *p = buf;
-
 	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
+		ssize_t n = write ? pwrite(fd, p, len, (off_t)off) : pread(fd, p, len, (off_t)off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
+		/* end of file on a read; on a write, a zero-byte write would spin forever */
 		if (n == 0)
 			return -EIO;
 		p += n;
@@ -39,25 +40,15 @@ int tp_fd_pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+int tp_fd_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	return fd_io_full(fd, false, buf, len, off);
+}
+
 int tp_fd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 {
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		/* A zero-byte write would make this loop spin forever. */
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	/* (pwrite only reads the buffer: the cast just lets one loop serve both) */
+	return fd_io_full(fd, true, (char *)(uintptr_t)buf, len, off);
 }
 
 int tp_alloc_aligned(void **out, size_t align, size_t len)

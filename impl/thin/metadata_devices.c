@@ -115,7 +115,8 @@ static int check_dev_id(struct tmd *md, uint64_t dev)
 	return 0;
 }
 
-int tmd_create_thin(struct tmd *md, uint64_t dev)
+/* What create_thin and create_snap ask before they add DEV. */
+static int check_new_dev(struct tmd *md, uint64_t dev)
 {
 	int r = writable(md);
 	if (!r)
@@ -128,6 +129,14 @@ int tmd_create_thin(struct tmd *md, uint64_t dev)
 		return r;
 	if (exists)
 		return tmd_fail(md, -EEXIST, "device %llu already exists", (unsigned long long)dev);
+	return 0;
+}
+
+int tmd_create_thin(struct tmd *md, uint64_t dev)
+{
+	int r = check_new_dev(md, dev);
+	if (r)
+		return r;
 	uint64_t sub;
 	r = btree_empty(&md->bl_info, &sub);
 	if (r)
@@ -147,17 +156,9 @@ int tmd_create_thin(struct tmd *md, uint64_t dev)
 
 int tmd_create_snap(struct tmd *md, uint64_t dev, uint64_t origin)
 {
-	int r = writable(md);
-	if (!r)
-		r = check_dev_id(md, dev);
+	int r = check_new_dev(md, dev);
 	if (r)
 		return r;
-	bool exists;
-	r = tmd_device_exists(md, dev, &exists);
-	if (r)
-		return r;
-	if (exists)
-		return tmd_fail(md, -EEXIST, "device %llu already exists", (unsigned long long)dev);
 	uint8_t v[8];
 	r = btree_lookup(&md->tl_info, md->root, &origin, v);
 	if (r == -ENODATA)
