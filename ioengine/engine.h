@@ -36,6 +36,7 @@
 #define THINP_DEFAULT_WORKERS_CAP 64u
 #define THINP_ERRORS_LOGGED       3u /* per job; fio reports every error itself */
 #define META_BLOCK                4096u
+#define THINP_MAX_META_BYTES      (16ull << 30) /* thinp_metadata_size */
 
 /* ---- options (engine_options.c) ---- */
 

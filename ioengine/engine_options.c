@@ -3,7 +3,10 @@
  * time (fio's verify hook), so a bad value stops fio before any job starts,
  * with the engine's own message. */
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "engine.h"
@@ -48,59 +51,114 @@ static int verify_snap(const struct fio_option *o, void *data)
 	return 0;
 }
 
+/* fio parses "-1" into these unsigned fields without a word: a value with
+ * the top bit set came from a negative number, and is shown as one. */
+static void log_range(const char *what, long long shown, const char *range)
+{
+	log_err("thinp: %s=%lld is invalid: %s\n", what, shown, range);
+}
+
+static long long shown_ull(unsigned long long v)
+{
+	return (long long)v; /* two's complement: -1 stays -1 */
+}
+
+static long long shown_uint(unsigned int v)
+{
+	return v > INT_MAX ? (long long)(int)v : (long long)v;
+}
+
 static int verify_block_size(const struct fio_option *o, void *data)
 {
 	(void)o;
 	unsigned long long bs = opts_of(data)->block_size;
 	if (bs && (bs % 65536 || bs > (1ull << 30))) {
-		log_err("thinp: thinp_block_size=%llu is invalid: a pool block is a multiple of 64k "
-		        "from 64k to 1g (dm-thin's 128..2097152 sectors)\n",
-		        bs);
+		log_range("thinp_block_size", shown_ull(bs),
+		          "a pool block is a multiple of 64k from 64k to 1g (dm-thin's "
+		          "128..2097152 sectors)");
 		return 1;
 	}
 	return 0;
 }
 
-static int verify_size(const char *what, unsigned long long v, unsigned long long min)
+/* V within [MIN, MAX] bytes, else the message naming the range. */
+static int verify_bytes(const char *what, unsigned long long v, unsigned long long min,
+                        unsigned long long max, const char *why)
 {
-	if (v < min) {
-		log_err("thinp: %s=%llu is invalid: it must be at least %llu bytes\n", what, v,
-		        min);
-		return 1;
-	}
-	return 0;
+	if (v >= min && v <= max)
+		return 0;
+	char range[200];
+	snprintf(range, sizeof(range), "%sit must be from %llu to %llu bytes", why, min, max);
+	log_range(what, shown_ull(v), range);
+	return 1;
 }
 
 static int verify_data_size(const struct fio_option *o, void *data)
 {
 	(void)o;
-	return verify_size("thinp_data_size", opts_of(data)->data_size, 65536);
+	/* a file larger than off_t cannot be created */
+	return verify_bytes("thinp_data_size", opts_of(data)->data_size, 65536, INT64_MAX, "");
 }
 
 static int verify_meta_size(const struct fio_option *o, void *data)
 {
 	(void)o;
-	/* dm-thin's metadata device: at least a few blocks, at most ~16 GiB */
-	if (verify_size("thinp_metadata_size", opts_of(data)->meta_size, 64 * META_BLOCK))
-		return 1;
-	if (opts_of(data)->meta_size > (16ull << 30)) {
-		log_err("thinp: thinp_metadata_size=%llu is invalid: dm-thin metadata is at most 16g\n",
-		        opts_of(data)->meta_size);
-		return 1;
-	}
-	return 0;
+	/* dm-thin's metadata device: at least a few blocks, at most 16 GiB */
+	return verify_bytes("thinp_metadata_size", opts_of(data)->meta_size, 64 * META_BLOCK,
+	                    THINP_MAX_META_BYTES, "dm-thin metadata is at most 16g: ");
+}
+
+static int verify_dev_size(const struct fio_option *o, void *data)
+{
+	(void)o;
+	unsigned long long v = opts_of(data)->dev_size;
+	if (v <= INT64_MAX)
+		return 0;
+	log_range("thinp_dev_size", shown_ull(v),
+	          "it must be from 0 (the end of the job's range) to 9223372036854775807 bytes");
+	return 1;
+}
+
+/* An unsigned int option within [MIN, MAX]. */
+static int verify_uint(const char *what, unsigned int v, unsigned int min, unsigned int max,
+                       const char *unit)
+{
+	if (v >= min && v <= max)
+		return 0;
+	char range[160];
+	snprintf(range, sizeof(range), "it must be from %u to %u%s", min, max, unit);
+	log_range(what, shown_uint(v), range);
+	return 1;
 }
 
 static int verify_workers(const struct fio_option *o, void *data)
 {
 	(void)o;
-	if (opts_of(data)->workers > THINP_MAX_WORKERS) {
-		log_err("thinp: thinp_workers=%u is invalid: at most %u\n", opts_of(data)->workers,
-		        THINP_MAX_WORKERS);
-		return 1;
-	}
-	return 0;
+	return verify_uint("thinp_workers", opts_of(data)->workers, 0, THINP_MAX_WORKERS, "");
 }
+
+static int verify_no_space_timeout(const struct fio_option *o, void *data)
+{
+	(void)o;
+	return verify_uint("thinp_no_space_timeout", opts_of(data)->no_space_timeout, 1, INT_MAX,
+	                   " milliseconds");
+}
+
+static int verify_commit_interval(const struct fio_option *o, void *data)
+{
+	(void)o;
+	return verify_uint("thinp_commit_interval", opts_of(data)->commit_interval, 0, INT_MAX,
+	                   " milliseconds");
+}
+
+static int verify_cache(const struct fio_option *o, void *data)
+{
+	(void)o;
+	/* a cache larger than the largest metadata device holds nothing more */
+	return verify_uint("thinp_cache", opts_of(data)->cache, 0,
+	                   (unsigned int)(THINP_MAX_META_BYTES / META_BLOCK), " blocks of 4 KiB");
+}
+
 int options_parse_dev(struct thinp_options *o)
 {
 	return verify_dev(NULL, o);
@@ -267,10 +325,10 @@ struct fio_option thinp_fio_options[] = {
 		.lname = "thinp no-space timeout",
 		.type = FIO_OPT_INT,
 		.off1 = offsetof(struct thinp_options, no_space_timeout),
+		.verify = verify_no_space_timeout,
 		.help = "Milliseconds a queued write waits for space with thinp_no_space=queue "
 			"(dm-thin's no_space_timeout; default 60000)",
 		.def = "60000",
-		.minval = 1,
 		.category = FIO_OPT_C_ENGINE,
 		.group = FIO_OPT_G_INVALID,
 	},
@@ -279,6 +337,7 @@ struct fio_option thinp_fio_options[] = {
 		.lname = "thinp commit interval",
 		.type = FIO_OPT_INT,
 		.off1 = offsetof(struct thinp_options, commit_interval),
+		.verify = verify_commit_interval,
 		.help = "Milliseconds between periodic metadata commits (default 1000, dm-thin's "
 			"COMMIT_PERIOD); 0 = commit only on flush/FUA and at close",
 		.def = "1000",
@@ -290,6 +349,7 @@ struct fio_option thinp_fio_options[] = {
 		.lname = "thinp metadata cache",
 		.type = FIO_OPT_INT,
 		.off1 = offsetof(struct thinp_options, cache),
+		.verify = verify_cache,
 		.help = "Metadata block cache size in 4 KiB blocks (default 0 = the library's "
 			"16 MiB)",
 		.def = "0",
@@ -324,6 +384,7 @@ struct fio_option thinp_fio_options[] = {
 		.lname = "thinp thin device size",
 		.type = FIO_OPT_STR_VAL,
 		.off1 = offsetof(struct thinp_options, dev_size),
+		.verify = verify_dev_size,
 		.help = "Virtual size of the thin device (fio's file size; bounds every IO). "
 			"Default: the end of the job's range, offset + size",
 		.category = FIO_OPT_C_ENGINE,
