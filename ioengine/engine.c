@@ -111,6 +111,7 @@ static int fio_thinp_open_file(struct thread_data *td, struct fio_file *f)
 	if (r)
 		return job_fail(td, -r, "cannot open thin device %llu: %s", o->dev_id,
 		                POOL_MSG(j->tp->pool));
+	job_warn_no_space(j, f->io_size);
 	if (o->prefill && job_prefill(j, f->file_offset, f->io_size))
 		return 1;
 	if (o->stats_path) {
@@ -195,6 +196,7 @@ static int fio_thinp_init(struct thread_data *td)
 	td->io_ops_data = j;
 	j->td = td;
 	j->o = o;
+	job_warn_inputs(j);
 	/* O_SYNC writes reach a thin device as FUA bios */
 	j->io_flags = td->o.sync_io ? THINP_IO_FUA : 0;
 	atomic_init(&j->errors_logged, 0);

@@ -7,6 +7,7 @@
  *   engine_registry.c  the pools this process has open, shared by its jobs (thread=1)
  *   engine_workers.c   the IO path: queue/commit/getevents and the worker threads
  *   engine_prefill.c   thinp_prefill
+ *   engine_warnings.c  warnings about input that does not do what fio users may expect
  *   engine_sink.c      thinp_stats files and the per-job summary lines
  *   engine_stats.c     per-class counters and histograms (plain C11, no fio headers)
  *
@@ -226,6 +227,14 @@ struct io_u *fio_thinp_event(struct thread_data *td, int event);
 
 /* thinp_prefill over [off, off+len) of the job's thin: 0, or 1 with the job failed. */
 int job_prefill(struct tjob *j, uint64_t off, uint64_t len);
+
+/* ---- engine_warnings.c ---- */
+
+/* At init: fio's direct= and filename= (not honoured here), and IO that
+ * thinp_mode=direct read-modify-writes. */
+void job_warn_inputs(struct tjob *j);
+/* With the pool open: a queue-mode job whose LEN-byte range may not fit. */
+void job_warn_no_space(struct tjob *j, uint64_t len);
 
 /* ---- engine_sink.c ---- */
 

@@ -201,7 +201,9 @@ struct fio_option thinp_fio_options[] = {
 		.type = FIO_OPT_STR,
 		.off1 = offsetof(struct thinp_options, mode),
 		.help = "How the pool's devices are reached: loop (page cache, Docker loop-lvm; default) "
-			"or direct (O_DIRECT, direct-lvm). fio's direct= does not change this",
+			"or direct (O_DIRECT, direct-lvm; IO below or unaligned to 4 KiB is "
+			"read-modify-written, with a warning). fio's direct= is ignored with a "
+			"warning, not taken as direct: the mode is the pool's, shared by its jobs",
 		.def = "loop",
 		.posval =
 			{

@@ -43,4 +43,52 @@ grep -q 'formatted a new pool' "$WORK/create-retry.err" ||
 	{ echo "FAIL: the retry did not format a new pool"; exit 1; }
 rm -rf "$P"
 
+step "thinp_mode=direct with sub-4 KiB or unaligned IO: one warning with the amplification"
+must_fio direct-512 "${base[@]}" --thinp_mode=direct --bs=512
+n=$(grep -c 'read-modify-writes' "$WORK/direct-512.err" || true)
+[ "$n" -eq 1 ] || { echo "FAIL: expected one read-modify-write warning, got $n"; exit 1; }
+grep -q 'bs=512 .*up to 8.0x .*multiples of 4 KiB.*thinp_mode=loop' "$WORK/direct-512.err" ||
+	{ echo "FAIL: the warning does not give the amplification and the fix"; exit 1; }
+must_fio direct-ba "${base[@]}" --thinp_mode=direct --bs=4k --blockalign=512 --rw=randwrite
+grep -q 'ba=512 .*up to 2.0x' "$WORK/direct-ba.err" ||
+	{ echo "FAIL: no warning for 4k IO aligned to 512"; exit 1; }
+must_fio direct-4k "${base[@]}" --thinp_mode=direct --bs=4k
+! grep -q 'read-modify-writes' "$WORK/direct-4k.err" ||
+	{ echo "FAIL: a warning for 4 KiB IO"; exit 1; }
+must_fio loop-512 "${base[@]}" --bs=512
+! grep -q 'read-modify-writes' "$WORK/loop-512.err" ||
+	{ echo "FAIL: a warning in thinp_mode=loop"; exit 1; }
+
+step "fio's direct= and filename= are not honoured: a warning says what the engine uses"
+must_fio fio-direct "${base[@]}" --direct=1
+grep -q "direct=1 is ignored by this engine.*thinp_mode=direct" "$WORK/fio-direct.err" ||
+	{ echo "FAIL: no warning for direct=1"; exit 1; }
+must_fio fio-filename "${base[@]}" --filename="$WORK/somefile"
+grep -q "filename=$WORK/somefile is ignored by this engine.*thinp_pool" "$WORK/fio-filename.err" ||
+	{ echo "FAIL: no warning for filename="; exit 1; }
+[ ! -e "$WORK/somefile" ] || { echo "FAIL: filename= was created"; exit 1; }
+must_fio fio-direct-direct "${base[@]}" --direct=1 --thinp_mode=direct
+! grep -q 'direct=1 is ignored' "$WORK/fio-direct-direct.err" ||
+	{ echo "FAIL: a direct=1 warning although thinp_mode=direct does what it asks"; exit 1; }
+! grep -q 'is ignored by this engine' "$WORK/loop-512.err" ||
+	{ echo "FAIL: a warning without direct= or filename="; exit 1; }
+
+step "queue mode, a job range larger than the pool: the wait is announced"
+# the pool holds 64m, 1m of it used by thin 0 above
+must_fio queue-fits "${base[@]}" --thinp_dev=6 --size=8m
+! grep -q 'this job writes up to' "$WORK/queue-fits.err" ||
+	{ echo "FAIL: a warning for a job that fits"; exit 1; }
+rc=0
+run_fio queue-big "${base[@]}" --thinp_dev=5 --size=80m --thinp_no_space_timeout=200 || rc=$?
+[ $rc -ne 0 ] || { echo "FAIL: fio exited 0"; exit 1; }
+grep -q 'this job writes up to 83886080 bytes but the pool holds 67108864 (57671680 free): writes past that will wait up to 0.2 s for an extend, then fail' \
+	"$WORK/queue-big.err" || { echo "FAIL: no warning before the wait"; exit 1; }
+rc=0
+run_fio error-big "${base[@]}" --thinp_dev=7 --size=80m --thinp_no_space=error || rc=$?
+! grep -q 'this job writes up to' "$WORK/error-big.err" ||
+	{ echo "FAIL: a queue warning with thinp_no_space=error"; exit 1; }
+# the pool is full now, but thin 5 maps its first 8m: overwriting them needs no space
+must_fio queue-overwrite "${base[@]}" --thinp_dev=5 --size=8m
+! grep -q 'this job writes up to' "$WORK/queue-overwrite.err" ||
+	{ echo "FAIL: a warning for overwrites of mapped blocks"; exit 1; }
 echo "PASS"
