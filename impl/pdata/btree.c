@@ -78,7 +78,8 @@ static int del_node(struct btree_info *info, unsigned level, struct spine *sp, u
 
 static int del_level(struct btree_info *info, unsigned level, uint64_t root)
 {
-	struct spine sp = { .nb = 0 };
+	struct spine sp;
+	bt_spine_init(&sp);
 	return del_node(info, level, &sp, root);
 }
 
@@ -103,7 +104,8 @@ int btree_subtree_dec(void *info, const void *value)
 static int lookup_one(struct btree_info *info, uint64_t root, uint64_t key, uint32_t vs,
                       void *value)
 {
-	struct spine sp = { .nb = 0 };
+	struct spine sp;
+	bt_spine_init(&sp);
 	struct bm_block *blk;
 	int r = bt_read_node(info, &sp, root, vs, &blk);
 	if (r)
@@ -195,7 +197,8 @@ static int lookup_next_node(struct btree_info *info, struct spine *sp, uint64_t 
 int bt_lookup_next_one(struct btree_info *info, uint64_t root, uint64_t key, uint32_t vs,
                        uint64_t *found, void *value)
 {
-	struct spine sp = { .nb = 0 };
+	struct spine sp;
+	bt_spine_init(&sp);
 	return lookup_next_node(info, &sp, root, key, vs, found, value);
 }
 
@@ -215,7 +218,8 @@ int btree_find_highest_key(struct btree_info *info, uint64_t root, const uint64_
 	int r = bt_bottom_root(info, root, keys, &root);
 	if (r)
 		return r;
-	struct spine sp = { .nb = 0 };
+	struct spine sp;
+	bt_spine_init(&sp);
 	uint32_t vs = info->value_type.size;
 	struct bm_block *blk;
 	r = bt_read_node(info, &sp, root, vs, &blk);

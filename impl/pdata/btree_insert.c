@@ -73,7 +73,8 @@ int bt_insert_raw(struct btree_info *info, unsigned level, uint64_t root, uint64
                   const void *value, uint64_t *new_root, uint64_t *leaf, uint32_t *leaf_index,
                   int *inserted)
 {
-	struct spine sp = { .nb = 0 };
+	struct spine sp;
+	bt_spine_init(&sp);
 	struct bm_block *blk;
 	int r = bt_shadow_path_node(info, level, &sp, root, &blk);
 	if (r)

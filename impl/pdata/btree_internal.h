@@ -153,19 +153,86 @@ struct spine {
 	unsigned depth; /* nodes entered: the next one sits at this depth */
 };
 
-bool bt_on_spine(const struct spine *sp, uint64_t b);
+static inline void bt_spine_init(struct spine *sp)
+{
+	sp->nb = 0; /* (b[] unset: a lookup starts two spines, 200 bytes each) */
+	sp->depth = 0;
+}
+
+static inline bool bt_on_spine(const struct spine *sp, uint64_t b)
+{
+	for (unsigned i = 0; i < sp->nb; i++)
+		if (sp->b[i] == b)
+			return true;
+	return false;
+}
+
+/* The messages, out of line (btree_spine.c): -EUCLEAN. */
+int bt_spine_fault(struct btree_info *info, const struct spine *sp, uint64_t b);
+int bt_node_fault(struct btree_info *info, const uint8_t *d, uint64_t b, uint32_t vs);
+
 /* Enter node B one level below the path's end: -EUCLEAN when B is on the
  * path already or the path is too long. */
-int bt_spine_enter(struct btree_info *info, struct spine *sp, uint64_t b);
+static inline int bt_spine_enter(struct btree_info *info, struct spine *sp, uint64_t b)
+{
+	if (__builtin_expect(sp->depth > BTREE_MAX_DEPTH || bt_on_spine(sp, b), 0))
+		return bt_spine_fault(info, sp, b);
+	sp->b[sp->nb++] = b;
+	sp->depth++;
+	return 0;
+}
+
+/* The same for walks that only read: the depth bound alone stops them (a
+ * cycle cannot corrupt anything when nothing is written, and the message
+ * still finds it), so the hot lookup path skips the path scan. */
+static inline int bt_spine_descend(struct btree_info *info, struct spine *sp, uint64_t b)
+{
+	if (__builtin_expect(sp->depth > BTREE_MAX_DEPTH, 0))
+		return bt_spine_fault(info, sp, b);
+	sp->b[sp->nb++] = b;
+	sp->depth++;
+	return 0;
+}
+
 /* The node just entered was shadowed to B: its copy is on the path too. */
-void bt_spine_shadowed(struct spine *sp, uint64_t b);
+static inline void bt_spine_shadowed(struct spine *sp, uint64_t b)
+{
+	if (sp->b[sp->nb - 1] != b)
+		sp->b[sp->nb++] = b;
+}
+
 /* Leave the node entered last (recursive walks, which never shadow). */
-void bt_spine_leave(struct spine *sp);
-/* -EUCLEAN unless the node D at B fits a tree whose leaves hold VS bytes. */
-int bt_check_node(struct btree_info *info, const uint8_t *d, uint64_t b, uint32_t vs);
+static inline void bt_spine_leave(struct spine *sp)
+{
+	sp->nb--;
+	sp->depth--;
+}
+
+/* -EUCLEAN unless the node D at B fits a tree whose leaves hold VS bytes
+ * (the right value size for its kind; an internal node has entries). */
+static inline int bt_check_node(struct btree_info *info, const uint8_t *d, uint64_t b, uint32_t vs)
+{
+	if (__builtin_expect(node_fits(d, vs) && (is_leaf(d) || n_nr(d)), 1))
+		return 0;
+	return bt_node_fault(info, d, b, vs);
+}
+
 /* Read-lock B as the next node of the path SP. */
-int bt_read_node(struct btree_info *info, struct spine *sp, uint64_t b, uint32_t vs,
-                 struct bm_block **out);
+static inline int bt_read_node(struct btree_info *info, struct spine *sp, uint64_t b, uint32_t vs,
+                               struct bm_block **out)
+{
+	int r = bt_spine_descend(info, sp, b);
+	if (r)
+		return r;
+	r = tm_read_lock(info->tm, b, &tp_btree_validator, out);
+	if (r)
+		return r;
+	r = bt_check_node(info, bm_block_data(*out), b, vs);
+	if (r)
+		tm_unlock(info->tm, *out);
+	return r;
+}
+
 /* A writable copy of node B of a tree of LEVEL (references of its children
  * taken when it was shared). */
 int bt_shadow_node(struct btree_info *info, unsigned level, uint64_t b, struct bm_block **out);

@@ -86,7 +86,10 @@ static int rebalance_child(struct btree_info *info, unsigned level, const struct
 /* An internal root with one child takes over the child's content. */
 static int collapse_root(struct btree_info *info, unsigned level, struct bm_block *root_blk)
 {
-	struct spine sp = { .b = { bm_block_location(root_blk) }, .nb = 1, .depth = 1 };
+	struct spine sp;
+	bt_spine_init(&sp);
+	sp.b[sp.nb++] = bm_block_location(root_blk);
+	sp.depth = 1;
 	for (;;) {
 		uint8_t *d = bm_block_data(root_blk);
 		if (is_leaf(d) || n_nr(d) != 1)
@@ -108,7 +111,8 @@ static int collapse_root(struct btree_info *info, unsigned level, struct bm_bloc
 static int remove_raw(struct btree_info *info, unsigned level, uint64_t root, uint64_t key,
                       uint64_t *new_root)
 {
-	struct spine sp = { .nb = 0 };
+	struct spine sp;
+	bt_spine_init(&sp);
 	struct bm_block *blk, *root_blk;
 	int r = bt_shadow_path_node(info, level, &sp, root, &blk);
 	if (r)

@@ -5,72 +5,35 @@
 #include <errno.h>
 #include <string.h>
 
-bool bt_on_spine(const struct spine *sp, uint64_t b)
+/* (The checks themselves are static inline in btree_internal.h: a lookup
+ * runs them on every node; only the messages live here.) */
+
+int bt_spine_fault(struct btree_info *info, const struct spine *sp, uint64_t b)
 {
-	for (unsigned i = 0; i < sp->nb; i++)
-		if (sp->b[i] == b)
-			return true;
-	return false;
+	/* a read-only walk did not look for repeats on its way down */
+	for (unsigned i = 0; i <= sp->nb; i++) {
+		uint64_t x = i < sp->nb ? sp->b[i] : b;
+		for (unsigned j = 0; j < i; j++)
+			if (sp->b[j] == x)
+				return tm_corrupt(
+				        info->tm,
+				        "btree node %llu is reached again from inside its own subtree (a cycle)",
+				        (ull)x);
+	}
+	return tm_corrupt(
+	        info->tm,
+	        "btree node %llu sits %u levels below its root, deeper than any tree over 64-bit keys (at most %u): a cycle or a chain of near-empty nodes",
+	        (ull)b, sp->depth, BTREE_MAX_DEPTH);
 }
 
-int bt_spine_enter(struct btree_info *info, struct spine *sp, uint64_t b)
-{
-	if (bt_on_spine(sp, b))
-		return tm_corrupt(
-		        info->tm,
-		        "btree node %llu is reached again from inside its own subtree (a cycle)",
-		        (ull)b);
-	if (sp->depth > BTREE_MAX_DEPTH)
-		return tm_corrupt(
-		        info->tm,
-		        "btree node %llu sits %u levels below its root, deeper than any tree over 64-bit keys (at most %u): a cycle or a chain of near-empty nodes",
-		        (ull)b, sp->depth, BTREE_MAX_DEPTH);
-	sp->b[sp->nb++] = b;
-	sp->depth++;
-	return 0;
-}
-
-/* The node just entered was shadowed to B: its copy is on the path too. */
-void bt_spine_shadowed(struct spine *sp, uint64_t b)
-{
-	if (sp->b[sp->nb - 1] != b)
-		sp->b[sp->nb++] = b;
-}
-
-/* Leave the node entered last (recursive walks, which never shadow). */
-void bt_spine_leave(struct spine *sp)
-{
-	sp->nb--;
-	sp->depth--;
-}
-
-/* A node read for a tree whose leaves hold VS-byte values. */
-int bt_check_node(struct btree_info *info, const uint8_t *d, uint64_t b, uint32_t vs)
+int bt_node_fault(struct btree_info *info, const uint8_t *d, uint64_t b, uint32_t vs)
 {
 	if (!node_fits(d, vs))
 		return tm_corrupt(
 		        info->tm,
 		        "btree %s node %llu holds %u-byte values where %u-byte ones belong (a node of another tree)",
 		        is_leaf(d) ? "leaf" : "internal", (ull)b, n_vs(d), is_leaf(d) ? vs : 8);
-	if (!is_leaf(d) && !n_nr(d))
-		return tm_corrupt(info->tm, "btree internal node %llu has no entries", (ull)b);
-	return 0;
-}
-
-/* Read-lock B as the next node of the path SP. */
-int bt_read_node(struct btree_info *info, struct spine *sp, uint64_t b, uint32_t vs,
-                 struct bm_block **out)
-{
-	int r = bt_spine_enter(info, sp, b);
-	if (r)
-		return r;
-	r = tm_read_lock(info->tm, b, &tp_btree_validator, out);
-	if (r)
-		return r;
-	r = bt_check_node(info, bm_block_data(*out), b, vs);
-	if (r)
-		tm_unlock(info->tm, *out);
-	return r;
+	return tm_corrupt(info->tm, "btree internal node %llu has no entries", (ull)b);
 }
 
 static int inc_children(struct btree_info *info, unsigned level, const uint8_t *d)
