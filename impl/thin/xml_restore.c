@@ -42,7 +42,6 @@ struct restore {
 	unsigned long dev_line;
 	uint64_t xml_mapped_blocks;
 	struct thin_details details;
-	uint64_t late_mappings; /* with a time later than the pool's */
 };
 
 /* ---- attributes ---- */
@@ -236,13 +235,15 @@ static int begin_device(struct restore *rs)
 	rs->dev_line = rs->tag_line;
 	rs->xml_mapped_blocks = mapped;
 	rs->details = (struct thin_details){ 0, trans, (uint32_t)ctime, (uint32_t)stime };
-	rs->late_mappings = 0;
-	/* accepted like thin_restore, but the kernel never writes this */
+	/* thin_restore accepts this, but the kernel never writes it and the checker
+	 * rejects it (a later snapshot could take such a device's mappings for shared):
+	 * restore never writes metadata the checker rejects */
 	if (ctime > rs->pool_time || stime > rs->pool_time)
-		warn(rs,
-		     "line %lu: device %" PRIu64 " has creation_time %" PRIu64 "/snap_time %" PRIu64
-		     " later than the pool time %" PRIu32,
-		     rs->tag_line, dev, ctime, stime, rs->pool_time);
+		return tag_fail(rs,
+		                "device %" PRIu64 " has creation_time %" PRIu64 "/snap_time %" PRIu64
+		                " later than the pool time %" PRIu32
+		                " (the kernel never writes this; fix the superblock's time)",
+		                dev, ctime, stime, rs->pool_time);
 	return 0;
 }
 
@@ -260,11 +261,6 @@ static int end_device(struct restore *rs)
 		     "\" but has %" PRIu64 " mappings; using %" PRIu64,
 		     rs->dev_line, rs->dev, rs->xml_mapped_blocks, now.mapped_blocks,
 		     now.mapped_blocks);
-	if (rs->late_mappings)
-		warn(rs,
-		     "line %lu: device %" PRIu64 " has %" PRIu64 " mapping(s) with a time "
-		     "later than the pool time %" PRIu32,
-		     rs->dev_line, rs->dev, rs->late_mappings, rs->pool_time);
 	r = tmd_set_details(rs->md, rs->dev, &rs->details);
 	if (r)
 		return md_fail(rs, r, "</device>");
@@ -274,6 +270,12 @@ static int end_device(struct restore *rs)
 static int map_range(struct restore *rs, uint64_t origin, uint64_t data, uint64_t len,
                      uint64_t time)
 {
+	/* as for a device's times (begin_device): never written, rejected by the checker */
+	if (time > rs->pool_time)
+		return tag_fail(rs,
+		                "%s has time %" PRIu64 " later than the pool time %" PRIu32
+		                " (the kernel never writes this; fix the superblock's time)",
+		                rs->name, time, rs->pool_time);
 	for (uint64_t i = 0; i < len; i++) {
 		/* each occurrence holds its own reference, as in thin_restore's
 		 * private per-device trees; an overwritten mapping drops its old
@@ -291,8 +293,6 @@ static int map_range(struct restore *rs, uint64_t origin, uint64_t data, uint64_
 		if (r)
 			return md_fail(rs, r, rs->name);
 	}
-	if (time > rs->pool_time)
-		rs->late_mappings += len;
 	return 0;
 }
 
