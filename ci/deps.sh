@@ -14,6 +14,7 @@ BUILD_PACKAGES=(build-essential pkg-config check libdevmapper-dev libexpat1-dev)
 PACKAGES=(
 	build-essential
 	clang
+	libclang-rt-dev # libFuzzer and the sanitizer runtimes for clang (make fuzz)
 	pkg-config
 	check
 	thin-provisioning-tools
