@@ -88,15 +88,19 @@ void job_warn_no_space(struct tjob *j, uint64_t len)
 	struct thinp_pool_status st;
 	if (thinp_pool_status(j->tp->pool, true, &st))
 		return;
-	/* blocks the thin already maps are overwritten in place, needing no space */
+	uint64_t bb = thinp_pool_block_bytes(j->tp->pool);
+	uint64_t total = st.total_data_blocks * bb;
+	uint64_t free = (st.total_data_blocks - st.used_data_blocks) * bb;
+	if (len <= free)
+		return;
+	/* Blocks the thin already maps are overwritten in place, needing no space. Asked
+	 * only when the job may not fit: the walk reads the thin's mapping tree into the
+	 * metadata cache, which would take those reads out of the first IOs' exact costs. */
 	struct thinp_thin_status ts;
 	uint64_t mapped = 0;
 	if (!thinp_thin_status(j->tp->pool, o->dev_id, &ts))
 		mapped = ts.mapped_sectors * 512;
 	uint64_t need = len > mapped ? len - mapped : 0;
-	uint64_t bb = thinp_pool_block_bytes(j->tp->pool);
-	uint64_t total = st.total_data_blocks * bb;
-	uint64_t free = (st.total_data_blocks - st.used_data_blocks) * bb;
 	if (need <= free)
 		return;
 	note("thinp: job '%s': warning: this job writes up to %llu bytes but the pool holds %llu "
