@@ -63,7 +63,8 @@ int thinp_pool_status(struct thinp_pool *p, bool noflush, struct thinp_pool_stat
 	st->held_root = tmd_metadata_snap(p->md);
 	st->mode = mode_get(p);
 	st->discard_enabled = !p->o.ignore_discard;
-	st->discard_passdown = !p->o.no_discard_passdown;
+	/* ignore_discard turns passdown off too (the kernel prints one word for both) */
+	st->discard_passdown = !p->o.ignore_discard && !p->o.no_discard_passdown;
 	st->error_if_no_space = p->o.error_if_no_space || p->no_space_timed_out;
 	st->needs_check = tmd_needs_check(p->md);
 	uint64_t quarter = (p->meta->size / 4096) / 4;

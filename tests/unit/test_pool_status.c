@@ -206,6 +206,14 @@ START_TEST(test_feature_words)
 	snprintf(want, sizeof(want), "0 %" PRIu64 "/1024 0/40 - rw %s %s - 256 ",
 	         meta_used(&sum, 1024), c->discard_word, c->space_word);
 	REQ(strcmp(line, want) == 0, "pool status \"%s\", expected \"%s\"", line, want);
+	/* the struct says what the line says: passdown only where discards are enabled */
+	struct thinp_pool_status st;
+	REQ(thinp_pool_status(e.p, true, &st) == 0, "pool status: %s", thinp_pool_error(e.p));
+	REQ(st.discard_enabled == !c->ignore_discard &&
+	            st.discard_passdown == (!c->ignore_discard && !c->no_passdown) &&
+	            st.error_if_no_space == c->eins,
+	    "status struct discard_enabled=%d discard_passdown=%d error_if_no_space=%d for \"%s\"",
+	    st.discard_enabled, st.discard_passdown, st.error_if_no_space, line);
 	env_close(&e);
 }
 END_TEST
