@@ -121,6 +121,12 @@ int tdm_parse_thin_status(const char *line, struct thinp_thin_status *st)
 		p++;
 	if (!strncmp(p, "Fail", 4))
 		return -EIO;
+	/* thin_status() prints "-" when the thin has no device in the pool's metadata any
+	 * more, and "Error" when it cannot read the counts: neither is a malformed line */
+	if (p[0] == '-' && (p[1] == 0 || p[1] == ' ' || p[1] == '\n'))
+		return -ENODEV;
+	if (!strncmp(p, "Error", 5) && (p[5] == 0 || p[5] == ' ' || p[5] == '\n'))
+		return -EREMOTEIO;
 	if (!parse_u64(&p, &st->mapped_sectors))
 		return -EINVAL;
 	char w[32];

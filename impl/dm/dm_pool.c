@@ -226,6 +226,14 @@ int tdm_thin_status(struct tdm_ctx *c, const char *name, bool noflush, struct th
 		r = tdm_parse_thin_status(t.params, st);
 		if (r == -EIO)
 			return tdm_fail(c, EIO, "status of %s: the pool has failed (Fail)", name);
+		if (r == -ENODEV)
+			return tdm_fail(c, ENODEV,
+			                "status of %s: its thin device is no longer in the pool (status '-'); "
+			                "remove the device with `dmsetup remove %s`", name, name);
+		if (r == -EREMOTEIO)
+			return tdm_fail(c, EIO,
+			                "status of %s: the kernel could not read its mapping counts (Error); "
+			                "see the kernel log and check the pool's metadata", name);
 		if (r)
 			return tdm_fail(c, EPROTO, "status of %s: cannot parse '%s'", name,
 			                t.params);

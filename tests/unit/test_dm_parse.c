@@ -289,11 +289,17 @@ START_TEST(test_thin_status_fail_and_malformed)
 	/* the pool failed: an error of its own, for the caller to say so */
 	ck_assert_int_eq(tdm_parse_thin_status("Fail", &st), -EIO);
 	ck_assert_int_eq(tdm_parse_thin_status(" Fail\n", &st), -EIO);
+	/* a thin whose device is gone: nothing to report, and not a malformed line */
+	ck_assert_int_eq(tdm_parse_thin_status("-", &st), -ENODEV);
+	ck_assert_int_eq(tdm_parse_thin_status(" -\n", &st), -ENODEV);
+	/* thin_status() could not read its counts */
+	ck_assert_int_eq(tdm_parse_thin_status("Error", &st), -EREMOTEIO);
+	ck_assert_int_eq(tdm_parse_thin_status("Error\n", &st), -EREMOTEIO);
 	static const char *const bad[] = {
 		"",
 		" ",
-		"-",     /* a thin whose device is gone: nothing to report */
-		"Error", /* thin_status() could not read its counts */
+		"--",
+		"Errors",
 		"2048",
 		"2048 ",
 		"x -",
