@@ -212,6 +212,34 @@ THINP_API int thinp_thin_status_line(struct thinp_pool *p, uint64_t id, char *bu
 THINP_API void thinp_pool_stats(struct thinp_pool *p, struct thinp_class_stats out[THINP_NR_CLASSES]);
 THINP_API void thinp_pool_stats_reset(struct thinp_pool *p);
 
+/* ---- the control socket ----
+ * A pool is open in one process at a time (its devices are locked: other openers get
+ * -EBUSY). That process may answer requests about the pool on a Unix stream socket, as
+ * dmsetup status/message/resume reach a pool the kernel holds. One request line per
+ * connection, one reply line "STATUS[ TEXT]": STATUS is 0 or a negative errno, TEXT the
+ * answer or the pool's error sentence. Requests (docs/control-socket.md):
+ *   status [noflush]                 the pool's status line (commits first unless noflush)
+ *   thin_status ID                   a thin's status line
+ *   extend data|metadata BYTES       grow a device and the pool (thinp_pool_resize_*)
+ *   create_thin ID | create_snap ID ORIGIN | delete ID | set_transaction_id OLD NEW |
+ *   reserve_metadata_snap | release_metadata_snap      the pool messages */
+#define THINP_CONTROL_MAX_REQUEST 256 /* bytes of a request line, its newline excluded */
+#define THINP_CONTROL_MAX_REPLY 1024  /* bytes of a reply line, its newline included */
+struct thinp_control;
+/* Serve P on a socket at SOCK_PATH (mode 0600; only the caller's uid and root are
+ * answered) from a thread of its own. A socket file nobody listens on is replaced; one
+ * that answers gives -EBUSY, any other file -EEXIST. ERR names the path and the fix. */
+THINP_API int thinp_control_serve(struct thinp_pool *p, const char *sock_path,
+				  struct thinp_control **out, char *err, size_t errlen);
+/* Stop serving and remove the socket; before thinp_pool_close. NULL is a no-op. */
+THINP_API void thinp_control_stop(struct thinp_control *c);
+/* Send REQUEST (one line, no newline) to the server at SOCK_PATH. Returns 0 when it
+ * answered: *STATUS is its 0 or -errno, REPLY its text. Else a negative errno and REPLY
+ * a sentence: -ENOENT (no socket), -ECONNREFUSED (no process serves it), -EINVAL (a
+ * request over THINP_CONTROL_MAX_REQUEST bytes or with a newline), -EPROTO. */
+THINP_API int thinp_control_call(const char *sock_path, const char *request, int *status,
+				 char *reply, size_t len);
+
 /* ---- thin devices ---- */
 /* SIZE_BYTES bounds IO (0 = no bound). */
 THINP_API int thinp_thin_open(struct thinp_pool *p, uint64_t id, uint64_t size_bytes,
