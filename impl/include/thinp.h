@@ -78,6 +78,15 @@ enum thinp_pool_mode {
 	THINP_MODE_FAIL
 };
 
+/* How a partial write to a shared block (CoW) or to a new block with zeroing
+ * reaches the data device. */
+enum thinp_cow_policy {
+	THINP_COW_KERNEL, /* dm-thin's order: copy (or zero) the whole block, then write
+	                     the data: CoW reads B, writes B + len; zeroing writes B + len */
+	THINP_COW_MERGED  /* the data overlaid in the copied (or zeroed) block: one block
+	                     write (CoW reads B, writes B; zeroing writes B) */
+};
+
 /* Pool table options: the kernel's words and defaults. */
 struct thinp_pool_opts {
 	uint32_t block_sectors;     /* 128..2097152, multiple of 128; 0 = 128 (64 KiB) */
@@ -95,6 +104,9 @@ struct thinp_pool_opts {
 	 * blocks reach the low-water mark; re-armed by a data resize. */
 	void (*low_water_cb)(void *ctx, struct thinp_pool *pool);
 	void *cb_ctx;
+	/* Not a table option: a runtime choice of libthinp (0 = THINP_COW_KERNEL, so
+	 * the exact per-class counters are dm-thin's). */
+	enum thinp_cow_policy cow_policy;
 };
 
 /* ---- backing devices ----

@@ -258,6 +258,13 @@ static int pool_setup(struct tp_dev *data, struct tp_dev *meta, const struct thi
 				  .cache_blocks = p->o.metadata_cache_blocks,
 				  .read_only = p->o.read_only};
 	char why[512] = "";
+	if (p->o.cow_policy != THINP_COW_KERNEL && p->o.cow_policy != THINP_COW_MERGED) {
+		r = -EINVAL;
+		snprintf(why, sizeof(why),
+			 "cow_policy %d is not a CoW policy: use THINP_COW_KERNEL or THINP_COW_MERGED",
+			 (int)p->o.cow_policy);
+		goto fail;
+	}
 	if (format) {
 		if (p->o.read_only) {
 			r = -EINVAL;

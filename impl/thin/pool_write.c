@@ -1,7 +1,8 @@
 /* Writes that need more than an overwrite in place: a new data block
  * (allocation with the low-water event and the out-of-data-space policy),
- * zeroed unless the write covers it, or a copy of a shared block (CoW), and
- * runs of whole blocks written with one data IO per adjacent extent. */
+ * zeroed unless the write covers it, or a copy of a shared block (CoW), in the
+ * kernel's order or merged with the write (the pool's cow_policy), and runs of
+ * whole blocks written with one data IO per adjacent extent. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -34,6 +35,46 @@ static int zero_block(struct thinp_pool *p, uint64_t b, struct thinp_class_stats
 	int r = tp_dev_write_zeroes(p->data, b * p->block_bytes, p->block_bytes);
 	if (!r)
 		cost->data_bytes_zeroed += p->block_bytes;
+	return r;
+}
+
+/* THINP_COW_MERGED: the block's new contents are built in memory, the write's bytes laid over a
+ * copy of block FROM (COPY: a CoW) or over zeros (a new block with zeroing), and written once,
+ * as qcow2 merges guest data into its copy: per chunk at most one read and one write, where
+ * the kernel's order is the whole copy (or zeroing) and then the write. Only the new block is
+ * written, and it is mapped after its write as in the kernel's order, so a power cut during
+ * it loses no flushed data. Chunks the write does not touch are copied (or zeroed through
+ * write-zeroes) as copy_block/zero_block do; chunks it covers whole are not read. */
+static int merged_block(struct thinp_pool *p, bool copy, uint64_t from, uint64_t to,
+			const uint8_t *data, uint64_t boff, size_t len,
+			struct thinp_class_stats *cost)
+{
+	size_t chunk = p->block_bytes < COPY_CHUNK ? (size_t)p->block_bytes : COPY_CHUNK;
+	void *buf;
+	if (posix_memalign(&buf, 4096, chunk))
+		return -ENOMEM;
+	int r = 0;
+	for (uint64_t c0 = 0; c0 < p->block_bytes && !r; c0 += chunk) {
+		uint64_t c1 = c0 + chunk;
+		uint64_t s = boff > c0 ? boff : c0, e = boff + len < c1 ? boff + len : c1;
+		if (s >= e && !copy) {
+			r = tp_dev_write_zeroes(p->data, to * p->block_bytes + c0, chunk);
+			if (!r)
+				cost->data_bytes_zeroed += chunk;
+			continue;
+		}
+		if (s > c0 || e < c1) {
+			if (copy)
+				r = pool_data_io(p, false, buf, chunk, from * p->block_bytes + c0, cost);
+			else
+				memset(buf, 0, chunk);
+		}
+		if (!r && s < e)
+			memcpy((uint8_t *)buf + (s - c0), data + (s - boff), (size_t)(e - s));
+		if (!r)
+			r = pool_data_io(p, true, buf, chunk, to * p->block_bytes + c0, cost);
+	}
+	free(buf);
 	return r;
 }
 
@@ -148,18 +189,30 @@ retry:
 		goto unlock_md;
 	md_unlock(p, &m, cost);
 
+	bool merged = p->o.cow_policy == THINP_COW_MERGED;
+	bool written = false; /* the data went with the copy or the zeros */
 	if (cow) {
 		*cls = whole ? THINP_WRITE_COW_FULL : THINP_WRITE_COW;
-		r = whole ? 0 : copy_block(p, map.data_block, nb, cost);
+		if (!whole && merged) {
+			r = merged_block(p, true, map.data_block, nb, buf, boff, len, cost);
+			written = true;
+		} else if (!whole) {
+			r = copy_block(p, map.data_block, nb, cost);
+		}
 	} else if (whole) {
 		*cls = THINP_WRITE_PROVISION_FULL;
 	} else if (p->o.skip_block_zeroing) {
 		*cls = THINP_WRITE_PROVISION;
 	} else {
 		*cls = THINP_WRITE_PROVISION_ZERO;
-		r = zero_block(p, nb, cost);
+		if (merged) {
+			r = merged_block(p, false, 0, nb, buf, boff, len, cost);
+			written = true;
+		} else {
+			r = zero_block(p, nb, cost);
+		}
 	}
-	if (!r)
+	if (!r && !written)
 		r = pool_data_io(p, true, (void *)buf, len, nb * p->block_bytes + boff, cost);
 
 	md_lock(p, &m);

@@ -16,7 +16,13 @@
  *
  * For every IO the per-IO result (class, pieces, costs), the pool's per-class
  * counters and the data device's own byte counters are compared with values
- * computed here, for block sizes 64 KiB .. 1 MiB, on sparse files. */
+ * computed here, for block sizes 64 KiB .. 1 MiB, on sparse files.
+ *
+ * The same under the pool's cow_policy THINP_COW_MERGED (libthinp's own, not
+ * the kernel's): a partial write to a shared block reads the block and writes
+ * it once with the data laid over the copy (read B, write B); a partial write
+ * to a new block with zeroing writes zeros and data as one block (write B,
+ * nothing through write-zeroes). Everything else is as the kernel's. */
 #include <check.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -49,7 +55,8 @@ struct amp {
 	struct mu_rng rng;
 };
 
-static void amp_open(struct amp *a, const char *tag, uint32_t block_sectors, bool skip_zero)
+static void amp_open_policy(struct amp *a, const char *tag, uint32_t block_sectors,
+                            bool skip_zero, enum thinp_cow_policy policy)
 {
 	memset(a, 0, sizeof(*a));
 	int n = snprintf(a->dir, sizeof(a->dir), "%s/%s-%u", pu_top, tag, block_sectors);
@@ -64,13 +71,19 @@ static void amp_open(struct amp *a, const char *tag, uint32_t block_sectors, boo
 	REQ0(tp_dev_open_file(mpath, TP_DEV_CREATE, 4 * MiB, &meta));
 	struct thinp_pool_opts o = { .block_sectors = block_sectors,
 		                     .skip_block_zeroing = skip_zero,
-		                     .no_commit_timer = true };
+		                     .no_commit_timer = true,
+		                     .cow_policy = policy };
 	char err[512] = "";
 	int r = thinp_pool_format(a->data, meta, &o, &a->p, err, sizeof(err));
 	REQ(r == 0, "format: %d %s", r, err);
 	REQ0(thinp_create_thin(a->p, 1));
 	a->base = a->data->ctr;
 	mu_rng_init(&a->rng, pu_seed ^ block_sectors ^ (skip_zero ? 0x5a5a : 0));
+}
+
+static void amp_open(struct amp *a, const char *tag, uint32_t block_sectors, bool skip_zero)
+{
+	amp_open_policy(a, tag, block_sectors, skip_zero, THINP_COW_KERNEL);
 }
 
 static void amp_close(struct amp *a)
@@ -459,12 +472,13 @@ struct vmap {
 	uint32_t time;
 };
 
-START_TEST(test_random_costs)
+static void random_costs(int i, enum thinp_cow_policy policy)
 {
-	uint32_t bs = block_sectors_list[_i];
+	uint32_t bs = block_sectors_list[i];
 	struct amp a;
-	bool skip_zero = (pu_seed + _i) & 1;
-	amp_open(&a, "random", bs, skip_zero);
+	bool skip_zero = (pu_seed + i) & 1;
+	bool merged = policy == THINP_COW_MERGED;
+	amp_open_policy(&a, merged ? "random-merged" : "random", bs, skip_zero, policy);
 	const uint64_t B = a.B;
 	enum {
 		NDEV = 3,
@@ -525,13 +539,14 @@ START_TEST(test_random_costs)
 			} else if (vm->mapped) {
 				pc.cls = plen == B ? THINP_WRITE_COW_FULL : THINP_WRITE_COW;
 				pc.rd = plen == B ? 0 : B;
-				pc.wr = plen == B ? plen : B + plen;
+				pc.wr = plen == B ? plen : merged ? B : B + plen;
 			} else {
 				pc.cls = plen == B ? THINP_WRITE_PROVISION_FULL :
 				         skip_zero ? THINP_WRITE_PROVISION :
 				                     THINP_WRITE_PROVISION_ZERO;
-				pc.wr = plen;
-				pc.zr = pc.cls == THINP_WRITE_PROVISION_ZERO ? B : 0;
+				bool zeroing = pc.cls == THINP_WRITE_PROVISION_ZERO;
+				pc.wr = zeroing && merged ? B : plen;
+				pc.zr = zeroing && !merged ? B : 0;
 			}
 			if (write) {
 				vm->mapped = true;
@@ -555,6 +570,76 @@ START_TEST(test_random_costs)
 	}
 	amp_close(&a);
 }
+
+START_TEST(test_random_costs) { random_costs(_i, THINP_COW_KERNEL); }
+END_TEST
+
+START_TEST(test_random_costs_merged) { random_costs(_i, THINP_COW_MERGED); }
+END_TEST
+
+/* The merged policy's point is fewer data IOs: per partial CoW one pread and one pwrite of
+ * the block (the kernel's order: a pread, a pwrite of the block, a pwrite of the data), per
+ * partial provision with zeroing one pwrite (the kernel's: write-zeroes, then a pwrite). The
+ * byte counts of both are checked piece by piece. */
+static void merged_vs_kernel(int i, enum thinp_cow_policy policy)
+{
+	uint32_t bs = block_sectors_list[i];
+	bool merged = policy == THINP_COW_MERGED;
+	struct amp a;
+	amp_open_policy(&a, merged ? "io-merged" : "io-kernel", bs, false, policy);
+	const uint64_t B = a.B, K = 4 * KiB;
+	struct thinp_io_result res;
+	struct dev o, s;
+	dev_open(&a, &o, 1, NULL);
+	struct tp_io_counters c0 = a.data->ctr;
+	expect_io(&a, "4K provision with zeroing", do_write(&a, &o, 8 * KiB, K, &res), &res,
+	          THINP_WRITE_PROVISION_ZERO, 1,
+	          (struct piece[]){ { THINP_WRITE_PROVISION_ZERO, K, 0, merged ? B : K,
+	                              merged ? 0 : B } });
+	REQ(a.data->ctr.writes - c0.writes == 1 && a.data->ctr.zero_ops - c0.zero_ops ==
+	            (merged ? 0u : 1u) && a.data->ctr.reads == c0.reads,
+	    "provision with zeroing: %" PRIu64 " pwrites, %" PRIu64 " write-zeroes, %" PRIu64
+	    " preads",
+	    a.data->ctr.writes - c0.writes, a.data->ctr.zero_ops - c0.zero_ops,
+	    a.data->ctr.reads - c0.reads);
+	/* the zeroed part reads back as zeros */
+	expect_io(&a, "read the zeroed part", do_read(&a, &o, 0, 8 * KiB, &res), &res,
+	          THINP_READ_MAPPED, 1, (struct piece[]){ { THINP_READ_MAPPED, 8 * KiB, 8 * KiB, 0, 0 } });
+	REQ0(do_write(&a, &o, B, 3 * B, &res)); /* whole blocks: a run, not counted below */
+	memset(a.exp, 0, sizeof(a.exp));
+	thinp_pool_stats_reset(a.p);
+	a.base = a.data->ctr;
+	REQ0(thinp_create_snap(a.p, 2, 1));
+	dev_open(&a, &s, 2, &o);
+	c0 = a.data->ctr;
+	expect_io(&a, "snapshot 4K CoW", do_write(&a, &s, B + 12 * KiB, K, &res), &res,
+	          THINP_WRITE_COW, 1,
+	          (struct piece[]){ { THINP_WRITE_COW, K, B, merged ? B : B + K, 0 } });
+	REQ(a.data->ctr.writes - c0.writes == (merged ? 1u : 2u) &&
+	            a.data->ctr.reads - c0.reads == 1 && a.data->ctr.zero_ops == c0.zero_ops,
+	    "4K CoW: %" PRIu64 " pwrites, %" PRIu64 " preads", a.data->ctr.writes - c0.writes,
+	    a.data->ctr.reads - c0.reads);
+	/* a CoW at the block's end and one over all but its first sector */
+	expect_io(&a, "origin 4K CoW at the end", do_write(&a, &o, 3 * B - K, K, &res), &res,
+	          THINP_WRITE_COW, 1,
+	          (struct piece[]){ { THINP_WRITE_COW, K, B, merged ? B : B + K, 0 } });
+	expect_io(&a, "snapshot CoW of B-512", do_write(&a, &s, 3 * B + 512, B - 512, &res), &res,
+	          THINP_WRITE_COW, 1,
+	          (struct piece[]){ { THINP_WRITE_COW, B - 512, B, merged ? B : 2 * B - 512, 0 } });
+	/* after the CoW the block is the thin's own: an overwrite in place either way */
+	expect_io(&a, "overwrite after the CoW", do_write(&a, &s, B, K, &res), &res,
+	          THINP_WRITE_OVERWRITE, 1, (struct piece[]){ { THINP_WRITE_OVERWRITE, K, 0, K, 0 } });
+	verify_all(&a, &o, "origin");
+	verify_all(&a, &s, "snapshot");
+	dev_close(&o);
+	dev_close(&s);
+	amp_close(&a);
+}
+
+START_TEST(test_io_count_kernel) { merged_vs_kernel(_i, THINP_COW_KERNEL); }
+END_TEST
+
+START_TEST(test_io_count_merged) { merged_vs_kernel(_i, THINP_COW_MERGED); }
 END_TEST
 
 /* Whole blocks of one write reach the data device as one IO per run of adjacent data blocks,
@@ -647,6 +732,9 @@ static Suite *amp_suite(void)
 	tcase_add_loop_test(tc, test_zeroing_on, 0, n);
 	tcase_add_loop_test(tc, test_zeroing_off, 0, n);
 	tcase_add_loop_test(tc, test_random_costs, 0, n);
+	tcase_add_loop_test(tc, test_random_costs_merged, 0, n);
+	tcase_add_loop_test(tc, test_io_count_kernel, 0, n);
+	tcase_add_loop_test(tc, test_io_count_merged, 0, n);
 	tcase_add_loop_test(tc, test_whole_block_runs, 0, n);
 	suite_add_tcase(s, tc);
 	return s;
