@@ -66,6 +66,7 @@ struct thinp_options {
 	unsigned long long meta_size;
 	unsigned long long block_size;
 	unsigned int zero;
+	unsigned int cow; /* enum thinp_cow_policy */
 	unsigned int discard;
 	unsigned int no_space;
 	unsigned int no_space_timeout;
@@ -100,7 +101,7 @@ int options_parse_dev(struct thinp_options *o);
 
 /* Pool options that must agree between jobs sharing a pool. */
 struct pool_cfg {
-	unsigned int mode, zero, discard, no_space, no_space_timeout, commit_interval, cache,
+	unsigned int mode, zero, cow, discard, no_space, no_space_timeout, commit_interval, cache,
 	        read_only;
 	unsigned long long block_size; /* as opened: the pool's own */
 };

@@ -279,6 +279,30 @@ struct fio_option thinp_fio_options[] = {
 		.group = FIO_OPT_G_INVALID,
 	},
 	{
+		.name = "thinp_cow",
+		.lname = "thinp CoW and zeroing policy",
+		.type = FIO_OPT_STR,
+		.off1 = offsetof(struct thinp_options, cow),
+		.help = "How a partial write to a shared block (CoW) or to a new block with zeroing "
+			"reaches the data device: kernel (dm-thin's order: copy or zero the block, "
+			"then write the data; default) or merged (libthinp's own: one block write "
+			"with the data laid over the copy or the zeros)",
+		.def = "kernel",
+		.posval =
+			{
+				{.ival = "kernel",
+				 .oval = THINP_COW_KERNEL,
+				 .help = "copy (read B, write B) or zero B, then write the data, "
+					 "as dm-thin"},
+				{.ival = "merged",
+				 .oval = THINP_COW_MERGED,
+				 .help = "read B, write B with the data in it (CoW); write B of zeros "
+					 "and data (zeroing)"},
+			},
+		.category = FIO_OPT_C_ENGINE,
+		.group = FIO_OPT_G_INVALID,
+	},
+	{
 		.name = "thinp_discard",
 		.lname = "thinp discard mode",
 		.type = FIO_OPT_STR,

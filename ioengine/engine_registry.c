@@ -56,6 +56,7 @@ static void cfg_from_opts(struct pool_cfg *c, const struct thinp_options *o)
 	memset(c, 0, sizeof(*c));
 	c->mode = o->mode;
 	c->zero = o->zero;
+	c->cow = o->cow;
 	c->discard = o->discard;
 	c->no_space = o->no_space;
 	c->no_space_timeout = o->no_space_timeout;
@@ -72,6 +73,8 @@ static const char *cfg_conflict(const struct pool_cfg *have, const struct pool_c
 		return "thinp_mode";
 	if (have->zero != want->zero)
 		return "thinp_zero";
+	if (have->cow != want->cow)
+		return "thinp_cow";
 	if (have->discard != want->discard)
 		return "thinp_discard";
 	if (have->no_space != want->no_space)
@@ -126,6 +129,7 @@ static int open_pool(struct thread_data *td, const struct thinp_options *o, cons
 	struct thinp_pool_opts po = {
 		.block_sectors = (uint32_t)(o->block_size / 512),
 		.skip_block_zeroing = !o->zero,
+		.cow_policy = (enum thinp_cow_policy)o->cow,
 		.ignore_discard = o->discard == DISCARD_IGNORE,
 		.no_discard_passdown = o->discard == DISCARD_NOPASSDOWN,
 		.error_if_no_space = o->no_space == NOSPACE_ERROR,

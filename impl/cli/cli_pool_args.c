@@ -106,6 +106,15 @@ int cli_pool_option(void *ctx, int c, const char *arg, const char *opt)
 	case CLI_OPT_FORCE:
 		a->force = true;
 		return 0;
+	case CLI_OPT_COW:
+		/* libthinp's runtime choice, not a table feature: nothing on disk depends on it */
+		if (!strcmp(arg, "kernel"))
+			a->opts.cow_policy = THINP_COW_KERNEL;
+		else if (!strcmp(arg, "merged"))
+			a->opts.cow_policy = THINP_COW_MERGED;
+		else
+			return cli_usage(a->cmd, "invalid %s '%s': use kernel or merged", opt, arg);
+		return 0;
 	case CLI_OPT_SIZE:
 		/* a block device's size: whole sectors, and within what an off_t addresses */
 		if (cli_size(a->cmd, opt, arg, &v))
@@ -132,6 +141,10 @@ static int count_error(const struct cli_pool_args *a, int need, const char *afte
 int cli_take_pool(struct cli_pool_args *a, const char **pos, int *nr, int need, bool devices_ok)
 {
 	if (a->backend == CLI_BACKEND_KERNEL) {
+		if (a->opts.cow_policy != THINP_COW_KERNEL)
+			return cli_usage(a->cmd,
+			                 "--cow merged is libthinp's own: the kernel's dm-thin copies "
+			                 "in its order; drop --cow or use --backend user");
 		if (!devices_ok && (a->data || a->metadata))
 			return cli_usage(a->cmd,
 			                 "with --backend kernel name the pool (DIR or NAME), "

@@ -59,6 +59,7 @@ enum {
 	CLI_OPT_METADATA_SIZE,
 	CLI_OPT_FORCE,
 	CLI_OPT_SIZE,
+	CLI_OPT_COW,
 };
 
 /* Every pool command accepts all of these (as it always did); create and extend add
@@ -83,7 +84,8 @@ enum {
 	{ "no-discard-passdown", no_argument, NULL, CLI_OPT_NO_DISCARD_PASSDOWN },   \
 	{ "read-only", no_argument, NULL, CLI_OPT_READ_ONLY },                       \
 	{ "direct", no_argument, NULL, CLI_OPT_DIRECT },                             \
-	{ "losetup", no_argument, NULL, CLI_OPT_LOSETUP }
+	{ "losetup", no_argument, NULL, CLI_OPT_LOSETUP },                           \
+	{ "cow", required_argument, NULL, CLI_OPT_COW }
 #define CLI_SIZE_LONGOPTS                                                            \
 	{ "data-size", required_argument, NULL, CLI_OPT_DATA_SIZE },                 \
 	{ "metadata-size", required_argument, NULL, CLI_OPT_METADATA_SIZE }

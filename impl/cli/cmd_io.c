@@ -19,7 +19,10 @@ static const char io_usage[] =
         "       thinp discard DIR ID OFFSET LENGTH\n"
         "(or --data DEV --metadata DEV instead of DIR). OFFSET and LENGTH take k/m/g/t.\n"
         "The IO must end within the thin's size: the one `thin create --size` recorded in\n"
-        "DIR/thins, else --size SIZE (a --data/--metadata pool has no DIR/thins), else 8 EiB.\n";
+        "DIR/thins, else --size SIZE (a --data/--metadata pool has no DIR/thins), else 8 EiB.\n"
+        "--cow kernel|merged: a partial write to a shared block (or to a new block with\n"
+        "zeroing) in dm-thin's order, copy then write (kernel, the default), or as one block\n"
+        "write with the data laid over the copy (merged, libthinp's own; not saved).\n";
 
 enum io_kind {
 	IO_WRITE,

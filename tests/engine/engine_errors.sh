@@ -88,14 +88,14 @@ PY
 step "fio --enghelp lists every option with its help"
 "$FIO" --enghelp="$ENGINE" >"$WORK/help.out" 2>&1
 for o in thinp_pool thinp_data thinp_metadata thinp_mode thinp_create thinp_data_size \
-	thinp_metadata_size thinp_block_size thinp_zero thinp_discard thinp_no_space \
+	thinp_metadata_size thinp_block_size thinp_zero thinp_cow thinp_discard thinp_no_space \
 	thinp_no_space_timeout thinp_commit_interval thinp_cache thinp_read_only thinp_dev \
 	thinp_dev_size thinp_snapshot_of thinp_prefill thinp_stats thinp_workers; do
 	grep -Eq "^$o +: .{20}" "$WORK/help.out" || { cat "$WORK/help.out"; echo "FAIL: $o missing"; exit 1; }
 done
 n=$(grep -c '^thinp_' "$WORK/help.out")
-[ "$n" -eq 21 ] || { cat "$WORK/help.out"; echo "FAIL: $n options listed, expected 21"; exit 1; }
-echo "  ok: 21 options"
+[ "$n" -eq 22 ] || { cat "$WORK/help.out"; echo "FAIL: $n options listed, expected 22"; exit 1; }
+echo "  ok: 22 options"
 
 step "fio-src.sh refuses a fio source of another version"
 fake=$WORK/fake-fio
