@@ -15,7 +15,9 @@
  *    device stays open (the wrapper owns it until close) so a test can read
  *    it directly to see what "the disk" holds.
  *  - close() without a crash or cut replays the queue without flushing,
- *    like a clean shutdown where the disk writes its cache back eventually. */
+ *    like a clean shutdown where the disk writes its cache back eventually.
+ *  - crash_torn() is crash() that first lets pieces of the queue reach the
+ *    inner device (see dev_fault.h); it never reorders two pieces. */
 #include "support/dev_fault.h"
 #include "io/dev_internal.h"
 
@@ -44,6 +46,7 @@ struct tp_fault {
 	uint64_t cut_after, writes_since_cut_arm;
 	uint64_t writes_seen;
 	bool volatile_cache;
+	bool cut_skips_flush;
 	bool power_lost;
 	bool crashed;
 
@@ -197,7 +200,12 @@ static int write_gate(struct tp_fault *f)
 		f->power_lost = true;
 	if (fail)
 		return -EIO;
-	return f->power_lost ? GATE_DROP : GATE_PASS;
+	if (f->power_lost)
+		return GATE_DROP;
+	/* power goes as write K completes: it is performed, nothing after it */
+	if (f->cut_after && f->cut_skips_flush && f->writes_since_cut_arm == f->cut_after)
+		f->power_lost = true;
+	return GATE_PASS;
 }
 
 static bool queueing(const struct tp_fault *f)
@@ -401,6 +409,64 @@ void tp_fault_cut_after(struct tp_fault *f, uint64_t kth_write)
 	f->cut_after = kth_write;
 	f->writes_since_cut_arm = 0;
 	f->power_lost = false;
+}
+
+void tp_fault_cut_skips_flush(struct tp_fault *f, int on)
+{
+	f->cut_skips_flush = on != 0;
+}
+
+size_t tp_fault_cached(const struct tp_fault *f)
+{
+	return f->nr_pend;
+}
+
+/* splitmix64: a seeded stream, so one seed always tears a cache the same way */
+static uint64_t tear_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+int tp_fault_crash_torn(struct tp_fault *f, const struct tp_fault_tear *how,
+                        struct tp_fault_tear_stats *st)
+{
+	struct tp_fault_tear_stats s = { .cached = f->nr_pend };
+	uint64_t rng = how->seed;
+	int r = 0;
+
+	for (size_t i = 0; i < f->nr_pend && !f->crashed; i++) {
+		const struct pending *p = &f->pend[i];
+		uint64_t piece = p->kind != P_WRITE || !how->piece || how->piece > p->len ?
+		                         p->len :
+		                         how->piece;
+		uint64_t nr_pieces = piece ? (p->len + piece - 1) / piece : 1;
+		uint64_t landed = 0;
+
+		for (uint64_t k = 0; k < nr_pieces; k++) {
+			uint64_t po = k * piece, pl = p->len - po < piece ? p->len - po : piece;
+			bool land = how->land ? how->land(how->ctx, i, p->off, p->len, po, pl) :
+			                        tear_next(&rng) % 100 < how->land_pct;
+
+			if (!land)
+				continue;
+			int e = inner_apply(f, p->kind, p->data ? (const char *)p->data + po : NULL,
+			                    p->off + po, pl);
+			if (e && !r)
+				r = e;
+			landed++;
+		}
+		if (landed == nr_pieces)
+			s.whole++;
+		else if (landed)
+			s.partial++;
+	}
+	tp_fault_crash(f);
+	if (st)
+		*st = s;
+	return r;
 }
 
 void tp_fault_crash(struct tp_fault *f)
