@@ -29,16 +29,20 @@ class Case:
         self.params = dict(params)
         self.quick = quick
         self.fn = fn
+        # zero and cow (the pool's CoW/zeroing policy, thinp_cow) are settings of the thinp
+        # pool, not of the workload: the case keeps its workload's group and baselines
         parts = [scenario] + [f"{k}={human(v) if isinstance(v, int) and k in SIZE_KEYS else v}"
-                              for k, v in params.items() if k not in ("zero",)]
+                              for k, v in params.items() if k not in ("zero", "cow")]
         self.group = group or ".".join(parts)
         z = "" if "zero" not in params else f".z{int(params['zero'])}"
-        self.cid = f"{self.group}.{backend}.{mode}{z}"
+        self.cid = f"{self.group}.{backend}.{mode}{z}{cow_suffix(params.get('cow'))}"
         self.label = " ".join([scenario] + [str(human(v) if k in SIZE_KEYS else v)
-                                            for k, v in params.items() if k != "zero"] +
+                                            for k, v in params.items()
+                                            if k not in ("zero", "cow")] +
                               [backend, MODE_LABEL[mode]] +
                               ([f"zero={'on' if params['zero'] else 'off'}"]
-                               if "zero" in params else []))
+                               if "zero" in params else []) +
+                              ([f"cow={params['cow']}"] if "cow" in params else []))
 
     def meta(self):
         return {"id": self.cid, "scenario": self.scenario, "backend": self.backend,
@@ -46,12 +50,18 @@ class Case:
                 "quick": self.quick, "label": self.label}
 
 
-def cid(scenario, backend, mode, zero=None, **params):
+def cow_suffix(cow):
+    """The case id's mark of a CoW policy other than the kernel's (whose ids stay as they
+    were before the policy existed)."""
+    return "" if cow in (None, "kernel") else f".cow-{cow}"
+
+
+def cid(scenario, backend, mode, zero=None, cow=None, **params):
     """A case id from its parts (Case's naming), for the reports' lookups."""
     parts = [scenario] + [f"{k}={human(v) if k in SIZE_KEYS else v}"
                           for k, v in params.items()]
     z = "" if zero is None else f".z{int(zero)}"
-    return ".".join(parts) + f".{backend}.{mode}{z}"
+    return ".".join(parts) + f".{backend}.{mode}{z}{cow_suffix(cow)}"
 
 
 class Ctx:

@@ -24,6 +24,10 @@ def thinp_opts(ctx, mode, block=64 * KiB, zero=False, extra=None, data_size=None
     else:
         o["thinp_data"] = env.direct["data"]
         o["thinp_metadata"] = env.direct["metadata"]
+    # the pool's CoW/zeroing policy, when the case names one (else the engine's default,
+    # kernel: dm-thin's order)
+    if ctx.case.params.get("cow"):
+        o["thinp_cow"] = ctx.case.params["cow"]
     o.update(extra or {})
     return o
 

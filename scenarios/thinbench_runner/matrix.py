@@ -11,6 +11,7 @@ from .workloads.commit import sc_commit
 from .workloads.cow import sc_cow
 from .workloads.fill import sc_fill
 from .workloads.firstwrite import sc_alloc, sc_blocksize, sc_edge
+from .workloads.floor import sc_floor
 from .workloads.overwrite import sc_overwrite
 from .workloads.seed import sc_seed
 
@@ -97,6 +98,10 @@ def add_alloc(add, mode):
                 continue
             for zero in (False, True):
                 add("alloc", "thinp", mode, dict(bs=bs, order=order, zero=zero), q, sc_alloc)
+            if order == "seq" and bs < 64 * KiB:
+                # zeroing and data as one block write (thinp_cow=merged)
+                add("alloc", "thinp", mode, dict(bs=bs, order=order, zero=True, cow="merged"),
+                    q and bs == 4 * KiB, sc_alloc)
             add("alloc", "raw-psync", mode, dict(bs=bs, order=order), q, sc_alloc)
             add("alloc", "raw-io_uring", mode, dict(bs=bs, order=order),
                 q and bs == 4 * KiB, sc_alloc)
@@ -115,6 +120,12 @@ def add_cow(add, mode):
             q = (order == "seq" and bs in (4 * KiB, 56 * KiB, 64 * KiB)) or \
                 (order == "rand" and bs == 4 * KiB)
             add("cow", "thinp", mode, dict(bs=bs, order=order), q, sc_cow)
+            if bs < 64 * KiB:
+                # the copy and the data as one block write (thinp_cow=merged)
+                add("cow", "thinp", mode, dict(bs=bs, order=order, cow="merged"),
+                    q and bs == 4 * KiB and order == "seq", sc_cow)
+            if bs == 4 * KiB and order == "seq":
+                add("cow", "floor", mode, dict(bs=bs, order=order), True, sc_floor)
             add("cow", "raw-psync", mode, dict(bs=bs, order=order), q, sc_cow)
             if order == "seq":
                 add("cow", "qcow2-bench", mode, dict(bs=bs, order=order), q, sc_cow)
@@ -130,7 +141,7 @@ def baseline_ids(c, by_id):
     if c.scenario == "seed":
         cand = ["raw-file"]
         return [f"{c.group}.{b}.loop" for b in cand]
-    base = {"thinp": ["raw-psync", "qcow2-bench", "qcow2-nbd"],
+    base = {"thinp": ["raw-psync", "qcow2-bench", "qcow2-nbd", "floor"],
             "raw-io_uring": ["raw-psync"], "qcow2-bench": ["raw-bench"],
             "qcow2-nbd": ["raw-nbd"]}.get(c.backend, [])
     for b in base:
