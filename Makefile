@@ -80,11 +80,14 @@ SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 #   tests/vm/NAME.c    -> $(BUILDDIR)/tests/tools/NAME   (the one-session trace replay)
 #   tests/bench/NAME.c -> $(BUILDDIR)/tests/tools/NAME   (metadata micro-benchmark)
 #   scenarios/tools/NAME.c -> $(BUILDDIR)/bin/thinp-NAME  (the runner's fill-to-full driver)
-TOOL_SRCS  := $(sort $(wildcard tests/tools/*.c tests/vm/*.c tests/bench/*.c))
+#   tests/power/NAME.c -> $(BUILDDIR)/tests/tools/NAME (the power-cut test: FUSE write log,
+#                          workload, replay; wlog_fs links libfuse3)
+TOOL_SRCS  := $(sort $(wildcard tests/tools/*.c tests/vm/*.c tests/bench/*.c tests/power/*.c))
 SCEN_SRCS  := $(sort $(wildcard scenarios/tools/*.c))
 # Shell tests, grouped by subject; each runs with THINP and BUILD in its environment.
 SCRIPT_TESTS := $(sort $(wildcard tests/api/*.sh)) $(sort $(wildcard tests/cli/*.sh)) \
-		$(sort $(wildcard tests/engine/engine_*.sh)) $(sort $(wildcard tests/scenarios/*.sh))
+		$(sort $(wildcard tests/engine/engine_*.sh)) $(sort $(wildcard tests/scenarios/*.sh)) \
+		$(sort $(wildcard tests/power/*.sh))
 # Programs that use libthinp as an outsider would: thinp.h only, linked to libthinp.so.
 API_SRCS  := $(sort $(wildcard tests/api/test_*.c))
 
@@ -183,6 +186,7 @@ $(1): $(2) $$(LIB_LINK) $$(FLAGS_STAMP)
 	@mkdir -p $$(@D)
 	$$(CC) $$(LDFLAGS) -o $$@ $(2) $$(LIB_LINK) $$(LIB_LIBS)
 endef
+$(BUILDDIR)/tests/tools/wlog_fs: LIB_LIBS += -lfuse3
 $(foreach f,$(TOOL_SRCS),$(eval $(call tool_rule,$(BUILDDIR)/tests/tools/$(basename $(notdir $(f))),$(OBJDIR)/$(f:.c=.o))))
 $(foreach f,$(SCEN_SRCS),$(eval $(call tool_rule,$(BUILDDIR)/bin/thinp-$(basename $(notdir $(f))),$(OBJDIR)/$(f:.c=.o))))
 

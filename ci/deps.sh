@@ -8,7 +8,7 @@ check_only=false
 [ "${1:-}" = --check ] && check_only=true
 
 # What compiling needs; the rest is for running tests and benchmarks.
-BUILD_PACKAGES=(build-essential pkg-config check libdevmapper-dev libexpat1-dev)
+BUILD_PACKAGES=(build-essential pkg-config check libdevmapper-dev libexpat1-dev libfuse3-dev)
 
 # One package per line; add new ones here.
 PACKAGES=(
@@ -23,6 +23,8 @@ PACKAGES=(
 	gnuplot-nox
 	libdevmapper-dev
 	libexpat1-dev # the XML reader of restore (thin_restore's own parser)
+	libfuse3-dev # tests/power/wlog_fs: the write-logging file system of the power-cut test
+	fuse3 # fusermount3, to unmount it
 	qemu-utils
 	libaio-dev
 	util-linux
