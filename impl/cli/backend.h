@@ -85,6 +85,20 @@ struct backend_ops {
 
 extern const struct backend_ops backend_lib_ops;
 extern const struct backend_ops backend_kernel_ops;
+/* A userspace pool another process holds, reached through DIR/control (backend_control.c):
+ * what the lib backend's open gives a command that allows it (A->via_control) when the
+ * pool is busy. Commands call p->ops after open for this reason. No IO, no open. */
+extern const struct backend_ops backend_control_ops;
+
+/* The control socket of pool directory DIR into SOCK; -ENAMETOOLONG. */
+int backend_control_path(const char *dir, char *sock, size_t len);
+/* Open the pool A->pool names through its holder's socket: 0, or -1 when nobody answers
+ * there (nothing reported: the caller reports why it could not open the pool), 1 (reported). */
+int backend_control_open(struct cli_pool_args *a, struct backend_pool **out);
+/* REQ on SOCK; its reply text into TEXT (may be NULL). 0, or 1 with the refusal or the
+ * transport's failure reported, naming CMD. */
+int backend_control_request(const char *cmd, const char *sock, const char *req, char *text,
+                            size_t len);
 
 static inline const struct backend_ops *backend_of(const struct cli_pool_args *a)
 {

@@ -3,6 +3,7 @@
  * operations (pool activate|remove, thin activate|remove) are notes that do nothing:
  * this backend has no device nodes. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@
 struct lib_pool {
 	struct backend_pool base;
 	struct thinp_pool *pool;
+	struct thinp_control *control; /* DIR/control served while open (A->serve_control) */
 };
 
 struct backend_thin {
@@ -44,7 +46,9 @@ static int note(const struct cli_pool_args *a)
 	return 0;
 }
 
-static int open_paths(struct cli_pool_args *a, enum thinp_open_how how, struct thinp_pool **out)
+/* 0 or libthinp's -errno, with its sentence in ERR (unreported). */
+static int open_paths(struct cli_pool_args *a, enum thinp_open_how how, struct thinp_pool **out,
+                      char *err, size_t errlen)
 {
 	struct thinp_pool_paths w = {
 		.dir = a->pool,
@@ -57,11 +61,8 @@ static int open_paths(struct cli_pool_args *a, enum thinp_open_how how, struct t
 		.force = a->force,
 		.how = how,
 	};
-	char err[1024];
 	a->opts.no_commit_timer = true; /* one-shot commands commit explicitly */
-	if (thinp_pool_open_paths(&w, &a->opts, out, NULL, err, sizeof(err)))
-		return cli_fail(a->cmd, "%s", err);
-	return 0;
+	return thinp_pool_open_paths(&w, &a->opts, out, NULL, err, errlen);
 }
 
 static int close_pool(struct thinp_pool *pool, const char *cmd, int rc)
@@ -80,14 +81,30 @@ static int lib_pool_create(struct cli_pool_args *a, char *dev, size_t len)
 	if (a->pool && backend_kernel_refuse_dir(a->cmd, a->pool))
 		return 1;
 	struct thinp_pool *pool;
-	if (open_paths(a, THINP_OPEN_CREATE, &pool))
-		return 1;
+	char err[1024];
+	if (open_paths(a, THINP_OPEN_CREATE, &pool, err, sizeof(err)))
+		return cli_fail(a->cmd, "%s", err);
 	int r = a->pool ? cli_save_table(a->pool, &a->opts) : 0;
 	if (r) {
 		cli_err(a->cmd, "cannot save %s/table: %s", a->pool, strerror(-r));
 		return close_pool(pool, a->cmd, 1);
 	}
 	return close_pool(pool, a->cmd, 0);
+}
+
+/* DIR/control while this command holds the pool; a pool not served is only a warning:
+ * the command itself works the same. */
+static void serve(struct lib_pool *p)
+{
+	const struct cli_pool_args *a = p->base.args;
+	char sock[4096], err[1024];
+	int r = backend_control_path(a->pool, sock, sizeof(sock));
+	if (r)
+		snprintf(err, sizeof(err), "%s/control: path too long", a->pool);
+	else
+		r = thinp_control_serve(p->pool, sock, &p->control, err, sizeof(err));
+	if (r)
+		cli_warn(a->cmd, "other commands cannot reach this pool while it is open: %s", err);
 }
 
 static int lib_open(struct cli_pool_args *a, struct backend_pool **out)
@@ -100,19 +117,28 @@ static int lib_open(struct cli_pool_args *a, struct backend_pool **out)
 	struct lib_pool *p = calloc(1, sizeof(*p));
 	if (!p)
 		return cli_fail(a->cmd, "out of memory");
-	if (open_paths(a, THINP_OPEN_EXISTING, &p->pool)) {
+	char err[1024];
+	int r = open_paths(a, THINP_OPEN_EXISTING, &p->pool, err, sizeof(err));
+	if (r) {
 		free(p);
-		return 1;
+		/* held by another process: its control socket, if it serves one, does the job */
+		if (r == -EBUSY && a->via_control && a->pool &&
+		    (r = backend_control_open(a, out)) >= 0)
+			return r;
+		return cli_fail(a->cmd, "%s", err);
 	}
 	p->base.ops = &backend_lib_ops;
 	p->base.args = a;
 	*out = &p->base;
+	if (a->serve_control && a->pool)
+		serve(p);
 	return 0;
 }
 
 static int lib_close(struct backend_pool *bp, int rc)
 {
 	struct lib_pool *p = lib(bp);
+	thinp_control_stop(p->control); /* before the close: it serves the pool */
 	rc = close_pool(p->pool, bp->args->cmd, rc);
 	free(p);
 	return rc;

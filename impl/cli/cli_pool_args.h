@@ -32,6 +32,12 @@ struct cli_pool_args {
 	bool force;                    /* create over an existing pool */
 	/* thin create / snap, read / write / discard: --size, the thin's size (0: not given) */
 	uint64_t thin_size;
+	/* A userspace DIR pool another process holds: reach it through DIR/control
+	 * (backend_control_ops) instead of failing as busy. */
+	bool via_control;
+	/* While this command holds a DIR pool, serve DIR/control (commands that may wait:
+	 * a write queued on a full pool needs another shell to extend it). */
+	bool serve_control;
 };
 
 /* The most metadata dm-thin uses: DM_SM_METADATA_MAX_BLOCKS (255 bitmaps of 16320

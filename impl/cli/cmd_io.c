@@ -145,6 +145,9 @@ static int io_cmd(int argc, char **argv, const struct cli_global *g, enum io_kin
 		return r == CLI_DONE ? 0 : r;
 	if ((r = bound(&a, &io)))
 		return r;
+	/* a write may wait for space on a full pool (queue mode): another shell extends it
+	 * through DIR/control; a long read holds the pool as long */
+	a.serve_control = kind != IO_DISCARD;
 	const struct backend_ops *be = backend_of(&a);
 	struct backend_pool *p;
 	if ((r = be->open(&a, &p)))

@@ -46,11 +46,11 @@ int cmd_set_transaction_id(int argc, char **argv, const struct cli_global *g)
 	if (cli_u64(a.cmd, "old transaction id", pos[0], UINT64_MAX, &old) ||
 	    cli_u64(a.cmd, "new transaction id", pos[1], UINT64_MAX, &next))
 		return 2;
-	const struct backend_ops *be = backend_of(&a);
+	a.via_control = true;
 	struct backend_pool *p;
-	if ((r = be->open(&a, &p)))
+	if ((r = backend_of(&a)->open(&a, &p)))
 		return r;
-	return be->close(p, be->set_transaction_id(p, old, next));
+	return p->ops->close(p, p->ops->set_transaction_id(p, old, next));
 }
 
 int cmd_metadata_snap(int argc, char **argv, const struct cli_global *g)
@@ -64,9 +64,9 @@ int cmd_metadata_snap(int argc, char **argv, const struct cli_global *g)
 	bool reserve = !strcmp(pos[0], "reserve");
 	if (!reserve && strcmp(pos[0], "release"))
 		return cli_usage(a.cmd, "invalid action '%s': use reserve or release", pos[0]);
-	const struct backend_ops *be = backend_of(&a);
+	a.via_control = true;
 	struct backend_pool *p;
-	if ((r = be->open(&a, &p)))
+	if ((r = backend_of(&a)->open(&a, &p)))
 		return r;
-	return be->close(p, be->metadata_snap(p, reserve));
+	return p->ops->close(p, p->ops->metadata_snap(p, reserve));
 }

@@ -112,10 +112,11 @@ static int pool_status(int argc, char **argv, struct cli_pool_args *a)
 	int r = parse(argc, argv, a, status_usage, pool_longopts);
 	if (r)
 		return done(r);
-	const struct backend_ops *be = backend_of(a);
+	a->via_control = true;
 	struct backend_pool *p;
-	if ((r = be->open(a, &p)))
+	if ((r = backend_of(a)->open(a, &p)))
 		return r;
+	const struct backend_ops *be = p->ops; /* the lib's, or its holder's socket */
 	struct thinp_pool_status st;
 	char line[512];
 	r = be->pool_status(p, a->noflush, a->fields ? &st : NULL, a->fields ? NULL : line,
@@ -135,9 +136,11 @@ static int pool_extend(int argc, char **argv, struct cli_pool_args *a)
 	const struct backend_ops *be = backend_of(a);
 	if (!a->data_size && !a->meta_size && !(be->caps & BACKEND_EXTEND_TO_DEVICES))
 		return cli_usage(a->cmd, "needs --data-size and/or --metadata-size");
+	a->via_control = true;
 	struct backend_pool *p;
 	if ((r = be->open(a, &p)))
 		return r;
+	be = p->ops;
 	return be->close(p, be->pool_extend(p, a->data_size, a->meta_size));
 }
 

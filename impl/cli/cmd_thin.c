@@ -185,9 +185,9 @@ int cmd_thin(int argc, char **argv, const struct cli_global *g)
 	int r = parse(argc - 1, argv + 1, &a, &t);
 	if (r)
 		return r == CLI_DONE ? 0 : r;
-	const struct backend_ops *be = backend_of(&a);
+	a.via_control = true;
 	struct backend_pool *p;
-	if ((r = be->open(&a, &p)))
+	if ((r = backend_of(&a)->open(&a, &p)))
 		return r;
-	return be->close(p, run(be, p, &t));
+	return p->ops->close(p, run(p->ops, p, &t));
 }
