@@ -1,9 +1,22 @@
 #include "cli/cli_table.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+/* A rename is durable only once its directory is. */
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = fsync(fd) ? -errno : 0;
+	close(fd);
+	return r;
+}
 
 int cli_save_table(const char *dir, const struct thinp_pool_opts *o)
 {
@@ -21,9 +34,17 @@ int cli_save_table(const char *dir, const struct thinp_pool_opts *o)
 	        o->ignore_discard ? " ignore_discard" : "",
 	        o->no_discard_passdown ? " no_discard_passdown" : "",
 	        o->error_if_no_space ? " error_if_no_space" : "");
-	if (fclose(f))
-		return -errno;
-	return rename(tmp, path) ? -errno : 0;
+	/* the data first: a rename that outlives a power cut must not name an empty file */
+	int r = fflush(f) || fsync(fileno(f)) ? -errno : 0;
+	if (fclose(f) && !r)
+		r = -errno;
+	if (!r && rename(tmp, path))
+		r = -errno;
+	if (r) {
+		unlink(tmp);
+		return r;
+	}
+	return sync_dir(dir);
 }
 
 /* Table features saved at creation apply unless the command line set them. */

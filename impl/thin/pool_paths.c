@@ -5,6 +5,8 @@
 #include "thinp.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -119,6 +121,44 @@ static int grow(struct opening *op, const char *what, const char *path, struct t
 		return fail(op, r, "cannot grow the %s file %s to %llu bytes: %s", what, path,
 			    (unsigned long long)want, strerror(-r));
 	return 0;
+}
+
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = fsync(fd) ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+/* Sync the directory holding PATH (a file or a directory); MSG says why not. */
+static int sync_parent(const char *path, char *msg, size_t len)
+{
+	char copy[PATH_MAX];
+	snprintf(copy, sizeof(copy), "%s", path);
+	const char *dir = dirname(copy);
+	int r = sync_dir(dir);
+	if (r)
+		snprintf(msg, len, "cannot sync the directory %s (so that %s survives a power cut): %s",
+			 dir, path, strerror(-r));
+	return r;
+}
+
+/* A formatted pool survives a power cut only once the names of what this call created
+ * are durable too: the files' entries in their directories and, when it made DIR,
+ * DIR's entry in its parent (the format's commit already synced the files' data). */
+static int sync_created(const struct opening *op, bool one_dir, char *msg, size_t len)
+{
+	int r = 0;
+	if (op->made[0])
+		r = sync_parent(op->made[0], msg, len);
+	if (!r && op->made[1] && !(one_dir && op->made[0]))
+		r = sync_parent(op->made[1], msg, len);
+	if (!r && op->made_dir)
+		r = sync_parent(op->made_dir, msg, len);
+	return r;
 }
 
 int thinp_pool_open_paths(const struct thinp_pool_paths *w, const struct thinp_pool_opts *o,
@@ -236,6 +276,11 @@ int thinp_pool_open_paths(const struct thinp_pool_paths *w, const struct thinp_p
 	if (r)
 		return fail(&op, r, "cannot %s the pool on %s + %s: %s",
 			    format ? "create" : "open", op.data, op.meta, *why ? why : strerror(-r));
+	if (format && (r = sync_created(&op, w->dir != NULL, why, sizeof(why)))) {
+		thinp_pool_close(*out);
+		*out = NULL;
+		return fail(&op, r, "%s", why);
+	}
 	if (formatted)
 		*formatted = format;
 	return 0;
