@@ -11,14 +11,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 /* Byte and operation counters, kept by every device (exact, not sampled). */
 struct tp_io_counters {
 	uint64_t reads;         /* pread calls */
-	uint64_t writes;        /* pwrite calls */
+	uint64_t writes;        /* pwrite and pwritev calls */
 	uint64_t bytes_read;
 	uint64_t bytes_written;
-	uint64_t flushes;
+	uint64_t flushes;       /* flush calls, and durable (TP_WRITE_DSYNC) writes */
 	uint64_t zero_ops;      /* write_zeroes calls */
 	uint64_t bytes_zeroed;  /* bytes zeroed through write_zeroes (not in bytes_written) */
 	uint64_t discards;
@@ -26,6 +27,22 @@ struct tp_io_counters {
 };
 
 struct tp_dev;
+
+/* Most buffers one tp_dev_pwritev takes (IOV_MAX is 1024 on Linux). */
+#define TP_DEV_IOV_MAX 256
+
+enum tp_write_flags {
+	/* The write is durable when the call returns, as if followed by a flush
+	 * of just this range: RWF_DSYNC (a FUA write on a block device opened
+	 * O_DIRECT). Earlier writes are not made durable by it. */
+	TP_WRITE_DSYNC = 1 << 0,
+};
+
+/* Devices whose flush may run on another thread while the caller writes to
+ * a different device (their flush is a syscall on their own descriptor). */
+enum tp_dev_caps {
+	TP_DEV_CAP_ASYNC_FLUSH = 1 << 0,
+};
 
 struct tp_dev_ops {
 	int (*pread)(struct tp_dev *d, void *buf, size_t len, uint64_t off);
@@ -42,12 +59,18 @@ struct tp_dev_ops {
 	/* Re-read the size (after an external grow). */
 	int (*refresh_size)(struct tp_dev *d);
 	void (*close)(struct tp_dev *d);
+	/* Write CNT (<= TP_DEV_IOV_MAX) buffers back to back from OFF in one
+	 * call; FLAGS are tp_write_flags. Last, and optional, so wrappers that
+	 * predate it keep compiling: NULL means tp_dev_pwritev_generic. */
+	int (*pwritev)(struct tp_dev *d, const struct iovec *iov, int cnt, uint64_t off,
+		       unsigned flags);
 };
 
 struct tp_dev {
 	const struct tp_dev_ops *ops;
 	uint64_t size;                 /* bytes */
 	unsigned align;                /* required buffer/offset alignment (1 or 512/4096 for O_DIRECT) */
+	unsigned caps;                 /* tp_dev_caps */
 	struct tp_io_counters ctr;
 	char name[256];
 };
@@ -91,6 +114,32 @@ static inline int tp_dev_pwrite(struct tp_dev *d, const void *buf, size_t len, u
 	return d->ops->pwrite(d, buf, len, off);
 }
 static inline int tp_dev_flush(struct tp_dev *d) { return d->ops->flush(d); }
+/* One pwrite per buffer, then a flush if TP_WRITE_DSYNC: what a device
+ * without its own pwritev does (same bytes, more calls). */
+int tp_dev_pwritev_generic(struct tp_dev *d, const struct iovec *iov, int cnt, uint64_t off,
+			   unsigned flags);
+static inline int tp_dev_pwritev(struct tp_dev *d, const struct iovec *iov, int cnt, uint64_t off,
+				 unsigned flags)
+{
+	if (d->ops->pwritev)
+		return d->ops->pwritev(d, iov, cnt, off, flags);
+	return tp_dev_pwritev_generic(d, iov, cnt, off, flags);
+}
+
+/* A flush of D that runs while the caller does other IO (on a thread when D
+ * has TP_DEV_CAP_ASYNC_FLUSH, else right away in tp_dev_flush_start). Every
+ * started flush must be waited for. */
+struct tp_flush_job {
+	struct tp_dev *d;
+	int r;
+	bool threaded;
+	/* the pthread_t (glibc's is an unsigned long): pthread.h here would bring
+	 * time.h's struct tm into the pdata layer, which has its own */
+	unsigned long thread;
+};
+void tp_dev_flush_start(struct tp_dev *d, struct tp_flush_job *job);
+/* The flush's result: 0 or a negative errno. */
+int tp_dev_flush_wait(struct tp_flush_job *job);
 static inline int tp_dev_write_zeroes(struct tp_dev *d, uint64_t off, uint64_t len)
 {
 	return d->ops->write_zeroes(d, off, len);

@@ -56,6 +56,26 @@ static int block_pwrite(struct tp_dev *d, const void *buf, size_t len, uint64_t 
 	return 0;
 }
 
+static int block_pwritev(struct tp_dev *d, const struct iovec *iov, int cnt, uint64_t off,
+			 unsigned flags)
+{
+	struct block_dev *b = to_block(d);
+	size_t len;
+	int r = tp_iov_check(d, iov, cnt, off, &len);
+
+	if (r)
+		return r;
+	if (b->rdonly)
+		return -EROFS;
+	r = tp_fd_pwritev_full(b->fd, iov, cnt, off, flags & TP_WRITE_DSYNC, false);
+	if (r)
+		return r;
+	tp_ctr_write(d, len);
+	if (flags & TP_WRITE_DSYNC)
+		tp_ctr_flush(d);
+	return 0;
+}
+
 static int block_flush(struct tp_dev *d)
 {
 	/* On a block device fsync is what issues the cache flush; there is no
@@ -182,6 +202,7 @@ static const struct tp_dev_ops block_ops = {
 	.resize = block_resize,
 	.refresh_size = block_refresh_size,
 	.close = block_close,
+	.pwritev = block_pwritev,
 };
 
 int tp_dev_open_block(const char *path, unsigned flags, struct tp_dev **out)
@@ -246,6 +267,7 @@ int tp_dev_open_block(const char *path, unsigned flags, struct tp_dev **out)
 	b->file_fd = -1;
 	b->rdonly = rdonly;
 	tp_dev_init(&b->dev, &block_ops, path, size, align);
+	b->dev.caps = TP_DEV_CAP_ASYNC_FLUSH;
 	*out = &b->dev;
 	return 0;
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
+#include <pthread.h>
 
 void tp_dev_init(struct tp_dev *d, const struct tp_dev_ops *ops, const char *name, uint64_t size,
                  unsigned align)
@@ -107,4 +108,120 @@ int tp_fd_fsync(int fd, bool data_only)
 	 * kernel may already have dropped the dirty pages, so a second call
 	 * could report success for data that never reached the disk. */
 	return r < 0 ? -errno : 0;
+}
+
+int tp_dev_pwritev_generic(struct tp_dev *d, const struct iovec *iov, int cnt, uint64_t off,
+			   unsigned flags)
+{
+	if (cnt < 0 || cnt > TP_DEV_IOV_MAX)
+		return -EINVAL;
+	for (int i = 0; i < cnt; i++) {
+		int r = tp_dev_pwrite(d, iov[i].iov_base, iov[i].iov_len, off);
+		if (r)
+			return r;
+		off += iov[i].iov_len;
+	}
+	return (flags & TP_WRITE_DSYNC) ? tp_dev_flush(d) : 0;
+}
+
+int tp_iov_check(const struct tp_dev *d, const struct iovec *iov, int cnt, uint64_t off,
+		 size_t *len)
+{
+	size_t total = 0;
+
+	if (cnt < 0 || cnt > TP_DEV_IOV_MAX)
+		return -EINVAL;
+	for (int i = 0; i < cnt; i++) {
+		if (iov[i].iov_len > SIZE_MAX - total)
+			return -EINVAL;
+		total += iov[i].iov_len;
+	}
+	*len = total;
+	return tp_dev_check_range(d, off, total);
+}
+
+/* pwritev2 until every byte is written: a short write continues from where
+ * it stopped, in a copy of the vector (the caller's stays untouched). */
+static int fd_pwritev_all(int fd, const struct iovec *iov, int cnt, uint64_t off, int rwf)
+{
+	struct iovec v[TP_DEV_IOV_MAX];
+	int first = 0;
+
+	memcpy(v, iov, (size_t)cnt * sizeof(*v));
+	while (first < cnt) {
+		ssize_t n = pwritev2(fd, v + first, cnt - first, (off_t)off, rwf);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		off += (uint64_t)n;
+		while (first < cnt && (size_t)n >= v[first].iov_len) {
+			n -= (ssize_t)v[first].iov_len;
+			first++;
+		}
+		if (first < cnt) {
+			v[first].iov_base = (char *)v[first].iov_base + n;
+			v[first].iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+int tp_fd_pwritev_full(int fd, const struct iovec *iov, int cnt, uint64_t off, bool dsync,
+		       bool data_only)
+{
+	if (!dsync)
+		return fd_pwritev_all(fd, iov, cnt, off, 0);
+	int r = fd_pwritev_all(fd, iov, cnt, off, RWF_DSYNC);
+	/* Kernels before 4.7 reject the flag (EOPNOTSUPP); the plain write and
+	 * a flush give the same guarantee. (A continued short write is fine:
+	 * every part was written with the flag.) */
+	if (r == -EOPNOTSUPP || r == -EINVAL) {
+		r = fd_pwritev_all(fd, iov, cnt, off, 0);
+		if (!r)
+			r = tp_fd_fsync(fd, data_only);
+	}
+	return r;
+}
+
+static void *flush_main(void *arg)
+{
+	struct tp_flush_job *job = arg;
+
+	job->r = tp_dev_flush(job->d);
+	return NULL;
+}
+
+_Static_assert(sizeof(pthread_t) == sizeof(unsigned long), "tp_flush_job holds a pthread_t");
+
+void tp_dev_flush_start(struct tp_dev *d, struct tp_flush_job *job)
+{
+	pthread_t t;
+
+	job->d = d;
+	job->r = 0;
+	job->threaded = false;
+	/* Without the capability (wrappers, test devices that record the
+	 * order of IO across devices) the flush stays in line, in order. */
+	if ((d->caps & TP_DEV_CAP_ASYNC_FLUSH) &&
+	    pthread_create(&t, NULL, flush_main, job) == 0) {
+		memcpy(&job->thread, &t, sizeof(t));
+		job->threaded = true;
+		return;
+	}
+	job->r = tp_dev_flush(d);
+}
+
+int tp_dev_flush_wait(struct tp_flush_job *job)
+{
+	if (job->threaded) {
+		pthread_t t;
+		memcpy(&t, &job->thread, sizeof(t));
+		pthread_join(t, NULL);
+		job->threaded = false;
+	}
+	return job->r;
 }

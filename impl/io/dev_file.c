@@ -47,6 +47,26 @@ static int file_pwrite(struct tp_dev *d, const void *buf, size_t len, uint64_t o
 	return 0;
 }
 
+static int file_pwritev(struct tp_dev *d, const struct iovec *iov, int cnt, uint64_t off,
+			unsigned flags)
+{
+	struct file_dev *f = to_file(d);
+	size_t len;
+	int r = tp_iov_check(d, iov, cnt, off, &len);
+
+	if (r)
+		return r;
+	if (f->rdonly)
+		return -EROFS;
+	r = tp_fd_pwritev_full(f->fd, iov, cnt, off, flags & TP_WRITE_DSYNC, true);
+	if (r)
+		return r;
+	tp_ctr_write(d, len);
+	if (flags & TP_WRITE_DSYNC)
+		tp_ctr_flush(d);
+	return 0;
+}
+
 static int file_flush(struct tp_dev *d)
 {
 	struct file_dev *f = to_file(d);
@@ -163,6 +183,7 @@ static const struct tp_dev_ops file_ops = {
 	.resize = file_resize,
 	.refresh_size = file_refresh_size,
 	.close = file_close,
+	.pwritev = file_pwritev,
 };
 
 /* O_DIRECT needs buffers, offsets and lengths aligned to what the filesystem
@@ -264,6 +285,7 @@ int tp_dev_open_file(const char *path, unsigned flags, uint64_t size, struct tp_
 	f->rdonly = rdonly;
 	tp_dev_init(&f->dev, &file_ops, path, (uint64_t)st.st_size,
 	            (flags & TP_DEV_DIRECT) ? direct_align(fd) : 1);
+	f->dev.caps = TP_DEV_CAP_ASYNC_FLUSH;
 	*out = &f->dev;
 	return 0;
 

@@ -79,6 +79,13 @@ static inline bool tp_errno_unsupported(int err)
  * is -EIO because callers range-check against the device size first. */
 int tp_fd_pread_full(int fd, void *buf, size_t len, uint64_t off);
 int tp_fd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+/* The whole vector (cnt <= TP_DEV_IOV_MAX) at OFF; DSYNC: durable on return
+ * (RWF_DSYNC, else the write and fsync/fdatasync as DATA_ONLY says). */
+int tp_fd_pwritev_full(int fd, const struct iovec *iov, int cnt, uint64_t off, bool dsync,
+		       bool data_only);
+/* Validate a pwritev request against D: its total length in *LEN. */
+int tp_iov_check(const struct tp_dev *d, const struct iovec *iov, int cnt, uint64_t off,
+		 size_t *len);
 
 /* Write LEN zero bytes at OFF through pwrite, with a buffer aligned to ALIGN
  * so it also works on O_DIRECT descriptors. */

@@ -38,6 +38,25 @@ static int mem_pwrite(struct tp_dev *d, const void *buf, size_t len, uint64_t of
 	return 0;
 }
 
+static int mem_pwritev(struct tp_dev *d, const struct iovec *iov, int cnt, uint64_t off,
+		       unsigned flags)
+{
+	size_t len;
+	int r = tp_iov_check(d, iov, cnt, off, &len);
+
+	if (r)
+		return r;
+	for (int i = 0; i < cnt; i++) {
+		if (iov[i].iov_len)
+			memcpy(to_mem(d)->data + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	tp_ctr_write(d, len);
+	if (flags & TP_WRITE_DSYNC)
+		tp_ctr_flush(d);
+	return 0;
+}
+
 static int mem_flush(struct tp_dev *d)
 {
 	tp_ctr_flush(d);
@@ -109,6 +128,7 @@ static const struct tp_dev_ops mem_ops = {
 	.resize = mem_resize,
 	.refresh_size = mem_refresh_size,
 	.close = mem_close,
+	.pwritev = mem_pwritev,
 };
 
 int tp_dev_open_mem(uint64_t size, struct tp_dev **out)

@@ -54,9 +54,16 @@ void bm_unlock(struct bm_block *blk);
 void *bm_block_data(struct bm_block *blk);
 uint64_t bm_block_location(const struct bm_block *blk);
 
-/* Write every dirty block (sealed by its validator) and flush the device.
+/* Write every dirty block (sealed by its validator), in location order with
+ * adjacent blocks coalesced into one vectored write, without a flush.
  * Fails with -EBUSY if a block is still write-locked. */
+int bm_write_dirty(struct bm *bm);
+/* bm_write_dirty, then flush the device. */
 int bm_flush(struct bm *bm);
+/* Seal and write the write-locked BLK durably (TP_WRITE_DSYNC: the one
+ * block, not what was written before it), then unlock it. On failure it
+ * is unlocked still dirty. */
+int bm_unlock_durable(struct bm_block *blk);
 /* Forget every dirty block without writing it (transaction abort). */
 void bm_drop_dirty(struct bm *bm);
 /* Re-read the device size after it grew. */

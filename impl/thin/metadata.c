@@ -191,30 +191,52 @@ static int write_details(struct tmd *md)
 	return 0;
 }
 
-static int commit(struct tmd *md)
+/* The commit's IO (see docs/on-disk-format.md, commit ordering): the data
+ * device's flush runs while the new metadata blocks are written (they are
+ * unreachable until the superblock points at them), those blocks go out in
+ * location order and coalesced, one metadata flush, and only once both
+ * flushes are done the superblock in one durable write. */
+static int commit_io(struct tmd *md, struct thin_superblock *sb)
 {
-	int r;
-	if (md->args.data) {
-		/* data first: a mapping must never reach disk before its data */
-		r = tp_dev_flush(md->args.data);
-		if (r)
-			return tmd_fail(md, r, "flushing the data device failed: %s", strerror(-r));
-	}
+	struct tp_flush_job data_flush;
+	int r, dr = 0;
+	if (md->args.data)
+		tp_dev_flush_start(md->args.data, &data_flush);
 	r = write_details(md);
-	if (r)
-		return tmd_fail(md, r, "writing device details failed: %s", strerror(-r));
-	struct thin_superblock sb = md->sb;
-	memset(sb.data_sm_root, 0, sizeof(sb.data_sm_root));
-	memset(sb.metadata_sm_root, 0, sizeof(sb.metadata_sm_root));
-	r = sm_disk_write(md->dsm, sb.data_sm_root);
-	if (r)
-		return tmd_fail(md, r, "writing the data space map failed: %s", strerror(-r));
-	r = sm_meta_write(md->msm, md->tm, sb.metadata_sm_root);
-	if (r)
-		return tmd_fail(md, r, "writing the metadata space map failed: %s", strerror(-r));
+	if (r) {
+		tmd_fail(md, r, "writing device details failed: %s", strerror(-r));
+		goto out;
+	}
+	memset(sb->data_sm_root, 0, sizeof(sb->data_sm_root));
+	memset(sb->metadata_sm_root, 0, sizeof(sb->metadata_sm_root));
+	r = sm_disk_write(md->dsm, sb->data_sm_root);
+	if (r) {
+		tmd_fail(md, r, "writing the data space map failed: %s", strerror(-r));
+		goto out;
+	}
+	r = sm_meta_write(md->msm, md->tm, sb->metadata_sm_root);
+	if (r) {
+		tmd_fail(md, r, "writing the metadata space map failed: %s", strerror(-r));
+		goto out;
+	}
 	r = bm_flush(md->bm);
 	if (r)
-		return tmd_fail(md, r, "writing metadata blocks failed: %s", strerror(-r));
+		tmd_fail(md, r, "writing metadata blocks failed: %s", strerror(-r));
+out:
+	/* data first: a mapping must never reach disk before its data */
+	if (md->args.data)
+		dr = tp_dev_flush_wait(&data_flush);
+	if (!r && dr)
+		r = tmd_fail(md, dr, "flushing the data device failed: %s", strerror(-dr));
+	return r;
+}
+
+static int commit(struct tmd *md)
+{
+	struct thin_superblock sb = md->sb;
+	int r = commit_io(md, &sb);
+	if (r)
+		return r;
 	sb.data_mapping_root = md->root;
 	sb.device_details_root = md->details_root;
 	sb.magic = THIN_SUPERBLOCK_MAGIC;
@@ -224,8 +246,7 @@ static int commit(struct tmd *md)
 	if (r)
 		return tmd_fail(md, r, "locking the superblock failed: %s", strerror(-r));
 	thin_sb_pack(&sb, bm_block_data(blk));
-	bm_unlock(blk);
-	r = bm_flush(md->bm);
+	r = bm_unlock_durable(blk);
 	if (r)
 		return tmd_fail(md, r, "writing the superblock failed: %s", strerror(-r));
 	sm_meta_committed(md->msm);

@@ -99,8 +99,16 @@ static int r_refresh(struct tp_dev *d)
 
 static void r_close(struct tp_dev *d) { (void)d; }
 
-static const struct tp_dev_ops rdev_ops = {r_pread,   r_pwrite, r_flush,   r_zeroes,
-					   r_discard, r_resize, r_refresh, r_close};
+static const struct tp_dev_ops rdev_ops = {
+	.pread = r_pread,
+	.pwrite = r_pwrite,
+	.flush = r_flush,
+	.write_zeroes = r_zeroes,
+	.discard = r_discard,
+	.resize = r_resize,
+	.refresh_size = r_refresh,
+	.close = r_close,
+};
 
 struct tp_dev *fr_dev(unsigned slot, uint64_t size, uint64_t capacity)
 {
