@@ -99,6 +99,13 @@ int backend_control_open(struct cli_pool_args *a, struct backend_pool **out);
  * transport's failure reported, naming CMD. */
 int backend_control_request(const char *cmd, const char *sock, const char *req, char *text,
                             size_t len);
+/* A metadata snapshot of the pool SOCK serves, for a reader of its metadata (thinp check
+ * of a live pool): reserved, or the one already held (then *OURS is false). ST gets the
+ * pool's status after it (held_root: the snapshot's block). 0, or 1 (reported unless
+ * QUIET; nothing is left reserved). */
+int backend_control_snap_hold(const char *cmd, const char *sock, bool quiet,
+                              struct thinp_pool_status *st, bool *ours);
+int backend_control_snap_release(const char *cmd, const char *sock, bool quiet);
 
 static inline const struct backend_ops *backend_of(const struct cli_pool_args *a)
 {

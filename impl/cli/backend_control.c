@@ -31,19 +31,61 @@ int backend_control_path(const char *dir, char *sock, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-int backend_control_request(const char *cmd, const char *sock, const char *req, char *text,
-                            size_t len)
+/* backend_control_request, reporting nothing when QUIET; *STATUS (may be NULL) gets the
+ * server's refusal. */
+static int call(const char *cmd, const char *sock, const char *req, char *text, size_t len,
+                bool quiet, int *status)
 {
-	int status;
+	int st = 0;
 	char reply[THINP_CONTROL_MAX_REPLY];
-	int r = thinp_control_call(sock, req, &status, reply, sizeof(reply));
-	if (r)
-		return cli_fail(cmd, "%s", reply);
+	int r = thinp_control_call(sock, req, &st, reply, sizeof(reply));
 	if (status)
-		return cli_fail(cmd, "%s", *reply ? reply : strerror(-status));
+		*status = r ? 0 : st;
+	if (r || st) {
+		if (!quiet)
+			cli_err(cmd, "%s", *reply ? reply : strerror(-(r ? r : st)));
+		return 1;
+	}
 	if (text)
 		snprintf(text, len, "%s", reply);
 	return 0;
+}
+
+int backend_control_request(const char *cmd, const char *sock, const char *req, char *text,
+                            size_t len)
+{
+	return call(cmd, sock, req, text, len, false, NULL);
+}
+
+int backend_control_snap_hold(const char *cmd, const char *sock, bool quiet,
+                              struct thinp_pool_status *st, bool *ours)
+{
+	char text[THINP_CONTROL_MAX_REPLY];
+	int refused;
+	*ours = call(cmd, sock, "reserve_metadata_snap", NULL, 0, true, &refused) == 0;
+	if (call(cmd, sock, "status", text, sizeof(text), quiet, NULL))
+		goto fail;
+	if (tdm_parse_pool_status(text, st)) {
+		if (!quiet)
+			cli_err(cmd, "cannot parse the pool status '%s' from %s", text, sock);
+		goto fail;
+	}
+	/* a snapshot someone else holds does as well (it does not change either) */
+	if (st->held_root)
+		return 0;
+	if (!quiet)
+		cli_err(cmd, "%s: cannot reserve a metadata snapshot of the open pool: %s", sock,
+		        refused ? strerror(-refused) : "none is held after reserving one");
+fail:
+	if (*ours)
+		backend_control_snap_release(cmd, sock, quiet);
+	*ours = false;
+	return 1;
+}
+
+int backend_control_snap_release(const char *cmd, const char *sock, bool quiet)
+{
+	return call(cmd, sock, "release_metadata_snap", NULL, 0, quiet, NULL);
 }
 
 /* REQ (printf-formatted) on P's socket; its text into TEXT (may be NULL). */

@@ -4,9 +4,11 @@
  * could not run), 2 on a usage error. It takes the options LVM passes to
  * thin_check (thin_check_options), so thin_check_executable may name it. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/backend.h"
 #include "cli/cli_args.h"
 #include "cli/cli_msg.h"
 #include "cli/cli_offline.h"
@@ -23,7 +25,10 @@ static const char check_usage[] =
         "reference counts, mappings beyond the data device, mapped_blocks,\n"
         "magic/version/flags and the space map counters (nr_free, none_free_before,\n"
         "nr_allocated). The metadata of a pool open in another process is refused (it\n"
-        "changes under the checker); -m checks its snapshot, which does not.\n"
+        "changes under the checker); -m checks its snapshot, which does not. A pool\n"
+        "directory's DIR/metadata held by a process that serves DIR/control (thinp\n"
+        "write/read, the fio engine) is checked through a metadata snapshot reserved\n"
+        "there for the check and released after it.\n"
         "\n"
         "Options:\n"
         "  -q, --quiet                    print nothing; only the exit status tells\n"
@@ -118,12 +123,43 @@ static void print_fault(void *ctx, const char *msg)
 
 static const char busy_hint[] = "check its metadata snapshot, or stop it";
 
+/* A metadata snapshot reserved through the holder's control socket for this check. */
+struct live_hold {
+	char sock[PATH_MAX];
+	bool ours; /* reserved by us: released after the check */
+};
+
+/* PATH is DIR/metadata of a pool held by a process serving DIR/control: a snapshot held
+ * there, *LIVE, and CA set to check it (its block). 0, 1 (reported), or -ENOENT when
+ * PATH is no such pool (nothing reported). */
+static int hold_live_snapshot(const char *path, struct check_args *ca, struct live_hold *h,
+                              bool *live)
+{
+	const char *slash = strrchr(path, '/');
+	if (strcmp(slash ? slash + 1 : path, "metadata"))
+		return -ENOENT;
+	int n = slash ? snprintf(h->sock, sizeof(h->sock), "%.*s/control", (int)(slash - path),
+	                         path) :
+	                snprintf(h->sock, sizeof(h->sock), "control");
+	int status;
+	char reply[THINP_CONTROL_MAX_REPLY];
+	if (n < 0 || (size_t)n >= sizeof(h->sock) ||
+	    thinp_control_call(h->sock, "status noflush", &status, reply, sizeof(reply)))
+		return -ENOENT;
+	struct thinp_pool_status st;
+	if (backend_control_snap_hold("check", h->sock, ca->quiet, &st, &h->ours))
+		return 1;
+	ca->opts.metadata_snap = st.held_root;
+	*live = true;
+	return 0;
+}
+
 /* PATH, locked as an open pool locks it: a pool open in another process writes its
  * metadata under the checker, which would then report faults that are not there (or miss
- * some). Its metadata snapshot (-m) does not change: *LIVE then, and it alone is
- * checked. 0, or 1 (reported). */
-static int open_input(const char *path, const struct check_args *ca, struct tp_dev **meta,
-                      bool *live)
+ * some). Its metadata snapshot (-m, or one reserved through its control socket: H) does
+ * not change: *LIVE then, and it alone is checked. 0, or 1 (reported). */
+static int open_input(const char *path, struct check_args *ca, struct tp_dev **meta,
+                      bool *live, struct live_hold *h)
 {
 	unsigned flags = THINP_DEV_EXCL | (ca->clear_needs_check ? 0 : THINP_DEV_RDONLY);
 	*live = false;
@@ -134,6 +170,25 @@ static int open_input(const char *path, const struct check_args *ca, struct tp_d
 		if (r == -EBUSY) {
 			*live = true;
 			flags = THINP_DEV_RDONLY;
+		}
+	}
+	if (!ca->snap && !ca->clear_needs_check) {
+		int r = thinp_dev_open(path, flags, 0, meta);
+		if (r != -EBUSY) {
+			if (r && !ca->quiet)
+				cli_err("check", "cannot open %s: %s", path, strerror(-r));
+			return r ? 1 : 0;
+		}
+		r = hold_live_snapshot(path, ca, h, live);
+		if (r != -ENOENT) {
+			if (r)
+				return 1;
+			if (!cli_open_metadata("check", path, THINP_DEV_RDONLY, ca->quiet, busy_hint,
+			                       meta))
+				return 0;
+			if (h->ours)
+				backend_control_snap_release("check", h->sock, ca->quiet);
+			return 1;
 		}
 	}
 	return cli_open_metadata("check", path, flags, ca->quiet, busy_hint, meta) ? 1 : 0;
@@ -248,11 +303,14 @@ int cmd_check(int argc, char **argv, const struct cli_global *g)
 		                 partial);
 	struct tp_dev *meta;
 	bool live;
-	if (open_input(path, &ca, &meta, &live))
+	struct live_hold hold = { .ours = false };
+	if (open_input(path, &ca, &meta, &live, &hold))
 		return 1;
 	if (live || (ca.snap && !snapshot_held(meta))) {
 		r = check_snapshot(meta, path, &ca);
 		thinp_dev_close(meta);
+		if (hold.ours && backend_control_snap_release("check", hold.sock, ca.quiet))
+			r = 1;
 		return r;
 	}
 	unsigned nr_errors = 0;
