@@ -42,9 +42,12 @@ static const char check_usage[] =
         "                                 counters that understate free space\n"
         "      --clear-needs-check-flag   after a clean check, clear the superblock's\n"
         "                                 needs_check flag (as thin_check; not with -m,\n"
-        "                                 --super-block-only, --ignore-non-fatal-errors)\n"
-        "      --skip-mappings            accepted for thin_check's callers; the mappings\n"
-        "                                 are checked all the same\n"
+        "                                 --super-block-only, --ignore-non-fatal-errors,\n"
+        "                                 --skip-mappings)\n"
+        "      --skip-mappings            do not walk the thin devices' mapping trees (as\n"
+        "                                 thin_check): superblock, space maps, device\n"
+        "                                 details and the top level of the mapping tree;\n"
+        "                                 data counts and metadata leaks are not judged\n"
         "      --skip-data-counts         do not compare data space map counts\n"
         "      --max-reports N            print at most N faults of each sort (0: all)\n"
         "  -h, --help                     show this help\n"
@@ -106,7 +109,7 @@ static int option(void *ctx, int c, const char *arg, const char *opt)
 		ca->clear_needs_check = true;
 		return 0;
 	case OPT_SKIP_MAPPINGS:
-		/* LVM may pass it to save time; checking them anyway is only slower, and stricter */
+		ca->opts.skip_mappings = 1;
 		return 0;
 	case OPT_UNSUPPORTED:
 		return cli_usage("check", "%s is not supported (thinp check repairs nothing)", opt);
@@ -295,6 +298,7 @@ int cmd_check(int argc, char **argv, const struct cli_global *g)
 	                      ca.opts.super_block_only  ? "--super-block-only" :
 	                      ca.opts.ignore_leaks      ? "--ignore-non-fatal-errors" :
 	                      ca.opts.skip_data_counts  ? "--skip-data-counts" :
+	                      ca.opts.skip_mappings     ? "--skip-mappings" :
 	                                                  NULL;
 	if (ca.clear_needs_check && partial)
 		return cli_usage("check",

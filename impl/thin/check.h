@@ -21,6 +21,15 @@ struct tcheck_opts {
 	 * held_root is this block. */
 	uint64_t metadata_snap;
 	int skip_data_counts; /* 1 = do not compare data space-map counts */
+	/* 1 = do not walk the per-device mapping trees, as thin_check
+	 * --skip-mappings: the superblock, both space maps' structure, the
+	 * details tree and the top level of the mapping tree (every device's
+	 * subtree root must be a block on the device) are checked, nothing
+	 * below it is read. What the walk would have counted is not compared:
+	 * data reference counts, mapped_blocks, and metadata counts that look
+	 * too high (the uncounted references are below the top level); counts
+	 * too low are still faults. Implies skip_data_counts. */
+	int skip_mappings;
 	int super_block_only; /* 1 = check only the superblock fields */
 	/* 1 = non-fatal faults are reported as warnings and not counted in
 	 * *nr_errors, like thin_check --ignore-non-fatal-errors: reference

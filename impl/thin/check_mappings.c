@@ -73,6 +73,17 @@ int ck_top_leaf(struct ctx *c, const struct tree *t, uint64_t b, const uint8_t *
 			continue;
 		}
 		ck_add_ref(c, sub);
+		if (c->opts->skip_mappings) {
+			/* not read (that is the point); its block must still be
+			 * one no other structure uses */
+			if (c->kind[sub] == K_FREE)
+				c->kind[sub] = T_DEV;
+			else if (c->kind[sub] != T_DEV)
+				ck_fault(c, F_SHARE,
+				         "block %llu is used as %s and also as the root of the %s",
+				         (unsigned long long)sub, ck_kind_name(c->kind[sub]), st.name);
+			continue;
+		}
 		struct visit_res res;
 		int r = ck_visit(c, &st, sub, 0, 0, false, true, 0, &res);
 		if (r)

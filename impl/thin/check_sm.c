@@ -311,7 +311,8 @@ int ck_check_data_sm(struct ctx *c)
 			unsigned raw = sm_bitmap_get(bm, (uint32_t)(b - base));
 			if (!stored_count(c, "data space map", "data", b, raw, &c->dovf, &oi,
 			                  c->lost_dovf, &stored) ||
-			    stored == expected || c->opts->skip_data_counts)
+			    stored == expected || c->opts->skip_data_counts ||
+			    c->opts->skip_mappings)
 				continue;
 			if (stored > expected && c->lost_map)
 				continue;
@@ -348,7 +349,7 @@ int ck_check_data_sm(struct ctx *c)
 		        c, F_SM,
 		        "data space map: nr_allocated is %llu in the superblock, but the bitmaps hold %llu allocated blocks",
 		        (unsigned long long)c->dsm.nr_allocated, (unsigned long long)allocated);
-	if (c->lost_map && !c->opts->skip_data_counts)
+	if (c->lost_map && !c->opts->skip_data_counts && !c->opts->skip_mappings)
 		ck_note(c,
 		        "part of the mapping trees could not be walked, so data blocks whose count looks too high are not reported");
 	return 0;
@@ -369,7 +370,7 @@ void ck_check_metadata_counts(struct ctx *c)
 		                  c->lost_movf, &stored) ||
 		    stored == expected)
 			continue;
-		if (stored > expected && c->lost_meta)
+		if (stored > expected && (c->lost_meta || c->opts->skip_mappings))
 			continue;
 		if (stored > expected)
 			ck_leak(c, F_MCOUNT,
