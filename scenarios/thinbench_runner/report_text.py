@@ -13,11 +13,13 @@ def headline_rows(run):
         items = [
             ("allocate 4 KiB, zeroing off (Docker preset)", cid("alloc", "thinp", mode, False, bs=4 * KiB, order="seq"), "first-write"),
             ("allocate 4 KiB, zeroing on", cid("alloc", "thinp", mode, True, bs=4 * KiB, order="seq"), "first-write"),
+            ("allocate 4 KiB, zeroing on, `thinp_cow=merged`", cid("alloc", "thinp", mode, True, cow="merged", bs=4 * KiB, order="seq"), "first-write"),
             ("allocate 56 KiB, zeroing off", cid("alloc", "thinp", mode, False, bs=56 * KiB, order="seq"), "first-write"),
             ("allocate 64 KiB (whole block)", cid("alloc", "thinp", mode, False, bs=64 * KiB, order="seq"), "first-write"),
             ("allocate 1 MiB", cid("alloc", "thinp", mode, False, bs=MiB, order="seq"), "first-write"),
             ("allocate 4 KiB, random order", cid("alloc", "thinp", mode, False, bs=4 * KiB, order="rand"), "first-write"),
             ("CoW 4 KiB first write", cid("cow", "thinp", mode, None, bs=4 * KiB, order="seq"), "first"),
+            ("CoW 4 KiB first write, `thinp_cow=merged`", cid("cow", "thinp", mode, None, cow="merged", bs=4 * KiB, order="seq"), "first"),
             ("CoW 4 KiB, already broken", cid("cow", "thinp", mode, None, bs=4 * KiB, order="seq"), "second"),
             ("CoW 64 KiB first write (whole block)", cid("cow", "thinp", mode, None, bs=64 * KiB, order="seq"), "first"),
             ("overwrite 4 KiB random (steady state)", cid("overwrite", "thinp", mode, None, bs=4 * KiB), "steady"),
@@ -44,7 +46,9 @@ def headline_table(run, with_cmd=False):
             label, MODE_LABEL[mode], fnum(r.get("median_us")), fratio(r),
             f"{r['ratio_raw_p50']:.2f}×" if r.get("ratio_raw_p50") is not None else "—",
             fnum(qr.get("median_us")) if qr else "—", fratio(qr) if qr else "—",
-            fratio(r, "ratio_qcow2"), kernel_cell(run, i, step) if run.kernel else "— ¹"]
+            fratio(r, "ratio_qcow2"),
+            "— (libthinp's own policy)" if run.cases[i]["params"].get("cow") else
+            kernel_cell(run, i, step) if run.kernel else "— ¹"]
             + ([f"`scenarios/run --only '^{i.replace('.', chr(92) + '.')}$' --repeat {rep}`"]
                if with_cmd else [])) + " |")
     lines.append("")
