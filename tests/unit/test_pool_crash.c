@@ -515,6 +515,7 @@ struct ctx {
 	/* statistics */
 	unsigned points[2], thin_checks, cut_messages, maybe_found[2];
 	uint64_t torn_cached[2], torn_whole[2], torn_partial[2];
+	unsigned torn_sb, torn_sb_new; /* crashes with a superblock write cached; its sector 0 landed */
 	uint64_t units_checked, units_dirty;
 };
 
@@ -793,6 +794,28 @@ static void verify_dev(struct ctx *c, struct thinp_pool *p, struct cdev *d)
 	thinp_thin_close(t);
 }
 
+/* Seeded landing of cached pieces (half of them), noting whether a
+ * superblock write (block 0, whole) was cached and its first sector landed. */
+struct tear_ctx {
+	struct mu_rng rng;
+	bool sb_cached, sb_new;
+};
+
+static bool tear_land(void *ctx, size_t nth, uint64_t write_off, uint64_t write_len,
+		      uint64_t piece_off, uint64_t piece_len)
+{
+	struct tear_ctx *t = ctx;
+	bool land = mu_pct(&t->rng, 50);
+	(void)nth;
+	(void)piece_len;
+	if (write_off == 0 && write_len == UNIT) {
+		t->sb_cached = true;
+		if (piece_off == 0)
+			t->sb_new = land;
+	}
+	return land;
+}
+
 /* Run the workload once; cut on TARGET after K writes (TARGET < 0: no cut,
  * and with REC record the boundaries). Then crash, recover and verify. */
 static void run_once(struct ctx *c, int target, uint64_t k, struct record *rec)
@@ -930,11 +953,13 @@ static void run_once(struct ctx *c, int target, uint64_t k, struct record *rec)
 	/* power loss: both caches are lost (torn: in part); read what the disks hold */
 	if (c->cfg->torn && target >= 0) {
 		for (int i = 0; i < 2; i++) {
+			struct tear_ctx tc = {0};
+			mu_rng_init(&tc.rng, c->seed ^ (k * 0x9e3779b97f4a7c15ull) ^
+						     ((uint64_t)target << 60) ^ (uint64_t)i);
 			struct tp_fault_tear how = {
 				.piece = i == DEV_META ? 512 : 0,
-				.seed = c->seed ^ (k * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)target << 60) ^
-				        (uint64_t)i,
-				.land_pct = 50,
+				.land = tear_land,
+				.ctx = &tc,
 			};
 			struct tp_fault_tear_stats ts;
 			r = tp_fault_crash_torn(f[i], &how, &ts);
@@ -943,6 +968,10 @@ static void run_once(struct ctx *c, int target, uint64_t k, struct record *rec)
 			c->torn_cached[i] += ts.cached;
 			c->torn_whole[i] += ts.whole;
 			c->torn_partial[i] += ts.partial;
+			if (i == DEV_META && tc.sb_cached) {
+				c->torn_sb++;
+				c->torn_sb_new += tc.sb_new;
+			}
 		}
 	}
 	tp_fault_crash(f[0]);
@@ -1090,10 +1119,11 @@ static void run_cfg(const struct cfg *cfg)
 	       c->thin_checks, secs);
 	if (cfg->torn)
 		printf("[%s] torn caches: metadata %" PRIu64 " cached writes, %" PRIu64
-		       " landed whole, %" PRIu64 " in part (sectors); data %" PRIu64
+		       " landed whole, %" PRIu64 " in part (sectors); %u crashes with a superblock "
+		       "write cached (%u with its first sector landed); data %" PRIu64
 		       " cached, %" PRIu64 " landed\n",
-		       cfg->name, c->torn_cached[0], c->torn_whole[0], c->torn_partial[0],
-		       c->torn_cached[1], c->torn_whole[1]);
+		       cfg->name, c->torn_cached[0], c->torn_whole[0], c->torn_partial[0], c->torn_sb,
+		       c->torn_sb_new, c->torn_cached[1], c->torn_whole[1]);
 	fflush(stdout);
 	free(rec.pre);
 	free(rec.post);
