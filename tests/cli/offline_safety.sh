@@ -6,7 +6,8 @@
 #    refused before anything is truncated;
 #  - an output that belongs to a pool open in another process (libthinp flocks both of its
 #    devices) is refused (exit 1), and so is a dump or check of such a pool's metadata:
-#    it changes under the reader. Its metadata snapshot (-m) is stable: that works.
+#    it changes under the reader. Its metadata snapshot (-m) is stable: that works, and
+#    so does a check through the snapshot the holder's control socket holds.
 # Every refusal leaves every file as it was.
 set -euo pipefail
 THINP=${THINP:-impl/cli/thinp}
@@ -77,6 +78,12 @@ for _ in $(seq 100); do # the writer holds the pool once its devices are locked
 	sleep 0.1
 done
 flock -n "$pool/metadata" true 2>/dev/null && fail "the writer never opened the pool"
+for _ in $(seq 100); do # and serves its control socket (live_control.sh) once it answers
+	"$THINP" pool status "$pool" --noflush >/dev/null 2>&1 && break
+	sleep 0.1
+done
+# a holder that serves no control socket: what reads the metadata is refused
+mv "$pool/control" "$tmp/control.aside"
 before=$(sums)
 
 expect 1 "open in another process" -- dump "$tmp/meta.bin" -o "$pool/metadata"
@@ -87,6 +94,9 @@ expect 1 "the pool is open in another process (check its metadata snapshot, or s
 expect 1 -- check -q "$pool/metadata"
 [ ! -s "$tmp/err" ] || fail "check -q printed: $(cat "$tmp/err")"
 [ "$before" = "$(sums)" ] || fail "a refusal changed a file of the open pool"
+mv "$tmp/control.aside" "$pool/control"
+# one that serves it: check reads the metadata snapshot held there, which does not move
+expect 0 -- check "$pool/metadata"
 # its metadata snapshot can be read while it is open
 "$THINP" dump -m "$pool/metadata" >"$tmp/live-snap.xml" || fail "dump -m of an open pool"
 cmp -s "$tmp/live-snap.xml" "$tmp/snap.xml" || fail "dump -m of an open pool differs from thin_dump -m"
