@@ -65,7 +65,11 @@ static int sb_check(const void *data, uint64_t b, char *err, size_t len)
 	const uint8_t *p = data;
 	uint32_t want = tp_block_csum(data, TP_BLOCK_SIZE, TP_SUPERBLOCK_CSUM_XOR);
 	if (le32_get(p) != want) {
-		snprintf(err, len, "bad checksum (stored %u, computed %u): not thin-pool metadata, or damaged",
+		/* dm-thin keeps no second superblock, so the only way back is a copy */
+		snprintf(err, len,
+			 "bad checksum (stored %u, computed %u): not thin-pool metadata, or damaged "
+			 "(a torn write?); there is no second copy: restore the metadata from a "
+			 "dump (thinp restore or thin_restore)",
 			 le32_get(p), want);
 		return -EILSEQ;
 	}

@@ -2178,6 +2178,8 @@ START_TEST(test_torn_superblock_within_sector)
 		ck_assert_msg(strstr(err, "superblock") && strstr(err, "checksum"),
 		              "%s: the refusal does not say the superblock checksum failed: %s", what,
 		              err);
+		ck_assert_msg(strstr(err, "restore"), "%s: the refusal names no way out: %s", what,
+		              err);
 		if (mixed == 1)
 			fprintf(stderr, "crash: %s: refused: %s\n", what, err);
 		r = tcheck_run(disk, NULL, tc_collect, report, &nerr);
