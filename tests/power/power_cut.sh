@@ -43,6 +43,9 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
+# (a timeout's TERM must unmount too)
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 ops=$((60 * SCALE))
 # (one mode's minimum of checked states: a log too short to test anything fails)

@@ -73,16 +73,29 @@ static struct page **scratch;
 static size_t nr_scratch, cap_scratch;
 static bool use_scratch;
 
+/* Every other page, kept to the end: a page a write replaced may still be the durable
+ * copy's, and sorting that out is not worth the bytes. */
+static struct page **kept;
+static size_t nr_kept, cap_kept;
+
+static void keep(struct page ***v, size_t *n, size_t *cap, struct page *p)
+{
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 256;
+		*v = realloc(*v, *cap * sizeof(**v));
+		if (!*v)
+			exit(1);
+	}
+	(*v)[(*n)++] = p;
+}
+
 static struct page *new_page(const struct page *old)
 {
 	struct page *p = page_from(old);
-	if (use_scratch) {
-		if (nr_scratch == cap_scratch) {
-			cap_scratch = cap_scratch ? 2 * cap_scratch : 256;
-			scratch = realloc(scratch, cap_scratch * sizeof(*scratch));
-		}
-		scratch[nr_scratch++] = p;
-	}
+	if (use_scratch)
+		keep(&scratch, &nr_scratch, &cap_scratch, p);
+	else
+		keep(&kept, &nr_kept, &cap_kept, p);
 	return p;
 }
 
@@ -658,8 +671,8 @@ static void check_state(void)
 		return;
 	}
 	if (!whole) {
-		failure("`pool create` returned, but %s/data or %s/metadata is gone", pool_name,
-			pool_name);
+		failure("`pool create` returned, but %s/data or %s/metadata is gone (or empty)",
+			pool_name, pool_name);
 		return;
 	}
 	char line[256] = "";
@@ -675,31 +688,38 @@ static void check_state(void)
 	}
 	char *check_argv[] = { (char *)thinp_bin, "check", "-q", meta, NULL };
 	char *oracle_argv[] = { (char *)thin_check_bin, meta, NULL };
-	static bool verdict;
+	static char verdict[600]; /* "": both passed, else what failed */
 	if (meta_changed) {
-		verdict = !run(check_argv, out) && !run(oracle_argv, out);
+		const char *who = run(check_argv, out)	  ? "thinp check"
+				  : run(oracle_argv, out) ? "thin_check"
+							  : NULL;
+		*verdict = '\0';
+		if (who) {
+			/* the first line of the report that says something */
+			FILE *f = fopen(out, "r");
+			char msg[300] = "", l[300];
+			while (f && !*msg && fgets(l, sizeof(l), f))
+				if (l[strspn(l, " \t\n")])
+					snprintf(msg, sizeof(msg), "%.*s", (int)strcspn(l, "\n"), l);
+			if (f)
+				fclose(f);
+			snprintf(verdict, sizeof(verdict), "%s fails: %s", who,
+				 *msg ? msg : "(no report)");
+		}
 		meta_changed = false;
 		checker_runs++;
 	}
-	bool checked = verdict;
 	struct thinp_pool *pool = NULL;
 	struct thinp_pool_paths w = { .dir = dir, .how = THINP_OPEN_EXISTING };
 	struct thinp_pool_opts o = { .read_only = true, .no_commit_timer = true };
 	char err[512] = "";
-	if (checked && thinp_pool_open_paths(&w, &o, &pool, NULL, err, sizeof(err)))
-		checked = false;
+	bool checked = !*verdict && !thinp_pool_open_paths(&w, &o, &pool, NULL, err, sizeof(err));
 	if (!checked && !created) {
 		half_created++;
 		return;
 	}
 	if (!checked) {
-		FILE *f = fopen(out, "r");
-		char msg[300] = "";
-		if (f && !fgets(msg, sizeof(msg), f))
-			*msg = '\0';
-		if (f)
-			fclose(f);
-		failure("the pool is corrupt: %s", *err ? err : msg);
+		failure("the pool is corrupt: %s", *verdict ? verdict : err);
 		return;
 	}
 	uint8_t *buf;

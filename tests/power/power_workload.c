@@ -7,7 +7,8 @@
  *
  * `run` opens the pool DIR (made by `thinp pool create`) whose thins THIN... exist, and
  * does OPS seeded random operations: writes of 1 to 16 units (provisioning, overwrite,
- * copy-on-write of snapshots' shared blocks), flushes, whole-block discards, thin and
+ * copy-on-write of snapshots' shared blocks), flushes (also right after a commit and an
+ * overwrite: no metadata change), whole-block discards, thin and
  * snapshot creates (ids from FIRST_ID on), deletes (of those), data extends, commits. Versions of
  * writes count from FIRST_VERSION. Marks (one line per write(2)):
  *   w DEV UNIT VERSION    before writing that unit (a cut may come before or after)
@@ -39,6 +40,7 @@ static uint64_t seed, rng;
 struct live {
 	uint64_t id;
 	struct thinp_thin *t;
+	bool written[THIN_UNITS]; /* by this run: mapped, so a rewrite is an overwrite */
 };
 static struct live live[MAX_THINS];
 static unsigned nr_live;
@@ -69,11 +71,15 @@ static uint64_t rnd(uint64_t n)
 
 static void add_live(uint64_t id)
 {
+	memset(live[nr_live].written, 0, sizeof(live[nr_live].written));
 	int r = thinp_thin_open(pool, id, (uint64_t)THIN_UNITS * PUNIT, &live[nr_live].t);
 	if (r)
 		die("opening a thin", r);
 	live[nr_live++].id = id;
 }
+
+static void do_write_at(struct live *l, uint64_t u, unsigned n, uint64_t *version,
+			uint8_t *buf);
 
 static void do_write(struct live *l, uint64_t *version, uint8_t *buf)
 {
@@ -83,7 +89,13 @@ static void do_write(struct live *l, uint64_t *version, uint8_t *buf)
 	uint64_t u = rnd(THIN_UNITS - n + 1);
 	if (n == BLOCK_UNITS)
 		u -= u % BLOCK_UNITS;
+	do_write_at(l, u, n, version, buf);
+}
+
+static void do_write_at(struct live *l, uint64_t u, unsigned n, uint64_t *version, uint8_t *buf)
+{
 	for (unsigned i = 0; i < n; i++) {
+		l->written[u + i] = true;
 		uint64_t v = (*version)++;
 		mark("w %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", l->id, u + i, v);
 		pattern_fill(buf + (size_t)i * PUNIT, seed, l->id, u + i, v);
@@ -109,6 +121,20 @@ static void do_commit(void)
 	if (r)
 		die("commit", r);
 	mark("C\n");
+}
+
+/* A commit, then a rewrite of a unit L mapped earlier, then a flush: the flush of a thin
+ * with no metadata change, which must still sync the data device. */
+static void do_overwrite_flush(struct live *l, uint64_t *version, uint8_t *buf)
+{
+	uint64_t u = rnd(THIN_UNITS);
+	for (unsigned i = 0; i < THIN_UNITS && !l->written[u]; i++)
+		u = (u + 1) % THIN_UNITS;
+	if (!l->written[u])
+		return do_write(l, version, buf);
+	do_commit();
+	do_write_at(l, u, 1, version, buf);
+	do_flush(l);
 }
 
 static int run(int argc, char **argv)
@@ -186,7 +212,9 @@ static int run(int argc, char **argv)
 			do_commit();
 		} else if (k < 26) {
 			do_flush(l);
-		} else if (k < 31) {
+		} else if (k < 32) {
+			do_overwrite_flush(l, &version, buf);
+		} else if (k < 37) {
 			uint64_t u = rnd(THIN_UNITS / BLOCK_UNITS) * BLOCK_UNITS;
 			mark("z %" PRIu64 " %" PRIu64 " %u\n", l->id, u, BLOCK_UNITS);
 			struct thinp_io_result res;
