@@ -2069,7 +2069,7 @@ static struct tp_dev *sb_history(const struct tp_fault_tear *how, struct sb_hist
 
 struct mask_tear {
 	uint64_t piece;
-	uint32_t mask; /* bit i: piece i of the superblock write lands */
+	uint32_t mask; /* bit i: piece i of the superblock write lands (i < 32) */
 };
 
 static bool mask_land(void *ctx, size_t nth, uint64_t write_off, uint64_t write_len,
@@ -2082,7 +2082,9 @@ static bool mask_land(void *ctx, size_t nth, uint64_t write_off, uint64_t write_
 	(void)piece_len;
 	ck_assert_msg(write_off == 0, "the cached write is at %llu, not the superblock",
 	              (unsigned long long)write_off);
-	return (m->mask >> (piece_off / m->piece)) & 1;
+	uint64_t idx = piece_off / m->piece;
+
+	return idx < 32 && ((m->mask >> idx) & 1); /* pieces past the mask stay old */
 }
 
 /* All 256 ways a superblock write can be torn at sector granularity: each
