@@ -1,6 +1,7 @@
 /* wlog_fs: a pass-through FUSE file system that logs, in order, every operation that
  * changes state (creates, unlinks, renames, truncates, fallocates, writes with their
- * bytes) and every durability point (fsync/fdatasync of a file, fsync of a directory).
+ * bytes) and every durability point (fsync/fdatasync of a file, fsync of a directory, an
+ * O_DSYNC write).
  * power_replay rebuilds from that log what a power cut would leave at any point.
  *
  *   wlog_fs BACKING LOG MOUNTPOINT      (returns once mounted; fusermount3 -u ends it)
@@ -157,7 +158,23 @@ static int wl_mkdir(const char *path, mode_t mode)
 	uint64_t parent = parent_of(path, &name);
 	if (mkdirat(root_fd, rel(path), mode))
 		return -errno;
-	struct wlog_rec h = { .type = WLOG_CREATE, .flags = 1, .id = parent, .id2 = new_id(path) };
+	struct wlog_rec h = { .type = WLOG_CREATE, .flags = WLOG_DIR, .id = parent,
+			      .id2 = new_id(path) };
+	log_rec(&h, name, NULL, NULL);
+	return 0;
+}
+
+/* Sockets (bind(2): the CLI's DIR/control) and fifos: names without data. */
+static int wl_mknod(const char *path, mode_t mode, dev_t rdev)
+{
+	if (!S_ISSOCK(mode) && !S_ISFIFO(mode))
+		return -EPERM;
+	const char *name;
+	uint64_t parent = parent_of(path, &name);
+	if (mknodat(root_fd, rel(path), mode, rdev))
+		return -errno;
+	struct wlog_rec h = { .type = WLOG_CREATE, .flags = WLOG_SPECIAL, .id = parent,
+			      .id2 = new_id(path) };
 	log_rec(&h, name, NULL, NULL);
 	return 0;
 }
@@ -297,7 +314,11 @@ static int wl_write(const char *path, const char *buf, size_t size, off_t off,
 			return -errno;
 		done += (size_t)n;
 	}
-	struct wlog_rec h = { .type = WLOG_WRITE, .id = fd_id[fi->fh], .off = (uint64_t)off,
+	/* (the kernel passes a write's O_DSYNC/RWF_DSYNC in the write's flags) */
+	struct wlog_rec h = { .type = WLOG_WRITE,
+			      .flags = (fi->flags & O_DSYNC) ? WLOG_DSYNC : 0,
+			      .id = fd_id[fi->fh],
+			      .off = (uint64_t)off,
 			      .data_len = size };
 	log_rec(&h, NULL, NULL, buf);
 	return (int)size;
@@ -361,6 +382,15 @@ static int wl_utimens(const char *path, const struct timespec tv[2], struct fuse
 	return r ? -errno : 0;
 }
 
+/* Modes are no part of what a power cut leaves for the pool: passed on, not logged. */
+static int wl_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	if (is_mark(path))
+		return 0;
+	int r = fi ? fchmod((int)fi->fh, mode) : fchmodat(root_fd, rel(path), mode, 0);
+	return r ? -errno : 0;
+}
+
 static void *wl_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	(void)conn;
@@ -379,6 +409,7 @@ static const struct fuse_operations ops = {
 	.getattr = wl_getattr,
 	.readdir = wl_readdir,
 	.mkdir = wl_mkdir,
+	.mknod = wl_mknod,
 	.unlink = wl_unlink,
 	.rmdir = wl_rmdir,
 	.rename = wl_rename,
@@ -393,6 +424,7 @@ static const struct fuse_operations ops = {
 	.fallocate = wl_fallocate,
 	.statfs = wl_statfs,
 	.utimens = wl_utimens,
+	.chmod = wl_chmod,
 };
 
 int main(int argc, char **argv)
