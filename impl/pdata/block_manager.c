@@ -14,8 +14,9 @@ struct bm_block {
 	unsigned read_locks;
 	bool write_locked;
 	bool dirty;
+	bool referenced;                 /* used since the clock hand last passed */
 	struct bm_block *hnext;          /* hash chain */
-	struct bm_block *lru_prev, *lru_next; /* only while unlocked */
+	struct bm_block *prev, *next;    /* the clock ring: every cached block */
 };
 
 struct bm {
@@ -25,7 +26,11 @@ struct bm {
 	size_t nr_cached;
 	size_t nr_buckets;
 	struct bm_block **buckets;
-	struct bm_block lru; /* sentinel: lru.lru_next = least recently used */
+	/* Second-chance clock over every cached block: a hit only sets
+	 * `referenced` (no relinking, as a hot btree root is hit on every
+	 * lookup); eviction sweeps from the hand, skipping locked blocks and
+	 * clearing `referenced` ones. New blocks go just behind the hand. */
+	struct bm_block *hand;
 	struct bm_stats st;
 	int wb_error; /* first failed write-back since the last flush (as dm-bufio keeps it) */
 	struct bm_block **sorted; /* bm_write_dirty's scratch: the dirty blocks by location */
@@ -33,26 +38,46 @@ struct bm {
 	char err[256];
 };
 
-static size_t hash_of(const struct bm *bm, uint64_t b)
+static size_t hash_in(uint64_t b, size_t nr_buckets)
 {
-	return (size_t)((b * 0x9E3779B97F4A7C15ull) >> 20) & (bm->nr_buckets - 1);
+	return (size_t)((b * 0x9E3779B97F4A7C15ull) >> 20) & (nr_buckets - 1);
 }
 
-static void lru_remove(struct bm_block *blk)
+static size_t hash_of(const struct bm *bm, uint64_t b) { return hash_in(b, bm->nr_buckets); }
+
+static void ring_remove(struct bm *bm, struct bm_block *blk)
 {
-	if (blk->lru_prev) {
-		blk->lru_prev->lru_next = blk->lru_next;
-		blk->lru_next->lru_prev = blk->lru_prev;
-		blk->lru_prev = blk->lru_next = NULL;
+	if (blk->next == blk) {
+		bm->hand = NULL;
+	} else {
+		if (bm->hand == blk)
+			bm->hand = blk->next;
+		blk->prev->next = blk->next;
+		blk->next->prev = blk->prev;
 	}
+	blk->prev = blk->next = NULL;
 }
 
-static void lru_push_mru(struct bm *bm, struct bm_block *blk)
+/* Insert just behind the hand: the last block the next sweep reaches. */
+static void ring_insert(struct bm *bm, struct bm_block *blk)
 {
-	blk->lru_prev = bm->lru.lru_prev;
-	blk->lru_next = &bm->lru;
-	bm->lru.lru_prev->lru_next = blk;
-	bm->lru.lru_prev = blk;
+	if (!bm->hand) {
+		blk->prev = blk->next = blk;
+		bm->hand = blk;
+		return;
+	}
+	blk->next = bm->hand;
+	blk->prev = bm->hand->prev;
+	bm->hand->prev->next = blk;
+	bm->hand->prev = blk;
+}
+
+static size_t buckets_for(size_t capacity)
+{
+	size_t n = 64;
+	while (n < capacity * 2)
+		n <<= 1;
+	return n;
 }
 
 int bm_create(struct tp_dev *dev, size_t cache_blocks, struct bm **out)
@@ -65,15 +90,12 @@ int bm_create(struct tp_dev *dev, size_t cache_blocks, struct bm **out)
 	bm->dev = dev;
 	bm->nr_blocks = dev->size / TP_BLOCK_SIZE;
 	bm->capacity = cache_blocks;
-	bm->nr_buckets = 64;
-	while (bm->nr_buckets < cache_blocks * 2)
-		bm->nr_buckets <<= 1;
+	bm->nr_buckets = buckets_for(cache_blocks);
 	bm->buckets = calloc(bm->nr_buckets, sizeof(*bm->buckets));
 	if (!bm->buckets) {
 		free(bm);
 		return -ENOMEM;
 	}
-	bm->lru.lru_next = bm->lru.lru_prev = &bm->lru;
 	bm->st.capacity = cache_blocks;
 	*out = bm;
 	return 0;
@@ -93,7 +115,7 @@ static void unhash_free(struct bm *bm, struct bm_block *blk)
 	while (*pp != blk)
 		pp = &(*pp)->hnext;
 	*pp = blk->hnext;
-	lru_remove(blk);
+	ring_remove(bm, blk);
 	free(blk->data);
 	free(blk);
 	bm->nr_cached--;
@@ -111,11 +133,26 @@ static int write_block(struct bm *bm, struct bm_block *blk)
 	return 0;
 }
 
-/* Evict least recently used unlocked blocks until within capacity. */
+static bool locked(const struct bm_block *blk) { return blk->write_locked || blk->read_locks; }
+
+/* Evict unlocked blocks the hand finds unreferenced until within capacity.
+ * Two turns of the ring clear every reference bit, so a longer sweep only
+ * meets locked blocks: stop there (the cache may exceed its capacity by
+ * the blocks its callers hold). */
 static int shrink(struct bm *bm)
 {
-	while (bm->nr_cached > bm->capacity && bm->lru.lru_next != &bm->lru) {
-		struct bm_block *victim = bm->lru.lru_next;
+	size_t budget = 2 * bm->nr_cached + 1;
+	while (bm->nr_cached > bm->capacity && bm->hand && budget--) {
+		struct bm_block *victim = bm->hand;
+		if (locked(victim)) {
+			bm->hand = victim->next;
+			continue;
+		}
+		if (victim->referenced) {
+			victim->referenced = false;
+			bm->hand = victim->next;
+			continue;
+		}
 		if (victim->dirty) {
 			int r = write_block(bm, victim);
 			if (r) {
@@ -160,6 +197,7 @@ static int get_block(struct bm *bm, uint64_t b, const struct bm_validator *v, en
 		if (blk->write_locked || (mode != GET_READ && blk->read_locks))
 			return -EBUSY;
 		bm->st.hits++;
+		blk->referenced = true;
 		if (mode == GET_ZERO) {
 			memset(blk->data, 0, TP_BLOCK_SIZE);
 			blk->v = v;
@@ -205,11 +243,11 @@ static int get_block(struct bm *bm, uint64_t b, const struct bm_validator *v, en
 		size_t h = hash_of(bm, b);
 		blk->hnext = bm->buckets[h];
 		bm->buckets[h] = blk;
+		ring_insert(bm, blk);
 		bm->nr_cached++;
 		if (bm->nr_cached > bm->st.peak)
 			bm->st.peak = bm->nr_cached;
 	}
-	lru_remove(blk);
 	if (mode == GET_READ) {
 		blk->read_locks++;
 	} else {
@@ -245,12 +283,45 @@ void bm_unlock(struct bm_block *blk)
 		blk->write_locked = false;
 	else if (blk->read_locks)
 		blk->read_locks--;
-	if (!blk->write_locked && !blk->read_locks) {
-		lru_push_mru(bm, blk);
-		/* A failed write-back leaves the block dirty and cached; the error
-		 * surfaces at the next flush, which is where callers can act. */
+	/* A failed write-back leaves the block dirty and cached; the error
+	 * surfaces at the next flush, which is where callers can act. */
+	if (bm->nr_cached > bm->capacity && !locked(blk))
 		(void)shrink(bm);
+}
+
+void bm_forget(struct bm *bm, uint64_t b)
+{
+	struct bm_block *blk = lookup(bm, b);
+	if (blk && !locked(blk)) {
+		unhash_free(bm, blk);
+		bm->st.dropped++;
 	}
+}
+
+int bm_set_capacity(struct bm *bm, size_t cache_blocks)
+{
+	if (cache_blocks < 16)
+		cache_blocks = 16;
+	size_t nb = buckets_for(cache_blocks);
+	if (nb > bm->nr_buckets) {
+		struct bm_block **b = calloc(nb, sizeof(*b));
+		if (!b)
+			return -ENOMEM;
+		for (size_t i = 0; i < bm->nr_buckets; i++)
+			while (bm->buckets[i]) {
+				struct bm_block *blk = bm->buckets[i];
+				bm->buckets[i] = blk->hnext;
+				size_t h = hash_in(blk->b, nb);
+				blk->hnext = b[h];
+				b[h] = blk;
+			}
+		free(bm->buckets);
+		bm->buckets = b;
+		bm->nr_buckets = nb;
+	}
+	bm->capacity = cache_blocks;
+	bm->st.capacity = cache_blocks;
+	return shrink(bm);
 }
 
 void *bm_block_data(struct bm_block *blk) { return blk->data; }

@@ -3,8 +3,8 @@
  *
  * Validators check a block when it is read from the device (checksum,
  * self-location, magic) and seal it (checksum, self-location) when it is
- * written back. The cache never holds more than its capacity of unlocked
- * blocks; dirty blocks are written back on eviction (safe, because the
+ * written back. The cache holds at most its capacity of blocks (more only
+ * while callers hold locks on them), evicting by a second-chance clock; dirty blocks are written back on eviction (safe, because the
  * transaction manager only dirties blocks unreachable from the committed
  * superblock) and on flush. */
 #ifndef THINP_PDATA_BLOCK_MANAGER_H
@@ -30,6 +30,7 @@ struct bm_block;
 
 struct bm_stats {
 	uint64_t hits, misses, evictions, writebacks;
+	uint64_t dropped;    /* freed blocks forgotten at once (bm_forget) */
 	size_t cached;       /* blocks in the cache now */
 	size_t capacity;     /* configured capacity (blocks) */
 	size_t peak;         /* most blocks ever cached at once */
@@ -50,6 +51,13 @@ int bm_write_lock(struct bm *bm, uint64_t b, const struct bm_validator *v, struc
 int bm_write_lock_zero(struct bm *bm, uint64_t b, const struct bm_validator *v,
 		       struct bm_block **out);
 void bm_unlock(struct bm_block *blk);
+
+/* Block B was freed: drop it from the cache now (unless locked), dirty or
+ * not, instead of letting a dead copy take the place of a live block until
+ * the clock reaches it. */
+void bm_forget(struct bm *bm, uint64_t b);
+/* Change the capacity (minimum 16), evicting down to it when it shrank. */
+int bm_set_capacity(struct bm *bm, size_t cache_blocks);
 
 void *bm_block_data(struct bm_block *blk);
 uint64_t bm_block_location(const struct bm_block *blk);

@@ -17,7 +17,11 @@ struct sm_meta {
 	uint8_t *bitmap_dirty;
 	uint64_t index_loc;     /* 0 = not written yet */
 	uint64_t overflow_root; /* 0 = not written yet */
-	bool overflow_dirty;
+	bool overflow_dirty;    /* the overflow tree is rebuilt as a whole */
+	/* blocks whose count was or became >= 3 since the overflow tree was
+	 * last written: only their entries change (duplicates allowed) */
+	uint64_t *ov_keys;
+	size_t ov_nr, ov_cap;
 	bool any_dirty;
 };
 
@@ -88,6 +92,7 @@ void sm_meta_destroy(struct sm_meta *sm)
 	free(sm->committed);
 	free(sm->ie);
 	free(sm->bitmap_dirty);
+	free(sm->ov_keys);
 	free(sm);
 }
 
@@ -198,8 +203,21 @@ static void set_count(struct sm_meta *sm, uint64_t b, uint32_t c)
 		sm->nr_allocated++;
 	else if (old && !c)
 		sm->nr_allocated--;
-	if (old >= 3 || c >= 3)
-		sm->overflow_dirty = true;
+	if ((old >= 3 || c >= 3) && !sm->overflow_dirty) {
+		if (sm->ov_nr == sm->ov_cap) {
+			size_t cap = sm->ov_cap ? 2 * sm->ov_cap : 64;
+			uint64_t *k = realloc(sm->ov_keys, cap * sizeof(*k));
+			if (!k) {
+				/* no room to remember the block: rebuild the tree instead */
+				sm->overflow_dirty = true;
+				goto counted;
+			}
+			sm->ov_keys = k;
+			sm->ov_cap = cap;
+		}
+		sm->ov_keys[sm->ov_nr++] = b;
+	}
+counted:
 	sm->counts[b] = c;
 	sm->bitmap_dirty[b / SM_ENTRIES_PER_BITMAP] = 1;
 	sm->any_dirty = true;
@@ -258,8 +276,8 @@ int sm_meta_extend(struct sm_meta *sm, uint64_t nr_blocks)
 	return resize_arrays(sm, nr_blocks);
 }
 
-/* Overflow counts change rarely (a node shared by three or more parents), so
- * a changed set is written as a whole new tree. */
+/* The overflow tree from scratch: a new space map, or when a changed block
+ * could not be remembered. */
 static int rebuild_overflow(struct sm_meta *sm, struct tm *tm)
 {
 	struct btree_info info = {.tm = tm, .levels = 1, .value_type = {.size = 4}};
@@ -282,6 +300,49 @@ static int rebuild_overflow(struct sm_meta *sm, struct tm *tm)
 			return r;
 	}
 	sm->overflow_root = root;
+	return 0;
+}
+
+static int by_key(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Only the entries of the blocks whose count was or became >= 3, as the
+ * kernel's sm_ll_insert does: a count of 3 or more is (re)inserted, one
+ * that dropped below 3 is removed. Rescanning every count on each change
+ * cost O(metadata size) per commit once snapshots shared nodes. The tree's
+ * own blocks never reach a count of 3, so updating it adds no keys. */
+static int update_overflow(struct sm_meta *sm, struct tm *tm)
+{
+	struct btree_info info = {.tm = tm, .levels = 1, .value_type = {.size = 4}};
+	size_t n = sm->ov_nr;
+	qsort(sm->ov_keys, n, sizeof(*sm->ov_keys), by_key);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t b = sm->ov_keys[i];
+		if (i && b == sm->ov_keys[i - 1])
+			continue;
+		int r;
+		if (sm->counts[b] >= 3) {
+			uint8_t v[4];
+			le32_put(v, sm->counts[b]);
+			r = btree_insert(&info, sm->overflow_root, &b, v, &sm->overflow_root, NULL);
+		} else {
+			/* absent when it went from below 3 to 3+ and back */
+			uint8_t v[4];
+			r = btree_lookup(&info, sm->overflow_root, &b, v);
+			if (!r)
+				r = btree_remove(&info, sm->overflow_root, &b, &sm->overflow_root);
+			else if (r == -ENODATA)
+				r = 0;
+		}
+		if (r)
+			return r;
+	}
+	/* keys added meanwhile (none expected) are left for the next round */
+	memmove(sm->ov_keys, sm->ov_keys + n, (sm->ov_nr - n) * sizeof(*sm->ov_keys));
+	sm->ov_nr -= n;
 	return 0;
 }
 
@@ -313,9 +374,15 @@ int sm_meta_write(struct sm_meta *sm, struct tm *tm, uint8_t root_bytes[SM_ROOT_
 	bool changed = sm->any_dirty;
 	while (changed) {
 		changed = false;
-		if (sm->overflow_dirty) {
+		if (sm->overflow_dirty || !sm->overflow_root) {
 			sm->overflow_dirty = false;
+			sm->ov_nr = 0;
 			r = rebuild_overflow(sm, tm);
+			if (r)
+				return r;
+			changed = true;
+		} else if (sm->ov_nr) {
+			r = update_overflow(sm, tm);
 			if (r)
 				return r;
 			changed = true;

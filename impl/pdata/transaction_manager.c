@@ -29,6 +29,15 @@ void tm_destroy(struct tm *tm) { free(tm); }
 struct bm *tm_bm(struct tm *tm) { return tm->bm; }
 struct sm_meta *tm_sm(struct tm *tm) { return tm->sm; }
 
+/* A block whose last reference went is dead: its cached copy goes too. */
+static int dec(struct tm *tm, uint64_t b)
+{
+	int r = sm_meta_dec(tm->sm, b);
+	if (!r && !sm_meta_get_count(tm->sm, b))
+		bm_forget(tm->bm, b);
+	return r;
+}
+
 int tm_new_block(struct tm *tm, const struct bm_validator *v, struct bm_block **out)
 {
 	uint64_t b;
@@ -77,7 +86,7 @@ int tm_shadow_block(struct tm *tm, uint64_t orig, const struct bm_validator *v,
 	}
 	memcpy(bm_block_data(*out), bm_block_data(src), TP_BLOCK_SIZE);
 	bm_unlock(src);
-	return sm_meta_dec(tm->sm, orig);
+	return dec(tm, orig);
 }
 
 int tm_read_lock(struct tm *tm, uint64_t b, const struct bm_validator *v, struct bm_block **out)
@@ -92,7 +101,7 @@ void tm_unlock(struct tm *tm, struct bm_block *blk)
 }
 
 int tm_inc(struct tm *tm, uint64_t b) { return sm_meta_inc(tm->sm, b); }
-int tm_dec(struct tm *tm, uint64_t b) { return sm_meta_dec(tm->sm, b); }
+int tm_dec(struct tm *tm, uint64_t b) { return dec(tm, b); }
 
 int tm_ref(struct tm *tm, uint64_t b, uint32_t *count)
 {

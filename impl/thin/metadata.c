@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pdata/block_manager.h"
 #include "pdata/btree.h"
@@ -83,6 +84,40 @@ static int validate_block_size(uint32_t s)
 	return s >= THIN_MIN_BLOCK_SECTORS && s <= THIN_MAX_BLOCK_SECTORS && s % 128 == 0;
 }
 
+/* The cache when the caller gave no size: the metadata in use and an
+ * eighth more to grow into (so lookups in a large pool stay hits, as
+ * dm-bufio's cache is sized from what it holds), never below the 16 MiB
+ * default and never above the cap: 1/16 of the machine's memory, at most
+ * 1 GiB. An explicit size is left alone. */
+static int autosize_cache(struct tmd *md)
+{
+	if (md->args.cache_blocks)
+		return 0;
+	uint64_t used = sm_meta_nr_blocks(md->msm) - sm_meta_nr_free(md->msm);
+	uint64_t want = used + used / 8;
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	uint64_t cap = 1ull << 30;
+	if (pages > 0 && page > 0 && (uint64_t)pages * (uint64_t)page / 16 < cap)
+		cap = (uint64_t)pages * (uint64_t)page / 16;
+	cap /= TP_BLOCK_SIZE;
+	if (cap < THIN_DEFAULT_CACHE_BLOCKS)
+		cap = THIN_DEFAULT_CACHE_BLOCKS;
+	struct bm_stats st;
+	bm_get_stats(md->bm, &st);
+	uint64_t now = st.capacity;
+	/* grow by a quarter at least, so a growing pool rehashes rarely;
+	 * shrink only when a quarter of it is no longer wanted */
+	if (want > now && want < now + now / 4)
+		want = now + now / 4;
+	if (want > cap)
+		want = cap;
+	if (want < THIN_DEFAULT_CACHE_BLOCKS)
+		want = THIN_DEFAULT_CACHE_BLOCKS;
+	if (want == now || (want < now && want >= now - now / 4))
+		return 0;
+	return bm_set_capacity(md->bm, (size_t)want);
+}
+
 /* Load everything from the committed superblock. */
 static int load(struct tmd *md)
 {
@@ -133,6 +168,9 @@ static int load(struct tmd *md)
 	r = tm_create(md->bm, md->msm, &md->tm);
 	if (r)
 		return tmd_fail(md, r, "out of memory");
+	r = autosize_cache(md);
+	if (r)
+		return tmd_fail(md, r, "cannot size the metadata cache: %s", strerror(-r));
 	r = sm_meta_load_overflow(md->msm, md->tm);
 	if (r)
 		return tmd_fail(md, r, "cannot load the metadata space map overflow counts: %s",
@@ -255,6 +293,8 @@ static int commit(struct tmd *md)
 		return tmd_fail(md, r, "out of memory after commit");
 	md->sb = sb;
 	md->changed = false;
+	/* (a cache that cannot grow just stays as it is) */
+	(void)autosize_cache(md);
 	return 0;
 }
 

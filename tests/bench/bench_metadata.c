@@ -57,6 +57,7 @@ struct result {
 	struct bm_stats after_insert, after_lookup;
 	uint64_t meta_used_blocks;
 	uint64_t vm_hwm_kib;
+	uint64_t rss_kib; /* resident set with the pool open, after the lookups */
 };
 
 static double now_s(void)
@@ -116,8 +117,9 @@ static uint64_t rng_next(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-/* Peak resident set of this process (kB), 0 if /proc is unavailable. */
-static uint64_t vm_hwm_kib(void)
+/* A kB figure of /proc/self/status (FMT: "VmHWM: %llu kB"), 0 if /proc is
+ * unavailable. */
+static uint64_t proc_status_kib(const char *fmt)
 {
 	char line[256];
 	unsigned long long v = 0;
@@ -126,11 +128,14 @@ static uint64_t vm_hwm_kib(void)
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmHWM: %llu kB", &v) == 1)
+		if (sscanf(line, fmt, &v) == 1)
 			break;
 	fclose(f);
 	return v;
 }
+
+/* Peak resident set of this process (kB). */
+static uint64_t vm_hwm_kib(void) { return proc_status_kib("VmHWM: %llu kB"); }
 
 static int parse_u64(const char *s, uint64_t *out)
 {
@@ -247,6 +252,7 @@ static int bench_one(const struct opts *o, uint64_t n, struct result *res)
 	res->nr_lookups = nr_lookups;
 	tmd_cache_stats(md, &res->after_lookup);
 	res->vm_hwm_kib = vm_hwm_kib();
+	res->rss_kib = proc_status_kib("VmRSS: %llu kB");
 	fprintf(stderr, "\r%-100s\r", "");
 out:
 	tmd_close_nocommit(md);
@@ -258,23 +264,29 @@ out:
 
 static void print_header(void)
 {
-	printf("%10s %11s %11s %10s %8s %8s %9s %12s %12s %12s %12s %9s %9s\n", "mappings",
-	       "inserts/s", "lookups/s", "commit(s)", "cache", "peak", "mem(MiB)", "ins.hits",
-	       "ins.misses", "look.hits", "look.misses", "meta(MiB)", "HWM(MiB)");
+	printf("%10s %11s %11s %9s %6s %10s %8s %8s %9s %12s %12s %12s %12s %9s %9s %9s %10s\n",
+	       "mappings", "inserts/s", "lookups/s", "ns/look", "x10k", "commit(s)", "cache", "peak",
+	       "mem(MiB)", "ins.hits", "ins.misses", "look.hits", "look.misses", "meta(MiB)",
+	       "HWM(MiB)", "RSS(MiB)", "RSS/M(MiB)");
 }
 
-static void print_result(const struct result *r)
+/* BASE_NS: the ns per lookup of the first (10k) run, 0 if none yet. */
+static void print_result(const struct result *r, double base_ns)
 {
 	const struct bm_stats *a = &r->after_insert, *b = &r->after_lookup;
+	double ns = r->lookup_s * 1e9 / (double)r->nr_lookups;
 
-	printf("%10llu %11.0f %11.0f %10.2f %8zu %8zu %9.1f %12llu %12llu %12llu %12llu %9.1f %9.1f\n",
+	printf("%10llu %11.0f %11.0f %9.0f %6.2f %10.2f %8zu %8zu %9.1f %12llu %12llu %12llu %12llu "
+	       "%9.1f %9.1f %9.1f %10.1f\n",
 	       (unsigned long long)r->n, (double)r->n / r->insert_s,
-	       (double)r->nr_lookups / r->lookup_s, r->commit_s, b->capacity, b->peak,
+	       (double)r->nr_lookups / r->lookup_s, ns, base_ns > 0 ? ns / base_ns : 1.0,
+	       r->commit_s, b->capacity, b->peak,
 	       (double)b->peak * TP_BLOCK_SIZE / (1024.0 * 1024.0), (unsigned long long)a->hits,
 	       (unsigned long long)a->misses, (unsigned long long)(b->hits - a->hits),
 	       (unsigned long long)(b->misses - a->misses),
 	       (double)r->meta_used_blocks * TP_BLOCK_SIZE / (1024.0 * 1024.0),
-	       (double)r->vm_hwm_kib / 1024.0);
+	       (double)r->vm_hwm_kib / 1024.0, (double)r->rss_kib / 1024.0,
+	       (double)r->rss_kib / 1024.0 / ((double)r->n / 1e6));
 	fflush(stdout);
 }
 
@@ -336,11 +348,17 @@ int main(int argc, char **argv)
 	if (!nr_run || run[nr_run - 1] != o.max)
 		run[nr_run++] = o.max;
 
-	printf("thin metadata micro-benchmark: one thin device, random vblock order, commit every "
-	       "%u inserts, cache %zu blocks%s, seed %llu\n",
-	       COMMIT_EVERY, o.cache_blocks ? o.cache_blocks : (size_t)THIN_DEFAULT_CACHE_BLOCKS,
-	       o.cache_blocks ? "" : " (default)", (unsigned long long)o.seed);
+	if (o.cache_blocks)
+		printf("thin metadata micro-benchmark: one thin device, random vblock order, commit "
+		       "every %u inserts, cache %zu blocks, seed %llu\n",
+		       COMMIT_EVERY, o.cache_blocks, (unsigned long long)o.seed);
+	else
+		printf("thin metadata micro-benchmark: one thin device, random vblock order, commit "
+		       "every %u inserts, cache sized from the metadata (library default: at least "
+		       "%u blocks, capped at 1/16 of memory, at most 1 GiB), seed %llu\n",
+		       COMMIT_EVERY, THIN_DEFAULT_CACHE_BLOCKS, (unsigned long long)o.seed);
 	print_header();
+	double base_ns = 0;
 	for (size_t i = 0; i < nr_run; i++) {
 		struct result res;
 
@@ -348,10 +366,13 @@ int main(int argc, char **argv)
 			failed = 1;
 			break;
 		}
-		print_result(&res);
+		print_result(&res, base_ns);
+		if (i == 0)
+			base_ns = res.lookup_s * 1e9 / (double)res.nr_lookups;
 	}
 	printf("mem = peak cached blocks * 4 KiB; ins./look. = cache hits and misses while inserting "
 	       "(with commits) / looking up; meta = metadata blocks in use; HWM = VmHWM of the "
-	       "process so far\n");
+	       "process so far; RSS = VmRSS with the pool open, RSS/M = RSS per million mappings; "
+	       "x10k = ns per lookup / that of the first size\n");
 	return failed;
 }
