@@ -153,6 +153,7 @@ static void content_copy(struct content *dst, const struct content *src)
 
 /* ---- the log ---- */
 struct rec {
+	struct wlog_rec hv; /* a copy: records are packed, unaligned in the log */
 	const struct wlog_rec *h;
 	const char *n1, *n2;
 	const uint8_t *data;
@@ -175,7 +176,9 @@ static void read_log(const char *path)
 		exit(1);
 	size_t cap = 0;
 	for (size_t off = 0; off < (size_t)st.st_size;) {
-		const struct wlog_rec *h = (const void *)(p + off);
+		struct wlog_rec hv;
+		memcpy(&hv, p + off, sizeof(hv));
+		const struct wlog_rec *h = &hv;
 		size_t len = sizeof(*h) + h->name1_len + h->name2_len + h->data_len;
 		if (off + len > (size_t)st.st_size) {
 			fprintf(stderr, "power_replay: %s: a truncated record at byte %zu\n", path,
@@ -186,11 +189,13 @@ static void read_log(const char *path)
 			cap = cap ? 2 * cap : 4096;
 			recs = realloc(recs, cap * sizeof(*recs));
 		}
-		const char *n = (const char *)(h + 1);
-		recs[nr_recs++] = (struct rec){ h, n, n + h->name1_len,
+		const char *n = (const char *)(p + off + sizeof(hv));
+		recs[nr_recs++] = (struct rec){ hv, NULL, n, n + h->name1_len,
 						(const uint8_t *)n + h->name1_len + h->name2_len };
 		off += len;
 	}
+	for (size_t i = 0; i < nr_recs; i++)
+		recs[i].h = &recs[i].hv;
 }
 
 /* ---- the file system model ---- */
