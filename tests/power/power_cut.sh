@@ -7,7 +7,7 @@
 # Twice: buffered, and the data file O_DIRECT (direct-lvm) with block zeroing off.
 #
 # Needs root and /dev/fuse (fails, never skips, without them).
-# THINP_SEED: the seed; THINP_TEST_SCALE: workload size (1: make test; 8: >= 10,000
+# THINP_SEED: the seed; THINP_TEST_SCALE: workload size (1: make test; 20: >= 10,000
 # states checked); THIN_CHECK: the oracle (default: thin_check from PATH).
 set -euo pipefail
 
