@@ -36,8 +36,10 @@ done
 
 tmp=$(mktemp -d)
 mnt=
+# (from the mount table: a mount whose daemon died fails mountpoint's stat)
+mounted() { awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts; }
 cleanup() {
-	if [ -n "$mnt" ] && mountpoint -q "$mnt"; then
+	if [ -n "$mnt" ] && mounted "$mnt"; then
 		fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" || true
 	fi
 	rm -rf "$tmp"
@@ -58,7 +60,7 @@ one_mode() { # NAME POOL_CREATE_OPTIONS... (run with workload options in WL_OPTS
 	mnt=$tmp/$name.mnt
 	mkdir "$back" "$mnt" "$work"
 	"$TOOLS/wlog_fs" "$back" "$log" "$mnt"
-	mountpoint -q "$mnt" || die "wlog_fs did not mount $mnt"
+	mounted "$mnt" || die "wlog_fs did not mount $mnt"
 	local M=$mnt/.wlog-mark P=$mnt/pool v=1
 	mark() { printf '%s\n' "$*" >"$M"; }
 	cli_write() { # THIN UNIT
