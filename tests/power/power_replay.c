@@ -554,10 +554,12 @@ static void apply_mark(const struct rec *r)
 			push(&dev_at(a)->u[i], 0, 0);
 	} else if (sscanf(line, "f %" SCNu64, &a) == 1) {
 		struct dev *d = dev_at(a);
-		/* a flush after writes commits the thin's changes, its creation included */
+		/* a flush after writes to the thin commits its changes, its creation
+		 * included (a discard alone may change nothing) */
 		for (unsigned i = 0; i < THIN_UNITS; i++)
-			if (d->u[i].n > 1)
-				d->create_acked = true;
+			for (size_t j = 0; j < d->u[i].n; j++)
+				if (d->u[i].v[j].version && d->u[i].v[j].dev == a)
+					d->create_acked = true;
 		ack_dev(d);
 	} else if (sscanf(line, "c %" SCNu64, &a) == 1) {
 		struct dev *d = dev_at(a);
