@@ -134,6 +134,7 @@ struct tpool {
 	char *data_path, *meta_path; /* canonical paths: the registry key */
 	unsigned int refs;
 	struct thinp_pool *pool;
+	struct thinp_control *control; /* DIR/control served while open (thinp_pool=DIR) */
 	struct pool_cfg cfg;
 	unsigned long long *snaps; /* thin ids this process snapshotted (siblings reuse them) */
 	size_t nr_snaps;

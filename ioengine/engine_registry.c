@@ -2,8 +2,11 @@
  * paths of its two devices, so jobs of one fio process (thread=1) naming the
  * same pool share one open pool (refcounted; the last job out commits and
  * closes it). Pools are opened through libthinp's thinp_pool_open_paths, the
- * one opener of the library's users. Also where a job's thin device is created
- * or snapshotted. */
+ * one opener of the library's users; a pool directory's is served on
+ * DIR/control while open, so `thinp pool status|extend` and the messages
+ * reach it from another shell (a job queued on a full pool waits for that
+ * extend, as on the kernel). Also where a job's thin device is created or
+ * snapshotted. */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -109,6 +112,28 @@ static uint64_t file_size(const char *path, unsigned long long size)
 {
 	struct stat st;
 	return stat(path, &st) == 0 && S_ISBLK(st.st_mode) ? 0 : size;
+}
+
+/* DIR/control for the pool whose canonical metadata path is META (DIR/metadata). Not
+ * served, the jobs run the same: a warning. */
+static void serve_control(struct tpool *tp)
+{
+	char *sock = strdup(tp->meta_path);
+	char *slash = sock ? strrchr(sock, '/') : NULL;
+	char err[512] = "out of memory";
+	int r = -ENOMEM;
+	if (slash) {
+		slash[0] = '\0';
+		char *path = join_path(sock, "control");
+		r = path ? thinp_control_serve(tp->pool, path, &tp->control, err, sizeof(err)) :
+		           -ENOMEM;
+		free(path);
+	}
+	free(sock);
+	if (r)
+		log_err("thinp: warning: `thinp pool status|extend` cannot reach this pool while "
+		        "fio has it open: %s\n",
+		        err);
 }
 
 /* (registry lock held) */
@@ -221,6 +246,8 @@ int registry_acquire(struct tjob *j)
 		tp->data_path = data;
 		tp->meta_path = meta;
 		data = meta = NULL;
+		if (o->pool_dir)
+			serve_control(tp);
 		tp->next = thinp_pool_registry.pools;
 		thinp_pool_registry.pools = tp;
 	}
@@ -253,6 +280,7 @@ void registry_release(struct tjob *j)
 		}
 	}
 	/* the last job out closes the pool: a final commit, as a table unload does */
+	thinp_control_stop(tp->control);
 	sinks_pool_closing(tp->pool);
 	int r = thinp_pool_close(tp->pool);
 	if (r)
