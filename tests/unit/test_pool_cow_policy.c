@@ -313,9 +313,9 @@ crash:;
 	REQ(got != NULL, "out of memory");
 	for (unsigned t = 0; t < 2; t++) {
 		struct thinp_thin *tt;
-		r = thinp_thin_open(q, t + 1, w->size, &tt);
-		if (r) { /* a thin whose create message had not returned */
-			REQ(!exists[t], "thin %u is missing after the crash: %d", t + 1, r);
+		int tr = thinp_thin_open(q, t + 1, w->size, &tt);
+		if (tr) { /* a thin whose create message had not returned */
+			REQ(!exists[t], "thin %u is missing after the crash: %d", t + 1, tr);
 			continue;
 		}
 		for (uint64_t b = 0; b < NBLK; b++) {
