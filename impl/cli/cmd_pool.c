@@ -36,7 +36,9 @@ static const char status_usage[] =
         "usage: thinp pool status DIR | --data DEV --metadata DEV   [--noflush] [--fields]\n"
         "       thinp --backend kernel pool status DIR|NAME           [--noflush] [--fields]\n"
         "Prints the pool's `dmsetup status` line (the kernel's thin-pool INFO text); --fields\n"
-        "prints the parsed status as key=value lines; --noflush does not commit first.\n";
+        "prints the parsed status as key=value lines; --noflush does not commit first.\n"
+        "A DIR pool another process holds (thinp write/read, the fio engine) is asked\n"
+        "through DIR/control, the socket it serves (docs/control-socket.md).\n";
 
 static const char extend_usage[] =
         "usage: thinp pool extend DIR [--data-size N] [--metadata-size N]\n"
@@ -44,7 +46,9 @@ static const char extend_usage[] =
         "Grows the data and/or metadata device (files are extended) and the pool with them.\n"
         "Kernel: suspend, reload the table with the new length, resume. A DIR's files grow and\n"
         "their loop devices re-read the size (losetup -c); a NAME's devices must already be\n"
-        "big enough (e.g. lvextend), and without sizes the pool takes the whole data device.\n";
+        "big enough (e.g. lvextend), and without sizes the pool takes the whole data device.\n"
+        "A DIR pool another process holds is extended through DIR/control: writes queued on\n"
+        "the full pool (queue_if_no_space) then go on.\n";
 
 static const char activate_usage[] =
         "usage: thinp --backend kernel pool activate DIR | NAME --data DEV --metadata DEV [options]\n"
