@@ -69,11 +69,12 @@ start_writer() {
 	exec 3>"$tmp/fifo"
 }
 
-# until_served: poll the socket (bounded tries) until the holder answers
+# until_served: poll the socket (bounded tries) until the holder answers; never with a
+# thinp command, which would open the pool itself while the writer has not yet
 until_served() {
 	local i
 	for i in $(seq 400); do
-		"$THINP" pool status "$pool" --noflush >/dev/null 2>&1 && return 0
+		raw "status noflush" >/dev/null 2>&1 && return 0
 		kill -0 "$writer" 2>/dev/null || { cat "$tmp/writer.err" >&2; fail "the writer ended"; }
 		sleep 0.05
 	done
