@@ -224,9 +224,9 @@ static void run(struct thinp_pool *p, char *line, struct reply *rp)
 		return reply_err(rp, -EINVAL, "unknown request '%.64s': use " VERB_LIST, argv[0]);
 	unsigned args = nr - 1;
 	if (args < verbs[v].min_args || args > verbs[v].max_args)
-		return reply_err(rp, -EINVAL, "request %s takes %s, got %u: use %s %s",
+		return reply_err(rp, -EINVAL, "request %s takes %s, got %u: use %s%s%s",
 		                 verbs[v].name, *verbs[v].args ? verbs[v].args : "no arguments",
-		                 args, verbs[v].name, verbs[v].args);
+		                 args, verbs[v].name, *verbs[v].args ? " " : "", verbs[v].args);
 	uint64_t n[2] = { 0, 0 };
 	int r;
 	switch ((enum verb)v) {
