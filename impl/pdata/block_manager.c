@@ -33,6 +33,7 @@ struct bm {
 	struct bm_block *hand;
 	struct bm_stats st;
 	int wb_error; /* first failed write-back since the last flush (as dm-bufio keeps it) */
+	bool unsynced; /* a block was written (not DSYNC) since the last flush */
 	struct bm_block **sorted; /* bm_write_dirty's scratch: the dirty blocks by location */
 	size_t sorted_cap;
 	char err[256];
@@ -128,6 +129,7 @@ static int write_block(struct bm *bm, struct bm_block *blk)
 	int r = tp_dev_pwrite(bm->dev, blk->data, TP_BLOCK_SIZE, blk->b * TP_BLOCK_SIZE);
 	if (r)
 		return r;
+	bm->unsynced = true;
 	blk->dirty = false;
 	bm->st.writebacks++;
 	return 0;
@@ -334,8 +336,9 @@ static int by_location(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Write BLKS[0..N), consecutive locations, in one vectored write. */
-static int write_run(struct bm *bm, struct bm_block **blks, size_t n)
+/* Write BLKS[0..N), consecutive locations, in one vectored write (FLAGS:
+ * tp_write_flags). */
+static int write_run(struct bm *bm, struct bm_block **blks, size_t n, unsigned flags)
 {
 	struct iovec iov[TP_DEV_IOV_MAX];
 	for (size_t i = 0; i < n; i++) {
@@ -343,17 +346,32 @@ static int write_run(struct bm *bm, struct bm_block **blks, size_t n)
 			blks[i]->v->prepare(blks[i]->data, blks[i]->b);
 		iov[i] = (struct iovec){blks[i]->data, TP_BLOCK_SIZE};
 	}
-	int r = tp_dev_pwritev(bm->dev, iov, (int)n, blks[0]->b * TP_BLOCK_SIZE, 0);
+	int r = tp_dev_pwritev(bm->dev, iov, (int)n, blks[0]->b * TP_BLOCK_SIZE, flags);
 	if (r)
 		return r;
+	if (!(flags & TP_WRITE_DSYNC))
+		bm->unsynced = true;
 	for (size_t i = 0; i < n; i++)
 		blks[i]->dirty = false;
 	bm->st.writebacks += n;
 	return 0;
 }
 
-int bm_write_dirty(struct bm *bm)
+static size_t run_end(struct bm *bm, size_t i, size_t n)
 {
+	size_t j = i + 1;
+	while (j < n && j - i < TP_DEV_IOV_MAX && bm->sorted[j]->b == bm->sorted[j - 1]->b + 1)
+		j++;
+	return j;
+}
+
+/* bm_write_dirty; with MAY_SYNC, dirty blocks that form a single run after
+ * nothing else was written since the last flush go out in one DSYNC write,
+ * and *SYNCED says the device holds everything durably already. */
+static int write_dirty(struct bm *bm, bool may_sync, bool *synced)
+{
+	if (synced)
+		*synced = false;
 	/* A write-back that failed on eviction fails the flush that follows
 	 * even if a retry would succeed: the caller's transaction saw an IO
 	 * error and must not commit as if nothing happened. */
@@ -384,11 +402,17 @@ int bm_write_dirty(struct bm *bm)
 	/* In location order, adjacent blocks in one write: the device sees a
 	 * few large sequential writes instead of one 4 KiB write per block. */
 	qsort(bm->sorted, n, sizeof(*bm->sorted), by_location);
+	/* One run and nothing unflushed before it: its DSYNC write (FUA) is
+	 * the flush, one wait instead of a write and a flush in series. */
+	if (may_sync && !bm->unsynced && n && run_end(bm, 0, n) == n) {
+		int r = write_run(bm, bm->sorted, n, TP_WRITE_DSYNC);
+		if (!r)
+			*synced = true;
+		return r;
+	}
 	for (size_t i = 0; i < n;) {
-		size_t j = i + 1;
-		while (j < n && j - i < TP_DEV_IOV_MAX && bm->sorted[j]->b == bm->sorted[j - 1]->b + 1)
-			j++;
-		int r = write_run(bm, bm->sorted + i, j - i);
+		size_t j = run_end(bm, i, n);
+		int r = write_run(bm, bm->sorted + i, j - i, 0);
 		if (r)
 			return r;
 		i = j;
@@ -396,15 +420,21 @@ int bm_write_dirty(struct bm *bm)
 	return 0;
 }
 
+int bm_write_dirty(struct bm *bm) { return write_dirty(bm, false, NULL); }
+
 int bm_flush(struct bm *bm)
 {
-	int r = bm_write_dirty(bm);
+	bool synced;
+	int r = write_dirty(bm, true, &synced);
 	if (r)
 		return r;
 	r = shrink(bm);
-	if (r)
+	if (r || synced)
 		return r;
-	return tp_dev_flush(bm->dev);
+	r = tp_dev_flush(bm->dev);
+	if (!r)
+		bm->unsynced = false;
+	return r;
 }
 
 int bm_unlock_durable(struct bm_block *blk)

@@ -66,7 +66,9 @@ uint64_t bm_block_location(const struct bm_block *blk);
  * adjacent blocks coalesced into one vectored write, without a flush.
  * Fails with -EBUSY if a block is still write-locked. */
 int bm_write_dirty(struct bm *bm);
-/* bm_write_dirty, then flush the device. */
+/* bm_write_dirty, then flush the device; except that when the dirty blocks
+ * are one run of adjacent blocks and nothing was written since the last
+ * flush, that run goes out in one durable (TP_WRITE_DSYNC) write instead. */
 int bm_flush(struct bm *bm);
 /* Seal and write the write-locked BLK durably (TP_WRITE_DSYNC: the one
  * block, not what was written before it), then unlock it. On failure it

@@ -49,9 +49,9 @@ struct ev {
 struct evlog {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
-	struct ev ev[8192];
+	struct ev ev[1 << 17];
 	size_t nr;
-	unsigned meta_flushes;
+	unsigned meta_durable; /* metadata flushes and DSYNC block writes (not the superblock) */
 };
 
 struct rec {
@@ -60,7 +60,8 @@ struct rec {
 	struct evlog *log;
 	int id;
 	bool owns_inner;
-	/* gated flush (the data device): waits for a metadata flush; INLINE
+	/* gated flush (the data device): waits until the metadata blocks are
+	 * durable (a metadata flush or DSYNC write); INLINE
 	 * is set when it was called on the committing thread instead */
 	bool gate;
 	pthread_t committer;
@@ -74,8 +75,8 @@ static void log_ev(struct rec *r, enum ev_kind k, uint64_t off, uint64_t len, in
 	pthread_mutex_lock(&r->log->lock);
 	REQ(r->log->nr < sizeof(r->log->ev) / sizeof(r->log->ev[0]), "event log full");
 	r->log->ev[r->log->nr++] = (struct ev){r->id, k, off, len, bufs, dsync};
-	if (k == EV_FLUSH_END && r->id == 0)
-		r->log->meta_flushes++;
+	if (r->id == 0 && (k == EV_FLUSH_END || (k == EV_WRITE && dsync && off)))
+		r->log->meta_durable++;
 	pthread_cond_broadcast(&r->log->cv);
 	pthread_mutex_unlock(&r->log->lock);
 }
@@ -114,7 +115,7 @@ static int rec_flush(struct tp_dev *d)
 			r->inline_flush = true; /* nothing can overlap it: do not wait */
 		} else {
 			pthread_mutex_lock(&r->log->lock);
-			while (!r->log->meta_flushes)
+			while (!r->log->meta_durable)
 				pthread_cond_wait(&r->log->cv, &r->log->lock);
 			pthread_mutex_unlock(&r->log->lock);
 		}
@@ -305,78 +306,113 @@ static struct tmd *format(struct tp_dev *meta, struct tp_dev *data)
 
 /* ---- commit ordering and coalescing ---- */
 
+/* Check the log of one commit (plus the writes before it, from FIRST_COMMIT
+ * on the commit's own): every metadata block write is durable before the
+ * superblock's (a DSYNC write, or a flush after it), the superblock is one
+ * DSYNC block written last and after the data flush returned; with SORTED,
+ * the commit's block writes are in location order and maximally coalesced.
+ * Returns the number of metadata flushes. */
+static unsigned check_commit_log(struct evlog *log, size_t first_commit, bool sorted,
+				 unsigned round)
+{
+	size_t sb = SIZE_MAX, data_flush_end = SIZE_MAX, last_unsynced = SIZE_MAX;
+	size_t last_flush = SIZE_MAX;
+	unsigned meta_flushes = 0, calls = 0;
+	uint64_t blocks = 0, last_end = 0;
+	for (size_t i = 0; i < log->nr; i++) {
+		struct ev *e = &log->ev[i];
+		if (e->dev == 1) {
+			if (e->kind == EV_FLUSH_END)
+				data_flush_end = i;
+			REQ(e->kind != EV_WRITE, "the commit wrote to the data device");
+			continue;
+		}
+		if (e->kind == EV_FLUSH_END) {
+			meta_flushes++;
+			last_flush = i;
+			continue;
+		}
+		if (e->kind != EV_WRITE)
+			continue;
+		if (e->off == 0 && i >= first_commit) {
+			REQ(sb == SIZE_MAX, "round %u: the superblock was written twice", round);
+			sb = i;
+			REQ(e->len == TP_BLOCK_SIZE && e->dsync,
+			    "round %u: the superblock write is %" PRIu64 " bytes, dsync %d", round,
+			    e->len, e->dsync);
+			continue;
+		}
+		REQ(sb == SIZE_MAX, "round %u: block at %" PRIu64 " written after the superblock",
+		    round, e->off);
+		if (!e->dsync)
+			last_unsynced = i;
+		if (i < first_commit || !sorted)
+			continue;
+		/* strictly ascending, and never adjacent to the previous run:
+		 * adjacent blocks belong in the same write */
+		REQ(calls == 0 || e->off > last_end,
+		    "round %u: write at %" PRIu64 " after one ending at %" PRIu64
+		    " (not sorted, or not coalesced)",
+		    round, e->off, last_end);
+		REQ(e->len % TP_BLOCK_SIZE == 0 && (uint64_t)e->bufs == e->len / TP_BLOCK_SIZE,
+		    "round %u: a write of %" PRIu64 " bytes in %d buffers", round, e->len, e->bufs);
+		last_end = e->off + e->len;
+		calls++;
+		blocks += e->len / TP_BLOCK_SIZE;
+	}
+	REQ(sb != SIZE_MAX && sb == log->nr - 1, "round %u: the superblock is not the last write",
+	    round);
+	REQ(last_unsynced == SIZE_MAX || (last_flush != SIZE_MAX && last_flush > last_unsynced &&
+					  last_flush < sb),
+	    "round %u: a metadata write (event %zu) is not flushed before the superblock", round,
+	    last_unsynced);
+	REQ(meta_flushes <= 1, "round %u: %u metadata flushes", round, meta_flushes);
+	REQ(data_flush_end < sb, "round %u: the superblock was written before the data flush ended",
+	    round);
+	if (sorted)
+		REQ(blocks > 1 && calls < blocks,
+		    "round %u: %" PRIu64 " blocks in %u writes: nothing coalesced", round, blocks,
+		    calls);
+	return meta_flushes;
+}
+
 START_TEST(test_commit_order_and_coalescing)
 {
 	su_set_ctx("commit_order", 0);
 	struct mu_rng rng;
 	mu_rng_init(&rng, su_seed);
-	struct evlog *log = log_new();
-	struct rec *meta = rec_new(mem_dev(META_BYTES), true, log, 0, false);
-	struct rec *data = rec_new(mem_dev(1ull << 20), true, log, 1, false);
-	struct tmd *md = format(&meta->dev, &data->dev);
-	unsigned n = (unsigned)mu_scaled(3000, 500);
-
-	for (unsigned round = 0; round < 3; round++) {
-		map_random(md, 1 + round % 2, &rng, n);
-		log->nr = 0;
-		REQ0(tmd_commit(md));
-
-		size_t sb = SIZE_MAX, meta_flush = SIZE_MAX, data_flush_end = SIZE_MAX;
-		unsigned meta_flushes = 0, calls = 0;
-		uint64_t blocks = 0, last_end = 0;
-		for (size_t i = 0; i < log->nr; i++) {
-			struct ev *e = &log->ev[i];
-			if (e->dev == 1) {
-				if (e->kind == EV_FLUSH_END)
-					data_flush_end = i;
-				REQ(e->kind != EV_WRITE, "the commit wrote to the data device");
-				continue;
-			}
-			if (e->kind == EV_FLUSH_END) {
-				meta_flushes++;
-				meta_flush = i;
-				continue;
-			}
-			if (e->kind != EV_WRITE)
-				continue;
-			if (e->off == 0) {
-				REQ(sb == SIZE_MAX, "round %u: the superblock was written twice", round);
-				sb = i;
-				REQ(e->len == TP_BLOCK_SIZE && e->dsync,
-				    "round %u: the superblock write is %" PRIu64 " bytes, dsync %d",
-				    round, e->len, e->dsync);
-				continue;
-			}
-			REQ(sb == SIZE_MAX && meta_flush == SIZE_MAX,
-			    "round %u: block at %" PRIu64 " written after the flush or superblock",
-			    round, e->off);
-			/* strictly ascending, and never adjacent to the previous run:
-			 * adjacent blocks belong in the same write */
-			REQ(calls == 0 || e->off > last_end,
-			    "round %u: write at %" PRIu64 " after one ending at %" PRIu64
-			    " (not sorted, or not coalesced)",
-			    round, e->off, last_end);
-			REQ(e->len % TP_BLOCK_SIZE == 0 && (uint64_t)e->bufs == e->len / TP_BLOCK_SIZE,
-			    "round %u: a write of %" PRIu64 " bytes in %d buffers", round, e->len,
-			    e->bufs);
-			last_end = e->off + e->len;
-			calls++;
-			blocks += e->len / TP_BLOCK_SIZE;
+	unsigned flushed = 0, synced = 0;
+	/* the default cache (nothing evicted: the commit writes everything)
+	 * and a 16-block one (blocks written back early must be flushed) */
+	for (int tiny = 0; tiny < 2; tiny++) {
+		struct evlog *log = log_new();
+		struct rec *meta = rec_new(mem_dev(META_BYTES), true, log, 0, false);
+		struct rec *data = rec_new(mem_dev(1ull << 20), true, log, 1, false);
+		struct tmd_open_args a = {.meta = &meta->dev, .data = &data->dev,
+					  .cache_blocks = tiny ? 16 : 0};
+		struct tmd *md;
+		char err[256];
+		REQ(tmd_format(&a, 128, DATA_BLOCKS, &md, err, sizeof(err)) == 0, "format: %s", err);
+		unsigned n = tiny ? 2000 : (unsigned)mu_scaled(3000, 500);
+		for (unsigned round = 0; round < 4; round++) {
+			su_set_ctx("commit_order", (uint64_t)tiny * 10 + round);
+			log->nr = 0;
+			/* round 3: a handful, which fit in one run */
+			map_random(md, 1 + round % 2, &rng, round == 3 ? 3 : n);
+			size_t first_commit = log->nr;
+			REQ0(tmd_commit(md));
+			if (check_commit_log(log, first_commit, !tiny, round))
+				flushed++;
+			else
+				synced++;
 		}
-		REQ(sb != SIZE_MAX && sb == log->nr - 1, "round %u: the superblock is not the last write",
-		    round);
-		REQ(meta_flushes == 1 && meta_flush < sb,
-		    "round %u: %u metadata flushes (want one, before the superblock)", round,
-		    meta_flushes);
-		REQ(data_flush_end < sb, "round %u: the superblock was written before the data flush ended",
-		    round);
-		REQ(blocks > 1 && calls < blocks,
-		    "round %u: %" PRIu64 " blocks in %u writes: nothing coalesced", round, blocks, calls);
+		REQ0(tmd_close(md));
+		tp_dev_close(&meta->dev);
+		tp_dev_close(&data->dev);
+		log_free(log);
 	}
-	REQ0(tmd_close(md));
-	tp_dev_close(&meta->dev);
-	tp_dev_close(&data->dev);
-	log_free(log);
+	/* both ways to make the blocks durable were taken */
+	REQ(flushed && synced, "%u commits flushed, %u wrote one DSYNC run", flushed, synced);
 }
 END_TEST
 
@@ -409,7 +445,7 @@ START_TEST(test_data_flush_overlaps)
 	data->dev.caps = TP_DEV_CAP_ASYNC_FLUSH;
 	data->gate = true;
 	log->nr = 0;
-	log->meta_flushes = 0;
+	log->meta_durable = 0;
 
 	/* The committing thread sets COMMITTER itself; the gate compares it. */
 	struct commit_arg a = {md, data, 0};
