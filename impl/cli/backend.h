@@ -70,6 +70,11 @@ struct backend_ops {
 	                     const char *dm_name, char *dev, size_t len);
 	int (*thin_remove)(struct backend_pool *p, uint64_t id, const char *dm_name, bool deferred);
 
+	/* Every thin's usage (thinp_thin_usage; free() *OUT) and the pool's block size. NULL
+	 * where the metadata cannot be walked safely: the kernel's pool and a pool another
+	 * process holds change it under a reader. */
+	int (*thin_usage)(struct backend_pool *p, struct thinp_thin_usage **out, size_t *nr,
+	                  uint32_t *block_sectors);
 	int (*set_transaction_id)(struct backend_pool *p, uint64_t old, uint64_t next);
 	int (*metadata_snap)(struct backend_pool *p, bool reserve);
 

@@ -229,6 +229,14 @@ static int lib_thin_remove(struct backend_pool *bp, uint64_t id, const char *dm_
 	return r ? r : note(bp->args);
 }
 
+static int lib_thin_usage(struct backend_pool *bp, struct thinp_thin_usage **out, size_t *nr,
+                          uint32_t *block_sectors)
+{
+	struct lib_pool *p = lib(bp);
+	*block_sectors = thinp_pool_block_bytes(p->pool) / 512;
+	return report(p, thinp_thin_usage(p->pool, out, nr));
+}
+
 static int lib_set_transaction_id(struct backend_pool *bp, uint64_t old, uint64_t next)
 {
 	return report(lib(bp), thinp_set_transaction_id(lib(bp)->pool, old, next));
@@ -299,6 +307,7 @@ const struct backend_ops backend_lib_ops = {
 	.thin_status = lib_thin_status,
 	.thin_activate = lib_thin_activate,
 	.thin_remove = lib_thin_remove,
+	.thin_usage = lib_thin_usage,
 	.set_transaction_id = lib_set_transaction_id,
 	.metadata_snap = lib_metadata_snap,
 	.thin_open = lib_thin_open,

@@ -10,9 +10,10 @@
 #include "cli/cli_fields.h"
 #include "cli/cli_msg.h"
 #include "cli/cli_thins.h"
+#include "cli/cmd_report.h"
 
 static const char pool_usage[] =
-        "usage: thinp [--backend user|kernel] pool create|status|extend|activate|remove ...\n"
+        "usage: thinp [--backend user|kernel] pool create|status|report|extend|activate|remove ...\n"
         "       (thinp pool SUBCOMMAND --help)\n";
 
 static const char create_usage[] =
@@ -180,13 +181,14 @@ int cmd_pool(int argc, char **argv, const struct cli_global *g)
 	} subs[] = {
 		{ "create", "pool create", pool_create },
 		{ "status", "pool status", pool_status },
+		{ "report", "pool report", cmd_pool_report },
 		{ "extend", "pool extend", pool_extend },
 		{ "activate", "pool activate", pool_activate },
 		{ "remove", "pool remove", pool_remove },
 	};
 	if (argc < 2)
-		return cli_usage("pool", "missing subcommand (create, status, extend, activate or "
-		                         "remove)");
+		return cli_usage("pool", "missing subcommand (create, status, report, extend, activate "
+		                         "or remove)");
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		fputs(pool_usage, stdout);
 		return 0;

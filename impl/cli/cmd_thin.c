@@ -10,12 +10,14 @@
 #include "cli/cli_fields.h"
 #include "cli/cli_msg.h"
 #include "cli/cli_thins.h"
+#include "cli/cmd_report.h"
 
 static const char thin_usage[] =
         "usage: thinp thin create DIR ID [--size SIZE]\n"
         "       thinp thin snap DIR ID ORIGIN_ID [--size SIZE]\n"
         "       thinp thin delete DIR ID\n"
         "       thinp thin status DIR ID [--fields] [--noflush]\n"
+        "       thinp thin ls DIR [-o FIELD,...] [--format text|json] [--noheadings]\n"
         "       thinp thin activate DIR ID SIZE [--name NAME]\n"
         "       thinp thin remove DIR ID [--name NAME] [--deferred]\n"
         "(or --data DEV --metadata DEV instead of DIR). IDs are 24-bit (0..16777215).\n"
@@ -163,8 +165,8 @@ int cmd_thin(int argc, char **argv, const struct cli_global *g)
 {
 	if (argc < 2)
 		return cli_usage("thin",
-		                 "missing subcommand (create, snap, delete, status, activate "
-		                 "or remove)");
+		                 "missing subcommand (create, snap, delete, status, ls, "
+		                 "activate or remove)");
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		fputs(thin_usage, stdout);
 		return 0;
@@ -173,6 +175,8 @@ int cmd_thin(int argc, char **argv, const struct cli_global *g)
 		printf("thinp %s\n", THINP_VERSION);
 		return 0;
 	}
+	if (!strcmp(argv[1], "ls")) /* its own options and report (cmd_report.c) */
+		return cmd_thin_ls(argc - 1, argv + 1, g);
 	struct thin_args t = { 0 };
 	size_t i = 0;
 	while (i < sizeof(subs) / sizeof(subs[0]) && strcmp(argv[1], subs[i].name))

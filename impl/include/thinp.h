@@ -220,6 +220,21 @@ struct thinp_thin_status {
 THINP_API int thinp_thin_status(struct thinp_pool *p, uint64_t id, struct thinp_thin_status *st);
 THINP_API int thinp_thin_status_line(struct thinp_pool *p, uint64_t id, char *buf, size_t len);
 
+/* What thin_ls shows per thin device. A mapped block is exclusive when no other mapping,
+ * of this thin or any other, points at its data block; shared otherwise. */
+struct thinp_thin_usage {
+	uint64_t id;
+	uint64_t mapped_blocks;
+	uint64_t exclusive_blocks;
+	uint64_t shared_blocks; /* mapped_blocks - exclusive_blocks */
+	uint64_t transaction_id; /* the pool's when the thin was created */
+	uint32_t creation_time, snapshotted_time; /* pool times (snapshots taken) */
+};
+/* Every thin of the pool's open transaction, ascending by id: *OUT is malloc'ed (free()
+ * it; NULL when *NR is 0). Walks every mapping tree twice under the metadata lock: IO
+ * waits meanwhile. */
+THINP_API int thinp_thin_usage(struct thinp_pool *p, struct thinp_thin_usage **out, size_t *nr);
+
 /* Per-class counters since open (or the last reset). */
 THINP_API void thinp_pool_stats(struct thinp_pool *p, struct thinp_class_stats out[THINP_NR_CLASSES]);
 THINP_API void thinp_pool_stats_reset(struct thinp_pool *p);
