@@ -401,7 +401,8 @@ static int write_dirty(struct bm *bm, bool may_sync, bool *synced)
 		}
 	/* In location order, adjacent blocks in one write: the device sees a
 	 * few large sequential writes instead of one 4 KiB write per block. */
-	qsort(bm->sorted, n, sizeof(*bm->sorted), by_location);
+	if (n) /* (no array yet when nothing was ever dirty) */
+		qsort(bm->sorted, n, sizeof(*bm->sorted), by_location);
 	/* One run and nothing unflushed before it: its DSYNC write (FUA) is
 	 * the flush, one wait instead of a write and a flush in series. */
 	if (may_sync && !bm->unsynced && n && run_end(bm, 0, n) == n) {
