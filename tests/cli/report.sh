@@ -206,6 +206,24 @@ rc=0
 rc=0
 "$THINP" thin ls "$tmp/nopool" >"$tmp/out" 2>"$tmp/err" || rc=$?
 [ "$rc" = 1 ] && grep -qF "$tmp/nopool" "$tmp/err" || { cat "$tmp/err" >&2; fail "thin ls, missing pool: exit $rc"; }
+# damaged metadata: mappings beyond the data device (its space map shrunk to 32 blocks in
+# the superblock, checksum kept valid) are an error naming the thin and the block
+d=$tmp/damaged
+"$THINP" pool create "$d" --data-size 8M --metadata-size 4M
+"$THINP" thin create "$d" 1
+head -c $((4 << 20)) "$tmp/in" | "$THINP" write "$d" 1 0 $((4 << 20))
+truncate -s 2M "$d/data"
+python3 - "$d/metadata" "$(dirname "$0")" <<'PY'
+import struct, sys
+sys.path.insert(0, sys.argv[2])
+import edit_meta as em
+with open(sys.argv[1], "r+b") as f:
+    sb = em.read(f, 0)
+    struct.pack_into("<Q", sb, 64, 32)  # the data space map root's nr_blocks
+    em.write(f, 0, sb, em.SB_XOR)
+PY
+expect 1 "thinp thin ls: thin 1 maps data block 32, beyond the data device's 32 blocks: the metadata is damaged; run thinp check on it" \
+	thin ls "$d"
 "$THINP" pool report --help | grep -q "data_percent, metadata_percent" || fail "pool report --help"
 "$THINP" thin ls --help | grep -q "exclusive_blocks" || fail "thin ls --help"
 echo "PASS"
