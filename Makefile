@@ -82,12 +82,13 @@ SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 #   scenarios/tools/NAME.c -> $(BUILDDIR)/bin/thinp-NAME  (the runner's fill-to-full driver)
 #   tests/power/NAME.c -> $(BUILDDIR)/tests/tools/NAME (the power-cut test: FUSE write log,
 #                          workload, replay; wlog_fs links libfuse3)
-TOOL_SRCS  := $(sort $(wildcard tests/tools/*.c tests/vm/*.c tests/bench/*.c tests/power/*.c))
+#   ci/gate_NAME.c     -> $(BUILDDIR)/tests/tools/gate_NAME (the regression gate's trace driver)
+TOOL_SRCS  := $(sort $(wildcard tests/tools/*.c tests/vm/*.c tests/bench/*.c tests/power/*.c ci/gate_*.c))
 SCEN_SRCS  := $(sort $(wildcard scenarios/tools/*.c))
 # Shell tests, grouped by subject; each runs with THINP and BUILD in its environment.
 SCRIPT_TESTS := $(sort $(wildcard tests/api/*.sh)) $(sort $(wildcard tests/cli/*.sh)) \
 		$(sort $(wildcard tests/engine/engine_*.sh)) $(sort $(wildcard tests/scenarios/*.sh)) \
-		$(sort $(wildcard tests/power/*.sh))
+		$(sort $(wildcard tests/power/*.sh)) $(sort $(wildcard tests/gate/*.sh))
 # Programs that use libthinp as an outsider would: thinp.h only, linked to libthinp.so.
 API_SRCS  := $(sort $(wildcard tests/api/test_*.c))
 
@@ -135,7 +136,7 @@ RUN_ENV = THINP=$(abspath $(THINP_BIN)) BUILD=$(abspath $(BUILDDIR)) \
 	  THINP_FILL=$(abspath $(BUILDDIR)/bin/thinp-fill) THINP_ENGINE=$(abspath $(ENGINE_SO))
 
 .DEFAULT_GOAL := all
-.PHONY: all lib cli tests test run-tests asan tsan run-tsan bench deps install uninstall clean \
+.PHONY: all lib cli tests test run-tests gate-selftest asan tsan run-tsan bench deps install uninstall clean \
 	format format-check
 .DELETE_ON_ERROR:
 
@@ -247,6 +248,11 @@ run-tests:
 
 asan:
 	@$(MAKE) --no-print-directory SANITIZE=asan test
+
+# the regression gate's own tests (ci/gate, tests/gate): also part of run-tests
+gate-selftest: all
+	@$(RUN_ENV) TEST_TIMEOUT=$(TEST_TIMEOUT) bash $(TEST_RUNNER) $(BUILDDIR)/test-logs \
+		$(sort $(wildcard tests/gate/*.sh))
 
 # ThreadSanitizer runs only the thread-safety tests (tests/unit/test_*concurrency*.c); it cannot
 # share a build with ASan. Address-space randomisation is turned off (setarch -R, inherited by
