@@ -30,6 +30,7 @@ PACKAGES=(
 	util-linux
 	xxd
 	python3
+	valgrind # the regression gate's instruction layer (ci/gate, callgrind)
 )
 
 missing=()
