@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pdata/gate_inject.h"
 #include "thin/pool_internal.h"
 
 /* Copy a whole block, as kcopyd does for a CoW (chunked, so 1 GiB blocks do
@@ -23,6 +24,8 @@ static int copy_block(struct thinp_pool *p, uint64_t from, uint64_t to,
 	int r = 0;
 	for (uint64_t done = 0; done < p->block_bytes && !r; done += chunk) {
 		r = pool_data_io(p, false, buf, chunk, from * p->block_bytes + done, cost);
+		if (!r && gate_inject('b'))
+			r = pool_data_io(p, false, buf, chunk, from * p->block_bytes + done, cost);
 		if (!r)
 			r = pool_data_io(p, true, buf, chunk, to * p->block_bytes + done, cost);
 	}
@@ -196,7 +199,7 @@ retry:
 		if (!whole && merged) {
 			r = merged_block(p, true, map.data_block, nb, buf, boff, len, cost);
 			written = true;
-		} else if (!whole) {
+		} else if (!whole || gate_inject('a')) {
 			r = copy_block(p, map.data_block, nb, cost);
 		}
 	} else if (whole) {
