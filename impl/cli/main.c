@@ -20,8 +20,8 @@ struct command {
 
 /* In the order `thinp --help` lists them. */
 static const struct command commands[] = {
-	{ "pool", cmd_pool, "create a pool, show its status, extend it", true },
-	{ "thin", cmd_thin, "create, snapshot, delete a thin device; show its status", true },
+	{ "pool", cmd_pool, "create a pool, show its status or a report, extend it", true },
+	{ "thin", cmd_thin, "create, snapshot, delete a thin device; status; list usage", true },
 	{ "write", cmd_write, "write bytes from stdin to a thin device", true },
 	{ "read", cmd_read, "read bytes of a thin device to stdout", true },
 	{ "discard", cmd_discard, "unmap a byte range of a thin device", true },
