@@ -187,8 +187,9 @@ int cmd_pool(int argc, char **argv, const struct cli_global *g)
 		{ "remove", "pool remove", pool_remove },
 	};
 	if (argc < 2)
-		return cli_usage("pool", "missing subcommand (create, status, report, extend, activate "
-		                         "or remove)");
+		return cli_usage("pool",
+		                 "missing subcommand (create, status, report, extend, activate "
+		                 "or remove)");
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		fputs(pool_usage, stdout);
 		return 0;

@@ -15,9 +15,14 @@
 #include "cli/cli_thins.h"
 
 #define MAX_FIELDS 64
-#define CELL 48
+#define CELL       48
 
-enum cell_type { CELL_NUM, CELL_STR, CELL_BOOL, CELL_NULL };
+enum cell_type {
+	CELL_NUM,
+	CELL_STR,
+	CELL_BOOL,
+	CELL_NULL
+};
 
 struct cell {
 	enum cell_type type;
@@ -32,7 +37,10 @@ struct report_args {
 	bool noheadings;
 };
 
-enum { OPT_FORMAT = 400, OPT_NOHEADINGS };
+enum {
+	OPT_FORMAT = 400,
+	OPT_NOHEADINGS
+};
 
 static int option(void *ctx, int c, const char *arg, const char *opt)
 {
@@ -79,8 +87,8 @@ static int parse(int argc, char **argv, struct report_args *r, const char *usage
 
 /* -o LIST (or DEFAULTS) as indexes into NAMES (NR of them; matched case-insensitively, so
  * thin_ls's upper-case names work too). 0, or 2 naming the field and the valid ones. */
-static int pick(const char *cmd, const char *list, const char *defaults,
-                const char *const *names, size_t nr, size_t *idx, size_t *nidx)
+static int pick(const char *cmd, const char *list, const char *defaults, const char *const *names,
+                size_t nr, size_t *idx, size_t *nidx)
 {
 	char buf[1024];
 	if (snprintf(buf, sizeof(buf), "%s", list ? list : defaults) >= (int)sizeof(buf))
@@ -102,8 +110,8 @@ static int pick(const char *cmd, const char *list, const char *defaults,
 				                      j ? ", " : "", names[j]);
 			if (i < nr)
 				return cli_usage(cmd, "at most %d fields in -o", MAX_FIELDS);
-			return cli_usage(cmd, "unknown field '%s' in -o '%s': valid fields are %s", p,
-			                 list, valid);
+			return cli_usage(cmd, "unknown field '%s' in -o '%s': valid fields are %s",
+			                 p, list, valid);
 		}
 		idx[(*nidx)++] = i;
 		if (!comma)
@@ -147,9 +155,8 @@ static void percent(struct cell *c, uint64_t used, uint64_t total)
 /* ROWS rows of NF cells (row-major): an aligned table (numbers right, words left) under
  * the upper-cased field names, or JSON: {"KEY": [ {field: value, ...}, ... ]} (ONE: the
  * single row as {"KEY": {...}}). */
-static void print(const struct report_args *r, const char *key, bool one,
-                  const char *const *names, const size_t *idx, size_t nf,
-                  const struct cell *cells, size_t rows)
+static void print(const struct report_args *r, const char *key, bool one, const char *const *names,
+                  const size_t *idx, size_t nf, const struct cell *cells, size_t rows)
 {
 	if (r->json) {
 		printf("{\"%s\": %s", key, one ? "" : "[");
@@ -219,9 +226,18 @@ static const char report_usage[] =
         "answers through DIR/control.\n";
 
 static const char *const pool_fields[] = {
-	"data_percent",      "metadata_percent",      "used_data_blocks", "total_data_blocks",
-	"used_metadata_blocks", "total_metadata_blocks", "block_size",  "low_water",
-	"mode",              "transaction_id",        "needs_check",      "held_metadata_snap",
+	"data_percent",
+	"metadata_percent",
+	"used_data_blocks",
+	"total_data_blocks",
+	"used_metadata_blocks",
+	"total_metadata_blocks",
+	"block_size",
+	"low_water",
+	"mode",
+	"transaction_id",
+	"needs_check",
+	"held_metadata_snap",
 };
 #define NR_POOL_FIELDS (sizeof(pool_fields) / sizeof(pool_fields[0]))
 
@@ -230,12 +246,24 @@ static void pool_cell(struct cell *c, size_t field, const struct thinp_pool_stat
 {
 	static const char *const modes[] = { "write", "out_of_data_space", "read_only", "fail" };
 	switch (field) {
-	case 0: percent(c, st->used_data_blocks, st->total_data_blocks); return;
-	case 1: percent(c, st->used_meta_blocks, st->total_meta_blocks); return;
-	case 2: num(c, st->used_data_blocks); return;
-	case 3: num(c, st->total_data_blocks); return;
-	case 4: num(c, st->used_meta_blocks); return;
-	case 5: num(c, st->total_meta_blocks); return;
+	case 0:
+		percent(c, st->used_data_blocks, st->total_data_blocks);
+		return;
+	case 1:
+		percent(c, st->used_meta_blocks, st->total_meta_blocks);
+		return;
+	case 2:
+		num(c, st->used_data_blocks);
+		return;
+	case 3:
+		num(c, st->total_data_blocks);
+		return;
+	case 4:
+		num(c, st->used_meta_blocks);
+		return;
+	case 5:
+		num(c, st->total_meta_blocks);
+		return;
 	case 6:
 		if (table_known)
 			num(c, (a->opts.block_sectors ? a->opts.block_sectors : 128) * 512ull);
@@ -248,9 +276,15 @@ static void pool_cell(struct cell *c, size_t field, const struct thinp_pool_stat
 		else
 			null(c);
 		return;
-	case 8: str(c, (unsigned)st->mode < 4 ? modes[st->mode] : "unknown"); return;
-	case 9: num(c, st->transaction_id); return;
-	case 10: boolean(c, st->needs_check); return;
+	case 8:
+		str(c, (unsigned)st->mode < 4 ? modes[st->mode] : "unknown");
+		return;
+	case 9:
+		num(c, st->transaction_id);
+		return;
+	case 10:
+		boolean(c, st->needs_check);
+		return;
 	default:
 		if (st->held_root)
 			num(c, st->held_root);
@@ -281,7 +315,8 @@ int cmd_pool_report(int argc, char **argv, struct cli_pool_args *a)
 	if (!rc) {
 		/* the user backend opens a pool only with its block size; the kernel's NAME pools
 		 * keep theirs in a table thinp never saw */
-		bool known = a->backend == CLI_BACKEND_USER || cli_pool_dir(a) || a->have_block_size;
+		bool known =
+		        a->backend == CLI_BACKEND_USER || cli_pool_dir(a) || a->have_block_size;
 		struct cell cells[MAX_FIELDS];
 		for (size_t f = 0; f < nf; f++)
 			pool_cell(&cells[f], idx[f], &st, a, known);
@@ -314,10 +349,20 @@ static const char ls_usage[] =
         "a metadata snapshot there and read it with thin_ls -m).\n";
 
 static const char *const thin_fields[] = {
-	"dev",           "mapped_blocks",    "exclusive_blocks", "shared_blocks",
-	"mapped_sectors", "exclusive_sectors", "shared_sectors",  "mapped_bytes",
-	"exclusive_bytes", "shared_bytes",   "transaction",      "create_time",
-	"snap_time",     "size_bytes",
+	"dev",
+	"mapped_blocks",
+	"exclusive_blocks",
+	"shared_blocks",
+	"mapped_sectors",
+	"exclusive_sectors",
+	"shared_sectors",
+	"mapped_bytes",
+	"exclusive_bytes",
+	"shared_bytes",
+	"transaction",
+	"create_time",
+	"snap_time",
+	"size_bytes",
 };
 #define NR_THIN_FIELDS (sizeof(thin_fields) / sizeof(thin_fields[0]))
 
@@ -326,15 +371,25 @@ static void thin_cell(struct cell *c, size_t field, const struct thinp_thin_usag
 {
 	const uint64_t blocks[3] = { u->mapped_blocks, u->exclusive_blocks, u->shared_blocks };
 	if (field >= 1 && field <= 9) {
-		uint64_t unit = field <= 3 ? 1 : field <= 6 ? block_sectors : block_sectors * 512ull;
+		uint64_t unit = field <= 3 ? 1 :
+		                field <= 6 ? block_sectors :
+		                             block_sectors * 512ull;
 		num(c, blocks[(field - 1) % 3] * unit);
 		return;
 	}
 	switch (field) {
-	case 0: num(c, u->id); return;
-	case 10: num(c, u->transaction_id); return;
-	case 11: num(c, u->creation_time); return;
-	case 12: num(c, u->snapshotted_time); return;
+	case 0:
+		num(c, u->id);
+		return;
+	case 10:
+		num(c, u->transaction_id);
+		return;
+	case 11:
+		num(c, u->creation_time);
+		return;
+	case 12:
+		num(c, u->snapshotted_time);
+		return;
 	default:
 		if (size)
 			num(c, size);
@@ -349,17 +404,19 @@ static int thin_ls(struct backend_pool *p, const struct report_args *r, const si
 	const struct cli_pool_args *a = p->args;
 	if (!p->ops->thin_usage) {
 		if (a->backend == CLI_BACKEND_KERNEL)
-			return cli_fail(a->cmd,
-			                "the kernel's pool changes its metadata under a reader: reserve "
-			                "a metadata snapshot (thinp --backend kernel metadata-snap %s "
-			                "reserve) and read it with thin_ls -m, or remove the pool first",
-			                a->pool);
-		return cli_fail(a->cmd,
-		                "the pool %s is open in another process, which changes its metadata "
-		                "under a reader: stop that process first, or reserve a metadata "
-		                "snapshot (thinp metadata-snap %s reserve) and read it with thin_ls "
-		                "-m %s/metadata",
-		                a->pool, a->pool, a->pool);
+			return cli_fail(
+			        a->cmd,
+			        "the kernel's pool changes its metadata under a reader: reserve "
+			        "a metadata snapshot (thinp --backend kernel metadata-snap %s "
+			        "reserve) and read it with thin_ls -m, or remove the pool first",
+			        a->pool);
+		return cli_fail(
+		        a->cmd,
+		        "the pool %s is open in another process, which changes its metadata "
+		        "under a reader: stop that process first, or reserve a metadata "
+		        "snapshot (thinp metadata-snap %s reserve) and read it with thin_ls "
+		        "-m %s/metadata",
+		        a->pool, a->pool, a->pool);
 	}
 	struct thinp_thin_usage *u;
 	size_t n;

@@ -164,9 +164,8 @@ static int run(const struct backend_ops *be, struct backend_pool *p, const struc
 int cmd_thin(int argc, char **argv, const struct cli_global *g)
 {
 	if (argc < 2)
-		return cli_usage("thin",
-		                 "missing subcommand (create, snap, delete, status, ls, "
-		                 "activate or remove)");
+		return cli_usage("thin", "missing subcommand (create, snap, delete, status, ls, "
+		                         "activate or remove)");
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		fputs(thin_usage, stdout);
 		return 0;

@@ -34,8 +34,8 @@ static int count_mapping(void *ctx, uint64_t vblock, uint64_t data_block, uint32
 	unsigned v = count_get(w->counts, data_block);
 	if (v < 2) {
 		unsigned shift = (unsigned)(data_block % 4) * 2;
-		w->counts[data_block / 4] =
-		        (uint8_t)((w->counts[data_block / 4] & ~(3u << shift)) | ((v + 1) << shift));
+		w->counts[data_block / 4] = (uint8_t)((w->counts[data_block / 4] & ~(3u << shift)) |
+		                                      ((v + 1) << shift));
 	}
 	return 0;
 }
@@ -54,14 +54,15 @@ static int tally_mapping(void *ctx, uint64_t vblock, uint64_t data_block, uint32
 static int walk_failed(struct tmd *md, const struct usage_walk *w, int r, char *err, size_t len)
 {
 	if (r == -EUCLEAN && w->bad_block != UINT64_MAX)
-		snprintf(err, len,
-		         "thin %llu maps data block %llu, beyond the data device's %llu blocks: the "
-		         "metadata is damaged; run thinp check on it",
-		         (unsigned long long)w->dev, (unsigned long long)w->bad_block,
-		         (unsigned long long)w->nr_data);
+		snprintf(
+		        err, len,
+		        "thin %llu maps data block %llu, beyond the data device's %llu blocks: the "
+		        "metadata is damaged; run thinp check on it",
+		        (unsigned long long)w->dev, (unsigned long long)w->bad_block,
+		        (unsigned long long)w->nr_data);
 	else
-		snprintf(err, len, "reading the mappings of thin %llu: %s", (unsigned long long)w->dev,
-		         tmd_error(md));
+		snprintf(err, len, "reading the mappings of thin %llu: %s",
+		         (unsigned long long)w->dev, tmd_error(md));
 	return r;
 }
 

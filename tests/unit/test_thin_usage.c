@@ -24,10 +24,10 @@
 #include "thinp.h"
 
 #define DEFAULT_SEED 0x7573616765ull /* "usage" */
-#define MAX_DEVS 16
-#define VSPACE 256
-#define NR_DATA 8192
-#define UNMAPPED UINT64_MAX
+#define MAX_DEVS     16
+#define VSPACE       256
+#define NR_DATA      8192
+#define UNMAPPED     UINT64_MAX
 
 static uint64_t g_seed;
 
@@ -47,11 +47,11 @@ static struct tmd *format_mem(uint64_t nr_data, struct tp_dev **dev)
 	return md;
 }
 
-#define OK(call, what)                                                                         \
-	do {                                                                                   \
-		int r_ = (call);                                                               \
-		ck_assert_msg(r_ == 0, "seed %" PRIu64 ": %s = %d: %s", g_seed, what, r_,       \
-		              tmd_error(md));                                                  \
+#define OK(call, what)                                                                    \
+	do {                                                                              \
+		int r_ = (call);                                                          \
+		ck_assert_msg(r_ == 0, "seed %" PRIu64 ": %s = %d: %s", g_seed, what, r_, \
+		              tmd_error(md));                                             \
 	} while (0)
 
 /* tmd_thin_usage against the model's own count. */
@@ -67,7 +67,8 @@ static void compare(struct tmd *md, const struct model *m, uint64_t op)
 	size_t n, k = 0;
 	char err[512];
 	int r = tmd_thin_usage(md, &u, &n, err, sizeof(err));
-	ck_assert_msg(r == 0, "seed %" PRIu64 " op %" PRIu64 ": usage = %d: %s", g_seed, op, r, err);
+	ck_assert_msg(r == 0, "seed %" PRIu64 " op %" PRIu64 ": usage = %d: %s", g_seed, op, r,
+	              err);
 	for (int d = 0; d < MAX_DEVS; d++) {
 		if (!m->exists[d])
 			continue;
@@ -171,7 +172,8 @@ START_TEST(test_random_model)
 			OK(r, "alloc");
 			OK(tmd_insert(md, (uint64_t)d, (uint64_t)v, b), "insert");
 			m.map[d][v] = b;
-		} else if (what < 70 && pick_mapped(&rng, &m, &o, &ov) && m.map[o][ov] != m.map[d][v]) {
+		} else if (what < 70 && pick_mapped(&rng, &m, &o, &ov) &&
+		           m.map[o][ov] != m.map[d][v]) {
 			/* a second mapping of an existing block (thin_restore's shared blocks); not
 			 * over a mapping of that same block, which dm-btree keeps without dropping a
 			 * reference (its values compare equal), so the inc would leak */
@@ -231,7 +233,8 @@ START_TEST(test_shared_subtree)
 	for (int i = 0; i < 2; i++)
 		ck_assert_msg(u[i].mapped_blocks == 10 && u[i].exclusive_blocks == 0 &&
 		                      u[i].shared_blocks == 10,
-		              "thin %" PRIu64 ": %" PRIu64 " exclusive", u[i].id, u[i].exclusive_blocks);
+		              "thin %" PRIu64 ": %" PRIu64 " exclusive", u[i].id,
+		              u[i].exclusive_blocks);
 	free(u);
 	/* a write to the snapshot: its new block is its own, the old one the origin's */
 	uint64_t b;
