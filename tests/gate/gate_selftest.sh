@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The regression gate (ci/gate) catches what it must and refuses what it cannot read.
 # Injected regressions (impl/pdata/gate_inject.h), in a test-only build directory
-# (BUILD-gate-inject, -DTHINP_GATE_INJECT, built here by make), each switched on by
+# (BUILD/gate-inject, -DTHINP_GATE_INJECT, built here by make), each switched on by
 # THINP_GATE_INJECT=LETTER, must fail the gate in the layer and class that should catch them:
 #   a  whole-block writes over shared blocks copy anyway  -> exact, cow_64k / write_cow_full
 #   b  a CoW copy reads the old block twice               -> exact, cow_4k / write_cow
@@ -24,7 +24,7 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # the injection build: never the tested build itself (that one ships), never sanitized
 # (valgrind cannot run ASan binaries)
-INJ="$BUILD-gate-inject"
+INJ="$BUILD/gate-inject" # inside the build dir: ignored and cleaned with it
 make -s -C "$ROOT" BUILDDIR="$INJ" THINP_BIN="$INJ/bin/thinp" ENGINE_SO="$INJ/thinp.so" \
 	SANITIZE= EXTRA_CFLAGS=-DTHINP_GATE_INJECT "$INJ/tests/tools/gate_trace" >/dev/null
 
