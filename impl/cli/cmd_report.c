@@ -144,10 +144,16 @@ static void null(struct cell *c)
 	snprintf(c->text, CELL, "-");
 }
 
-/* USED / TOTAL × 100 rounded to 2 decimals, as lvs prints data_percent. */
+/* USED / TOTAL x 100 to 2 decimals, as lvs prints data_percent (libdevmapper's
+ * dm_percent_to_round_float): rounded to nearest, except that 100.00 means full and 0.00
+ * empty, so a pool one block short of full reads 99.99 and one block used 0.01. */
 static void percent(struct cell *c, uint64_t used, uint64_t total)
 {
 	unsigned long long hundredths = total ? (used * 20000 + total) / (2 * total) : 0;
+	if (hundredths == 10000 && used < total)
+		hundredths = 9999;
+	else if (hundredths == 0 && used)
+		hundredths = 1;
 	c->type = CELL_NUM;
 	snprintf(c->text, CELL, "%llu.%02llu", hundredths / 100, hundredths % 100);
 }

@@ -206,6 +206,29 @@ rc=0
 rc=0
 "$THINP" thin ls "$tmp/nopool" >"$tmp/out" 2>"$tmp/err" || rc=$?
 [ "$rc" = 1 ] && grep -qF "$tmp/nopool" "$tmp/err" || { cat "$tmp/err" >&2; fail "thin ls, missing pool: exit $rc"; }
+# lvs's rounding: 100.00 only when full, 0.00 only when empty (a restored pool one block
+# short of full; one block used of a 100G pool's 1638400)
+d=$tmp/edges
+mkdir "$d"
+cat >"$d/x.xml" <<'XML'
+<superblock uuid="" time="0" transaction="1" flags="0" version="2" data_block_size="128" nr_data_blocks="20001">
+  <device dev_id="1" mapped_blocks="20000" transaction="0" creation_time="0" snap_time="0">
+    <range_mapping origin_begin="0" data_begin="0" length="20000" time="0"/>
+  </device>
+</superblock>
+XML
+truncate -s 4M "$d/metadata"
+truncate -s $((20001 * 65536)) "$d/data"
+"$THINP" restore -i "$d/x.xml" -o "$d/metadata"
+got=$("$THINP" pool report "$d" -o data_percent,used_data_blocks --noheadings | awk '{$1=$1; print}')
+[ "$got" = "99.99 20000" ] || fail "one block short of full: $got, want 99.99 20000"
+rm -rf "$d"
+"$THINP" pool create "$d" --data-size 100G --metadata-size 4M
+"$THINP" thin create "$d" 1
+head -c 512 "$tmp/in" | "$THINP" write "$d" 1 0 512
+got=$("$THINP" pool report "$d" -o data_percent,used_data_blocks,total_data_blocks --noheadings | awk '{$1=$1; print}')
+[ "$got" = "0.01 1 1638400" ] || fail "one block used: $got, want 0.01 1 1638400"
+
 # damaged metadata: mappings beyond the data device (its space map shrunk to 32 blocks in
 # the superblock, checksum kept valid) are an error naming the thin and the block
 d=$tmp/damaged
