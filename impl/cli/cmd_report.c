@@ -2,9 +2,11 @@
  * (thin_ls), the columns chosen with -o, printed as an aligned table or as JSON. Both read
  * only: report asks the pool for its status (through DIR/control when another process
  * holds it, or the kernel's status with --backend kernel); ls walks the mapping trees
- * (libthinp's thinp_thin_usage), which only a pool opened here allows. */
+ * (libthinp's thinp_thin_usage) of a pool opened here, or those of a metadata snapshot
+ * (thinp_thin_usage_snap) when another process holds it. */
 #include "cli/cmd_report.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,10 +351,11 @@ static const char ls_usage[] =
         "  transaction                        the pool's transaction id at its creation\n"
         "  create_time, snap_time             the pool time at its creation / last snapshot\n"
         "  size_bytes                         its size in DIR/thins, or - (none recorded)\n"
-        "--format json prints {\"thins\": [{FIELD: VALUE, ...}, ...]}. The metadata is read\n"
-        "as it stands (uncommitted changes of this open included), so the pool must not be\n"
-        "open elsewhere: a pool another process holds, or the kernel's, is refused (reserve\n"
-        "a metadata snapshot there and read it with thin_ls -m).\n";
+        "--format json prints {\"thins\": [{FIELD: VALUE, ...}, ...]}. A pool this command\n"
+        "opens is read as it stands. A DIR pool another process holds is read from a\n"
+        "metadata snapshot reserved through DIR/control for the listing and released after\n"
+        "it (one already held is read and kept, with a warning: it shows the pool when it\n"
+        "was reserved). The kernel's pool is refused: use thin_ls -m on its snapshot.\n";
 
 static const char *const thin_fields[] = {
 	"dev",
@@ -404,30 +407,59 @@ static void thin_cell(struct cell *c, size_t field, const struct thinp_thin_usag
 	}
 }
 
+/* A DIR pool another process holds: its metadata snapshot (reserved through DIR/control
+ * for this listing and released after it, or the one already held) is read instead of
+ * the metadata, which changes under a reader. 0 or 1 (reported). */
+static int live_usage(const struct cli_pool_args *a, struct thinp_thin_usage **u, size_t *n,
+                      uint32_t *bs)
+{
+	char sock[PATH_MAX], path[PATH_MAX], err[1024];
+	struct thinp_pool_status st;
+	bool ours;
+	if (backend_control_path(a->pool, sock, sizeof(sock)) ||
+	    snprintf(path, sizeof(path), "%s/metadata", a->pool) >= (int)sizeof(path))
+		return cli_fail(a->cmd, "%s: path too long", a->pool);
+	if (backend_control_snap_hold(a->cmd, sock, false, &st, &ours))
+		return 1;
+	if (!ours)
+		cli_warn(a->cmd,
+		         "a metadata snapshot (block %llu) was already held: this is the pool "
+		         "when it was reserved, not now",
+		         (unsigned long long)st.held_root);
+	struct tp_dev *meta;
+	int rc = thinp_dev_open(path, THINP_DEV_RDONLY, 0, &meta);
+	if (rc) {
+		rc = cli_fail(a->cmd, "cannot open %s: %s", path, strerror(-rc));
+	} else {
+		if (thinp_thin_usage_snap(meta, st.held_root, u, n, bs, err, sizeof(err)))
+			rc = cli_fail(a->cmd, "%s: %s", path, err);
+		thinp_dev_close(meta);
+	}
+	if (ours && backend_control_snap_release(a->cmd, sock, false) && !rc) {
+		free(*u);
+		rc = 1;
+	}
+	return rc;
+}
+
 static int thin_ls(struct backend_pool *p, const struct report_args *r, const size_t *idx,
                    size_t nf)
 {
 	const struct cli_pool_args *a = p->args;
-	if (!p->ops->thin_usage) {
-		if (a->backend == CLI_BACKEND_KERNEL)
-			return cli_fail(
-			        a->cmd,
-			        "the kernel's pool changes its metadata under a reader: reserve "
-			        "a metadata snapshot (thinp --backend kernel metadata-snap %s "
-			        "reserve) and read it with thin_ls -m, or remove the pool first",
-			        a->pool);
-		return cli_fail(
-		        a->cmd,
-		        "the pool %s is open in another process, which changes its metadata "
-		        "under a reader: stop that process first, or reserve a metadata "
-		        "snapshot (thinp metadata-snap %s reserve) and read it with thin_ls "
-		        "-m %s/metadata",
-		        a->pool, a->pool, a->pool);
-	}
 	struct thinp_thin_usage *u;
 	size_t n;
 	uint32_t bs;
-	int rc = p->ops->thin_usage(p, &u, &n, &bs);
+	int rc;
+	if (p->ops->thin_usage)
+		rc = p->ops->thin_usage(p, &u, &n, &bs);
+	else if (p->ops == &backend_control_ops)
+		rc = live_usage(a, &u, &n, &bs);
+	else
+		return cli_fail(a->cmd,
+		                "the kernel's pool changes its metadata under a reader: reserve a "
+		                "metadata snapshot (thinp --backend kernel metadata-snap %s "
+		                "reserve) and read it with thin_ls -m, or remove the pool first",
+		                a->pool);
 	if (rc)
 		return rc;
 	const char *dir = cli_pool_dir(a);

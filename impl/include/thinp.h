@@ -234,6 +234,13 @@ struct thinp_thin_usage {
  * it; NULL when *NR is 0). Walks every mapping tree twice under the metadata lock: IO
  * waits meanwhile. */
 THINP_API int thinp_thin_usage(struct thinp_pool *p, struct thinp_thin_usage **out, size_t *nr);
+/* The same for the metadata snapshot held in META (thin_ls -m), which does not change while
+ * it is held, even under a pool another process has open. SNAP_BLOCK must be the one the
+ * superblock holds (0: whichever). *BLOCK_SECTORS gets the pool's block size; ERR the
+ * problem's sentence. */
+THINP_API int thinp_thin_usage_snap(struct tp_dev *meta, uint64_t snap_block,
+				    struct thinp_thin_usage **out, size_t *nr,
+				    uint32_t *block_sectors, char *err, size_t errlen);
 
 /* Per-class counters since open (or the last reset). */
 THINP_API void thinp_pool_stats(struct thinp_pool *p, struct thinp_class_stats out[THINP_NR_CLASSES]);

@@ -51,7 +51,8 @@ static int tally_mapping(void *ctx, uint64_t vblock, uint64_t data_block, uint32
 	return 0;
 }
 
-static int walk_failed(struct tmd *md, const struct usage_walk *w, int r, char *err, size_t len)
+static int walk_failed(const struct usage_source *src, const struct usage_walk *w, int r, char *err,
+                       size_t len)
 {
 	if (r == -EUCLEAN && w->bad_block != UINT64_MAX)
 		snprintf(
@@ -62,23 +63,23 @@ static int walk_failed(struct tmd *md, const struct usage_walk *w, int r, char *
 		        (unsigned long long)w->nr_data);
 	else
 		snprintf(err, len, "reading the mappings of thin %llu: %s",
-		         (unsigned long long)w->dev, tmd_error(md));
+		         (unsigned long long)w->dev, src->error(src->ctx));
 	return r;
 }
 
-int tmd_thin_usage(struct tmd *md, struct thinp_thin_usage **out, size_t *nr, char *err,
-                   size_t errlen)
+int thin_usage_count(const struct usage_source *src, struct thinp_thin_usage **out, size_t *nr,
+                     char *err, size_t errlen)
 {
 	*out = NULL;
 	*nr = 0;
 	uint64_t *ids = NULL;
 	size_t n = 0;
-	int r = tmd_list_devices(md, &ids, &n);
+	int r = src->list(src->ctx, &ids, &n);
 	if (r) {
-		snprintf(err, errlen, "listing the thin devices: %s", tmd_error(md));
+		snprintf(err, errlen, "listing the thin devices: %s", src->error(src->ctx));
 		return r;
 	}
-	struct usage_walk w = { .nr_data = tmd_nr_data_blocks(md), .bad_block = UINT64_MAX };
+	struct usage_walk w = { .nr_data = src->nr_data_blocks, .bad_block = UINT64_MAX };
 	w.counts = calloc(w.nr_data / 4 + 1, 1);
 	struct thinp_thin_usage *u = n ? calloc(n, sizeof(*u)) : NULL;
 	if (!w.counts || (n && !u)) {
@@ -89,8 +90,8 @@ int tmd_thin_usage(struct tmd *md, struct thinp_thin_usage **out, size_t *nr, ch
 	}
 	for (size_t i = 0; i < n; i++) {
 		w.dev = ids[i];
-		if ((r = tmd_walk_mappings(md, ids[i], count_mapping, &w))) {
-			walk_failed(md, &w, r, err, errlen);
+		if ((r = src->walk(src->ctx, ids[i], count_mapping, &w))) {
+			walk_failed(src, &w, r, err, errlen);
 			goto out;
 		}
 	}
@@ -98,13 +99,13 @@ int tmd_thin_usage(struct tmd *md, struct thinp_thin_usage **out, size_t *nr, ch
 		struct thin_details d;
 		w.dev = ids[i];
 		w.mapped = w.exclusive = 0;
-		if ((r = tmd_get_details(md, ids[i], &d))) {
+		if ((r = src->details(src->ctx, ids[i], &d))) {
 			snprintf(err, errlen, "reading the details of thin %llu: %s",
-			         (unsigned long long)ids[i], tmd_error(md));
+			         (unsigned long long)ids[i], src->error(src->ctx));
 			goto out;
 		}
-		if ((r = tmd_walk_mappings(md, ids[i], tally_mapping, &w))) {
-			walk_failed(md, &w, r, err, errlen);
+		if ((r = src->walk(src->ctx, ids[i], tally_mapping, &w))) {
+			walk_failed(src, &w, r, err, errlen);
 			goto out;
 		}
 		u[i] = (struct thinp_thin_usage){
@@ -125,6 +126,34 @@ out:
 	free(w.counts);
 	free(ids);
 	return r;
+}
+
+static int md_list(void *md, uint64_t **ids, size_t *nr)
+{
+	return tmd_list_devices(md, ids, nr);
+}
+
+static int md_details(void *md, uint64_t dev, struct thin_details *d)
+{
+	return tmd_get_details(md, dev, d);
+}
+
+static int md_walk(void *md, uint64_t dev, tmd_mapping_fn fn, void *fn_ctx)
+{
+	return tmd_walk_mappings(md, dev, fn, fn_ctx);
+}
+
+static const char *md_error(void *md)
+{
+	return tmd_error(md);
+}
+
+int tmd_thin_usage(struct tmd *md, struct thinp_thin_usage **out, size_t *nr, char *err,
+                   size_t errlen)
+{
+	const struct usage_source src = { md,      md_list,  md_details,
+		                          md_walk, md_error, tmd_nr_data_blocks(md) };
+	return thin_usage_count(&src, out, nr, err, errlen);
 }
 
 int thinp_thin_usage(struct thinp_pool *p, struct thinp_thin_usage **out, size_t *nr)

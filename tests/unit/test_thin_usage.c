@@ -285,6 +285,24 @@ START_TEST(test_public_api)
 		              "thin %" PRIu64 ": %" PRIu64 "/%" PRIu64 "/%" PRIu64, u[i].id,
 		              u[i].mapped_blocks, u[i].exclusive_blocks, u[i].shared_blocks);
 	ck_assert_uint_eq(u[1].creation_time, 1); /* the snapshot advanced the pool time */
+	/* a metadata snapshot shows the pool as it was when reserved, whatever follows */
+	struct thinp_thin_usage *s;
+	size_t ns;
+	uint32_t bs = 0;
+	ck_assert_int_eq(thinp_thin_usage_snap(meta, 0, &s, &ns, &bs, err, sizeof(err)), -ENOENT);
+	ck_assert_msg(strstr(err, "no metadata snapshot"), "%s", err);
+	ck_assert_int_eq(thinp_reserve_metadata_snap(p), 0);
+	ck_assert_int_eq(thinp_delete_thin(p, 1), 0);
+	ck_assert_int_eq(thinp_thin_usage_snap(meta, 1, &s, &ns, &bs, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(thinp_thin_usage_snap(meta, 0, &s, &ns, &bs, err, sizeof(err)), 0);
+	ck_assert_uint_eq(bs, 128);
+	ck_assert_uint_eq(ns, 2);
+	ck_assert_msg(!memcmp(s, u, 2 * sizeof(*u)), "the snapshot's usage differs from before");
+	free(s);
+	free(u);
+	ck_assert_int_eq(thinp_thin_usage(p, &u, &n), 0);
+	ck_assert_msg(n == 1 && u[0].id == 2 && u[0].exclusive_blocks == 3,
+	              "after deleting thin 1, thin 2 holds its 3 blocks alone");
 	free(u);
 	ck_assert_int_eq(thinp_pool_close(p), 0);
 }
