@@ -94,7 +94,10 @@ static int pick(const char *cmd, const char *list, const char *defaults, const c
 {
 	char buf[1024];
 	if (snprintf(buf, sizeof(buf), "%s", list ? list : defaults) >= (int)sizeof(buf))
-		return cli_usage(cmd, "the field list -o '%.40s...' is too long", list);
+		return cli_usage(cmd,
+		                 "the field list -o '%.40s...' is too long: give at most %zu "
+		                 "characters",
+		                 list, sizeof(buf) - 1);
 	*nidx = 0;
 	char *p = buf;
 	for (;;) {
@@ -111,7 +114,9 @@ static int pick(const char *cmd, const char *list, const char *defaults, const c
 				n += (size_t)snprintf(valid + n, sizeof(valid) - n, "%s%s",
 				                      j ? ", " : "", names[j]);
 			if (i < nr)
-				return cli_usage(cmd, "at most %d fields in -o", MAX_FIELDS);
+				return cli_usage(
+				        cmd, "too many fields in -o '%.40s...': give at most %d",
+				        list, MAX_FIELDS);
 			return cli_usage(cmd, "unknown field '%s' in -o '%s': valid fields are %s",
 			                 p, list, valid);
 		}

@@ -212,6 +212,10 @@ expect 2 "thinp pool report: unknown field '' in -o 'mode,,mode': valid fields a
 	pool report "$pool" -o mode,,mode
 expect 2 "thinp thin ls: unknown field 'origin' in -o 'origin': valid fields are dev, mapped_blocks, exclusive_blocks, shared_blocks, mapped_sectors, exclusive_sectors, shared_sectors, mapped_bytes, exclusive_bytes, shared_bytes, transaction, create_time, snap_time, size_bytes" \
 	thin ls "$pool" -o origin
+expect 2 "thinp pool report: too many fields in -o 'mode,mode,mode,mode,mode,mode,mode,mode,...': give at most 64" \
+	pool report "$pool" -o "$(printf 'mode,%.0s' $(seq 64))mode"
+expect 2 "thinp thin ls: the field list -o '$(printf 'dev,%.0s' $(seq 10))...' is too long: give at most 1023 characters" \
+	thin ls "$pool" -o "$(printf 'dev,%.0s' $(seq 300))dev"
 expect 2 "thinp pool report: invalid --format 'yaml': use text or json" pool report "$pool" --format yaml
 expect 2 "thinp thin ls: invalid --format 'XML': use text or json" thin ls "$pool" --format XML
 rc=0
