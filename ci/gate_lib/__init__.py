@@ -7,5 +7,6 @@ Modules, from the bottom up:
             under callgrind for instructions per case
   verdict   compares two measurements layer by layer into verdict rows
   report    the verdict as markdown, JUnit XML and JSON
+  timing    the timing layer: ratios to raw per repetition, a rank test
   cli       gate compare / check / update / measure
 """

@@ -9,7 +9,8 @@ from . import measure, model, report, verdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_BASELINE = os.path.normpath(os.path.join(HERE, "..", "baseline", "gate.json"))
-LAYERS = ("exact", "instructions")
+LAYERS = ("exact", "instructions", "timing")
+MEASURED = ("exact", "instructions")  # what check/update/measure measure
 
 
 def layers_arg(s):
@@ -44,8 +45,11 @@ def parser():
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def common(sp, measures=True):
-        sp.add_argument("--layers", type=layers_arg, default=list(LAYERS),
-                        help="comma-separated: exact,instructions (default both)")
+        sp.add_argument("--layers", type=layers_arg,
+                        default=list(MEASURED if measures else LAYERS),
+                        help="comma-separated: exact,instructions" +
+                             ("" if measures else ",timing (timing: scenarios/run directories "
+                              "only)") + " (default all)")
         if measures:
             sp.add_argument("--build", default=os.environ.get("BUILD", "build"),
                             help="build directory with tests/tools/gate_trace (default $BUILD "
@@ -55,6 +59,11 @@ def parser():
         sp.add_argument("--tolerance", type=tolerance_arg, default=1.0,
                         help="instruction layer: %% change allowed either way (default 1)")
         sp.add_argument("--out", help="directory for verdict.md, junit.xml, verdict.json")
+        sp.add_argument("--alpha", type=float, default=0.05,
+                        help="timing layer: the rank test's significance level (default 0.05)")
+        sp.add_argument("--min-effect", type=float, default=10.0,
+                        help="timing layer: smallest change of the median ratio to raw that "
+                             "counts, in %% (default 10)")
 
     c = sub.add_parser("compare", help="compare two measurements or scenarios/run directories")
     c.add_argument("base")
@@ -93,6 +102,8 @@ def notes_for(base, new, layers):
     notes = []
     if "seed" in new:
         notes.append(f"seed {new['seed']} (THINP_SEED)")
+    if "timing" in layers and not ("run_cases" in base and "run_cases" in new):
+        notes.append("timing layer: not applied (it needs two scenarios/run directories)")
     tb, tn = base.get("toolchain", {}), new.get("toolchain", {})
     if "instructions" in layers and tb and tn and tb != tn:
         notes.append(f"instruction counts from different toolchains: base {tb}, new {tn}")
@@ -100,6 +111,9 @@ def notes_for(base, new, layers):
 
 
 def run(args):
+    if args.cmd != "compare" and "timing" in args.layers:
+        raise model.BadInput("the timing layer compares scenarios/run directories: use "
+                             "`ci/gate compare BASE_RUN NEW_RUN --layers timing`")
     if args.cmd == "compare":
         base, new = model.load_any(args.base), model.load_any(args.new)
         title = "thinbench gate: compare"
@@ -126,7 +140,7 @@ def run(args):
         write_json(args.output, new)
         print(f"ci/gate: wrote {args.output}: {len(new['cases'])} cases, seed {new['seed']}")
         return 0
-    rows = verdict.compare(base, new, args.layers, args.tolerance)
+    rows = verdict.compare(base, new, args.layers, args.tolerance, args.alpha, args.min_effect)
     report.write_all(rows, title, args.out, notes_for(base, new, args.layers))
     return 1 if verdict.failed(rows) else 0
 

@@ -105,7 +105,9 @@ def load_run_dir(path):
                 name = ".".join(parts[2:]) if len(parts) > 2 else parts[-1]
                 exact.setdefault(cls, {})[f"r{r}.{name}"] = v
         cases[cid] = {"exact": exact}
-    return {"schema": SCHEMA, "source": f"scenarios/run {path}", "cases": cases}
+    # the timing layer reads the repetitions themselves
+    return {"schema": SCHEMA, "source": f"scenarios/run {path}", "cases": cases,
+            "run_cases": d["cases"]}
 
 
 def load_any(path):

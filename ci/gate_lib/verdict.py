@@ -2,8 +2,11 @@
 layer, each {"case", "class", "layer", "verdict", "detail"}.
 
 Verdicts: pass; changed (exact layer: any counter differs); regressed / improved
-(instruction layer: beyond the tolerance, up / down); missing (a case on one side only);
+(instruction layer: beyond the tolerance, up / down; timing layer: see timing.py, which
+adds unchanged and inconclusive); missing (a case on one side only);
 skipped (a layer one side did not measure). Failures: changed, regressed, missing."""
+
+from . import timing
 
 FAILING = ("changed", "regressed", "missing")
 
@@ -61,8 +64,10 @@ def instruction_row(case, a, b, tolerance):
     return row
 
 
-def compare(base, new, layers, tolerance):
+def compare(base, new, layers, tolerance, alpha=0.05, min_effect=10.0):
     rows = []
+    if "timing" in layers and "run_cases" in base and "run_cases" in new:
+        rows += timing.rows(base["run_cases"], new["run_cases"], alpha, min_effect)
     cb, cn = base["cases"], new["cases"]
     for case in sorted(set(cb) | set(cn)):
         if case not in cn:
