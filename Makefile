@@ -254,11 +254,12 @@ gate-selftest: all
 	@$(RUN_ENV) TEST_TIMEOUT=$(TEST_TIMEOUT) bash $(TEST_RUNNER) $(BUILDDIR)/test-logs \
 		$(sort $(wildcard tests/gate/*.sh))
 
-# ThreadSanitizer runs only the thread-safety tests (tests/unit/test_*concurrency*.c); it cannot
+# ThreadSanitizer runs only the tests with threads (test_*concurrency*, the control socket, the
+# commit with its data flush on a second thread); it cannot
 # share a build with ASan. Address-space randomisation is turned off (setarch -R, inherited by
 # the tests) where possible: older TSan runtimes abort on kernels with large mmap_rnd_bits
 # ("unexpected memory mapping").
-TSAN_TESTS   = $(filter %concurrency,$(UNIT_BINS))
+TSAN_TESTS   = $(filter %concurrency %_control %commit_io,$(UNIT_BINS))
 TSAN_SETARCH = $(shell setarch -R true >/dev/null 2>&1 && echo setarch -R)
 tsan:
 	@$(MAKE) --no-print-directory deps

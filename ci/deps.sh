@@ -30,6 +30,7 @@ PACKAGES=(
 	util-linux
 	xxd
 	python3
+	strace # tests/engine/engine_commit_io.sh counts the commit's syscalls
 	valgrind # the regression gate's instruction layer (ci/gate, callgrind)
 )
 

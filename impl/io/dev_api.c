@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <sys/stat.h>
 
-#include "io/dev.h"
+#include "io/dev_internal.h"
 
 _Static_assert((unsigned)THINP_DEV_RDONLY == (unsigned)TP_DEV_RDONLY &&
 			       (unsigned)THINP_DEV_CREATE == (unsigned)TP_DEV_CREATE &&
@@ -35,7 +35,7 @@ int thinp_dev_open(const char *path, unsigned flags, uint64_t size, struct tp_de
 
 int thinp_dev_open_mem(uint64_t size, struct tp_dev **out) { return tp_dev_open_mem(size, out); }
 
-uint64_t thinp_dev_size(const struct tp_dev *d) { return d->size; }
+uint64_t thinp_dev_size(const struct tp_dev *d) { return tp_dev_size_get(d); }
 
 int thinp_dev_resize(struct tp_dev *d, uint64_t size) { return tp_dev_resize(d, size); }
 

@@ -164,7 +164,7 @@ static int block_resize(struct tp_dev *d, uint64_t new_size)
 		return -ENOTSUP;
 	if (b->rdonly)
 		return -EROFS;
-	if (new_size < d->size || new_size % SECTOR)
+	if (new_size < tp_dev_size_get(d) || new_size % SECTOR)
 		return -EINVAL;
 	if (ftruncate(b->file_fd, (off_t)new_size) < 0 || ioctl(b->fd, LOOP_SET_CAPACITY, 0) < 0)
 		return -errno;
@@ -174,13 +174,17 @@ static int block_resize(struct tp_dev *d, uint64_t new_size)
 		return r;
 	if (size < new_size) /* the loop did not take the new size */
 		return -EIO;
-	d->size = size;
+	tp_dev_size_set(d, size);
 	return 0;
 }
 
 static int block_refresh_size(struct tp_dev *d)
 {
-	return read_size(to_block(d)->fd, &d->size);
+	uint64_t size;
+	int r = read_size(to_block(d)->fd, &size);
+	if (!r)
+		tp_dev_size_set(d, size);
+	return r;
 }
 
 static void block_close(struct tp_dev *d)

@@ -151,7 +151,7 @@ static int file_resize(struct tp_dev *d, uint64_t new_size)
 		if (errno != EINTR)
 			return -errno;
 	}
-	d->size = new_size;
+	tp_dev_size_set(d, new_size);
 	return 0;
 }
 
@@ -162,7 +162,7 @@ static int file_refresh_size(struct tp_dev *d)
 
 	if (fstat(f->fd, &st) < 0)
 		return -errno;
-	d->size = (uint64_t)st.st_size;
+	tp_dev_size_set(d, (uint64_t)st.st_size);
 	return 0;
 }
 

@@ -22,12 +22,25 @@ int tp_block_set_backing_file(struct tp_dev *d, int file_fd);
 void tp_dev_init(struct tp_dev *d, const struct tp_dev_ops *ops, const char *name, uint64_t size,
                  unsigned align);
 
+/* A pool grows its data device (under its metadata lock) while IO to the blocks already
+ * there goes on without that lock: the size is read and set atomically. */
+static inline uint64_t tp_dev_size_get(const struct tp_dev *d)
+{
+	return __atomic_load_n(&d->size, __ATOMIC_ACQUIRE);
+}
+
+static inline void tp_dev_size_set(struct tp_dev *d, uint64_t size)
+{
+	__atomic_store_n(&d->size, size, __ATOMIC_RELEASE);
+}
+
 /* Every op is range-checked up front so an out-of-range request fails the
  * same way (-EINVAL) on every device instead of extending a file, hitting a
  * short read at EOF or scribbling past a buffer. */
 static inline int tp_dev_check_range(const struct tp_dev *d, uint64_t off, uint64_t len)
 {
-	if (len > d->size || off > d->size - len)
+	uint64_t size = tp_dev_size_get(d);
+	if (len > size || off > size - len)
 		return -EINVAL;
 	return 0;
 }

@@ -1,11 +1,15 @@
 /* An in-memory device for tests and model checking. */
 #include "io/dev_internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct mem_dev {
 	struct tp_dev dev;
+	/* A resize reallocates the buffer while a pool may be reading and writing the blocks it
+	 * already has: IO holds this shared, the resize exclusively. */
+	pthread_rwlock_t lock;
 	unsigned char *data;
 };
 
@@ -20,8 +24,11 @@ static int mem_pread(struct tp_dev *d, void *buf, size_t len, uint64_t off)
 
 	if (r)
 		return r;
+	struct mem_dev *m = to_mem(d);
+	pthread_rwlock_rdlock(&m->lock);
 	if (len)
-		memcpy(buf, to_mem(d)->data + off, len);
+		memcpy(buf, m->data + off, len);
+	pthread_rwlock_unlock(&m->lock);
 	tp_ctr_read(d, len);
 	return 0;
 }
@@ -32,8 +39,11 @@ static int mem_pwrite(struct tp_dev *d, const void *buf, size_t len, uint64_t of
 
 	if (r)
 		return r;
+	struct mem_dev *m = to_mem(d);
+	pthread_rwlock_rdlock(&m->lock);
 	if (len)
-		memcpy(to_mem(d)->data + off, buf, len);
+		memcpy(m->data + off, buf, len);
+	pthread_rwlock_unlock(&m->lock);
 	tp_ctr_write(d, len);
 	return 0;
 }
@@ -46,11 +56,14 @@ static int mem_pwritev(struct tp_dev *d, const struct iovec *iov, int cnt, uint6
 
 	if (r)
 		return r;
+	struct mem_dev *m = to_mem(d);
+	pthread_rwlock_rdlock(&m->lock);
 	for (int i = 0; i < cnt; i++) {
 		if (iov[i].iov_len)
-			memcpy(to_mem(d)->data + off, iov[i].iov_base, iov[i].iov_len);
+			memcpy(m->data + off, iov[i].iov_base, iov[i].iov_len);
 		off += iov[i].iov_len;
 	}
+	pthread_rwlock_unlock(&m->lock);
 	tp_ctr_write(d, len);
 	if (flags & TP_WRITE_DSYNC)
 		tp_ctr_flush(d);
@@ -69,7 +82,10 @@ static int mem_write_zeroes(struct tp_dev *d, uint64_t off, uint64_t len)
 
 	if (r)
 		return r;
-	memset(to_mem(d)->data + off, 0, (size_t)len);
+	struct mem_dev *m = to_mem(d);
+	pthread_rwlock_rdlock(&m->lock);
+	memset(m->data + off, 0, (size_t)len);
+	pthread_rwlock_unlock(&m->lock);
 	tp_ctr_zero(d, len);
 	return 0;
 }
@@ -82,7 +98,10 @@ static int mem_discard(struct tp_dev *d, uint64_t off, uint64_t len)
 
 	if (r)
 		return r;
-	memset(to_mem(d)->data + off, 0, (size_t)len);
+	struct mem_dev *m = to_mem(d);
+	pthread_rwlock_rdlock(&m->lock);
+	memset(m->data + off, 0, (size_t)len);
+	pthread_rwlock_unlock(&m->lock);
 	tp_ctr_discard(d, len);
 	return 0;
 }
@@ -94,14 +113,19 @@ static int mem_resize(struct tp_dev *d, uint64_t new_size)
 
 	if ((size_t)new_size != new_size)
 		return -ENOMEM;
+	pthread_rwlock_wrlock(&m->lock);
 	/* realloc(p, 0) may free and return NULL; keep at least one byte. */
 	p = realloc(m->data, new_size ? (size_t)new_size : 1);
-	if (!p)
+	if (!p) {
+		pthread_rwlock_unlock(&m->lock);
 		return -ENOMEM;
-	if (new_size > d->size)
-		memset(p + d->size, 0, (size_t)(new_size - d->size));
+	}
+	uint64_t old = tp_dev_size_get(d);
+	if (new_size > old)
+		memset(p + old, 0, (size_t)(new_size - old));
 	m->data = p;
-	d->size = new_size;
+	tp_dev_size_set(d, new_size);
+	pthread_rwlock_unlock(&m->lock);
 	return 0;
 }
 
@@ -115,6 +139,7 @@ static void mem_close(struct tp_dev *d)
 {
 	struct mem_dev *m = to_mem(d);
 
+	pthread_rwlock_destroy(&m->lock);
 	free(m->data);
 	free(m);
 }
@@ -146,6 +171,7 @@ int tp_dev_open_mem(uint64_t size, struct tp_dev **out)
 		free(m);
 		return -ENOMEM;
 	}
+	pthread_rwlock_init(&m->lock, NULL);
 	tp_dev_init(&m->dev, &mem_ops, "mem", size, 1);
 	*out = &m->dev;
 	return 0;

@@ -12,7 +12,9 @@
  *      old or the whole new 4 KiB, never a mix;
  *  (d) random mixed load (writes, reads, discards, flushes, snapshots,
  *      status and commits) on several thins, each thread checking its own
- *      disjoint regions.
+ *      disjoint regions;
+ *  (e) reads and overwrites of provisioned blocks while the data device
+ *      grows (files and memory).
  *
  * Thread interleavings are not reproducible; the op sequences are
  * (THINP_SEED). Built with -fsanitize=thread by `make tsan`. */
@@ -946,6 +948,104 @@ START_TEST(test_racing_runs)
 }
 END_TEST
 
+/* ---- (e) IO on provisioned blocks while the data device grows ---- */
+
+/* Reads and overwrites of provisioned blocks take neither md_lock nor the commit barrier's
+ * exclusive side, so they meet a data resize (which only holds md_lock) head on: the device's
+ * size must be read and grown without a race, and a memory device must not move its buffer
+ * under them. */
+#define RESIZE_BLOCKS 32
+
+struct resize_io {
+	struct thinp_pool *p;
+	struct thinp_thin *t[2];
+	uint64_t B, grows;
+	int done; /* atomic: the resizer finished */
+};
+
+static void *resize_io_main(void *arg)
+{
+	struct targ *a = arg;
+	struct resize_io *ri = a->shared;
+	uint8_t page[K4], back[K4];
+	for (uint64_t n = 0; !stopped() && !__atomic_load_n(&ri->done, __ATOMIC_ACQUIRE); n++) {
+		/* thread 0 overwrites its pages (tag counts up), thread 1 reads the others' */
+		uint64_t b = n % RESIZE_BLOCKS, off = b * ri->B + a->id * K4;
+		int rc;
+		if (a->id == 0) {
+			fill_page(page, n + 1);
+			rc = thinp_write(ri->t[0], page, K4, off, 0, NULL);
+		} else {
+			rc = thinp_read(ri->t[1], back, K4, off, NULL);
+			if (!rc && page_tag(back) != b + 1)
+				tfail("block %" PRIu64 " read back tag %" PRIu64 ", expected %" PRIu64, b,
+				      page_tag(back), b + 1);
+		}
+		if (rc)
+			tfail("thread %u: IO at %" PRIu64 " returned %d", a->id, off, rc);
+	}
+	return NULL;
+}
+
+START_TEST(test_resize_during_io)
+{
+	/* 0: sparse files, 1: memory devices */
+	unsigned variant = (unsigned)_i;
+	pu_ctx("reads and overwrites during data resizes, %s", variant ? "memory" : "files");
+	struct thinp_pool_opts o = { .commit_interval_ms = 20 };
+	struct pu_env e;
+	struct thinp_pool *p;
+	const uint64_t B = 64 * KiB;
+	if (variant == 0) {
+		env_open(&e, 128, RESIZE_BLOCKS, &o);
+		p = e.p;
+	} else {
+		struct tp_dev *data, *meta;
+		REQ0(thinp_dev_open_mem(RESIZE_BLOCKS * B, &data));
+		REQ0(thinp_dev_open_mem(4 * MiB, &meta));
+		char err[256] = "";
+		int r = thinp_pool_format(data, meta, &o, &p, err, sizeof(err));
+		REQ(r == 0, "format: %d %s", r, err);
+	}
+	REQ0(thinp_create_thin(p, 1));
+	struct resize_io ri = { .p = p, .B = B, .grows = mu_scaled(200, 50) };
+	REQ0(thinp_thin_open(p, 1, 0, &ri.t[0]));
+	REQ0(thinp_thin_open(p, 1, 0, &ri.t[1]));
+	/* every block provisioned: page 1 of block b holds tag b + 1 for the reader */
+	uint8_t *blk = malloc(B);
+	REQ(blk != NULL, "out of memory");
+	for (uint64_t b = 0; b < RESIZE_BLOCKS; b++) {
+		memset(blk, 0, B);
+		fill_page(blk + K4, b + 1);
+		REQ0(thinp_write(ri.t[0], blk, B, b * B, 0, NULL));
+	}
+	free(blk);
+	struct targ a[2];
+	for (unsigned i = 0; i < 2; i++) {
+		a[i] = (struct targ){ .shared = &ri, .id = i };
+		REQ(pthread_create(&a[i].th, NULL, resize_io_main, &a[i]) == 0, "pthread_create");
+	}
+	int rr = 0;
+	for (uint64_t g = 1; g <= ri.grows && !stopped() && !rr; g++)
+		rr = thinp_pool_resize_data(p, (RESIZE_BLOCKS + g) * B);
+	__atomic_store_n(&ri.done, 1, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < 2; i++)
+		pthread_join(a[i].th, NULL);
+	REQ(rr == 0, "resize: %d %s", rr, thinp_pool_error(p));
+	check_no_thread_failure();
+	struct thinp_pool_status st;
+	REQ0(thinp_pool_status(p, true, &st));
+	REQ(st.total_data_blocks == RESIZE_BLOCKS + ri.grows, "%" PRIu64 " data blocks, expected %" PRIu64,
+	    st.total_data_blocks, RESIZE_BLOCKS + ri.grows);
+	thinp_thin_close(ri.t[0]);
+	thinp_thin_close(ri.t[1]);
+	if (variant == 0)
+		env_close_and_check(&e);
+	else
+		REQ0(thinp_pool_close(p));
+}
+END_TEST
+
 static Suite *conc_suite(void)
 {
 	Suite *s = suite_create("pool_concurrency");
@@ -965,6 +1065,10 @@ static Suite *conc_suite(void)
 	tc = tcase_create("runs");
 	tcase_set_timeout(tc, 300);
 	tcase_add_loop_test(tc, test_racing_runs, 0, 2);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("resize");
+	tcase_set_timeout(tc, 300);
+	tcase_add_loop_test(tc, test_resize_during_io, 0, 2);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("load");
 	tcase_set_timeout(tc, 300);
