@@ -1,7 +1,8 @@
 """Measuring: the trace driver (BUILD/tests/tools/gate_trace) once for the exact counters,
-and once under callgrind for the instructions of each case's measured operations
-(gate_ops_CASE: callgrind zeroes its counters on entry and dumps them on return, so setup,
-pool format and the JSON printing are not counted)."""
+and once under callgrind for the instructions of each case's measured operations (the
+driver runs them inside gate_measure: callgrind zeroes its counters on entry and dumps them
+on return, one dump per case in the order the cases run, so setup, pool format and the JSON
+printing are not counted)."""
 import glob
 import json
 import os
@@ -51,26 +52,25 @@ def instructions(build, seed, cases, env=None):
     vg = valgrind_version()
     with tempfile.TemporaryDirectory(prefix="gate-cg.") as tmp:
         out = os.path.join(tmp, "cg.out")
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-        for c in cases:
-            cmd += [f"--zero-before=gate_ops_{c}", f"--dump-after=gate_ops_{c}"]
-        cmd += [driver_path(build), "--seed", str(seed)] + list(cases)
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+               "--zero-before=gate_measure", "--dump-after=gate_measure",
+               driver_path(build), "--seed", str(seed)] + list(cases)
         p = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if p.returncode != 0:
             raise RuntimeError(f"callgrind run failed (exit {p.returncode}): "
                                f"{p.stderr.strip()[-2000:]}")
-        got = {}
+        dumps = []  # (part number, instructions) of each gate_measure dump
         for f in glob.glob(out + ".*"):
             text = open(f).read()
-            trig = re.search(r"^desc: Trigger: --dump-after=gate_ops_(\S+)", text, re.M)
+            part = re.search(r"^part: (\d+)", text, re.M)
             summ = re.search(r"^summary: (\d+)", text, re.M)
-            if trig and summ:
-                got[trig.group(1)] = int(summ.group(1))
-        lost = [c for c in cases if c not in got]
-        if lost:
-            raise RuntimeError(f"callgrind gave no count for {', '.join(lost)} (was the driver "
-                               f"built with its gate_ops_CASE functions?)")
-        return got, vg
+            if part and summ and re.search(r"^desc: Trigger: --dump-after=gate_measure", text,
+                                           re.M):
+                dumps.append((int(part.group(1)), int(summ.group(1))))
+        if len(dumps) != len(cases):
+            raise RuntimeError(f"callgrind gave {len(dumps)} counts for {len(cases)} cases (was "
+                               f"the driver built with gate_measure?)")
+        return {c: n for c, (_, n) in zip(cases, sorted(dumps))}, vg
 
 
 def measure(build, seed, layers, cases=(), env=None):

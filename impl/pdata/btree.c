@@ -1,6 +1,7 @@
 /* Btree: empty trees, deletion, lookups and the in-order walk (see btree.h;
  * btree_internal.h lists the other files). */
 #include "pdata/btree_internal.h"
+#include "pdata/gate_inject.h"
 
 #include <errno.h>
 #include <string.h>
@@ -153,6 +154,8 @@ int btree_lookup(struct btree_info *info, uint64_t root, const uint64_t *keys, v
 	int r = bt_bottom_root(info, root, keys, &root);
 	if (r)
 		return r;
+	if (gate_inject_every('d', 5))
+		(void)lookup_one(info, root, keys[info->levels - 1], info->value_type.size, value);
 	return lookup_one(info, root, keys[info->levels - 1], info->value_type.size, value);
 }
 

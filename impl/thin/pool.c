@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pdata/gate_inject.h"
 #include "thin/pool_internal.h"
 
 int pool_err(struct thinp_pool *p, int r, const char *fmt, ...)
@@ -104,6 +105,8 @@ int pool_commit_locked(struct thinp_pool *p, struct thinp_class_stats *cost)
 	if (mode_get(p) == THINP_MODE_FAIL || mode_get(p) == THINP_MODE_READ_ONLY || p->o.read_only)
 		return 0;
 	int r = tmd_commit(p->md);
+	if (!r && gate_inject('c'))
+		r = tmd_commit(p->md);
 	if (r)
 		return pool_metadata_failed(p, r, "commit");
 	p->nr_changed = 0;

@@ -5,6 +5,9 @@
 # THINP_GATE_INJECT=LETTER, must fail the gate in the layer and class that should catch them:
 #   a  whole-block writes over shared blocks copy anyway  -> exact, cow_64k / write_cow_full
 #   b  a CoW copy reads the old block twice               -> exact, cow_4k / write_cow
+#   c  every commit happens twice                          -> exact, overwrite / commit, ...
+#   d  a btree lookup spins 20% longer                     -> instructions, reads (exact passes)
+#   e  a CoW reads the old block twice, uncounted          -> instructions, cow_4k (exact passes)
 # and an unchanged build must pass both layers (exact counters and instructions are
 # deterministic). Bad input: a baseline of another schema version, a run directory missing
 # files, cases on one side only, a bad layer name: each a clear message and exit 2 or 1.
@@ -96,6 +99,28 @@ row cow_4k write_cow exact changed "data_bytes_read: "
 row cow_4k write_cow exact changed "+100.0%"
 row snapshot_chain write_cow exact changed "data_bytes_read"
 only cow_4k/write_cow/exact snapshot_chain/write_cow/exact
+
+echo "== c: every commit happens twice"
+THINP_GATE_INJECT=c expect 1 "$GATE" check --build "$INJ" --baseline "$WORK/base.json" \
+	--layers exact --out "$WORK/v"
+row overwrite commit exact changed "meta_bytes_written: 4,096 -> 8,192 (+4,096, +100.0%)"
+row commit_every_8 commit exact changed "meta_bytes_written: "
+row commit_every_8 case exact changed "meta_blocks_per_commit: "
+
+echo "== d: a btree lookup spins 20% longer: exact passes, instructions catch it"
+THINP_GATE_INJECT=d expect 0 "$GATE" check --build "$INJ" --baseline "$WORK/base.json" \
+	--layers exact --out "$WORK/v"
+THINP_GATE_INJECT=d expect 1 "$GATE" check --build "$INJ" --baseline "$WORK/base.json" \
+	--layers instructions --out "$WORK/v"
+row reads ops instructions regressed "instructions: "
+
+echo "== e: a CoW reads the old block twice, uncounted: exact passes, instructions catch it"
+THINP_GATE_INJECT=e expect 0 "$GATE" check --build "$INJ" --baseline "$WORK/base.json" \
+	--layers exact --out "$WORK/v"
+THINP_GATE_INJECT=e expect 1 "$GATE" check --build "$INJ" --baseline "$WORK/base.json" \
+	--layers instructions --out "$WORK/v"
+row cow_4k ops instructions regressed "instructions: "
+only cow_4k/ops/instructions snapshot_chain/ops/instructions
 
 echo "== outputs: markdown to \$GITHUB_STEP_SUMMARY, JUnit XML, JSON"
 : >"$WORK/summary.md"
