@@ -146,7 +146,8 @@ static void content_truncate(struct content *c, uint64_t size)
 static void content_copy(struct content *dst, const struct content *src)
 {
 	dst->pg = realloc(dst->pg, (src->n ? src->n : 1) * sizeof(*dst->pg));
-	memcpy(dst->pg, src->pg, src->n * sizeof(*dst->pg));
+	if (src->n) /* (src->pg is NULL while empty: memcpy's pointers must not be) */
+		memcpy(dst->pg, src->pg, src->n * sizeof(*dst->pg));
 	dst->n = src->n;
 	dst->size = src->size;
 }
@@ -338,7 +339,8 @@ static void apply(size_t k)
 	case WLOG_FSYNCDIR:
 		in = get(h->id);
 		in->dents.e = realloc(in->dents.e, (in->ents.n + 1) * sizeof(struct dent));
-		memcpy(in->dents.e, in->ents.e, in->ents.n * sizeof(struct dent));
+		if (in->ents.n)
+			memcpy(in->dents.e, in->ents.e, in->ents.n * sizeof(struct dent));
 		in->dents.n = in->ents.n;
 		break;
 	}
