@@ -11,6 +11,7 @@
 #include "pdata/endian.h"
 #include "pdata/format.h"
 #include "pdata/transaction_manager.h"
+#include "thin/snap_reader.h"
 #include "thin/superblock.h"
 
 static int set_err(char *err, size_t errlen, int r, const char *fmt, ...)
@@ -244,194 +245,24 @@ int xml_dump(struct tmd *md, FILE *out, const struct xml_dump_opts *opts, char *
 	return dump(&src, &h, out, opts, err, errlen);
 }
 
-/* -- metadata snapshot --
- * The held superblock copy has zeroed space-map roots, so it cannot be opened
- * as a pool (tmd_open); its trees are read directly, read-only. Nothing here
- * allocates or frees metadata blocks, so the transaction manager needs no
- * space map. */
-
-struct snap_dev {
-	uint64_t id;
-	uint64_t root; /* mapping subtree */
-	bool has_details;
-	struct thin_details d;
-};
-
-struct snap_reader {
-	struct bm *bm;
-	struct tm *tm;
-	struct btree_info tl_info, bl_info, details_info;
-	struct snap_dev *devs; /* ascending ids, from the top-level mapping tree */
-	size_t nr, cap;
-	uint64_t details_orphan; /* a device with details but no mappings, if any */
-	bool has_orphan;
-	char err[512];
-};
-
-static struct snap_dev *snap_find(struct snap_reader *s, uint64_t id)
-{
-	size_t lo = 0, hi = s->nr;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (s->devs[mid].id == id)
-			return &s->devs[mid];
-		if (s->devs[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
-static int snap_collect_dev(void *ctx, uint64_t key, const void *value)
-{
-	struct snap_reader *s = ctx;
-	if (s->nr == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		struct snap_dev *n = realloc(s->devs, cap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		s->devs = n;
-		s->cap = cap;
-	}
-	s->devs[s->nr++] = (struct snap_dev){ .id = key, .root = le64_get(value) };
-	return 0;
-}
-
-/* Walked rather than looked up per device: btree_walk never copies more than
- * the caller's value size out of a node, whatever the node claims. */
-static int snap_collect_details(void *ctx, uint64_t key, const void *value)
-{
-	struct snap_reader *s = ctx;
-	struct snap_dev *sd = snap_find(s, key);
-	if (!sd) {
-		if (!s->has_orphan) {
-			s->has_orphan = true;
-			s->details_orphan = key;
-		}
-		return 0;
-	}
-	thin_details_unpack(value, &sd->d);
-	sd->has_details = true;
-	return 0;
-}
-
-static const char *snap_error(void *ctx)
-{
-	struct snap_reader *s = ctx;
-	return s->err;
-}
-
-static int snap_fail(struct snap_reader *s, int r, const char *what)
-{
-	const char *why = *bm_last_error(s->bm) ? bm_last_error(s->bm) : strerror(-r);
-	snprintf(s->err, sizeof(s->err), "%s: %s", what, why);
-	return r;
-}
-
-static int snap_list(void *ctx, uint64_t **ids, size_t *nr)
-{
-	struct snap_reader *s = ctx;
-	*ids = malloc((s->nr ? s->nr : 1) * sizeof(**ids));
-	if (!*ids)
-		return snap_fail(s, -ENOMEM, "listing devices");
-	for (size_t i = 0; i < s->nr; i++)
-		(*ids)[i] = s->devs[i].id;
-	*nr = s->nr;
-	return 0;
-}
+/* -- metadata snapshot (its trees read through snap_reader.h) -- */
 
 static int snap_details(void *ctx, uint64_t dev, struct thin_details *d)
 {
-	struct snap_reader *s = ctx;
-	struct snap_dev *sd = snap_find(s, dev);
+	struct snap_dev *sd = snap_reader_find(ctx, dev);
 	if (!sd || !sd->has_details)
 		return -ENODATA;
 	*d = sd->d;
 	return 0;
 }
 
-struct snap_walk_ctx {
-	tmd_mapping_fn fn;
-	void *fn_ctx;
-};
-
-static int snap_walk_one(void *ctx, uint64_t key, const void *value)
-{
-	struct snap_walk_ctx *w = ctx;
-	uint64_t x = le64_get(value);
-	return w->fn(w->fn_ctx, key, x >> 24, (uint32_t)(x & THIN_MAX_TIME));
-}
-
-static int snap_walk(void *ctx, uint64_t dev, tmd_mapping_fn fn, void *fn_ctx)
-{
-	struct snap_reader *s = ctx;
-	struct snap_dev *sd = snap_find(s, dev);
-	if (!sd)
-		return -ENODATA;
-	struct snap_walk_ctx w = { fn, fn_ctx };
-	int r = btree_walk(&s->bl_info, sd->root, snap_walk_one, &w);
-	return r ? snap_fail(s, r, "walking the mapping tree") : 0;
-}
-
 int xml_dump_metadata_snap(struct tp_dev *meta, uint64_t snap_block, FILE *out,
                            const struct xml_dump_opts *opts, char *err, size_t errlen)
 {
-	struct snap_reader s = { 0 };
-	struct thin_superblock sb, held;
-	struct bm_block *blk;
-	/* A small cache: the walk visits each node once. */
-	int r = bm_create(meta, 256, &s.bm);
+	struct snap_reader s;
+	int r = snap_reader_open(&s, meta, snap_block, err, errlen);
 	if (r)
-		return set_err(err, errlen, r, "cannot set up the metadata cache: %s",
-		               strerror(-r));
-	r = tm_create(s.bm, NULL, &s.tm);
-	if (r) {
-		r = set_err(err, errlen, r, "out of memory");
 		goto out;
-	}
-	r = bm_read_lock(s.bm, THIN_SUPERBLOCK_LOCATION, &thin_sb_validator, &blk);
-	if (r) {
-		r = set_err(err, errlen, r, "cannot read the superblock: %s",
-		            *bm_last_error(s.bm) ? bm_last_error(s.bm) : strerror(-r));
-		goto out;
-	}
-	thin_sb_unpack(bm_block_data(blk), &sb);
-	bm_unlock(blk);
-	if (!sb.held_root) {
-		r = set_err(err, errlen, -ENOENT,
-		            "the metadata has no metadata snapshot (the superblock holds none)");
-		goto out;
-	}
-	if (snap_block && snap_block != sb.held_root) {
-		r = set_err(err, errlen, -EINVAL,
-		            "block %" PRIu64 " is not the metadata snapshot: the superblock holds "
-		            "one at block %" PRIu64,
-		            snap_block, sb.held_root);
-		goto out;
-	}
-	r = bm_read_lock(s.bm, sb.held_root, &thin_sb_validator, &blk);
-	if (r) {
-		r = set_err(err, errlen, r,
-		            "cannot read the metadata snapshot at block %" PRIu64 ": %s",
-		            sb.held_root,
-		            *bm_last_error(s.bm) ? bm_last_error(s.bm) : strerror(-r));
-		goto out;
-	}
-	thin_sb_unpack(bm_block_data(blk), &held);
-	bm_unlock(blk);
-
-	s.bl_info = (struct btree_info){ s.tm, 1, { NULL, 8, NULL, NULL, NULL } };
-	s.tl_info = (struct btree_info){ s.tm, 1, { NULL, 8, NULL, NULL, NULL } };
-	s.details_info = (struct btree_info){ s.tm, 1, { NULL, 24, NULL, NULL, NULL } };
-	r = btree_walk(&s.tl_info, held.data_mapping_root, snap_collect_dev, &s);
-	if (!r)
-		r = btree_walk(&s.details_info, held.device_details_root, snap_collect_details, &s);
-	if (r) {
-		snap_fail(&s, r, "reading the metadata snapshot's trees");
-		r = set_err(err, errlen, r, "%s", s.err);
-		goto out;
-	}
 	if (s.has_orphan) {
 		r = set_err(err, errlen, -EUCLEAN,
 		            "metadata contains errors: device %" PRIu64
@@ -439,17 +270,15 @@ int xml_dump_metadata_snap(struct tp_dev *meta, uint64_t snap_block, FILE *out,
 		            s.details_orphan);
 		goto out;
 	}
-
 	struct sm_root dsm;
-	sm_root_unpack(held.data_sm_root, &dsm);
+	sm_root_unpack(s.held.data_sm_root, &dsm);
 	/* the copy's data space-map root is zeroed, so this is 0 as in 0.9.0 */
-	struct dump_header h = { held.time,    held.trans_id,        held.flags,
-		                 held.version, held.data_block_size, dsm.nr_blocks };
-	struct dump_source src = { &s, snap_list, snap_details, snap_walk, snap_error };
+	struct dump_header h = { s.held.time,    s.held.trans_id,        s.held.flags,
+		                 s.held.version, s.held.data_block_size, dsm.nr_blocks };
+	struct dump_source src = { &s, snap_reader_list, snap_details, snap_reader_walk,
+		                   snap_reader_error };
 	r = dump(&src, &h, out, opts, err, errlen);
 out:
-	free(s.devs);
-	tm_destroy(s.tm);
-	bm_destroy(s.bm);
+	snap_reader_close(&s);
 	return r;
 }
