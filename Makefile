@@ -70,6 +70,10 @@ CLI_SRCS  := $(sort $(wildcard impl/cli/*.c))
 # The kernel backend (impl/dm/, issue #6) is the only user of libdevmapper: its own archive,
 # linked into the CLI only, so libthinp.a/.so never need libdevmapper.
 DM_SRCS   := $(sort $(wildcard impl/dm/*.c))
+# Docker's devicemapper graph driver (issue #10), a layer above libthinp on its public API, with
+# the FUSE bridge that exposes thin devices as files: its own archive, linked into the CLI (and
+# the unit tests), so libthinp never needs libfuse3.
+GRAPH_SRCS := $(sort $(wildcard impl/graph/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 # Other tests/unit/*.c files (no main) are shared helpers linked into every unit test.
 UNIT_HELPER_SRCS := $(sort $(filter-out tests/unit/test_%,$(wildcard tests/unit/*.c)))
@@ -96,11 +100,12 @@ OBJDIR    := $(BUILDDIR)/obj
 LIB_OBJS  := $(LIB_SRCS:%.c=$(OBJDIR)/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(OBJDIR)/%.o)
 DM_OBJS   := $(DM_SRCS:%.c=$(OBJDIR)/%.o)
+GRAPH_OBJS := $(GRAPH_SRCS:%.c=$(OBJDIR)/%.o)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(OBJDIR)/%.o)
 UNIT_HELPER_OBJS := $(UNIT_HELPER_SRCS:%.c=$(OBJDIR)/%.o)
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(OBJDIR)/%.o)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(OBJDIR)/%.o) $(SCEN_SRCS:%.c=$(OBJDIR)/%.o)
-ALL_OBJS  := $(LIB_OBJS) $(CLI_OBJS) $(DM_OBJS) $(UNIT_OBJS) $(UNIT_HELPER_OBJS) \
+ALL_OBJS  := $(LIB_OBJS) $(CLI_OBJS) $(DM_OBJS) $(GRAPH_OBJS) $(UNIT_OBJS) $(UNIT_HELPER_OBJS) \
 	     $(SUPPORT_OBJS) $(TOOL_OBJS)
 
 LIB_A     := $(BUILDDIR)/libthinp.a
@@ -114,6 +119,9 @@ LIB_TARGETS := $(if $(LIB_OBJS),$(LIB_A) $(LIB_SO))
 LIB_LINK    := $(if $(LIB_OBJS),$(LIB_A))
 DM_A        := $(BUILDDIR)/libthinp_dm.a
 DM_LINK     := $(if $(DM_OBJS),$(DM_A))
+GRAPH_A     := $(BUILDDIR)/libthinp_graph.a
+GRAPH_LINK  := $(if $(GRAPH_OBJS),$(GRAPH_A))
+GRAPH_LIBS   = $(if $(GRAPH_OBJS),$(shell pkg-config --libs fuse3 2>/dev/null || echo -lfuse3))
 # (recursively expanded: evaluated when the CLI links, after `make deps`)
 DM_CFLAGS    = $(shell pkg-config --cflags devmapper 2>/dev/null)
 DM_LIBS      = $(if $(DM_OBJS),$(shell pkg-config --libs devmapper 2>/dev/null || echo -ldevmapper))
@@ -220,17 +228,23 @@ $(BUILDDIR)/tests/test_api_%: tests/api/test_%.c $(HEADER) $(LIB_SO) $(FLAGS_STA
 	$(CC) $(API_CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILDDIR) -lthinp \
 		-Wl,-rpath,$(abspath $(BUILDDIR)) $(CHECK_LIBS)
 
-$(THINP_BIN): $(CLI_OBJS) $(DM_LINK) $(LIB_LINK) $(FLAGS_STAMP)
+$(THINP_BIN): $(CLI_OBJS) $(GRAPH_LINK) $(DM_LINK) $(LIB_LINK) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(DM_LINK) $(LIB_LINK) $(DM_LIBS) $(LIB_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(GRAPH_LINK) $(DM_LINK) $(LIB_LINK) $(GRAPH_LIBS) \
+		$(DM_LIBS) $(LIB_LIBS)
+
+$(GRAPH_A): $(GRAPH_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $(GRAPH_OBJS)
 
 # (libthinp_dm.a too: its table and status parsers are pure C, tested without libdevmapper;
 # the archive's libdevmapper parts are never pulled in by a unit test)
-$(BUILDDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(UNIT_HELPER_OBJS) $(SUPPORT_A) $(DM_LINK) \
-		$(LIB_LINK) $(FLAGS_STAMP)
+$(BUILDDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(UNIT_HELPER_OBJS) $(SUPPORT_A) $(GRAPH_LINK) \
+		$(DM_LINK) $(LIB_LINK) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJS) $(SUPPORT_A) $(DM_LINK) $(LIB_LINK) \
-		$(CHECK_LIBS) $(LIB_LIBS) -lm
+	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJS) $(SUPPORT_A) $(GRAPH_LINK) $(DM_LINK) \
+		$(LIB_LINK) $(CHECK_LIBS) $(GRAPH_LIBS) $(LIB_LIBS) -lm
 
 -include $(ALL_OBJS:.o=.d)
 

@@ -130,6 +130,11 @@ THINP_API uint64_t thinp_dev_size(const struct tp_dev *d);
  * devices, which their owner grows. */
 THINP_API int thinp_dev_resize(struct tp_dev *d, uint64_t size);
 THINP_API void thinp_dev_close(struct tp_dev *d);
+/* Attach the file PATH to a free loop device as losetup does (root only), with autoclear:
+ * the loop detaches itself when its last opener closes. DIRECT = --direct-io=on. DEV gets
+ * the loop's path (/dev/loopN); *FD is an open read-write descriptor of it, which keeps the
+ * loop until closed (close it once a mount or another opener holds the loop). */
+THINP_API int thinp_loop_attach(const char *path, bool direct, char *dev, size_t len, int *fd);
 
 /* Format new metadata on META for DATA (the pool takes ownership of both
  * devices, also on failure) and open the pool. */

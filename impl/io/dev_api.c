@@ -40,3 +40,8 @@ uint64_t thinp_dev_size(const struct tp_dev *d) { return tp_dev_size_get(d); }
 int thinp_dev_resize(struct tp_dev *d, uint64_t size) { return tp_dev_resize(d, size); }
 
 void thinp_dev_close(struct tp_dev *d) { tp_dev_close(d); }
+
+int thinp_loop_attach(const char *path, bool direct, char *dev, size_t len, int *fd)
+{
+	return tp_loop_attach(path, direct, dev, len, fd);
+}

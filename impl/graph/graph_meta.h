@@ -1,0 +1,57 @@
+/* The driver's metadata files in ROOT/metadata/ (docs/docker-driver.md §1): one JSON per
+ * device, deviceset-metadata and transaction-metadata, written as Docker writes them
+ * (a .tmp file in the same directory, fsync, rename). */
+#ifndef THINP_GRAPH_META_H
+#define THINP_GRAPH_META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TG_HASH_MAX 128 /* longest device hash (Docker's ids are 64 hex digits) */
+
+struct tg_devinfo {
+	char hash[TG_HASH_MAX + 1]; /* "" = the base device (file "base") */
+	uint64_t device_id;
+	uint64_t size;              /* bytes */
+	uint64_t transaction_id;
+	bool initialized;
+	bool deleted;
+};
+
+struct tg_deviceset {
+	uint64_t next_device_id;
+	char base_uuid[64];         /* BaseDeviceUUID, "" if none */
+	char base_fs[8];            /* BaseDeviceFilesystem, "" if none */
+};
+
+struct tg_txn {
+	uint64_t open_transaction_id;
+	char device_hash[TG_HASH_MAX + 1];
+	uint64_t device_id;
+};
+
+/* A hash a user may give as a layer/container id: 1..TG_HASH_MAX of [A-Za-z0-9_.-], not
+ * starting with '.', not "base", "deviceset-metadata", "transaction-metadata", nor ending
+ * ".migrated". 0 or -EINVAL with a sentence naming it and what is allowed. */
+int tg_meta_check_hash(const char *hash, char *err, size_t len);
+
+/* DIR is ROOT/metadata. Errors: negative errno, ERR gets Docker's wording
+ * ("devmapper: Error writing metadata to <path>: ..."). */
+int tg_meta_save_device(const char *dir, const struct tg_devinfo *d, char *err, size_t len);
+int tg_meta_remove_device(const char *dir, const char *hash, char *err, size_t len);
+/* Every device file in DIR (skipping ".*", "*.migrated" and the two set files; ids over
+ * 0xffffff are skipped as Docker does). *OUT is malloc'd; a file that cannot be parsed
+ * fails the whole load (-EINVAL, naming the file). */
+int tg_meta_load_devices(const char *dir, struct tg_devinfo **out, size_t *nr, char *err, size_t len);
+
+int tg_meta_save_deviceset(const char *dir, const struct tg_deviceset *s, char *err, size_t len);
+/* A missing file gives zeros and 0. */
+int tg_meta_load_deviceset(const char *dir, struct tg_deviceset *s, char *err, size_t len);
+
+int tg_meta_save_txn(const char *dir, const struct tg_txn *t, char *err, size_t len);
+/* -ENOENT when there is no file. */
+int tg_meta_load_txn(const char *dir, struct tg_txn *t, char *err, size_t len);
+int tg_meta_remove_txn(const char *dir, char *err, size_t len);
+
+#endif
