@@ -186,7 +186,8 @@ THINP_API void thinp_pool_error_copy(struct thinp_pool *p, char *buf, size_t len
 
 THINP_API int thinp_pool_commit(struct thinp_pool *p);
 
-/* Pool messages (each commits on success, as the kernel's do). */
+/* Pool messages (each commits on success, as the kernel's do). A delete of a thin with an
+ * open thinp_thin handle is refused with -EBUSY, as dm-thin refuses an active one. */
 THINP_API int thinp_create_thin(struct thinp_pool *p, uint64_t id);
 THINP_API int thinp_create_snap(struct thinp_pool *p, uint64_t id, uint64_t origin);
 THINP_API int thinp_delete_thin(struct thinp_pool *p, uint64_t id);

@@ -235,6 +235,7 @@ static void destroy_pool(struct thinp_pool *p)
 	pthread_cond_destroy(&p->timer_cv);
 	free(p->changed_ids);
 	free(p->pd_blocks);
+	free(p->open_thins);
 	pthread_mutex_destroy(&p->err_lock);
 	free(p);
 }
@@ -374,6 +375,37 @@ int thinp_pool_close(struct thinp_pool *p)
 
 /* ---- thin devices ---- */
 
+bool pool_thin_is_open(struct thinp_pool *p, uint64_t id)
+{
+	for (size_t i = 0; i < p->nr_open_thins; i++)
+		if (p->open_thins[i].id == id)
+			return true;
+	return false;
+}
+
+/* Count an open (+1) or a close (-1) of thin ID, under md_lock. */
+static int open_count(struct thinp_pool *p, uint64_t id, int delta)
+{
+	for (size_t i = 0; i < p->nr_open_thins; i++) {
+		if (p->open_thins[i].id != id)
+			continue;
+		if (delta > 0) {
+			p->open_thins[i].n++;
+		} else if (--p->open_thins[i].n == 0) {
+			p->open_thins[i] = p->open_thins[--p->nr_open_thins];
+		}
+		return 0;
+	}
+	if (delta < 0)
+		return 0;
+	struct open_thin *n = realloc(p->open_thins, (p->nr_open_thins + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	p->open_thins = n;
+	p->open_thins[p->nr_open_thins++] = (struct open_thin){id, 1};
+	return 0;
+}
+
 int thinp_thin_open(struct thinp_pool *p, uint64_t id, uint64_t size_bytes,
 		    struct thinp_thin **out)
 {
@@ -397,8 +429,23 @@ int thinp_thin_open(struct thinp_pool *p, uint64_t id, uint64_t size_bytes,
 	t->p = p;
 	t->id = id;
 	t->size = size_bytes;
+	pthread_mutex_lock(&p->md_lock);
+	r = open_count(p, id, 1);
+	pthread_mutex_unlock(&p->md_lock);
+	if (r) {
+		free(t);
+		return r;
+	}
 	*out = t;
 	return 0;
 }
 
-void thinp_thin_close(struct thinp_thin *t) { free(t); }
+void thinp_thin_close(struct thinp_thin *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->p->md_lock);
+	open_count(t->p, t->id, -1);
+	pthread_mutex_unlock(&t->p->md_lock);
+	free(t);
+}

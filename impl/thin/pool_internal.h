@@ -43,6 +43,13 @@ struct thinp_pool {
 	uint64_t block_bytes;
 
 	pthread_mutex_t md_lock;
+	/* thin ids with open handles (under md_lock): dm-thin refuses to delete an open thin
+	 * device with EBUSY (its td->open_count), and Docker's deferred deletion relies on it */
+	struct open_thin {
+		uint64_t id;
+		unsigned n;
+	} *open_thins;
+	size_t nr_open_thins;
 	pthread_cond_t space_cv; /* with md_lock: data space grew or mode changed */
 	pthread_rwlock_t commit_barrier;
 	pthread_rwlock_t cells[NR_CELLS];
@@ -93,6 +100,8 @@ static inline void mode_set(struct thinp_pool *p, enum thinp_pool_mode m)
 /* ---- errors, modes, commit (pool.c) ---- */
 
 /* Record the pool's error sentence; returns R. */
+/* Under md_lock: does thin ID have an open handle? */
+bool pool_thin_is_open(struct thinp_pool *p, uint64_t id);
 int pool_err(struct thinp_pool *p, int r, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* A metadata operation failed: drop the transaction, go read-only or fail (md_lock held). */

@@ -7,6 +7,7 @@
 #include "thin/pool_internal.h"
 
 typedef int (*msg_fn)(struct tmd *md, uint64_t a, uint64_t b);
+static int m_delete(struct tmd *md, uint64_t a, uint64_t b);
 
 static int message(struct thinp_pool *p, msg_fn fn, uint64_t a, uint64_t b, const char *name)
 {
@@ -19,6 +20,12 @@ static int message(struct thinp_pool *p, msg_fn fn, uint64_t a, uint64_t b, cons
 		pool_err(p, -EOPNOTSUPP, "unable to service pool target messages in READ_ONLY or FAIL mode (%s)",
 		         name);
 		r = -EOPNOTSUPP;
+		goto out;
+	}
+	if (fn == m_delete && pool_thin_is_open(p, a)) {
+		/* dm-thin's __delete_device: an open thin device is not deleted */
+		r = pool_err(p, -EBUSY, "delete: thin device %llu is open (close it first)",
+		             (unsigned long long)a);
 		goto out;
 	}
 	r = fn(p->md, a, b);

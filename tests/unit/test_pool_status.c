@@ -293,6 +293,33 @@ START_TEST(test_transaction_id)
 }
 END_TEST
 
+/* dm-thin refuses to delete an open thin device (EBUSY) and deletes it once closed; Docker's
+ * deferred deletion is built on that answer. */
+START_TEST(test_delete_open_thin)
+{
+	pu_ctx("delete of an open thin");
+	struct pu_env e;
+	env_open(&e, 128, 16, 4 * MiB, NULL, false);
+	REQ0(thinp_create_thin(e.p, 3));
+	struct thinp_thin *t1, *t2;
+	REQ0(thinp_thin_open(e.p, 3, 1 * MiB, &t1));
+	REQ0(thinp_thin_open(e.p, 3, 1 * MiB, &t2));
+	int r = thinp_delete_thin(e.p, 3);
+	REQ(r == -EBUSY, "delete of a thin open twice returned %d", r);
+	REQ(strstr(thinp_pool_error(e.p), "is open") != NULL, "error: %s", thinp_pool_error(e.p));
+	thinp_thin_close(t1);
+	r = thinp_delete_thin(e.p, 3);
+	REQ(r == -EBUSY, "delete of a thin still open once returned %d", r);
+	struct thinp_thin_status ts;
+	REQ0(thinp_thin_status(e.p, 3, &ts)); /* still there */
+	thinp_thin_close(t2);
+	REQ0(thinp_delete_thin(e.p, 3));
+	r = thinp_thin_status(e.p, 3, &ts);
+	REQ(r != 0, "thin 3 still has a status after its delete");
+	env_close(&e);
+}
+END_TEST
+
 START_TEST(test_held_root)
 {
 	pu_ctx("reserve_metadata_snap");
@@ -534,6 +561,7 @@ static Suite *status_suite(void)
 	                    (int)(sizeof(meta_sizes) / sizeof(meta_sizes[0])));
 	tcase_add_test(tc, test_transaction_id);
 	tcase_add_test(tc, test_held_root);
+	tcase_add_test(tc, test_delete_open_thin);
 	tcase_add_test(tc, test_out_of_data_space_word);
 	tcase_add_test(tc, test_read_only_needs_check);
 	tcase_add_test(tc, test_fail_mode);
