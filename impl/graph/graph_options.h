@@ -19,7 +19,8 @@ struct tg_options {
 	char mkfsargs[TG_MAX_MKFSARGS][TG_OPT_STR]; /* dm.mkfsarg, repeatable */
 	unsigned nr_mkfsargs;
 	char mountopt[TG_OPT_STR];  /* dm.mountopt values joined with ',' */
-	uint64_t blocksize;         /* dm.blocksize, bytes (64 KiB) */
+	uint64_t blocksize;         /* dm.blocksize, bytes (64 KiB), cut to 32 bits as Docker's
+				     * uint32(size) does; no range check (Docker has none) */
 	char thinpooldev[TG_OPT_STR]; /* dm.thinpooldev with /dev/mapper/ stripped */
 	bool blkdiscard;            /* dm.blkdiscard (true; false with thinpooldev unless given) */
 	bool blkdiscard_set;
@@ -32,9 +33,13 @@ struct tg_options {
 
 void tg_options_default(struct tg_options *o);
 
-/* One "key=value" (key trimmed and lower-cased, value trimmed, as Docker does).
- * 0, or -EINVAL with Docker's error text in ERR ("devmapper: Unknown option dm.foo",
- * "Unable to parse key/value option: x", "invalid size: 'x'", ...). */
+/* One "key=value" (split at the first '=', key trimmed and lower-cased, value trimmed, as
+ * Docker does). 0, or -EINVAL with Docker's error text in ERR ("devmapper: Unknown option
+ * dm.foo", "Unable to parse key/value option: x", "invalid size: 'x'", the ParseBool /
+ * ParseUint texts, the dm.min_free_space and dm.fs texts); O is unchanged on error. Real
+ * Docker options without a field here (dm.datadev, dm.metadatadev,
+ * dm.xfs_nospace_max_retries, dm.libdm_log_level, dm.directlvm_*, dm.thinp_*) are refused
+ * as "devmapper: Option <key> is not supported by thinbench: <why and what instead>". */
 int tg_options_parse(struct tg_options *o, const char *kv, char *err, size_t len);
 
 /* After every option: the cross-checks (deferred deletion needs deferred removal;
