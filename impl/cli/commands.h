@@ -28,5 +28,6 @@ int cmd_read(int argc, char **argv, const struct cli_global *g);
 int cmd_discard(int argc, char **argv, const struct cli_global *g);
 int cmd_set_transaction_id(int argc, char **argv, const struct cli_global *g);
 int cmd_metadata_snap(int argc, char **argv, const struct cli_global *g);
+int cmd_docker(int argc, char **argv, const struct cli_global *g);
 
 #endif

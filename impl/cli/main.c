@@ -31,6 +31,7 @@ static const struct command commands[] = {
 	{ "check", cmd_check, "verify thin-pool metadata (stricter than thin_check)", false },
 	{ "dump", cmd_dump, "write metadata as thin_dump XML (like thin_dump)", false },
 	{ "restore", cmd_restore, "build metadata from thin_dump XML (like thin_restore)", false },
+	{ "docker", cmd_docker, "Docker's devicemapper storage driver: layers, containers, info", true },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))
