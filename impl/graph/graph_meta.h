@@ -37,12 +37,20 @@ struct tg_txn {
 int tg_meta_check_hash(const char *hash, char *err, size_t len);
 
 /* DIR is ROOT/metadata. Errors: negative errno, ERR gets Docker's wording
- * ("devmapper: Error writing metadata to <path>: ..."). */
+ * ("devmapper: Error writing metadata to <path>: ..."). A save writes DIR/.tmpXXXXXX
+ * (0600), fsyncs it, renames it over the target and fsyncs DIR (Docker does not sync DIR;
+ * we do, so that the file is durable before the pool's transaction id moves); a failed
+ * save leaves no temporary behind. A hash other than "" must pass tg_meta_check_hash
+ * (-EINVAL otherwise). A remove of a missing file is no error, and also syncs DIR. */
 int tg_meta_save_device(const char *dir, const struct tg_devinfo *d, char *err, size_t len);
 int tg_meta_remove_device(const char *dir, const char *hash, char *err, size_t len);
-/* Every device file in DIR (skipping ".*", "*.migrated" and the two set files; ids over
- * 0xffffff are skipped as Docker does). *OUT is malloc'd; a file that cannot be parsed
- * fails the whole load (-EINVAL, naming the file). */
+/* Every device file in DIR (skipping ".*", "*.migrated", the two set files and
+ * directories; ids over 0xffffff are skipped as Docker's 2015 loader did — the newest
+ * Docker fails its start on them instead). *OUT is malloc'd (free it; NULL when *NR is 0),
+ * sorted by hash, the base's hash "". A file that cannot be parsed fails the whole load
+ * (-EINVAL, ERR "devmapper: Error loading device metadata file <path>: <what> at byte N").
+ * Parsing is encoding/json's: keys in any order and case, unknown keys and white space
+ * ignored, null leaves a field at zero, anything after the object refused. */
 int tg_meta_load_devices(const char *dir, struct tg_devinfo **out, size_t *nr, char *err, size_t len);
 
 int tg_meta_save_deviceset(const char *dir, const struct tg_deviceset *s, char *err, size_t len);
@@ -50,7 +58,8 @@ int tg_meta_save_deviceset(const char *dir, const struct tg_deviceset *s, char *
 int tg_meta_load_deviceset(const char *dir, struct tg_deviceset *s, char *err, size_t len);
 
 int tg_meta_save_txn(const char *dir, const struct tg_txn *t, char *err, size_t len);
-/* -ENOENT when there is no file. */
+/* -ENOENT when there is no file. A file that cannot be parsed is -EINVAL naming it
+ * (Docker ignores its json.Unmarshal error here and goes on with what it got). */
 int tg_meta_load_txn(const char *dir, struct tg_txn *t, char *err, size_t len);
 int tg_meta_remove_txn(const char *dir, char *err, size_t len);
 
