@@ -36,7 +36,8 @@ struct tg_txn {
  * ".migrated". 0 or -EINVAL with a sentence naming it and what is allowed. */
 int tg_meta_check_hash(const char *hash, char *err, size_t len);
 
-/* DIR is ROOT/metadata. Errors: negative errno, ERR gets Docker's wording
+/* DIR is ROOT/metadata. ERR may be NULL when LEN is 0 (here and below).
+ * Errors: negative errno, ERR gets Docker's wording
  * ("devmapper: Error writing metadata to <path>: ..."). A save writes DIR/.tmpXXXXXX
  * (0600), fsyncs it, renames it over the target and fsyncs DIR (Docker does not sync DIR;
  * we do, so that the file is durable before the pool's transaction id moves); a failed

@@ -482,6 +482,10 @@ START_TEST(test_write_failures)
 		ck_assert_int_eq(tg_meta_remove_device(dir, bad[i], err, sizeof(err)), -EINVAL);
 	}
 	ck_assert_str_eq(listing(dir), "abc");
+	/* callers that do not want the text pass no buffer */
+	ck_assert_int_eq(tg_meta_remove_device(dir, "a/b", NULL, 0), -EINVAL);
+	ck_assert_int_eq(tg_meta_remove_device(dir, "abc", NULL, 0), -EISDIR);
+	ck_assert_int_eq(tg_meta_save_device(none, &d, NULL, 0), -ENOENT);
 }
 END_TEST
 
