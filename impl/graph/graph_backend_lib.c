@@ -108,6 +108,24 @@ static int start_expose(struct lib_be *b, char *err, size_t len)
 	return tg_expose_start(b->pool, b->mapper, &b->ex, err, len);
 }
 
+/* Is the loop device DEV still bound to FILE? (sysfs names its backing file) */
+static bool loop_bound_to(const char *dev, const char *file)
+{
+	const char *base = strrchr(dev, '/');
+	char path[128], back[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", base ? base + 1 : dev);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	bool same = fgets(back, sizeof(back), f) && (back[strcspn(back, "\n")] = 0, 1) &&
+		    !strcmp(back, file);
+	fclose(f);
+	return same;
+}
+
+static int reactivate(struct lib_be *b, struct lib_active *a, char *dev, size_t dlen, char *err,
+		      size_t len);
+
 static int lib_activate(void *be, const char *name, uint64_t id, uint64_t size, char *dev,
 			size_t dlen, char *err, size_t len)
 {
@@ -118,7 +136,7 @@ static int lib_activate(void *be, const char *name, uint64_t id, uint64_t size, 
 		return 0;
 	}
 	if (a)
-		return tg_err(err, len, -EBUSY, "%s is being removed (deferred): still open", name);
+		return reactivate(b, a, dev, dlen, err, len);
 	int r = start_expose(b, err, len);
 	if (r)
 		return r;
@@ -143,6 +161,34 @@ static int lib_activate(void *be, const char *name, uint64_t id, uint64_t size, 
 		return tg_err(err, len, r, "loopback attach failed for %s: %s", file, strerror(-r));
 	}
 	b->nr++;
+	snprintf(dev, dlen, "%s", a->dev);
+	return 0;
+}
+
+/* Activating a device whose deferred removal is pending cancels the removal, as for a
+ * dm device. Its loop may still be bound (a lazily detached mount holds it): then that same
+ * block device is used again, so one file system never sits on two loop devices of one
+ * file; otherwise a new loop is attached over the file, still exposed. */
+static int reactivate(struct lib_be *b, struct lib_active *a, char *dev, size_t dlen, char *err,
+		      size_t len)
+{
+	char file[PATH_MAX + 256];
+	snprintf(file, sizeof(file), "%s/%s", b->mapper, a->name);
+	int r;
+	if (loop_bound_to(a->dev, file)) {
+		a->loop_fd = open(a->dev, O_RDWR | O_CLOEXEC);
+		if (a->loop_fd < 0 || !loop_bound_to(a->dev, file)) {
+			if (a->loop_fd >= 0)
+				close(a->loop_fd);
+			a->loop_fd = -1;
+			return tg_err(err, len, -EBUSY, "%s: its loop device %s is going away", a->name,
+				      a->dev);
+		}
+	} else if ((r = thinp_loop_attach(file, false, a->dev, sizeof(a->dev), &a->loop_fd))) {
+		a->loop_fd = -1;
+		return tg_err(err, len, r, "loopback attach failed for %s: %s", file, strerror(-r));
+	}
+	a->pending = false;
 	snprintf(dev, dlen, "%s", a->dev);
 	return 0;
 }
