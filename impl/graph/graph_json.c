@@ -36,8 +36,9 @@ void tg_json_put_string(struct tg_json_out *o, const char *s)
 				tg_json_put(o, "\\ufffd");
 				i++;
 			} else if (ul == 3 && c == 0xe2 && (unsigned char)s[i + 1] == 0x80 &&
-				   ((unsigned char)s[i + 2] & 0xfe) == 0xa8) {
-				tg_json_put(o, "\\u202%c", (unsigned char)s[i + 2] == 0xa8 ? '8' : '9');
+			           ((unsigned char)s[i + 2] & 0xfe) == 0xa8) {
+				tg_json_put(o, "\\u202%c",
+				            (unsigned char)s[i + 2] == 0xa8 ? '8' : '9');
 				i += 3;
 			} else {
 				tg_json_put(o, "%.*s", (int)ul, s + i);
@@ -46,13 +47,27 @@ void tg_json_put_string(struct tg_json_out *o, const char *s)
 			continue;
 		}
 		switch (c) {
-		case '"': tg_json_put(o, "\\\""); break;
-		case '\\': tg_json_put(o, "\\\\"); break;
-		case '\b': tg_json_put(o, "\\b"); break;
-		case '\f': tg_json_put(o, "\\f"); break;
-		case '\n': tg_json_put(o, "\\n"); break;
-		case '\r': tg_json_put(o, "\\r"); break;
-		case '\t': tg_json_put(o, "\\t"); break;
+		case '"':
+			tg_json_put(o, "\\\"");
+			break;
+		case '\\':
+			tg_json_put(o, "\\\\");
+			break;
+		case '\b':
+			tg_json_put(o, "\\b");
+			break;
+		case '\f':
+			tg_json_put(o, "\\f");
+			break;
+		case '\n':
+			tg_json_put(o, "\\n");
+			break;
+		case '\r':
+			tg_json_put(o, "\\r");
+			break;
+		case '\t':
+			tg_json_put(o, "\\t");
+			break;
 		default:
 			if (c < 0x20 || c == '<' || c == '>' || c == '&')
 				tg_json_put(o, "\\u%04x", c);
@@ -84,7 +99,7 @@ static int jfail(struct jp *p, const char *fmt, ...)
 static void jws(struct jp *p)
 {
 	while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' ||
-			       p->s[p->i] == '\r'))
+	                       p->s[p->i] == '\r'))
 		p->i++;
 }
 
@@ -180,14 +195,30 @@ static int jstring(struct jp *p, char *out, size_t cap, bool *trunc, bool *nul)
 		char e = p->s[p->i++];
 		unsigned cp;
 		switch (e) {
-		case '"': cp = '"'; break;
-		case '\\': cp = '\\'; break;
-		case '/': cp = '/'; break;
-		case 'b': cp = '\b'; break;
-		case 'f': cp = '\f'; break;
-		case 'n': cp = '\n'; break;
-		case 'r': cp = '\r'; break;
-		case 't': cp = '\t'; break;
+		case '"':
+			cp = '"';
+			break;
+		case '\\':
+			cp = '\\';
+			break;
+		case '/':
+			cp = '/';
+			break;
+		case 'b':
+			cp = '\b';
+			break;
+		case 'f':
+			cp = '\f';
+			break;
+		case 'n':
+			cp = '\n';
+			break;
+		case 'r':
+			cp = '\r';
+			break;
+		case 't':
+			cp = '\t';
+			break;
 		case 'u': {
 			int r = jhex4(p, &cp);
 			if (r)
@@ -338,14 +369,16 @@ static int jfield(struct jp *p, const struct tg_json_field *f)
 		else if (jword(p, "false"))
 			*(bool *)f->ptr = false;
 		else
-			return jskip(p, 0) ? -EINVAL
-					   : (p->i = at, jfail(p, "\"%s\" is not true or false", f->key));
+			return jskip(p, 0) ?
+			               -EINVAL :
+			               (p->i = at, jfail(p, "\"%s\" is not true or false", f->key));
 		return 0;
 	}
 	if (f->type == TG_JSON_STR) {
 		if (c != '"')
-			return jskip(p, 0) ? -EINVAL
-					   : (p->i = at, jfail(p, "\"%s\" is not a string", f->key));
+			return jskip(p, 0) ?
+			               -EINVAL :
+			               (p->i = at, jfail(p, "\"%s\" is not a string", f->key));
 		bool trunc, nul;
 		int r = jstring(p, f->ptr, f->cap, &trunc, &nul);
 		if (r)
@@ -363,7 +396,8 @@ static int jfield(struct jp *p, const struct tg_json_field *f)
 	const char *st;
 	size_t sl;
 	if (c != '-' && (c < '0' || c > '9'))
-		return jskip(p, 0) ? -EINVAL : (p->i = at, jfail(p, "\"%s\" is not a number", f->key));
+		return jskip(p, 0) ? -EINVAL :
+		                     (p->i = at, jfail(p, "\"%s\" is not a number", f->key));
 	int r = jnumber(p, &st, &sl);
 	if (r)
 		return r;
@@ -372,7 +406,7 @@ static int jfield(struct jp *p, const struct tg_json_field *f)
 		if (st[k] < '0' || st[k] > '9' || v > (UINT64_MAX - (uint64_t)(st[k] - '0')) / 10) {
 			p->i = at;
 			return jfail(p, "\"%s\" is %.*s, not an unsigned 64-bit integer", f->key,
-				     (int)(sl > 40 ? 40 : sl), st);
+			             (int)(sl > 40 ? 40 : sl), st);
 		}
 		v = v * 10 + (uint64_t)(st[k] - '0');
 	}
@@ -426,10 +460,10 @@ static int jobject(struct jp *p, const struct tg_json_field *f, size_t nf, unsig
 }
 
 /* One whole file: an object and nothing but white space after it. */
-int tg_json_parse_flat(const char *buf, size_t n, const struct tg_json_field *f, size_t nf, char *msg,
-		      size_t msglen)
+int tg_json_parse_flat(const char *buf, size_t n, const struct tg_json_field *f, size_t nf,
+                       char *msg, size_t msglen)
 {
-	struct jp p = {.s = buf, .n = n, .i = 0};
+	struct jp p = { .s = buf, .n = n, .i = 0 };
 	int r = jobject(&p, f, nf, 0);
 	if (!r) {
 		jws(&p);
@@ -440,4 +474,3 @@ int tg_json_parse_flat(const char *buf, size_t n, const struct tg_json_field *f,
 		snprintf(msg, msglen, "%s", p.msg);
 	return r;
 }
-

@@ -16,8 +16,7 @@ struct tg_json_out {
 };
 
 /* printf-style raw text (keys, numbers, punctuation). */
-void tg_json_put(struct tg_json_out *o, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void tg_json_put(struct tg_json_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A string value as json.Marshal escapes it: \" \\ \b \f \n \r \t, other control bytes and
  * < > & as \u00XX, U+2028/2029 as \u2028/\u2029, malformed UTF-8 as \ufffd. */
 void tg_json_put_string(struct tg_json_out *o, const char *s);
@@ -39,6 +38,6 @@ struct tg_json_field {
  * fields; a repeated key: the last wins; null leaves the field alone); other keys' values,
  * of any JSON type, are skipped. 0, or -EINVAL with MSG = "<what> at byte <offset>". */
 int tg_json_parse_flat(const char *buf, size_t n, const struct tg_json_field *f, size_t nf,
-		       char *msg, size_t msglen);
+                       char *msg, size_t msglen);
 
 #endif

@@ -13,7 +13,7 @@
 struct tg_devinfo {
 	char hash[TG_HASH_MAX + 1]; /* "" = the base device (file "base") */
 	uint64_t device_id;
-	uint64_t size;              /* bytes */
+	uint64_t size; /* bytes */
 	uint64_t transaction_id;
 	bool initialized;
 	bool deleted;
@@ -21,8 +21,8 @@ struct tg_devinfo {
 
 struct tg_deviceset {
 	uint64_t next_device_id;
-	char base_uuid[64];         /* BaseDeviceUUID, "" if none */
-	char base_fs[8];            /* BaseDeviceFilesystem, "" if none */
+	char base_uuid[64]; /* BaseDeviceUUID, "" if none */
+	char base_fs[8];    /* BaseDeviceFilesystem, "" if none */
 };
 
 struct tg_txn {
@@ -52,7 +52,8 @@ int tg_meta_remove_device(const char *dir, const char *hash, char *err, size_t l
  * (-EINVAL, ERR "devmapper: Error loading device metadata file <path>: <what> at byte N").
  * Parsing is encoding/json's: keys in any order and case, unknown keys and white space
  * ignored, null leaves a field at zero, anything after the object refused. */
-int tg_meta_load_devices(const char *dir, struct tg_devinfo **out, size_t *nr, char *err, size_t len);
+int tg_meta_load_devices(const char *dir, struct tg_devinfo **out, size_t *nr, char *err,
+                         size_t len);
 
 int tg_meta_save_deviceset(const char *dir, const struct tg_deviceset *s, char *err, size_t len);
 /* A missing file gives zeros and 0. */

@@ -46,8 +46,10 @@ static void trim(const char *s, size_t n, const char **out, size_t *out_n)
 
 static int too_long(const char *key, const char *val, size_t max, char *err, size_t len)
 {
-	snprintf(err, len, "devmapper: Option %s value '%s' is too long: thinbench keeps at most %zu "
-		 "characters", key, val, max);
+	snprintf(err, len,
+	         "devmapper: Option %s value '%s' is too long: thinbench keeps at most %zu "
+	         "characters",
+	         key, val, max);
 	return -EINVAL;
 }
 
@@ -97,32 +99,33 @@ static const struct {
 	const char *key;
 	const char *why;
 } unsupported[] = {
-	{"dm.datadev", "raw data and metadata devices (deprecated in Docker) are kernel block "
-		       "devices; drop it and let the driver make its loop files (dm.loopdatasize), "
-		       "or name a pool with dm.thinpooldev"},
-	{"dm.metadatadev", "raw data and metadata devices (deprecated in Docker) are kernel block "
-			   "devices; drop it and let the driver make its loop files "
-			   "(dm.loopmetadatasize), or name a pool with dm.thinpooldev"},
-	{"dm.xfs_nospace_max_retries", "it tunes the kernel's xfs error handling of a dm-N device, "
-				       "which thinbench's userspace thin devices do not have; "
-				       "drop it"},
-	{"dm.libdm_log_level", "thinbench does not use libdevmapper; drop it"},
-	{"dm.directlvm_device", "direct-lvm makes an LVM thin pool on a block device; make the "
-				"pool yourself and name it with dm.thinpooldev"},
-	{"dm.directlvm_device_force", "direct-lvm makes an LVM thin pool on a block device; make "
-				      "the pool yourself and name it with dm.thinpooldev"},
-	{"dm.thinp_percent", "it sizes a direct-lvm pool, and direct-lvm is not supported; make "
-			     "the pool yourself and name it with dm.thinpooldev"},
-	{"dm.thinp_metapercent", "it sizes a direct-lvm pool, and direct-lvm is not supported; "
-				 "make the pool yourself and name it with dm.thinpooldev"},
-	{"dm.thinp_autoextend_threshold", "it sets LVM autoextend of a direct-lvm pool, and "
-					  "direct-lvm is not supported; drop it"},
-	{"dm.thinp_autoextend_percent", "it sets LVM autoextend of a direct-lvm pool, and "
-					"direct-lvm is not supported; drop it"},
+	{ "dm.datadev",
+	  "raw data and metadata devices (deprecated in Docker) are kernel block "
+	  "devices; drop it and let the driver make its loop files (dm.loopdatasize), "
+	  "or name a pool with dm.thinpooldev" },
+	{ "dm.metadatadev", "raw data and metadata devices (deprecated in Docker) are kernel block "
+	                    "devices; drop it and let the driver make its loop files "
+	                    "(dm.loopmetadatasize), or name a pool with dm.thinpooldev" },
+	{ "dm.xfs_nospace_max_retries",
+	  "it tunes the kernel's xfs error handling of a dm-N device, "
+	  "which thinbench's userspace thin devices do not have; "
+	  "drop it" },
+	{ "dm.libdm_log_level", "thinbench does not use libdevmapper; drop it" },
+	{ "dm.directlvm_device", "direct-lvm makes an LVM thin pool on a block device; make the "
+	                         "pool yourself and name it with dm.thinpooldev" },
+	{ "dm.directlvm_device_force", "direct-lvm makes an LVM thin pool on a block device; make "
+	                               "the pool yourself and name it with dm.thinpooldev" },
+	{ "dm.thinp_percent", "it sizes a direct-lvm pool, and direct-lvm is not supported; make "
+	                      "the pool yourself and name it with dm.thinpooldev" },
+	{ "dm.thinp_metapercent", "it sizes a direct-lvm pool, and direct-lvm is not supported; "
+	                          "make the pool yourself and name it with dm.thinpooldev" },
+	{ "dm.thinp_autoextend_threshold", "it sets LVM autoextend of a direct-lvm pool, and "
+	                                   "direct-lvm is not supported; drop it" },
+	{ "dm.thinp_autoextend_percent", "it sets LVM autoextend of a direct-lvm pool, and "
+	                                 "direct-lvm is not supported; drop it" },
 };
 
-static int set_option(struct tg_options *o, const char *key, const char *val, char *err,
-		      size_t len)
+static int set_option(struct tg_options *o, const char *key, const char *val, char *err, size_t len)
 {
 	if (!strcmp(key, "dm.basesize")) {
 		int r = set_size(&o->basesize, val, err, len);
@@ -144,9 +147,10 @@ static int set_option(struct tg_options *o, const char *key, const char *val, ch
 	}
 	if (!strcmp(key, "dm.mkfsarg")) {
 		if (o->nr_mkfsargs >= TG_MAX_MKFSARGS) {
-			snprintf(err, len, "devmapper: Option dm.mkfsarg given more than %d times "
-				 "(at '%s'): thinbench keeps at most %d mkfs arguments",
-				 TG_MAX_MKFSARGS, val, TG_MAX_MKFSARGS);
+			snprintf(err, len,
+			         "devmapper: Option dm.mkfsarg given more than %d times "
+			         "(at '%s'): thinbench keeps at most %d mkfs arguments",
+			         TG_MAX_MKFSARGS, val, TG_MAX_MKFSARGS);
 			return -EINVAL;
 		}
 		if (strlen(val) >= TG_OPT_STR)
@@ -160,9 +164,10 @@ static int set_option(struct tg_options *o, const char *key, const char *val, ch
 		if (!add)
 			return 0;
 		if (have + (have ? 1 : 0) + add >= TG_OPT_STR) {
-			snprintf(err, len, "devmapper: Option dm.mountopt values joined ('%s' and "
-				 "'%s') are too long: thinbench keeps at most %d characters",
-				 o->mountopt, val, TG_OPT_STR - 1);
+			snprintf(err, len,
+			         "devmapper: Option dm.mountopt values joined ('%s' and "
+			         "'%s') are too long: thinbench keeps at most %d characters",
+			         o->mountopt, val, TG_OPT_STR - 1);
 			return -EINVAL;
 		}
 		snprintf(o->mountopt + have, TG_OPT_STR - have, "%s%s", have ? "," : "", val);
@@ -208,7 +213,7 @@ static int set_option(struct tg_options *o, const char *key, const char *val, ch
 	for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++) {
 		if (!strcmp(key, unsupported[i].key)) {
 			snprintf(err, len, "devmapper: Option %s is not supported by thinbench: %s",
-				 key, unsupported[i].why);
+			         key, unsupported[i].why);
 			return -EINVAL;
 		}
 	}
@@ -248,9 +253,10 @@ int tg_options_parse(struct tg_options *o, const char *kv, char *err, size_t len
 int tg_options_finish(struct tg_options *o, char *err, size_t len)
 {
 	if (o->use_deferred_deletion && !o->use_deferred_removal) {
-		snprintf(err, len, "devmapper: Deferred deletion can not be enabled as deferred "
-			 "removal is not enabled. Enable deferred removal using --storage-opt "
-			 "dm.use_deferred_removal=true parameter");
+		snprintf(err, len,
+		         "devmapper: Deferred deletion can not be enabled as deferred "
+		         "removal is not enabled. Enable deferred removal using --storage-opt "
+		         "dm.use_deferred_removal=true parameter");
 		return -EINVAL;
 	}
 	/* Docker's reason: discarding a raw device is rarely useful and expensive. */

@@ -8,26 +8,26 @@
 #include <stdint.h>
 
 #define TG_MAX_MKFSARGS 16
-#define TG_OPT_STR 256
+#define TG_OPT_STR      256
 
 struct tg_options {
-	uint64_t basesize;          /* dm.basesize, bytes (10 GiB) */
-	bool basesize_set;          /* given by the user: only then is the base grown */
-	uint64_t loopdatasize;      /* dm.loopdatasize (100 GiB) */
-	uint64_t loopmetadatasize;  /* dm.loopmetadatasize (2 GiB) */
-	char fs[8];                 /* dm.fs: "ext4", "xfs", or "" = choose at init */
+	uint64_t basesize;         /* dm.basesize, bytes (10 GiB) */
+	bool basesize_set;         /* given by the user: only then is the base grown */
+	uint64_t loopdatasize;     /* dm.loopdatasize (100 GiB) */
+	uint64_t loopmetadatasize; /* dm.loopmetadatasize (2 GiB) */
+	char fs[8];                /* dm.fs: "ext4", "xfs", or "" = choose at init */
 	char mkfsargs[TG_MAX_MKFSARGS][TG_OPT_STR]; /* dm.mkfsarg, repeatable */
 	unsigned nr_mkfsargs;
-	char mountopt[TG_OPT_STR];  /* dm.mountopt values joined with ',' */
-	uint64_t blocksize;         /* dm.blocksize, bytes (64 KiB), cut to 32 bits as Docker's
+	char mountopt[TG_OPT_STR];    /* dm.mountopt values joined with ',' */
+	uint64_t blocksize;           /* dm.blocksize, bytes (64 KiB), cut to 32 bits as Docker's
 				     * uint32(size) does; no range check (Docker has none) */
 	char thinpooldev[TG_OPT_STR]; /* dm.thinpooldev with /dev/mapper/ stripped */
-	bool blkdiscard;            /* dm.blkdiscard (true; false with thinpooldev unless given) */
+	bool blkdiscard; /* dm.blkdiscard (true; false with thinpooldev unless given) */
 	bool blkdiscard_set;
 	bool override_udev_sync_check;
 	bool use_deferred_removal;
 	bool use_deferred_deletion;
-	unsigned min_free_space;    /* dm.min_free_space percent (10), 0 = off */
+	unsigned min_free_space;      /* dm.min_free_space percent (10), 0 = off */
 	bool no_warn_on_loop_devices; /* thinbench's own (not upstream): no loopback warning */
 };
 

@@ -48,26 +48,45 @@ void tg_go_quote(const char *s, char *buf, size_t len)
 	if (!len)
 		return;
 	size_t o = 0, n = strlen(s);
-#define PUT(c)                                                                                     \
-	do {                                                                                       \
-		if (o + 1 < len)                                                                   \
-			buf[o++] = (c);                                                            \
+#define PUT(c)                          \
+	do {                            \
+		if (o + 1 < len)        \
+			buf[o++] = (c); \
 	} while (0)
 	PUT('"');
 	for (size_t i = 0; i < n;) {
 		unsigned char c = (unsigned char)s[i];
 		const char *esc = NULL;
 		switch (c) {
-		case '\a': esc = "\\a"; break;
-		case '\b': esc = "\\b"; break;
-		case '\f': esc = "\\f"; break;
-		case '\n': esc = "\\n"; break;
-		case '\r': esc = "\\r"; break;
-		case '\t': esc = "\\t"; break;
-		case '\v': esc = "\\v"; break;
-		case '\\': esc = "\\\\"; break;
-		case '"': esc = "\\\""; break;
-		default: break;
+		case '\a':
+			esc = "\\a";
+			break;
+		case '\b':
+			esc = "\\b";
+			break;
+		case '\f':
+			esc = "\\f";
+			break;
+		case '\n':
+			esc = "\\n";
+			break;
+		case '\r':
+			esc = "\\r";
+			break;
+		case '\t':
+			esc = "\\t";
+			break;
+		case '\v':
+			esc = "\\v";
+			break;
+		case '\\':
+			esc = "\\\\";
+			break;
+		case '"':
+			esc = "\\\"";
+			break;
+		default:
+			break;
 		}
 		if (esc) {
 			for (; *esc; esc++)
@@ -223,11 +242,11 @@ int tg_ram_in_bytes(const char *s, uint64_t *out, char *err, size_t len)
 	static const struct {
 		int unit;
 		double mul;
-	} units[] = {{'k', 1024.0},
-		     {'m', 1048576.0},
-		     {'g', 1073741824.0},
-		     {'t', 1099511627776.0},
-		     {'p', 1125899906842624.0}};
+	} units[] = { { 'k', 1024.0 },
+		      { 'm', 1048576.0 },
+		      { 'g', 1073741824.0 },
+		      { 't', 1099511627776.0 },
+		      { 'p', 1125899906842624.0 } };
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
 		if (units[i].unit == unit)
 			v *= units[i].mul;
@@ -242,7 +261,7 @@ int tg_ram_in_bytes(const char *s, uint64_t *out, char *err, size_t len)
 
 void tg_human_size(uint64_t bytes, bool spaced, char *buf, size_t len)
 {
-	static const char *const abbrs[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"};
+	static const char *const abbrs[] = { "B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB" };
 	const size_t last = sizeof(abbrs) / sizeof(abbrs[0]) - 1;
 	double v = (double)bytes;
 	size_t i = 0;
@@ -255,8 +274,8 @@ void tg_human_size(uint64_t bytes, bool spaced, char *buf, size_t len)
 
 int tg_parse_bool(const char *s, bool *out, char *err, size_t len)
 {
-	static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True"};
-	static const char *const no[] = {"0", "f", "F", "FALSE", "false", "False"};
+	static const char *const yes[] = { "1", "t", "T", "TRUE", "true", "True" };
+	static const char *const no[] = { "0", "f", "F", "FALSE", "false", "False" };
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
 		if (!strcmp(s, yes[i])) {
 			*out = true;

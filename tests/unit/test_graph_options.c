@@ -32,7 +32,7 @@ static void parse_err(struct tg_options *o, const char *kv, const char *text)
 	int r = tg_options_parse(o, kv, err, sizeof(err));
 	ck_assert_msg(r == -EINVAL, "option \"%s\" gave %d, expected -EINVAL", kv, r);
 	ck_assert_msg(!strcmp(err, text), "option \"%s\" said \"%s\", expected \"%s\"", kv, err,
-		      text);
+	              text);
 }
 
 /* Like parse_err, and O must be untouched. */
@@ -41,8 +41,7 @@ static void parse_err_same(struct tg_options *o, const char *kv, const char *tex
 	struct tg_options before;
 	memcpy(&before, o, sizeof(before));
 	parse_err(o, kv, text);
-	ck_assert_msg(!memcmp(&before, o, sizeof(before)), "option \"%s\" changed the options",
-		      kv);
+	ck_assert_msg(!memcmp(&before, o, sizeof(before)), "option \"%s\" changed the options", kv);
 }
 
 START_TEST(test_defaults)
@@ -101,9 +100,10 @@ START_TEST(test_sizes)
 	parse_err_same(&f, "dm.loopdatasize=-1", "invalid size: '-1'");
 	parse_err_same(&f, "dm.loopmetadatasize=1 0G", "invalid size: '1 0G'");
 	parse_err_same(&f, "dm.blocksize=64 kk", "invalid size: '64 kk'");
-	parse_err_same(&f, "dm.basesize=1.2.3G", "strconv.ParseFloat: parsing \"1.2.3\": invalid syntax");
+	parse_err_same(&f, "dm.basesize=1.2.3G",
+	               "strconv.ParseFloat: parsing \"1.2.3\": invalid syntax");
 	parse_err_same(&f, "dm.basesize=8192P",
-		       "invalid size: '8192P': larger than 8 EiB (2^63-1 bytes)");
+	               "invalid size: '8192P': larger than 8 EiB (2^63-1 bytes)");
 }
 END_TEST
 
@@ -154,8 +154,8 @@ START_TEST(test_fs_mkfs_mount_pool)
 	ck_assert_str_eq(o.mkfsargs[0], "-Oarg0");
 	ck_assert_str_eq(o.mkfsargs[TG_MAX_MKFSARGS - 1], "-Oarg15");
 	parse_err_same(&o, "dm.mkfsarg=-K",
-		       "devmapper: Option dm.mkfsarg given more than 16 times (at '-K'): thinbench "
-		       "keeps at most 16 mkfs arguments");
+	               "devmapper: Option dm.mkfsarg given more than 16 times (at '-K'): thinbench "
+	               "keeps at most 16 mkfs arguments");
 
 	/* joinMountOptions: empty sides add no comma */
 	parse_ok(&o, "dm.mountopt=");
@@ -178,26 +178,26 @@ START_TEST(test_fs_mkfs_mount_pool)
 	char kv[TG_OPT_STR + 64], want[TG_OPT_STR * 2];
 	snprintf(kv, sizeof(kv), "dm.thinpooldev=%s", longv);
 	snprintf(want, sizeof(want),
-		 "devmapper: Option dm.thinpooldev value '%s' is too long: thinbench keeps at "
-		 "most 255 characters",
-		 longv);
+	         "devmapper: Option dm.thinpooldev value '%s' is too long: thinbench keeps at "
+	         "most 255 characters",
+	         longv);
 	parse_err_same(&o, kv, want);
 }
 END_TEST
 
 START_TEST(test_bools)
 {
-	static const char *const keys[] = {"dm.blkdiscard", "dm.override_udev_sync_check",
-					   "dm.use_deferred_removal", "dm.use_deferred_deletion",
-					   "dm.no_warn_on_loop_devices"};
+	static const char *const keys[] = { "dm.blkdiscard", "dm.override_udev_sync_check",
+		                            "dm.use_deferred_removal", "dm.use_deferred_deletion",
+		                            "dm.no_warn_on_loop_devices" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		struct tg_options o;
 		tg_options_default(&o);
-		bool *field = i == 0 ? &o.blkdiscard
-			      : i == 1 ? &o.override_udev_sync_check
-			      : i == 2 ? &o.use_deferred_removal
-			      : i == 3 ? &o.use_deferred_deletion
-				       : &o.no_warn_on_loop_devices;
+		bool *field = i == 0 ? &o.blkdiscard :
+		              i == 1 ? &o.override_udev_sync_check :
+		              i == 2 ? &o.use_deferred_removal :
+		              i == 3 ? &o.use_deferred_deletion :
+		                       &o.no_warn_on_loop_devices;
 		char kv[128];
 		snprintf(kv, sizeof(kv), "%s=True", keys[i]);
 		parse_ok(&o, kv);
@@ -230,18 +230,19 @@ START_TEST(test_min_free_space)
 	static const struct {
 		const char *val, *text;
 	} bad[] = {
-		{"10", "devmapper: Option dm.min_free_space requires % suffix"},
-		{"", "devmapper: Option dm.min_free_space requires % suffix"},
-		{"10%x", "devmapper: Option dm.min_free_space requires % suffix"},
-		{"100%", "devmapper: Invalid value 100% for option dm.min_free_space"},
-		{"4294967295%", "devmapper: Invalid value 4294967295% for option dm.min_free_space"},
-		{"%", "strconv.ParseUint: parsing \"\": invalid syntax"},
-		{"abc%", "strconv.ParseUint: parsing \"abc\": invalid syntax"},
-		{"-1%", "strconv.ParseUint: parsing \"-1\": invalid syntax"},
-		{"+5%", "strconv.ParseUint: parsing \"+5\": invalid syntax"},
-		{"5 %", "strconv.ParseUint: parsing \"5 \": invalid syntax"},
-		{"10%%", "strconv.ParseUint: parsing \"10%\": invalid syntax"},
-		{"4294967296%", "strconv.ParseUint: parsing \"4294967296\": value out of range"},
+		{ "10", "devmapper: Option dm.min_free_space requires % suffix" },
+		{ "", "devmapper: Option dm.min_free_space requires % suffix" },
+		{ "10%x", "devmapper: Option dm.min_free_space requires % suffix" },
+		{ "100%", "devmapper: Invalid value 100% for option dm.min_free_space" },
+		{ "4294967295%",
+		  "devmapper: Invalid value 4294967295% for option dm.min_free_space" },
+		{ "%", "strconv.ParseUint: parsing \"\": invalid syntax" },
+		{ "abc%", "strconv.ParseUint: parsing \"abc\": invalid syntax" },
+		{ "-1%", "strconv.ParseUint: parsing \"-1\": invalid syntax" },
+		{ "+5%", "strconv.ParseUint: parsing \"+5\": invalid syntax" },
+		{ "5 %", "strconv.ParseUint: parsing \"5 \": invalid syntax" },
+		{ "10%%", "strconv.ParseUint: parsing \"10%\": invalid syntax" },
+		{ "4294967296%", "strconv.ParseUint: parsing \"4294967296\": value out of range" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char kv[128];
@@ -255,9 +256,15 @@ END_TEST
 START_TEST(test_unsupported_docker_options)
 {
 	static const char *const keys[] = {
-		"dm.datadev",          "dm.metadatadev",         "dm.xfs_nospace_max_retries",
-		"dm.libdm_log_level",  "dm.directlvm_device",    "dm.directlvm_device_force",
-		"dm.thinp_percent",    "dm.thinp_metapercent",   "dm.thinp_autoextend_threshold",
+		"dm.datadev",
+		"dm.metadatadev",
+		"dm.xfs_nospace_max_retries",
+		"dm.libdm_log_level",
+		"dm.directlvm_device",
+		"dm.directlvm_device_force",
+		"dm.thinp_percent",
+		"dm.thinp_metapercent",
+		"dm.thinp_autoextend_threshold",
 		"dm.thinp_autoextend_percent",
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -268,8 +275,8 @@ START_TEST(test_unsupported_docker_options)
 		char kv[128], err[512] = "", want[128];
 		snprintf(kv, sizeof(kv), "%s=1", keys[i]);
 		ck_assert_int_eq(tg_options_parse(&o, kv, err, sizeof(err)), -EINVAL);
-		snprintf(want, sizeof(want), "devmapper: Option %s is not supported by thinbench: ",
-			 keys[i]);
+		snprintf(want, sizeof(want),
+		         "devmapper: Option %s is not supported by thinbench: ", keys[i]);
 		ck_assert_msg(!strncmp(err, want, strlen(want)), "%s said \"%s\"", kv, err);
 		/* and it says what to do instead */
 		ck_assert_msg(strstr(err, "drop it") || strstr(err, "dm.thinpooldev"), "%s", err);
@@ -292,8 +299,8 @@ START_TEST(test_finish)
 	parse_ok(&o, "dm.use_deferred_deletion=true");
 	ck_assert_int_eq(tg_options_finish(&o, err, sizeof(err)), -EINVAL);
 	ck_assert_str_eq(err, "devmapper: Deferred deletion can not be enabled as deferred removal "
-			      "is not enabled. Enable deferred removal using --storage-opt "
-			      "dm.use_deferred_removal=true parameter");
+	                      "is not enabled. Enable deferred removal using --storage-opt "
+	                      "dm.use_deferred_removal=true parameter");
 	parse_ok(&o, "dm.use_deferred_removal=true");
 	ck_assert_int_eq(tg_options_finish(&o, err, sizeof(err)), 0);
 	ck_assert(o.use_deferred_removal && o.use_deferred_deletion);
@@ -333,8 +340,8 @@ END_TEST
  * plain spelling. */
 START_TEST(test_random_spellings)
 {
-	static const char *const keys[] = {"dm.basesize", "dm.loopdatasize", "dm.loopmetadatasize",
-					   "dm.blkdiscard", "dm.use_deferred_removal"};
+	static const char *const keys[] = { "dm.basesize", "dm.loopdatasize", "dm.loopmetadatasize",
+		                            "dm.blkdiscard", "dm.use_deferred_removal" };
 	static const char ws[] = " \t\n\v\f\r";
 	struct mu_rng r;
 	mu_rng_init(&r, seed);
@@ -351,7 +358,8 @@ START_TEST(test_random_spellings)
 		for (uint64_t j = mu_below(&r, 3); j; j--)
 			kv[o++] = ws[mu_below(&r, 6)];
 		for (const char *p = keys[k]; *p; p++)
-			kv[o++] = (*p >= 'a' && *p <= 'z' && mu_below(&r, 2)) ? (char)(*p - 32) : *p;
+			kv[o++] =
+			        (*p >= 'a' && *p <= 'z' && mu_below(&r, 2)) ? (char)(*p - 32) : *p;
 		for (uint64_t j = mu_below(&r, 3); j; j--)
 			kv[o++] = ws[mu_below(&r, 6)];
 		kv[o++] = '=';
@@ -370,8 +378,8 @@ START_TEST(test_random_spellings)
 		ck_assert_int_eq(tg_options_parse(&a, plain, err, sizeof(err)), 0);
 		int rc = tg_options_parse(&b, kv, err, sizeof(err));
 		ck_assert_msg(rc == 0, "seed %" PRIu64 ": \"%s\" refused: %s", seed, kv, err);
-		ck_assert_msg(!memcmp(&a, &b, sizeof(a)), "seed %" PRIu64 ": \"%s\" differs from \"%s\"",
-			      seed, kv, plain);
+		ck_assert_msg(!memcmp(&a, &b, sizeof(a)),
+		              "seed %" PRIu64 ": \"%s\" differs from \"%s\"", seed, kv, plain);
 	}
 }
 END_TEST
@@ -403,6 +411,6 @@ int main(void)
 	srunner_free(sr);
 	if (failed)
 		fprintf(stderr, "FAILED with seed %" PRIu64 ": rerun with THINP_SEED=%" PRIu64 "\n",
-			seed, seed);
+		        seed, seed);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -44,7 +44,7 @@ static void size_err(const char *s, int want, const char *text)
 	ck_assert_msg(r == want, "RAMInBytes(\"%s\") = %d, expected %d", s, r, want);
 	ck_assert_msg(v == 777, "RAMInBytes(\"%s\") wrote a value on error", s);
 	ck_assert_msg(!strcmp(err, text), "RAMInBytes(\"%s\") said \"%s\", expected \"%s\"", s, err,
-		      text);
+	              text);
 }
 
 START_TEST(test_ram_in_bytes_go_units_cases)
@@ -53,17 +53,31 @@ START_TEST(test_ram_in_bytes_go_units_cases)
 		const char *s;
 		uint64_t v;
 	} ok[] = {
-		{"32", 32},          {"32b", 32},         {"32B", 32},         {"32k", 32 * KiB},
-		{"32K", 32 * KiB},   {"32kb", 32 * KiB},  {"32Kb", 32 * KiB},  {"32Kib", 32 * KiB},
-		{"32KIB", 32 * KiB}, {"32Mb", 32 * MiB},  {"32Gb", 32 * GiB},  {"32Tb", 32 * TiB},
-		{"32Pb", 32 * PiB},  {"32PB", 32 * PiB},  {"32P", 32 * PiB},   {"32.3", 32},
+		{ "32", 32 },
+		{ "32b", 32 },
+		{ "32B", 32 },
+		{ "32k", 32 * KiB },
+		{ "32K", 32 * KiB },
+		{ "32kb", 32 * KiB },
+		{ "32Kb", 32 * KiB },
+		{ "32Kib", 32 * KiB },
+		{ "32KIB", 32 * KiB },
+		{ "32Mb", 32 * MiB },
+		{ "32Gb", 32 * GiB },
+		{ "32Tb", 32 * TiB },
+		{ "32Pb", 32 * PiB },
+		{ "32PB", 32 * PiB },
+		{ "32P", 32 * PiB },
+		{ "32.3", 32 },
 		/* int64(32.3 * MiB) and int64(0.3 * MiB): truncated after multiplying */
-		{"32.3 mb", 33869004}, {"0.3MB", 314572},
+		{ "32.3 mb", 33869004 },
+		{ "0.3MB", 314572 },
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		ck_assert_msg(size_ok(ok[i].s) == ok[i].v, "RAMInBytes(\"%s\") = %" PRIu64
-			      ", expected %" PRIu64, ok[i].s, size_ok(ok[i].s), ok[i].v);
-	static const char *const bad[] = {"", "hello", "-32", " 32 ", "32m b", "32bm"};
+		ck_assert_msg(size_ok(ok[i].s) == ok[i].v,
+		              "RAMInBytes(\"%s\") = %" PRIu64 ", expected %" PRIu64, ok[i].s,
+		              size_ok(ok[i].s), ok[i].v);
+	static const char *const bad[] = { "", "hello", "-32", " 32 ", "32m b", "32bm" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char want[64];
 		snprintf(want, sizeof(want), "invalid size: '%s'", bad[i]);
@@ -91,16 +105,16 @@ END_TEST
 START_TEST(test_ram_in_bytes_pattern_edges)
 {
 	/* what the pattern lets through besides the obvious */
-	ck_assert_uint_eq(size_ok("32i"), 32);         /* an 'i' without a unit */
+	ck_assert_uint_eq(size_ok("32i"), 32); /* an 'i' without a unit */
 	ck_assert_uint_eq(size_ok("32ib"), 32);
-	ck_assert_uint_eq(size_ok("32 "), 32);         /* the one space, and nothing after */
+	ck_assert_uint_eq(size_ok("32 "), 32); /* the one space, and nothing after */
 	ck_assert_uint_eq(size_ok("32 k"), 32 * KiB);
 	ck_assert_uint_eq(size_ok("32 KiB"), 32 * KiB);
 	ck_assert_uint_eq(size_ok("007k"), 7 * KiB);
 	ck_assert_uint_eq(size_ok("1.0009765625k"), 1025); /* exact in binary */
 	ck_assert_uint_eq(size_ok("0000000000000000000000000000000000000000000000000000000000000"
-				  "000000000000005k"),
-			  5 * KiB); /* leading zeros are no limit */
+	                          "000000000000005k"),
+	                  5 * KiB); /* leading zeros are no limit */
 	ck_assert_uint_eq(size_ok("9223372036854774784"), 9223372036854774784ull); /* 2^63-1024 */
 	ck_assert_uint_eq(size_ok("8191.99999P"), (uint64_t)(8191.99999 * (double)PiB));
 
@@ -121,9 +135,9 @@ START_TEST(test_ram_in_bytes_pattern_edges)
 	/* 2^63 and beyond: Go's int64() would wrap, we refuse */
 	size_err("8192P", -ERANGE, "invalid size: '8192P': larger than 8 EiB (2^63-1 bytes)");
 	size_err("9223372036854775808", -ERANGE,
-		 "invalid size: '9223372036854775808': larger than 8 EiB (2^63-1 bytes)");
+	         "invalid size: '9223372036854775808': larger than 8 EiB (2^63-1 bytes)");
 	size_err("99999999999999999999T", -ERANGE,
-		 "invalid size: '99999999999999999999T': larger than 8 EiB (2^63-1 bytes)");
+	         "invalid size: '99999999999999999999T': larger than 8 EiB (2^63-1 bytes)");
 	char big[420];
 	big[0] = '1';
 	memset(big + 1, '0', 400);
@@ -139,12 +153,12 @@ static void human(uint64_t n, const char *want, const char *want_spaced)
 	char buf[64];
 	tg_human_size(n, false, buf, sizeof(buf));
 	ck_assert_msg(!strcmp(buf, want), "HumanSize(%" PRIu64 ") = \"%s\", expected \"%s\"", n,
-		      buf, want);
+	              buf, want);
 	if (want_spaced) {
 		tg_human_size(n, true, buf, sizeof(buf));
 		ck_assert_msg(!strcmp(buf, want_spaced),
-			      "HumanSize(%" PRIu64 ", spaced) = \"%s\", expected \"%s\"", n, buf,
-			      want_spaced);
+		              "HumanSize(%" PRIu64 ", spaced) = \"%s\", expected \"%s\"", n, buf,
+		              want_spaced);
 	}
 }
 
@@ -177,8 +191,8 @@ END_TEST
 
 START_TEST(test_parse_bool)
 {
-	static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True"};
-	static const char *const no[] = {"0", "f", "F", "FALSE", "false", "False"};
+	static const char *const yes[] = { "1", "t", "T", "TRUE", "true", "True" };
+	static const char *const no[] = { "0", "f", "F", "FALSE", "false", "False" };
 	char err[128];
 	for (size_t i = 0; i < 6; i++) {
 		bool b = false;
@@ -191,27 +205,28 @@ START_TEST(test_parse_bool)
 	static const struct {
 		const char *s, *text;
 	} bad[] = {
-		{"yes", "strconv.ParseBool: parsing \"yes\": invalid syntax"},
-		{"", "strconv.ParseBool: parsing \"\": invalid syntax"},
-		{"tRUE", "strconv.ParseBool: parsing \"tRUE\": invalid syntax"},
-		{"TRue", "strconv.ParseBool: parsing \"TRue\": invalid syntax"},
-		{" true", "strconv.ParseBool: parsing \" true\": invalid syntax"},
-		{"2", "strconv.ParseBool: parsing \"2\": invalid syntax"},
-		{"on", "strconv.ParseBool: parsing \"on\": invalid syntax"},
+		{ "yes", "strconv.ParseBool: parsing \"yes\": invalid syntax" },
+		{ "", "strconv.ParseBool: parsing \"\": invalid syntax" },
+		{ "tRUE", "strconv.ParseBool: parsing \"tRUE\": invalid syntax" },
+		{ "TRue", "strconv.ParseBool: parsing \"TRue\": invalid syntax" },
+		{ " true", "strconv.ParseBool: parsing \" true\": invalid syntax" },
+		{ "2", "strconv.ParseBool: parsing \"2\": invalid syntax" },
+		{ "on", "strconv.ParseBool: parsing \"on\": invalid syntax" },
 		/* Go's %q quoting inside the text */
-		{"a\"b", "strconv.ParseBool: parsing \"a\\\"b\": invalid syntax"},
-		{"a\\b", "strconv.ParseBool: parsing \"a\\\\b\": invalid syntax"},
-		{"x\ny", "strconv.ParseBool: parsing \"x\\ny\": invalid syntax"},
-		{"\x01\x7f", "strconv.ParseBool: parsing \"\\x01\\x7f\": invalid syntax"},
-		{"\xc3\xa9t\xc3\xa9", "strconv.ParseBool: parsing \"\xc3\xa9t\xc3\xa9\": invalid syntax"},
-		{"\xff", "strconv.ParseBool: parsing \"\\xff\": invalid syntax"},
+		{ "a\"b", "strconv.ParseBool: parsing \"a\\\"b\": invalid syntax" },
+		{ "a\\b", "strconv.ParseBool: parsing \"a\\\\b\": invalid syntax" },
+		{ "x\ny", "strconv.ParseBool: parsing \"x\\ny\": invalid syntax" },
+		{ "\x01\x7f", "strconv.ParseBool: parsing \"\\x01\\x7f\": invalid syntax" },
+		{ "\xc3\xa9t\xc3\xa9",
+		  "strconv.ParseBool: parsing \"\xc3\xa9t\xc3\xa9\": invalid syntax" },
+		{ "\xff", "strconv.ParseBool: parsing \"\\xff\": invalid syntax" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		bool b = true;
 		err[0] = '\0';
 		ck_assert_int_eq(tg_parse_bool(bad[i].s, &b, err, sizeof(err)), -EINVAL);
 		ck_assert_msg(!strcmp(err, bad[i].text), "ParseBool said \"%s\", expected \"%s\"",
-			      err, bad[i].text);
+		              err, bad[i].text);
 		ck_assert(b);
 	}
 }
@@ -226,37 +241,37 @@ START_TEST(test_parse_uint)
 		uint64_t v;
 		const char *what;
 	} cases[] = {
-		{"10", 32, 0, 10, NULL},
-		{"0", 32, 0, 0, NULL},
-		{"007", 32, 0, 7, NULL},
-		{"4294967295", 32, 0, 4294967295ull, NULL},
-		{"18446744073709551615", 64, 0, UINT64_MAX, NULL},
-		{"4294967296", 32, -ERANGE, 0, "value out of range"},
-		{"18446744073709551616", 64, -ERANGE, 0, "value out of range"},
-		{"", 32, -EINVAL, 0, "invalid syntax"},
-		{"+1", 32, -EINVAL, 0, "invalid syntax"},
-		{"-1", 32, -EINVAL, 0, "invalid syntax"},
-		{" 1", 32, -EINVAL, 0, "invalid syntax"},
-		{"1_000", 32, -EINVAL, 0, "invalid syntax"},
-		{"10%", 32, -EINVAL, 0, "invalid syntax"},
+		{ "10", 32, 0, 10, NULL },
+		{ "0", 32, 0, 0, NULL },
+		{ "007", 32, 0, 7, NULL },
+		{ "4294967295", 32, 0, 4294967295ull, NULL },
+		{ "18446744073709551615", 64, 0, UINT64_MAX, NULL },
+		{ "4294967296", 32, -ERANGE, 0, "value out of range" },
+		{ "18446744073709551616", 64, -ERANGE, 0, "value out of range" },
+		{ "", 32, -EINVAL, 0, "invalid syntax" },
+		{ "+1", 32, -EINVAL, 0, "invalid syntax" },
+		{ "-1", 32, -EINVAL, 0, "invalid syntax" },
+		{ " 1", 32, -EINVAL, 0, "invalid syntax" },
+		{ "1_000", 32, -EINVAL, 0, "invalid syntax" },
+		{ "10%", 32, -EINVAL, 0, "invalid syntax" },
 		/* Go reports whichever comes first, scanning left to right */
-		{"99999999999999999999x", 64, -ERANGE, 0, "value out of range"},
-		{"1x99999999999999999999", 64, -EINVAL, 0, "invalid syntax"},
-		{"4294967296x", 32, -ERANGE, 0, "value out of range"},
+		{ "99999999999999999999x", 64, -ERANGE, 0, "value out of range" },
+		{ "1x99999999999999999999", 64, -EINVAL, 0, "invalid syntax" },
+		{ "4294967296x", 32, -ERANGE, 0, "value out of range" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		uint64_t v = 4242;
 		char err[128] = "";
 		int r = tg_parse_uint(cases[i].s, cases[i].bits, &v, err, sizeof(err));
 		ck_assert_msg(r == cases[i].r, "ParseUint(\"%s\", %u) = %d", cases[i].s,
-			      cases[i].bits, r);
+		              cases[i].bits, r);
 		if (!r) {
 			ck_assert_uint_eq(v, cases[i].v);
 			continue;
 		}
 		char want[128];
 		snprintf(want, sizeof(want), "strconv.ParseUint: parsing \"%s\": %s", cases[i].s,
-			 cases[i].what);
+		         cases[i].what);
 		ck_assert_msg(!strcmp(err, want), "said \"%s\", expected \"%s\"", err, want);
 		ck_assert_uint_eq(v, 4242);
 	}
@@ -311,21 +326,24 @@ START_TEST(test_ram_in_bytes_random_round_trip)
 		int n = snprintf(num, sizeof(num), "%" PRIu64, a);
 		if (k) {
 			/* k/1024 = k * 9765625 / 10^10 */
-			snprintf(num + n, sizeof(num) - (size_t)n, ".%010" PRIu64, k * UINT64_C(9765625));
+			snprintf(num + n, sizeof(num) - (size_t)n, ".%010" PRIu64,
+			         k * UINT64_C(9765625));
 		}
 		spell_unit(&r, u, unit);
 		snprintf(s, sizeof(s), "%s%s", num, unit);
 		uint64_t want = a * mul + (u ? k * (mul / 1024) : 0);
 		uint64_t got = size_ok(s);
-		ck_assert_msg(got == want, "seed %" PRIu64 ": RAMInBytes(\"%s\") = %" PRIu64
-			      ", expected %" PRIu64, seed, s, got, want);
+		ck_assert_msg(got == want,
+		              "seed %" PRIu64 ": RAMInBytes(\"%s\") = %" PRIu64
+		              ", expected %" PRIu64,
+		              seed, s, got, want);
 	}
 }
 END_TEST
 
 START_TEST(test_human_size_random)
 {
-	static const char *const abbrs[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
+	static const char *const abbrs[] = { "B", "kB", "MB", "GB", "TB", "PB", "EB" };
 	struct mu_rng r;
 	mu_rng_init(&r, seed ^ 0x4855u);
 	for (int i = 0; i < 20000; i++) {
@@ -343,11 +361,11 @@ START_TEST(test_human_size_random)
 		 * significant digits and is within half a unit of its last digit */
 		double p = pow(1000.0, e);
 		ck_assert_msg((e == 0 || n >= (uint64_t)p) && (e == 6 || (double)n < p * 1000.0),
-			      "seed %" PRIu64 ": %" PRIu64 " printed as \"%s\"", seed, n, buf);
+		              "seed %" PRIu64 ": %" PRIu64 " printed as \"%s\"", seed, n, buf);
 		double exact = (double)n / p;
 		double ulp = x >= 1000 ? 1 : x >= 100 ? 0.1 : x >= 10 ? 0.01 : 0.001;
 		ck_assert_msg(fabs(x - exact) <= ulp / 2 * (1 + 1e-9),
-			      "seed %" PRIu64 ": %" PRIu64 " printed as \"%s\"", seed, n, buf);
+		              "seed %" PRIu64 ": %" PRIu64 " printed as \"%s\"", seed, n, buf);
 		char spaced[64], want[64];
 		tg_human_size(n, true, spaced, sizeof(spaced));
 		snprintf(want, sizeof(want), "%.*s %s", (int)(end - buf), buf, end);
@@ -383,6 +401,6 @@ int main(void)
 	srunner_free(sr);
 	if (failed)
 		fprintf(stderr, "FAILED with seed %" PRIu64 ": rerun with THINP_SEED=%" PRIu64 "\n",
-			seed, seed);
+		        seed, seed);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
