@@ -372,7 +372,7 @@ int tg_meta_load_devices(const char *dir, struct tg_devinfo **out, size_t *nr, c
 	DIR *dp = opendir(dir);
 	if (!dp) {
 		int e = errno;
-		snprintf(err, len, "devmapper: Failed to load device files: open %s: %s", dir,
+		snprintf(err, len, "devmapper: Error reading metadata directory %s: %s", dir,
 		         strerror(e));
 		return -e;
 	}
@@ -396,8 +396,9 @@ int tg_meta_load_devices(const char *dir, struct tg_devinfo **out, size_t *nr, c
 			if (!nv) {
 				r = -ENOMEM;
 				snprintf(err, len,
-				         "devmapper: Failed to load device files: out of "
-				         "memory");
+				         "devmapper: Error reading metadata directory %s: out "
+				         "of memory",
+				         dir);
 				break;
 			}
 			v = nv, cap = nc;
@@ -414,7 +415,7 @@ int tg_meta_load_devices(const char *dir, struct tg_devinfo **out, size_t *nr, c
 	}
 	if (!r && errno) {
 		r = -errno;
-		snprintf(err, len, "devmapper: Failed to load device files: read %s: %s", dir,
+		snprintf(err, len, "devmapper: Error reading metadata directory %s: %s", dir,
 		         strerror(-r));
 	}
 	closedir(dp);

@@ -47,11 +47,13 @@ int tg_meta_save_device(const char *dir, const struct tg_devinfo *d, char *err, 
 int tg_meta_remove_device(const char *dir, const char *hash, char *err, size_t len);
 /* Every device file in DIR (skipping ".*", "*.migrated", the two set files and
  * directories; ids over 0xffffff are skipped as Docker's 2015 loader did — the newest
- * Docker fails its start on them instead). *OUT is malloc'd (free it; NULL when *NR is 0),
+ * Docker fails its start on them instead). *OUT is malloc'd (free it; it may be NULL when *NR is 0),
  * sorted by hash, the base's hash "". A file that cannot be parsed fails the whole load
  * (-EINVAL, ERR "devmapper: Error loading device metadata file <path>: <what> at byte N").
- * Parsing is encoding/json's: keys in any order and case, unknown keys and white space
- * ignored, null leaves a field at zero, anything after the object refused. */
+ * Other errors: "devmapper: Error reading ... <path>: <strerror>" (the caller adds Docker's
+ * "devmapper: Failed to load device files:" in front). Parsing is encoding/json's: keys in
+ * any order and case, unknown keys and white space ignored, null leaves a field at zero,
+ * anything after the object refused. */
 int tg_meta_load_devices(const char *dir, struct tg_devinfo **out, size_t *nr, char *err,
                          size_t len);
 
