@@ -150,8 +150,8 @@ static int shrink(struct bm *bm)
 			bm->hand = victim->next;
 			continue;
 		}
-		if (victim->referenced) {
-			victim->referenced = false;
+		if (__atomic_load_n(&victim->referenced, __ATOMIC_RELAXED)) {
+			__atomic_store_n(&victim->referenced, false, __ATOMIC_RELAXED);
 			bm->hand = victim->next;
 			continue;
 		}
@@ -199,7 +199,7 @@ static int get_block(struct bm *bm, uint64_t b, const struct bm_validator *v, en
 		if (blk->write_locked || (mode != GET_READ && blk->read_locks))
 			return -EBUSY;
 		bm->st.hits++;
-		blk->referenced = true;
+		__atomic_store_n(&blk->referenced, true, __ATOMIC_RELAXED);
 		if (mode == GET_ZERO) {
 			memset(blk->data, 0, TP_BLOCK_SIZE);
 			blk->v = v;
@@ -276,6 +276,20 @@ int bm_write_lock_zero(struct bm *bm, uint64_t b, const struct bm_validator *v,
 		       struct bm_block **out)
 {
 	return get_block(bm, b, v, GET_ZERO, out);
+}
+
+const void *bm_peek(struct bm *bm, uint64_t b, const struct bm_validator *v)
+{
+	if (b >= bm->nr_blocks)
+		return NULL;
+	struct bm_block *blk = lookup(bm, b);
+	if (!blk || blk->write_locked || blk->v != v)
+		return NULL;
+	/* readers run side by side: the bit is stored only when it changes, so a hot root's
+	 * cache line is not written on every lookup */
+	if (!__atomic_load_n(&blk->referenced, __ATOMIC_RELAXED))
+		__atomic_store_n(&blk->referenced, true, __ATOMIC_RELAXED);
+	return blk->data;
 }
 
 void bm_unlock(struct bm_block *blk)

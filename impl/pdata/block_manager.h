@@ -51,6 +51,11 @@ int bm_write_lock(struct bm *bm, uint64_t b, const struct bm_validator *v, struc
 int bm_write_lock_zero(struct bm *bm, uint64_t b, const struct bm_validator *v,
 		       struct bm_block **out);
 void bm_unlock(struct bm_block *blk);
+/* Block B's content when it is cached, validated by V already and not write-locked, else
+ * NULL; nothing is read, locked or counted. For lookups by several threads at once that
+ * exclude every other call on BM (which all change the cache): the pointer is good until
+ * the next such call. */
+const void *bm_peek(struct bm *bm, uint64_t b, const struct bm_validator *v);
 
 /* Block B was freed: drop it from the cache now (unless locked), dirty or
  * not, instead of letting a dead copy take the place of a live block until

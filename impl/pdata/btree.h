@@ -52,6 +52,12 @@ int btree_del(struct btree_info *info, uint64_t root);
 
 /* 0 and the value, or -ENODATA. */
 int btree_lookup(struct btree_info *info, uint64_t root, const uint64_t *keys, void *value);
+/* btree_lookup for threads that run side by side, each excluding every other call on the
+ * tree's block manager but not one another: only nodes cached and validated already are
+ * read, and nothing in the cache changes. 0 and the value, -ENODATA, or -EAGAIN when a node
+ * is not cached or fails a check (btree_lookup reads it, or names the corruption). */
+int btree_lookup_peek(struct btree_info *info, uint64_t root, const uint64_t *keys,
+		      void *value);
 /* First key >= keys[last] in the bottom tree selected by the upper keys:
  * 0 with *found_key and value, or -ENODATA. */
 int btree_lookup_next(struct btree_info *info, uint64_t root, const uint64_t *keys,

@@ -94,6 +94,11 @@ int tm_read_lock(struct tm *tm, uint64_t b, const struct bm_validator *v, struct
 	return read_result(tm, bm_read_lock(tm->bm, b, v, out));
 }
 
+const void *tm_peek(struct tm *tm, uint64_t b, const struct bm_validator *v)
+{
+	return bm_peek(tm->bm, b, v);
+}
+
 void tm_unlock(struct tm *tm, struct bm_block *blk)
 {
 	(void)tm;

@@ -37,6 +37,8 @@ int tm_read_lock(struct tm *tm, uint64_t b, const struct bm_validator *v, struct
  * beyond the device or, shadowed, is free in the space map was reached
  * through a corrupt pointer: -EUCLEAN, see tm_corrupt.) */
 void tm_unlock(struct tm *tm, struct bm_block *blk);
+/* bm_peek on the transaction manager's block manager (lookups side by side). */
+const void *tm_peek(struct tm *tm, uint64_t b, const struct bm_validator *v);
 
 int tm_inc(struct tm *tm, uint64_t b);
 int tm_dec(struct tm *tm, uint64_t b);

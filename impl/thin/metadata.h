@@ -99,6 +99,10 @@ int tmd_set_details(struct tmd *md, uint64_t dev, const struct thin_details *d);
 
 /* -ENODATA when unmapped. */
 int tmd_lookup(struct tmd *md, uint64_t dev, uint64_t vblock, struct thin_mapping *m);
+/* tmd_lookup by threads side by side, each excluding every other tmd call but not one
+ * another: from cached metadata only, changing nothing; -EAGAIN where tmd_lookup would
+ * read a block or load the device's details (or report an error). */
+int tmd_lookup_peek(struct tmd *md, uint64_t dev, uint64_t vblock, struct thin_mapping *m);
 /* First mapped block >= vblock: -ENODATA when none. */
 int tmd_lookup_next(struct tmd *md, uint64_t dev, uint64_t vblock, uint64_t *found,
 		    struct thin_mapping *m);

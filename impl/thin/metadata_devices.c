@@ -58,6 +58,8 @@ static struct tmd_dev *find_dev(struct tmd *md, uint64_t id)
 	return NULL;
 }
 
+struct tmd_dev *tmd_find_dev(struct tmd *md, uint64_t id) { return find_dev(md, id); }
+
 int tmd_get_dev(struct tmd *md, uint64_t id, bool create, struct tmd_dev **out)
 {
 	struct tmd_dev *found = find_dev(md, id);

@@ -59,6 +59,8 @@ int tmd_op_result(struct tmd *md, int r, const char *what);
 /* The cached details of device ID, read from the details tree on first use; a device
  * unknown to the tree is -ENODATA, or new (changed) details when CREATE. */
 int tmd_get_dev(struct tmd *md, uint64_t id, bool create, struct tmd_dev **out);
+/* Device ID if its details are loaded already, else NULL (changes nothing). */
+struct tmd_dev *tmd_find_dev(struct tmd *md, uint64_t id);
 
 static inline int writable(struct tmd *md)
 {

@@ -13,6 +13,14 @@
 
 static uint64_t pack_bt(uint64_t b, uint32_t t) { return b << 24 | (t & THIN_MAX_TIME); }
 
+static void set_mapping(const struct tmd_dev *td, const uint8_t v[8], struct thin_mapping *m)
+{
+	uint64_t x = le64_get(v);
+	m->data_block = x >> 24;
+	m->time = (uint32_t)(x & THIN_MAX_TIME);
+	m->shared = td->d.snapshotted_time > m->time;
+}
+
 /* A mapping's value, found by a lookup, as the caller sees it: whether it is
  * shared depends on the device's snapshot time, not on the value alone. */
 static int unpack_mapping(struct tmd *md, uint64_t dev, const uint8_t v[8], int r,
@@ -24,10 +32,7 @@ static int unpack_mapping(struct tmd *md, uint64_t dev, const uint8_t v[8], int 
 	r = tmd_get_dev(md, dev, false, &td);
 	if (r)
 		return tmd_op_result(md, r, "lookup");
-	uint64_t x = le64_get(v);
-	m->data_block = x >> 24;
-	m->time = (uint32_t)(x & THIN_MAX_TIME);
-	m->shared = td->d.snapshotted_time > m->time;
+	set_mapping(td, v, m);
 	return 0;
 }
 
@@ -36,6 +41,20 @@ int tmd_lookup(struct tmd *md, uint64_t dev, uint64_t vblock, struct thin_mappin
 	uint64_t keys[2] = {dev, vblock};
 	uint8_t v[8];
 	return unpack_mapping(md, dev, v, btree_lookup(&md->info, md->root, keys, v), m);
+}
+
+int tmd_lookup_peek(struct tmd *md, uint64_t dev, uint64_t vblock, struct thin_mapping *m)
+{
+	uint64_t keys[2] = {dev, vblock};
+	uint8_t v[8];
+	int r = btree_lookup_peek(&md->info, md->root, keys, v);
+	if (r)
+		return r;
+	const struct tmd_dev *td = tmd_find_dev(md, dev);
+	if (!td)
+		return -EAGAIN;
+	set_mapping(td, v, m);
+	return 0;
 }
 
 int tmd_lookup_next(struct tmd *md, uint64_t dev, uint64_t vblock, uint64_t *found,

@@ -168,9 +168,9 @@ static void *timer_main(void *arg)
 		if (p->stopping)
 			break;
 		pthread_mutex_unlock(&p->timer_lock);
-		pthread_mutex_lock(&p->md_lock);
+		md_excl_lock(p);
 		bool changed = tmd_changed(p->md);
-		pthread_mutex_unlock(&p->md_lock);
+		md_excl_unlock(p);
 		if (changed)
 			(void)pool_commit(p); /* a failure switches the pool mode itself */
 		pthread_mutex_lock(&p->timer_lock);
@@ -180,6 +180,16 @@ static void *timer_main(void *arg)
 }
 
 /* ---- open / close ---- */
+
+unsigned pool_slot(void)
+{
+	/* round robin over the threads as they first come: two IO threads get two slots */
+	static unsigned next;
+	static _Thread_local unsigned slot; /* 0: none yet */
+	if (!slot)
+		slot = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED) % NR_SLOTS + 1;
+	return slot - 1;
+}
 
 static void close_devs(struct tp_dev *data, struct tp_dev *meta)
 {
@@ -191,7 +201,11 @@ static void close_devs(struct tp_dev *data, struct tp_dev *meta)
 
 static int init_pool(struct thinp_pool *p)
 {
-	pthread_mutex_init(&p->md_lock, NULL);
+	pthread_mutex_init(&p->md_mutex, NULL);
+	for (unsigned i = 0; i < NR_SLOTS; i++) {
+		pthread_mutex_init(&p->slots[i].md, NULL);
+		pthread_mutex_init(&p->slots[i].stats_lock, NULL);
+	}
 	pthread_cond_init(&p->space_cv, NULL);
 	/* Writers first: a stream of readers must not starve a CoW of its
 	 * block, nor a stream of writes starve the commit. Nothing here takes
@@ -203,7 +217,6 @@ static int init_pool(struct thinp_pool *p)
 	for (unsigned i = 0; i < NR_CELLS; i++)
 		pthread_rwlock_init(&p->cells[i], &ra);
 	pthread_rwlockattr_destroy(&ra);
-	pthread_mutex_init(&p->stats_lock, NULL);
 	pthread_mutex_init(&p->timer_lock, NULL);
 	pthread_cond_init(&p->timer_cv, NULL);
 	mode_set(p, p->o.read_only ? THINP_MODE_READ_ONLY : THINP_MODE_WRITE);
@@ -225,12 +238,15 @@ static void destroy_pool(struct thinp_pool *p)
 		pthread_mutex_unlock(&p->timer_lock);
 		pthread_join(p->timer, NULL);
 	}
-	pthread_mutex_destroy(&p->md_lock);
+	pthread_mutex_destroy(&p->md_mutex);
+	for (unsigned i = 0; i < NR_SLOTS; i++) {
+		pthread_mutex_destroy(&p->slots[i].md);
+		pthread_mutex_destroy(&p->slots[i].stats_lock);
+	}
 	pthread_cond_destroy(&p->space_cv);
 	pthread_rwlock_destroy(&p->commit_barrier);
 	for (unsigned i = 0; i < NR_CELLS; i++)
 		pthread_rwlock_destroy(&p->cells[i]);
-	pthread_mutex_destroy(&p->stats_lock);
 	pthread_mutex_destroy(&p->timer_lock);
 	pthread_cond_destroy(&p->timer_cv);
 	free(p->changed_ids);
@@ -409,13 +425,13 @@ static int open_count(struct thinp_pool *p, uint64_t id, int delta)
 int thinp_thin_open(struct thinp_pool *p, uint64_t id, uint64_t size_bytes,
 		    struct thinp_thin **out)
 {
-	pthread_mutex_lock(&p->md_lock);
+	md_excl_lock(p);
 	bool failed = mode_get(p) == THINP_MODE_FAIL, exists = false;
 	int r = failed ? 0 : tmd_device_exists(p->md, id, &exists);
 	if (r)
 		pool_err(p, r, "cannot open thin device %llu: %s", (unsigned long long)id,
 		         tmd_error(p->md));
-	pthread_mutex_unlock(&p->md_lock);
+	md_excl_unlock(p);
 	if (r)
 		return r;
 	if (failed)
@@ -429,9 +445,9 @@ int thinp_thin_open(struct thinp_pool *p, uint64_t id, uint64_t size_bytes,
 	t->p = p;
 	t->id = id;
 	t->size = size_bytes;
-	pthread_mutex_lock(&p->md_lock);
+	md_excl_lock(p);
 	r = open_count(p, id, 1);
-	pthread_mutex_unlock(&p->md_lock);
+	md_excl_unlock(p);
 	if (r) {
 		free(t);
 		return r;
@@ -444,8 +460,8 @@ void thinp_thin_close(struct thinp_thin *t)
 {
 	if (!t)
 		return;
-	pthread_mutex_lock(&t->p->md_lock);
+	md_excl_lock(t->p);
 	open_count(t->p, t->id, -1);
-	pthread_mutex_unlock(&t->p->md_lock);
+	md_excl_unlock(t->p);
 	free(t);
 }

@@ -12,8 +12,17 @@
  * role of the kernel's bio prison: one provisioner or copier per block,
  * readers excluded while a block is remapped), the commit barrier (held
  * shared from allocating a data block until its mapping is inserted, so a
- * commit never records an allocation without its mapping), and md_lock
- * around every metadata access. Data IO runs outside md_lock.
+ * commit never records an allocation without its mapping), and the metadata
+ * lock ("md_lock" below) around every metadata access. Data IO runs outside it.
+ *
+ * The metadata lock has two sides. Exclusive (md_lock(), md_excl_lock()): md_mutex, then
+ * every slot's mutex; everything that may change the metadata or its block cache (a lookup
+ * that misses does) takes it. Shared (md_shared_lock()): the calling thread's slot alone,
+ * for lookups from cached metadata only (tmd_lookup_peek): the fast path of reads and
+ * overwrites of provisioned blocks, which takes no barrier and no md_mutex, so two threads
+ * overwriting run side by side instead of taking turns on one mutex. A thread keeps its slot
+ * (pool_slot()); threads beyond NR_SLOTS share them. The slot's shard of the per-class
+ * counters is what record() adds to, so counting needs no lock all threads take either.
  *
  * The helpers the IO paths call per block are static inline here, so splitting the pool
  * into files costs the hot paths no calls. */
@@ -34,6 +43,15 @@
                      * keeps the locks one thread holds under ThreadSanitizer's 64 */
 #define MAX_RUN_BYTES (16u << 20) /* and at most this many bytes */
 #define COPY_CHUNK (1u << 20)
+#define NR_SLOTS 4u
+
+/* A slot of the shared metadata lock and a shard of the per-class counters (pool_slot()). */
+struct pool_slot {
+	pthread_mutex_t md;
+	pthread_mutex_t stats_lock;
+	struct thinp_class_stats stats[THINP_NR_CLASSES];
+	char pad[64]; /* two slots' mutexes never share a cache line */
+};
 
 struct thinp_pool {
 	struct tp_dev *data, *meta;
@@ -42,7 +60,7 @@ struct thinp_pool {
 	uint32_t block_sectors;
 	uint64_t block_bytes;
 
-	pthread_mutex_t md_lock;
+	pthread_mutex_t md_mutex; /* the metadata lock's exclusive side, with every slot's md */
 	/* thin ids with open handles (under md_lock): dm-thin refuses to delete an open thin
 	 * device with EBUSY (its td->open_count), and Docker's deferred deletion relies on it */
 	struct open_thin {
@@ -50,7 +68,7 @@ struct thinp_pool {
 		unsigned n;
 	} *open_thins;
 	size_t nr_open_thins;
-	pthread_cond_t space_cv; /* with md_lock: data space grew or mode changed */
+	pthread_cond_t space_cv; /* with md_mutex: data space grew or mode changed */
 	pthread_rwlock_t commit_barrier;
 	pthread_rwlock_t cells[NR_CELLS];
 
@@ -69,8 +87,7 @@ struct thinp_pool {
 	size_t nr_pd, cap_pd;
 	size_t nr_changed, cap_changed;
 
-	pthread_mutex_t stats_lock;
-	struct thinp_class_stats stats[THINP_NR_CLASSES];
+	struct pool_slot slots[NR_SLOTS];
 
 	pthread_mutex_t timer_lock;
 	pthread_cond_t timer_cv;
@@ -137,12 +154,16 @@ static inline void add_cost(struct thinp_class_stats *a, const struct thinp_clas
 	a->meta_bytes_written += b->meta_bytes_written;
 }
 
+/* The calling thread's slot (chosen at its first call, then kept), 0..NR_SLOTS-1. */
+unsigned pool_slot(void);
+
 static inline void record(struct thinp_pool *p, enum thinp_class c,
 			  const struct thinp_class_stats *cost)
 {
-	pthread_mutex_lock(&p->stats_lock);
-	add_cost(&p->stats[c], cost);
-	pthread_mutex_unlock(&p->stats_lock);
+	struct pool_slot *s = &p->slots[pool_slot()];
+	pthread_mutex_lock(&s->stats_lock);
+	add_cost(&s->stats[c], cost);
+	pthread_mutex_unlock(&s->stats_lock);
 }
 
 static inline enum thinp_class dearer(enum thinp_class a, enum thinp_class b)
@@ -160,15 +181,48 @@ static inline void account(struct thinp_pool *p, struct thinp_io_result *res, en
 	res->nr_blocks++;
 }
 
-/* Metadata IO happens only under md_lock, so the device counters' movement
- * inside a locked section belongs to that section. */
+/* The slots' side of the exclusive metadata lock (md_mutex held). */
+static inline void md_slots_lock(struct thinp_pool *p)
+{
+	for (unsigned i = 0; i < NR_SLOTS; i++)
+		pthread_mutex_lock(&p->slots[i].md);
+}
+
+static inline void md_slots_unlock(struct thinp_pool *p)
+{
+	for (unsigned i = NR_SLOTS; i-- > 0;)
+		pthread_mutex_unlock(&p->slots[i].md);
+}
+
+static inline void md_excl_lock(struct thinp_pool *p)
+{
+	pthread_mutex_lock(&p->md_mutex);
+	md_slots_lock(p);
+}
+
+static inline void md_excl_unlock(struct thinp_pool *p)
+{
+	md_slots_unlock(p);
+	pthread_mutex_unlock(&p->md_mutex);
+}
+
+/* The shared side: returns the slot's mutex to unlock. Never held while taking md_mutex. */
+static inline pthread_mutex_t *md_shared_lock(struct thinp_pool *p)
+{
+	pthread_mutex_t *m = &p->slots[pool_slot()].md;
+	pthread_mutex_lock(m);
+	return m;
+}
+
+/* Metadata IO happens only under the exclusive metadata lock, so the device counters'
+ * movement inside a locked section belongs to that section. */
 struct meta_mark {
 	uint64_t r, w;
 };
 
 static inline void md_lock(struct thinp_pool *p, struct meta_mark *m)
 {
-	pthread_mutex_lock(&p->md_lock);
+	md_excl_lock(p);
 	m->r = p->meta->ctr.bytes_read;
 	m->w = p->meta->ctr.bytes_written;
 }
@@ -180,7 +234,7 @@ static inline void md_unlock(struct thinp_pool *p, struct meta_mark *m,
 		cost->meta_bytes_read += p->meta->ctr.bytes_read - m->r;
 		cost->meta_bytes_written += p->meta->ctr.bytes_written - m->w;
 	}
-	pthread_mutex_unlock(&p->md_lock);
+	md_excl_unlock(p);
 }
 
 /* ---- the IO paths (pool_io.c, pool_write.c) ---- */
@@ -190,6 +244,20 @@ static inline pthread_rwlock_t *cell(struct thinp_pool *p, uint64_t id, uint64_t
 {
 	uint64_t h = (id * 0x9E3779B97F4A7C15ull) ^ (vblock * 0xC2B2AE3D27D4EB4Full);
 	return &p->cells[(h >> 32) % NR_CELLS];
+}
+
+/* The mapping of VBLOCK of thin ID from cached metadata under the shared metadata lock
+ * (the caller holds the block's cell): 0, -ENODATA, or -EAGAIN when only the exclusive
+ * lookup can tell (not cached, the pool failed, an error to report). */
+static inline int lookup_shared(struct thinp_pool *p, uint64_t id, uint64_t vblock,
+				struct thin_mapping *map)
+{
+	if (mode_get(p) == THINP_MODE_FAIL)
+		return -EAGAIN;
+	pthread_mutex_t *m = md_shared_lock(p);
+	int r = tmd_lookup_peek(p->md, id, vblock, map);
+	pthread_mutex_unlock(m);
+	return r;
 }
 
 /* Data device IO, bounced when O_DIRECT alignment requires it. */

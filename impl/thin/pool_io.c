@@ -68,11 +68,14 @@ static int read_block(struct thinp_thin *t, uint64_t vblock, uint8_t *buf, uint6
 	pthread_rwlock_rdlock(c);
 	struct meta_mark m;
 	struct thin_mapping map;
-	md_lock(p, &m);
-	int r = mode_get(p) == THINP_MODE_FAIL ? pool_check_writable(p) : tmd_lookup(p->md, t->id, vblock, &map);
-	if (r && r != -ENODATA && mode_get(p) != THINP_MODE_FAIL)
-		pool_err(p, r, "read: %s", tmd_error(p->md));
-	md_unlock(p, &m, cost);
+	int r = lookup_shared(p, t->id, vblock, &map);
+	if (r == -EAGAIN) {
+		md_lock(p, &m);
+		r = mode_get(p) == THINP_MODE_FAIL ? pool_check_writable(p) : tmd_lookup(p->md, t->id, vblock, &map);
+		if (r && r != -ENODATA && mode_get(p) != THINP_MODE_FAIL)
+			pool_err(p, r, "read: %s", tmd_error(p->md));
+		md_unlock(p, &m, cost);
+	}
 	if (r == -ENODATA) {
 		memset(buf, 0, len);
 		*cls = THINP_READ_UNMAPPED;
@@ -160,9 +163,9 @@ int thinp_read(struct thinp_thin *t, void *buf, size_t len, uint64_t off,
 static int flush_thin(struct thinp_thin *t, struct thinp_class_stats *cost)
 {
 	struct thinp_pool *p = t->p;
-	pthread_mutex_lock(&p->md_lock);
+	md_excl_lock(p);
 	bool changed = thin_changed(p, t->id);
-	pthread_mutex_unlock(&p->md_lock);
+	md_excl_unlock(p);
 	if (changed)
 		return pool_commit(p); /* flushes the data device first */
 	int r = tp_dev_flush(p->data);
@@ -176,14 +179,16 @@ int thinp_write(struct thinp_thin *t, const void *buf, size_t len, uint64_t off,
 		struct thinp_io_result *res)
 {
 	struct thinp_pool *p = t->p;
-	pthread_mutex_lock(&p->md_lock);
-	int r = pool_check_writable(p);
-	pthread_mutex_unlock(&p->md_lock);
 	/* read-only pools still take writes to provisioned, unshared blocks:
 	 * write_block refuses the rest through alloc_block */
-	if (r && mode_get(p) == THINP_MODE_FAIL)
-		return r;
-	r = for_each_block(t, (uint8_t *)buf, len, off, pool_write_block, true, res);
+	if (mode_get(p) == THINP_MODE_FAIL) {
+		md_excl_lock(p);
+		int r = pool_check_writable(p);
+		md_excl_unlock(p);
+		if (r)
+			return r;
+	}
+	int r = for_each_block(t, (uint8_t *)buf, len, off, pool_write_block, true, res);
 	if (!r && (flags & THINP_IO_FUA))
 		r = flush_thin(t, NULL);
 	return r;

@@ -22,16 +22,24 @@ const char *thinp_class_name(enum thinp_class c)
 
 void thinp_pool_stats(struct thinp_pool *p, struct thinp_class_stats out[THINP_NR_CLASSES])
 {
-	pthread_mutex_lock(&p->stats_lock);
-	memcpy(out, p->stats, sizeof(p->stats));
-	pthread_mutex_unlock(&p->stats_lock);
+	memset(out, 0, sizeof(p->slots[0].stats));
+	for (unsigned i = 0; i < NR_SLOTS; i++) {
+		struct pool_slot *s = &p->slots[i];
+		pthread_mutex_lock(&s->stats_lock);
+		for (unsigned c = 0; c < THINP_NR_CLASSES; c++)
+			add_cost(&out[c], &s->stats[c]);
+		pthread_mutex_unlock(&s->stats_lock);
+	}
 }
 
 void thinp_pool_stats_reset(struct thinp_pool *p)
 {
-	pthread_mutex_lock(&p->stats_lock);
-	memset(p->stats, 0, sizeof(p->stats));
-	pthread_mutex_unlock(&p->stats_lock);
+	for (unsigned i = 0; i < NR_SLOTS; i++) {
+		struct pool_slot *s = &p->slots[i];
+		pthread_mutex_lock(&s->stats_lock);
+		memset(s->stats, 0, sizeof(s->stats));
+		pthread_mutex_unlock(&s->stats_lock);
+	}
 }
 
 /* ---- status ---- */
@@ -43,13 +51,13 @@ int thinp_pool_status(struct thinp_pool *p, bool noflush, struct thinp_pool_stat
 		if (r)
 			return r;
 	}
-	pthread_mutex_lock(&p->md_lock);
+	md_excl_lock(p);
 	if (mode_get(p) == THINP_MODE_FAIL) {
 		/* the metadata objects are gone after a failed abort: the kernel
 		 * reports just "Fail" */
 		memset(st, 0, sizeof(*st));
 		st->mode = THINP_MODE_FAIL;
-		pthread_mutex_unlock(&p->md_lock);
+		md_excl_unlock(p);
 		return 0;
 	}
 	st->transaction_id = tmd_transaction_id(p->md);
@@ -69,7 +77,7 @@ int thinp_pool_status(struct thinp_pool *p, bool noflush, struct thinp_pool_stat
 	st->needs_check = tmd_needs_check(p->md);
 	uint64_t quarter = (p->meta->size / 4096) / 4;
 	st->metadata_low_water = quarter < 1024 ? quarter : 1024;
-	pthread_mutex_unlock(&p->md_lock);
+	md_excl_unlock(p);
 	return 0;
 }
 
@@ -105,7 +113,7 @@ int thinp_pool_status_line(struct thinp_pool *p, bool noflush, char *buf, size_t
 
 int thinp_thin_status(struct thinp_pool *p, uint64_t id, struct thinp_thin_status *st)
 {
-	pthread_mutex_lock(&p->md_lock);
+	md_excl_lock(p);
 	struct thin_details d;
 	int r;
 	if (mode_get(p) == THINP_MODE_FAIL) {
@@ -127,7 +135,7 @@ int thinp_thin_status(struct thinp_pool *p, uint64_t id, struct thinp_thin_statu
 	else if (r)
 		pool_err(p, r, "%s", tmd_error(p->md));
 out:
-	pthread_mutex_unlock(&p->md_lock);
+	md_excl_unlock(p);
 	return r;
 }
 

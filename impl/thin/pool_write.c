@@ -89,9 +89,13 @@ static int merged_block(struct thinp_pool *p, bool copy, uint64_t from, uint64_t
 
 static bool wait_for_space(struct thinp_pool *p, const struct timespec *deadline)
 {
-	/* md_lock held */
+	/* md_lock held: the wait gives up md_mutex, and the slots with it, so reads and
+	 * overwrites go on */
 	while (mode_get(p) == THINP_MODE_OUT_OF_DATA_SPACE && !p->no_space_timed_out) {
-		if (pthread_cond_timedwait(&p->space_cv, &p->md_lock, deadline) == ETIMEDOUT)
+		md_slots_unlock(p);
+		int r = pthread_cond_timedwait(&p->space_cv, &p->md_mutex, deadline);
+		md_slots_lock(p);
+		if (r == ETIMEDOUT)
 			return mode_get(p) != THINP_MODE_OUT_OF_DATA_SPACE;
 	}
 	return mode_get(p) == THINP_MODE_WRITE;
@@ -149,12 +153,19 @@ static int write_block(struct thinp_thin *t, uint64_t vblock, const uint8_t *buf
 	bool have_deadline = false;
 	bool low_water = false;
 	struct meta_mark m;
+	struct thin_mapping map;
 	int r;
 	pthread_rwlock_wrlock(c);
+	/* a provisioned, unshared block: written in place under its cell alone (its mapping
+	 * cannot change while the cell is held: discard, CoW and provisioning take it) */
+	if (!lookup_shared(p, t->id, vblock, &map) && !map.shared) {
+		*cls = THINP_WRITE_OVERWRITE;
+		r = pool_data_io(p, true, (void *)buf, len, map.data_block * p->block_bytes + boff, cost);
+		goto out;
+	}
 retry:
 	pthread_rwlock_rdlock(&p->commit_barrier);
 	md_lock(p, &m);
-	struct thin_mapping map;
 	r = mode_get(p) == THINP_MODE_FAIL ? pool_check_writable(p) : tmd_lookup(p->md, t->id, vblock, &map);
 	if (r && r != -ENODATA) {
 		if (mode_get(p) != THINP_MODE_FAIL)

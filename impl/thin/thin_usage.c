@@ -159,11 +159,11 @@ int tmd_thin_usage(struct tmd *md, struct thinp_thin_usage **out, size_t *nr, ch
 int thinp_thin_usage(struct thinp_pool *p, struct thinp_thin_usage **out, size_t *nr)
 {
 	char err[512];
-	pthread_mutex_lock(&p->md_lock);
+	md_excl_lock(p);
 	int r = mode_get(p) == THINP_MODE_FAIL ? pool_check_writable(p) :
 	                                         tmd_thin_usage(p->md, out, nr, err, sizeof(err));
 	if (r && mode_get(p) != THINP_MODE_FAIL)
 		pool_err(p, r, "%s", err);
-	pthread_mutex_unlock(&p->md_lock);
+	md_excl_unlock(p);
 	return r;
 }

@@ -14,7 +14,13 @@
  *      status and commits) on several thins, each thread checking its own
  *      disjoint regions;
  *  (e) reads and overwrites of provisioned blocks while the data device
- *      grows (files and memory).
+ *      grows (files and memory);
+ *  (f) the fast path of reads and overwrites of provisioned blocks (no
+ *      commit barrier, no md_mutex) against discards, snapshots taken and
+ *      deleted, thins deleted and commits: every thread's pages read back
+ *      as written, a snapshot holds for every page a write between the
+ *      last one completed before it and the last one started after it;
+ *      and that path completes while another thread holds md_mutex.
  *
  * Thread interleavings are not reproducible; the op sequences are
  * (THINP_SEED). Built with -fsanitize=thread by `make tsan`. */
@@ -34,6 +40,7 @@
 #include "model_util.h"
 #include "pool_util.h"
 #include "thin/check.h"
+#include "thin/pool_internal.h"
 #include "thinp.h"
 
 #define KiB          1024ull
@@ -1046,6 +1053,214 @@ START_TEST(test_resize_during_io)
 }
 END_TEST
 
+/* ---- (f) the fast path against discard, snapshots, deletes and commits ---- */
+
+#define FP_BLOCKS 8 /* per IO thread */
+#define FP_PPB    16 /* 4 KiB pages per 64 KiB block */
+#define FP_PAGES  (FP_BLOCKS * FP_PPB)
+
+struct fast_path {
+	struct thinp_pool *p;
+	struct thinp_thin *t[2];
+	uint64_t B, ops;
+	/* per IO thread and page: the tag of the last write started and completed (atomics) */
+	uint64_t started[2][FP_PAGES], done[2][FP_PAGES];
+	uint64_t issued[2], completed[2]; /* per IO thread: its ops begun and ended (atomics) */
+	int finished; /* atomic: IO threads still running */
+};
+
+static uint64_t fp_tag(unsigned id, uint64_t n) { return ((uint64_t)id + 1) << 32 | n; }
+
+static void *fast_path_main(void *arg)
+{
+	struct targ *a = arg;
+	struct fast_path *fp = a->shared;
+	struct mu_rng rng;
+	mu_rng_init(&rng, pu_seed * 7919 + a->id);
+	uint8_t page[K4], back[K4];
+	for (uint64_t n = 1; n <= fp->ops && !stopped(); n++) {
+		unsigned pg = (unsigned)mu_below(&rng, FP_PAGES);
+		uint64_t off = ((uint64_t)a->id * FP_BLOCKS + pg / FP_PPB) * fp->B + pg % FP_PPB * K4;
+		int rc;
+		__atomic_store_n(&fp->issued[a->id], n, __ATOMIC_RELEASE);
+		if (mu_below(&rng, 10) < 7) {
+			uint64_t tag = fp_tag(a->id, n);
+			fill_page(page, tag);
+			__atomic_store_n(&fp->started[a->id][pg], tag, __ATOMIC_RELEASE);
+			rc = thinp_write(fp->t[a->id], page, K4, off, 0, NULL);
+			__atomic_store_n(&fp->done[a->id][pg], tag, __ATOMIC_RELEASE);
+		} else {
+			rc = thinp_read(fp->t[a->id], back, K4, off, NULL);
+			uint64_t want = __atomic_load_n(&fp->done[a->id][pg], __ATOMIC_ACQUIRE);
+			if (!rc && page_tag(back) != want)
+				tfail("thread %u page %u read back tag %" PRIx64 ", wrote %" PRIx64,
+				      a->id, pg, page_tag(back), want);
+		}
+		if (rc)
+			tfail("thread %u: IO at %" PRIu64 " returned %d", a->id, off, rc);
+		__atomic_store_n(&fp->completed[a->id], n, __ATOMIC_RELEASE);
+	}
+	__atomic_fetch_sub(&fp->finished, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Snapshot SNAP of thin 1 taken between LO (completed writes) and HI (started writes). */
+static void fp_check_snapshot(struct fast_path *fp, uint64_t snap, uint64_t lo[2][FP_PAGES],
+			      uint64_t hi[2][FP_PAGES])
+{
+	struct thinp_thin *t;
+	REQ0(thinp_thin_open(fp->p, snap, 0, &t));
+	uint8_t back[K4];
+	for (unsigned id = 0; id < 2; id++)
+		for (unsigned pg = 0; pg < FP_PAGES; pg++) {
+			uint64_t off = ((uint64_t)id * FP_BLOCKS + pg / FP_PPB) * fp->B + pg % FP_PPB * K4;
+			REQ0(thinp_read(t, back, K4, off, NULL));
+			uint64_t tag = page_tag(back);
+			REQ(tag != UINT64_MAX && tag >= lo[id][pg] && tag <= hi[id][pg] &&
+			            (tag >> 32) == (lo[id][pg] >> 32),
+			    "snapshot %" PRIu64 " page %u of thread %u: tag %" PRIx64
+			    " outside [%" PRIx64 ", %" PRIx64 "]",
+			    snap, pg, id, tag, lo[id][pg], hi[id][pg]);
+		}
+	thinp_thin_close(t);
+}
+
+START_TEST(test_fast_path_races)
+{
+	pu_ctx("overwrites and reads of provisioned blocks against discard, snapshots, deletes, commits");
+	struct pu_env e;
+	env_open(&e, 128, 256, NULL);
+	struct fast_path fp = { .p = e.p, .B = e.B, .ops = mu_scaled(100000, 5000), .finished = 2 };
+	REQ0(thinp_create_thin(e.p, 1));
+	for (unsigned i = 0; i < 2; i++)
+		REQ0(thinp_thin_open(e.p, 1, 0, &fp.t[i]));
+	/* every page of both regions written once (tag n = 0), so all blocks are provisioned */
+	uint8_t page[K4], back[K4];
+	for (unsigned id = 0; id < 2; id++)
+		for (unsigned pg = 0; pg < FP_PAGES; pg++) {
+			uint64_t off = ((uint64_t)id * FP_BLOCKS + pg / FP_PPB) * e.B + pg % FP_PPB * K4;
+			fp.started[id][pg] = fp.done[id][pg] = fp_tag(id, 0);
+			fill_page(page, fp_tag(id, 0));
+			REQ0(thinp_write(fp.t[0], page, K4, off, 0, NULL));
+		}
+	struct targ a[2];
+	for (unsigned i = 0; i < 2; i++) {
+		a[i] = (struct targ){ .shared = &fp, .id = i };
+		REQ(pthread_create(&a[i].th, NULL, fast_path_main, &a[i]) == 0, "pthread_create");
+	}
+	/* the control thread: its own region (blocks 2*FP_BLOCKS..) for discards, snapshots of
+	 * thin 1 checked and deleted, thin 2 created, written and deleted, commits */
+	struct mu_rng rng;
+	mu_rng_init(&rng, pu_seed ^ 0xfa57);
+	struct thinp_thin *ct;
+	REQ0(thinp_thin_open(e.p, 1, 0, &ct));
+	static uint64_t lo[2][FP_PAGES], hi[2][FP_PAGES];
+	uint64_t snap = 100, rounds = 0;
+	while (__atomic_load_n(&fp.finished, __ATOMIC_ACQUIRE) && !stopped()) {
+		rounds++;
+		unsigned op = (unsigned)mu_below(&rng, 4);
+		if (op == 0) {
+			uint64_t vb = 2 * FP_BLOCKS + mu_below(&rng, FP_BLOCKS);
+			fill_page(page, rounds);
+			REQ0(thinp_write(ct, page, K4, vb * e.B, 0, NULL));
+			REQ0(thinp_discard(ct, vb * e.B, e.B, NULL));
+			REQ0(thinp_read(ct, back, K4, vb * e.B, NULL));
+			REQ(all_zero(back, K4), "block %" PRIu64 " reads non-zero after its discard", vb);
+		} else if (op == 1) {
+			for (unsigned id = 0; id < 2; id++)
+				for (unsigned pg = 0; pg < FP_PAGES; pg++)
+					lo[id][pg] = __atomic_load_n(&fp.done[id][pg], __ATOMIC_ACQUIRE);
+			REQ0(thinp_create_snap(e.p, snap, 1));
+			for (unsigned id = 0; id < 2; id++)
+				for (unsigned pg = 0; pg < FP_PAGES; pg++)
+					hi[id][pg] = __atomic_load_n(&fp.started[id][pg], __ATOMIC_ACQUIRE);
+			/* an overwrite that looked its block up before the snapshot may still be
+			 * writing in place (the kernel leaves this to the caller's suspend): read
+			 * the snapshot once every IO begun by now has ended */
+			for (unsigned id = 0; id < 2; id++) {
+				uint64_t upto = __atomic_load_n(&fp.issued[id], __ATOMIC_ACQUIRE);
+				while (__atomic_load_n(&fp.completed[id], __ATOMIC_ACQUIRE) < upto &&
+				       !stopped())
+					sched_yield();
+			}
+			fp_check_snapshot(&fp, snap, lo, hi);
+			REQ0(thinp_delete_thin(e.p, snap));
+			snap++;
+		} else if (op == 2) {
+			struct thinp_thin *t2;
+			REQ0(thinp_create_thin(e.p, 2));
+			REQ0(thinp_thin_open(e.p, 2, 0, &t2));
+			fill_page(page, rounds);
+			REQ0(thinp_write(t2, page, K4, mu_below(&rng, 4) * e.B, 0, NULL));
+			thinp_thin_close(t2);
+			REQ0(thinp_delete_thin(e.p, 2));
+		} else {
+			REQ0(thinp_pool_commit(e.p));
+		}
+	}
+	for (unsigned i = 0; i < 2; i++)
+		pthread_join(a[i].th, NULL);
+	check_no_thread_failure();
+	REQ(rounds > 1, "the control thread ran %" PRIu64 " rounds", rounds);
+	thinp_thin_close(ct);
+	for (unsigned i = 0; i < 2; i++)
+		thinp_thin_close(fp.t[i]);
+	env_close_and_check(&e);
+}
+END_TEST
+
+/* A read and an overwrite of a provisioned block need neither md_mutex nor the barrier: they
+ * complete while this thread holds both (before the fast path they waited for md_lock). */
+struct held_io {
+	struct thinp_thin *t;
+	int rc;
+};
+
+static void *held_io_main(void *arg)
+{
+	struct held_io *h = arg;
+	uint8_t page[K4], back[K4];
+	fill_page(page, 7);
+	h->rc = thinp_write(h->t, page, K4, 3 * K4, 0, NULL);
+	if (!h->rc)
+		h->rc = thinp_read(h->t, back, K4, 3 * K4, NULL);
+	if (!h->rc && page_tag(back) != 7)
+		h->rc = -EILSEQ;
+	return NULL;
+}
+
+START_TEST(test_fast_path_lock_free)
+{
+	pu_ctx("overwrite and read while md_mutex and the commit barrier are held");
+	struct thinp_pool_opts o = { .no_commit_timer = true };
+	struct pu_env e;
+	env_open(&e, 128, 16, &o);
+	REQ0(thinp_create_thin(e.p, 1));
+	struct held_io h = { 0 };
+	REQ0(thinp_thin_open(e.p, 1, 0, &h.t));
+	uint8_t *blk = calloc(1, e.B);
+	REQ(blk != NULL, "out of memory");
+	REQ0(thinp_write(h.t, blk, e.B, 0, 0, NULL));
+	free(blk);
+	pthread_rwlock_wrlock(&e.p->commit_barrier);
+	pthread_mutex_lock(&e.p->md_mutex);
+	pthread_t th;
+	REQ(pthread_create(&th, NULL, held_io_main, &h) == 0, "pthread_create");
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 30; /* only bounds the failure: the pass returns in microseconds */
+	int jr = pthread_timedjoin_np(th, NULL, &ts);
+	pthread_mutex_unlock(&e.p->md_mutex);
+	pthread_rwlock_unlock(&e.p->commit_barrier);
+	if (jr)
+		pthread_join(th, NULL);
+	REQ(jr == 0, "the overwrite waited for md_mutex or the barrier (join: %s)", strerror(jr));
+	REQ(h.rc == 0, "IO returned %d", h.rc);
+	thinp_thin_close(h.t);
+	env_close_and_check(&e);
+}
+END_TEST
+
 static Suite *conc_suite(void)
 {
 	Suite *s = suite_create("pool_concurrency");
@@ -1069,6 +1284,11 @@ static Suite *conc_suite(void)
 	tc = tcase_create("resize");
 	tcase_set_timeout(tc, 300);
 	tcase_add_loop_test(tc, test_resize_during_io, 0, 2);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("fast_path");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_fast_path_lock_free);
+	tcase_add_test(tc, test_fast_path_races);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("load");
 	tcase_set_timeout(tc, 300);

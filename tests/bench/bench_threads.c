@@ -1,0 +1,323 @@
+/* Benchmark (not a test) of the pool's lock scope: 4 KiB writes from 1 and
+ * from 2 threads on one thin device, each thread in its own region, and the
+ * ratio of their throughputs (ops/s with 2 threads / ops/s with 1; 2.0 is
+ * perfect scaling, and on 2 cores the goal of issue #14 is >= 1.8 for
+ * overwrites on a memory device).
+ *
+ *   overwrite   random 4 KiB writes into blocks provisioned beforehand
+ *   provision   a 4 KiB first write into each block of the region (zeroing on,
+ *               the kernel's default: the block is zeroed, then written)
+ *
+ * on two stores: `mem` (data and metadata in memory: the pool's own cost) and
+ * `direct` (data in a preallocated file opened O_DIRECT, metadata in a file
+ * beside it, as direct-lvm), each for --reps fresh pools per thread count. The
+ * commit timer is off so that a commit does not land in one repetition and not
+ * another: the figures are the IO paths' locks, not the commit.
+ *
+ * Run (after make): BUILD/tests/tools/bench_threads [--reps 5] [--ops N] [--direct-ops N]
+ *   [--blocks N] [--dir DIR] [--seed S] [--only mem|direct]
+ * or `make bench-threads ARGS=...`. Prints one line per case and repetition,
+ * then per case the median ratio with its min-max; exit 1 on an IO error. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "thinp.h"
+
+#define K4         4096u
+#define BLOCK      (64u * 1024u)
+#define MAX_THR    2
+#define MAX_REPS   15
+#define META_BYTES (64ull << 20)
+
+struct opts {
+	unsigned reps;
+	uint64_t ops;        /* overwrites per thread, memory */
+	uint64_t direct_ops; /* overwrites per thread, O_DIRECT file */
+	uint64_t blocks; /* pool blocks per thread's region */
+	uint64_t seed;
+	const char *dir;
+	const char *only;
+};
+
+struct worker {
+	struct thinp_thin *t;
+	pthread_barrier_t *start;
+	bool provision;
+	uint64_t first, blocks, ops, seed;
+	int err;
+	char pad[64]; /* the two threads' structs never share a cache line */
+};
+
+static uint64_t splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *run_worker(void *arg)
+{
+	struct worker *w = arg;
+	void *buf;
+	if (posix_memalign(&buf, K4, K4)) {
+		w->err = -ENOMEM;
+		return NULL;
+	}
+	memset(buf, 0x5a, K4);
+	uint64_t s = w->seed;
+	int err = 0;
+	pthread_barrier_wait(w->start);
+	if (w->provision) {
+		/* a random 4 KiB of each block: partial, so zeroed first */
+		for (uint64_t b = 0; b < w->blocks && !err; b++) {
+			uint64_t off = (w->first + b) * BLOCK + splitmix(&s) % (BLOCK / K4) * K4;
+			err = thinp_write(w->t, buf, K4, off, 0, NULL);
+		}
+	} else {
+		uint64_t pages = w->blocks * (BLOCK / K4);
+		for (uint64_t i = 0; i < w->ops && !err; i++) {
+			uint64_t off = w->first * BLOCK + splitmix(&s) % pages * K4;
+			err = thinp_write(w->t, buf, K4, off, 0, NULL);
+		}
+	}
+	w->err = err;
+	free(buf);
+	return NULL;
+}
+
+/* One repetition: a fresh pool, NTHR threads; returns ops/s or < 0. */
+static double one_run(const struct opts *o, bool direct, bool provision, int nthr, unsigned rep,
+		      const char *dir)
+{
+	uint64_t data_bytes = (uint64_t)MAX_THR * o->blocks * BLOCK;
+	struct tp_dev *data = NULL, *meta = NULL;
+	char dpath[4096], mpath[4096];
+	int r;
+	if (direct) {
+		snprintf(dpath, sizeof(dpath), "%s/data", dir);
+		snprintf(mpath, sizeof(mpath), "%s/meta", dir);
+		unlink(dpath);
+		unlink(mpath);
+		r = thinp_dev_open(dpath, THINP_DEV_CREATE | THINP_DEV_DIRECT, data_bytes, &data);
+		if (!r)
+			r = thinp_dev_open(mpath, THINP_DEV_CREATE, META_BYTES, &meta);
+	} else {
+		r = thinp_dev_open_mem(data_bytes, &data);
+		if (!r)
+			r = thinp_dev_open_mem(META_BYTES, &meta);
+	}
+	if (r) {
+		fprintf(stderr, "bench_threads: opening the devices failed: %s\n", strerror(-r));
+		if (data)
+			thinp_dev_close(data);
+		return -1;
+	}
+	struct thinp_pool_opts po = {.block_sectors = BLOCK / 512, .no_commit_timer = true};
+	struct thinp_pool *p;
+	char err[256];
+	if ((r = thinp_pool_format(data, meta, &po, &p, err, sizeof(err)))) {
+		fprintf(stderr, "bench_threads: formatting the pool failed: %s\n", err);
+		return -1;
+	}
+	struct thinp_thin *t = NULL;
+	r = thinp_create_thin(p, 1);
+	if (!r)
+		r = thinp_thin_open(p, 1, 0, &t);
+	if (!r && !provision) {
+		/* the regions provisioned (whole blocks: no zeroing) and committed */
+		void *blk;
+		if (posix_memalign(&blk, K4, BLOCK))
+			r = -ENOMEM;
+		else
+			memset(blk, 0xa5, BLOCK);
+		for (uint64_t b = 0; !r && b < (uint64_t)nthr * o->blocks; b++)
+			r = thinp_write(t, blk, BLOCK, b * BLOCK, 0, NULL);
+		if (!r)
+			free(blk);
+		if (!r)
+			r = thinp_pool_commit(p);
+	}
+	double ops_s = -1;
+	if (r) {
+		fprintf(stderr, "bench_threads: preparing the pool failed: %s\n", thinp_pool_error(p));
+		goto out;
+	}
+	pthread_barrier_t start;
+	pthread_barrier_init(&start, NULL, (unsigned)nthr + 1);
+	struct worker w[MAX_THR];
+	pthread_t th[MAX_THR];
+	for (int i = 0; i < nthr; i++) {
+		w[i] = (struct worker){.t = t, .start = &start, .provision = provision,
+				       .first = (uint64_t)i * o->blocks, .blocks = o->blocks,
+				       .ops = direct ? o->direct_ops : o->ops, .seed = o->seed * 1000003u + rep * 31u + (unsigned)i};
+		pthread_create(&th[i], NULL, run_worker, &w[i]);
+	}
+	pthread_barrier_wait(&start);
+	double t0 = now_s();
+	for (int i = 0; i < nthr; i++)
+		pthread_join(th[i], NULL);
+	double el = now_s() - t0;
+	pthread_barrier_destroy(&start);
+	uint64_t total = 0;
+	for (int i = 0; i < nthr; i++) {
+		if (w[i].err) {
+			fprintf(stderr, "bench_threads: a write failed: %s\n", thinp_pool_error(p));
+			goto out;
+		}
+		total += provision ? o->blocks : w[i].ops;
+	}
+	ops_s = (double)total / el;
+out:
+	if (t)
+		thinp_thin_close(t);
+	thinp_pool_close(p);
+	if (direct) {
+		unlink(dpath);
+		unlink(mpath);
+	}
+	return ops_s;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int run_case(const struct opts *o, bool direct, bool provision, const char *dir)
+{
+	const char *name = provision ? "provision" : "overwrite";
+	const char *store = direct ? "direct" : "mem";
+	double ratio[MAX_REPS], one[MAX_REPS], two[MAX_REPS];
+	for (unsigned rep = 0; rep < o->reps; rep++) {
+		/* 1 and 2 threads alternate, so a burst of load hits both alike */
+		one[rep] = one_run(o, direct, provision, 1, rep, dir);
+		two[rep] = one_run(o, direct, provision, 2, rep, dir);
+		if (one[rep] < 0 || two[rep] < 0)
+			return 1;
+		ratio[rep] = two[rep] / one[rep];
+		printf("%-9s %-6s rep %u: 1 thread %.0f ops/s, 2 threads %.0f ops/s, ratio %.2f\n",
+		       name, store, rep + 1, one[rep], two[rep], ratio[rep]);
+		fflush(stdout);
+	}
+	double m1 = median(one, o->reps), m2 = median(two, o->reps), mr = median(ratio, o->reps);
+	printf("RESULT %s %s: 1 thread %.0f ops/s, 2 threads %.0f ops/s, 2/1 ratio %.2f "
+	       "[%.2f-%.2f] (median [min-max] of %u)\n",
+	       name, store, m1, m2, mr, ratio[0], ratio[o->reps - 1], o->reps);
+	return 0;
+}
+
+static int usage(const char *msg)
+{
+	fprintf(stderr,
+		"bench_threads: %s\n"
+		"usage: bench_threads [--reps 1..%d] [--ops N] [--direct-ops N] [--blocks N] [--dir DIR] [--seed S] "
+		"[--only mem|direct]\n",
+		msg, MAX_REPS);
+	return 2;
+}
+
+static bool parse_u64(const char *s, uint64_t *v)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(s, &end, 0);
+	if (errno || end == s || *end || *s == '-')
+		return false;
+	*v = x;
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {.reps = 5, .ops = 400000, .direct_ops = 20000, .blocks = 1024, .seed = 0x7468726473ull};
+	const char *env = getenv("THINP_SEED");
+	if (env && !parse_u64(env, &o.seed))
+		return usage("THINP_SEED is not a number: set it to an unsigned integer");
+	o.dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		uint64_t x;
+		char msg[300];
+		if (!v) {
+			snprintf(msg, sizeof(msg), "%s needs a value (or is unknown)", a);
+			return usage(msg);
+		}
+		i++;
+		if (!strcmp(a, "--dir") || !strcmp(a, "--only")) {
+			*(!strcmp(a, "--dir") ? &o.dir : &o.only) = v;
+			if (o.only && strcmp(o.only, "mem") && strcmp(o.only, "direct")) {
+				snprintf(msg, sizeof(msg), "--only %s: give mem or direct", v);
+				return usage(msg);
+			}
+			continue;
+		}
+		if (!parse_u64(v, &x) || !x) {
+			snprintf(msg, sizeof(msg), "%s %s: give a positive integer", a, v);
+			return usage(msg);
+		}
+		if (!strcmp(a, "--reps") && x <= MAX_REPS)
+			o.reps = (unsigned)x;
+		else if (!strcmp(a, "--ops"))
+			o.ops = x;
+		else if (!strcmp(a, "--direct-ops"))
+			o.direct_ops = x;
+		else if (!strcmp(a, "--blocks") && x <= (1ull << 24))
+			o.blocks = x;
+		else if (!strcmp(a, "--seed"))
+			o.seed = x;
+		else {
+			snprintf(msg, sizeof(msg), "%s %s: unknown option or out of range", a, v);
+			return usage(msg);
+		}
+	}
+	printf("bench_threads: seed %" PRIu64 " (THINP_SEED), %u repetitions, %" PRIu64
+	       " overwrites per thread (%" PRIu64 " on the O_DIRECT file), %" PRIu64
+	       " blocks of 64 KiB per thread, %ld CPUs online\n",
+	       o.seed, o.reps, o.ops, o.direct_ops, o.blocks, sysconf(_SC_NPROCESSORS_ONLN));
+	int rc = 0;
+	if (!o.only || !strcmp(o.only, "mem")) {
+		rc |= run_case(&o, false, false, NULL);
+		rc |= run_case(&o, false, true, NULL);
+	}
+	if (!rc && (!o.only || !strcmp(o.only, "direct"))) {
+		char dir[4096];
+		snprintf(dir, sizeof(dir), "%s/bench_threads.XXXXXX", o.dir);
+		if (!mkdtemp(dir)) {
+			fprintf(stderr, "bench_threads: mkdtemp under %s failed: %s (set --dir)\n", o.dir,
+				strerror(errno));
+			return 1;
+		}
+		rc |= run_case(&o, true, false, dir);
+		if (!rc)
+			rc |= run_case(&o, true, true, dir);
+		rmdir(dir);
+	}
+	return rc ? 1 : 0;
+}
