@@ -10,7 +10,10 @@
  *  - bm_set_capacity grows (rehashing) and shrinks the cache;
  *  - without an explicit size the thin metadata sizes its cache from the
  *    metadata in use, so lookups in a pool larger than the 16 MiB default
- *    stay hits; an explicit size is left alone.
+ *    stay hits; an explicit size is left alone;
+ *  - bm_peek (the lookups of the pool's fast path) sees only blocks cached,
+ *    validated by the same validator and not write-locked, changes no
+ *    counter, and its reference keeps a block from the next eviction.
  *
  * Seeded: THINP_SEED (printed). */
 #include <check.h>
@@ -81,6 +84,55 @@ START_TEST(test_clock_second_chance)
 		bm_unlock(held[i]);
 	bm_get_stats(bm, &st);
 	REQ(st.cached <= 16, "%zu cached after the locks went (capacity 16)", st.cached);
+	bm_destroy(bm);
+	tp_dev_close(d);
+}
+END_TEST
+
+static int check_ok(const void *data, uint64_t b, char *err, size_t errlen)
+{
+	(void)data, (void)b, (void)err, (void)errlen;
+	return 0;
+}
+
+START_TEST(test_peek)
+{
+	su_set_ctx("peek", 0);
+	struct tp_dev *d = mem_dev(1 << 20);
+	struct bm *bm;
+	REQ0(bm_create(d, 16, &bm));
+	const struct bm_validator v = {"test", NULL, check_ok}, w = {"other", NULL, check_ok};
+	REQ(bm_peek(bm, 3, &v) == NULL, "block 3 peeked before it was ever read");
+	struct bm_block *blk;
+	REQ0(bm_read_lock(bm, 3, &v, &blk));
+	bm_unlock(blk);
+	struct bm_stats before, after;
+	bm_get_stats(bm, &before);
+	REQ(bm_peek(bm, 3, &v) == bm_block_data(blk), "a cached, validated block not peeked");
+	REQ(bm_peek(bm, 3, &w) == NULL, "peeked through another validator than it was checked with");
+	REQ(bm_peek(bm, 1u << 20, &v) == NULL, "peeked beyond the device");
+	bm_get_stats(bm, &after);
+	REQ(after.hits == before.hits && after.misses == before.misses,
+	    "peeks counted: hits %" PRIu64 " -> %" PRIu64 ", misses %" PRIu64 " -> %" PRIu64,
+	    before.hits, after.hits, before.misses, after.misses);
+	REQ0(bm_write_lock(bm, 3, &v, &blk));
+	REQ(bm_peek(bm, 3, &v) == NULL, "a write-locked block peeked");
+	bm_unlock(blk);
+
+	bm_destroy(bm);
+
+	/* a peek is a use: after a sweep has cleared every reference bit, the peeked block
+	 * survives the hand's next pass, its unpeeked neighbour does not */
+	REQ0(bm_create(d, 16, &bm));
+	for (uint64_t b = 0; b < 16; b++)
+		touch(bm, b);
+	touch(bm, 16); /* the sweep clears 0..15 and evicts 0 */
+	REQ(bm_peek(bm, 0, NULL) == NULL && bm_peek(bm, 5, NULL) != NULL,
+	    "the first sweep did not evict block 0 alone");
+	for (uint64_t b = 17; b <= 21; b++)
+		touch(bm, b); /* 1..4 go, then the hand meets 5 */
+	REQ(bm_peek(bm, 5, NULL) != NULL, "block 5, peeked since the last sweep, was evicted");
+	REQ(bm_peek(bm, 6, NULL) == NULL, "block 6, not used since the last sweep, stayed");
 	bm_destroy(bm);
 	tp_dev_close(d);
 }
@@ -219,6 +271,7 @@ static Suite *bm_cache_suite(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_clock_second_chance);
 	tcase_add_test(tc, test_set_capacity);
+	tcase_add_test(tc, test_peek);
 	tcase_add_test(tc, test_freed_blocks_dropped);
 	tcase_add_test(tc, test_cache_sized_from_metadata);
 	suite_add_tcase(s, tc);
