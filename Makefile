@@ -283,7 +283,8 @@ run-tsan: $(TSAN_TESTS)
 	@$(RUN_ENV) TEST_TIMEOUT=$(TEST_TIMEOUT) $(TSAN_SETARCH) bash $(TEST_RUNNER) \
 		$(BUILDDIR)/test-logs $(TSAN_TESTS)
 
-# The quick matrix (scenarios/run; <= 10 min on 2 cores) into results/<date>-<host>-<commit>/;
+# The quick matrix (scenarios/run; <= 10 min on 2 cores) into results/<date>-<host>-<commit>/,
+# then the lock-scope ratios (bench_threads, under a minute; also in BUILD/bench_threads.txt);
 # the engine is required here, so `make engine` (which fails loudly) rather than the optional
 # build of `all`. BENCH_ARGS passes options through: make bench BENCH_ARGS="--full --repeat 5".
 BENCH_ARGS ?=
@@ -292,6 +293,8 @@ bench:
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory engine
 	@$(RUN_ENV) scenarios/run $(BENCH_ARGS)
+	@$(BUILDDIR)/tests/tools/bench_threads --reps 3 --dir $(BUILDDIR) > $(BUILDDIR)/bench_threads.txt; \
+		st=$$?; cat $(BUILDDIR)/bench_threads.txt; exit $$st
 
 # Metadata micro-benchmark (not a test): inserts/s, lookups/s and cache memory at 10k and 1M
 # mappings (ARGS="--max 10000000" for the 10M point, which takes ~10 minutes).
