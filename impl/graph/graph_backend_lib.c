@@ -199,8 +199,7 @@ static int reactivate(struct lib_be *b, struct lib_active *a, char *dev, size_t 
 static int try_remove(struct lib_be *b, struct lib_active *a, char *err, size_t len)
 {
 	if (a->loop_fd >= 0) {
-		fsync(a->loop_fd);
-		close(a->loop_fd);
+		tg_child_close(a->loop_fd);
 		a->loop_fd = -1;
 	}
 	int r = tg_expose_remove(b->ex, a->name, err, len);
@@ -234,38 +233,22 @@ static bool lib_is_active(void *be, const char *name)
 static int lib_suspend(void *be, const char *name, const char *mount, char *err, size_t len)
 {
 	struct lib_active *a = find(be, name);
-	if (mount) {
-		int fd = open(mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0 || ioctl(fd, FIFREEZE, 0)) {
-			int r = -errno;
-			if (fd >= 0)
-				close(fd);
-			return tg_err(err, len, r, "Unable to suspend %s (freeze %s): %s", name, mount,
-				      strerror(-r));
-		}
-		close(fd);
-	}
-	if (a && a->loop_fd >= 0 && fsync(a->loop_fd))
-		return tg_err(err, len, -errno, "Unable to suspend %s (flush): %s", name,
-			      strerror(errno));
+	int r;
+	if (mount && (r = tg_child_freeze(mount, true)))
+		return tg_err(err, len, r, "Unable to suspend %s (freeze %s): %s", name, mount,
+			      strerror(-r));
+	if (a && a->loop_fd >= 0 && (r = tg_child_fsync(a->loop_fd)))
+		return tg_err(err, len, r, "Unable to suspend %s (flush): %s", name, strerror(-r));
 	return 0;
 }
 
 static int lib_resume(void *be, const char *name, const char *mount, char *err, size_t len)
 {
 	(void)be;
-	if (!mount)
-		return 0;
-	int fd = open(mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || ioctl(fd, FITHAW, 0)) {
-		int r = -errno;
-		if (fd >= 0)
-			close(fd);
-		return tg_err(err, len, r, "Unable to resume %s (thaw %s): %s", name, mount,
-			      strerror(-r));
-	}
-	close(fd);
-	return 0;
+	int r = mount ? tg_child_freeze(mount, false) : 0;
+	return r ? tg_err(err, len, r, "Unable to resume %s (thaw %s): %s", name, mount,
+			  strerror(-r))
+		 : 0;
 }
 
 static int lib_resize_data(void *be, uint64_t bytes, char *err, size_t len)

@@ -133,6 +133,18 @@ void tg_mount_options(const struct tg_driver *d, const char *fs, char *buf, size
 /* Run ARGV (a NULL-terminated list), its output kept in OUT; the exit status or -errno. */
 int tg_run(char *const argv[], char *out, size_t olen);
 
+/* graph_child.c: block IO that may reach this process's FUSE bridge, run in a child */
+struct tg_mount_req {
+	const char *dev, *dir, *fs, *opts;
+};
+int tg_child(int keep_fd, int (*fn)(void *arg), void *arg);
+int tg_child_mount(const char *dev, const char *dir, const char *fs, const char *opts);
+int tg_child_umount(const char *dir);
+int tg_child_fsync(int fd);
+/* fsync and close FD, the last close (and its writeback) in the child */
+int tg_child_close(int fd);
+int tg_child_freeze(const char *dir, bool freeze);
+
 /* graph_base.c */
 int tg_setup_base(struct tg_driver *d, char *err, size_t len);
 int tg_grow_fs(struct tg_driver *d, struct tg_device *dev, char *err, size_t len);

@@ -34,6 +34,8 @@ int tg_run(char *const argv[], char *out, size_t olen)
 		int nul = open("/dev/null", O_RDONLY);
 		if (nul >= 0)
 			dup2(nul, 0);
+		/* no descriptor of ours (the bridge's /dev/fuse above all) outlives the exec */
+		close_range(3, ~0u, 0);
 		execvp(argv[0], argv);
 		dprintf(2, "%s: %s", argv[0], strerror(errno));
 		_exit(127);
@@ -106,25 +108,6 @@ int tg_deactivate(struct tg_driver *d, struct tg_device *dev, bool deferred, cha
 	return 0;
 }
 
-int tg_probe_fs(const char *dev, char *fs, size_t len)
-{
-	int fd = open(dev, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	unsigned char b[4096];
-	ssize_t n = pread(fd, b, sizeof(b), 0);
-	close(fd);
-	if (n < (ssize_t)sizeof(b))
-		return n < 0 ? -errno : -EIO;
-	if (!memcmp(b, "XFSB", 4))
-		snprintf(fs, len, "xfs");
-	else if (b[0x438] == 0x53 && b[0x439] == 0xef)
-		snprintf(fs, len, "ext4");
-	else
-		return -EINVAL;
-	return 0;
-}
-
 void tg_mount_options(const struct tg_driver *d, const char *fs, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s%s%s", strcmp(fs, "xfs") ? "" : "nouuid",
@@ -154,8 +137,7 @@ int tg_mount_device(struct tg_driver *d, struct tg_device *dev, const char *dir,
 		return tg_err(err, len, -EINVAL, "devmapper: Unknown filesystem type on %s",
 			      dev->dev);
 	tg_mount_options(d, fs, opts, sizeof(opts));
-	if (mount(dev->dev, dir, fs, 0, opts)) {
-		r = -errno;
+	if ((r = tg_child_mount(dev->dev, dir, fs, opts))) {
 		char tail[300];
 		dmesg_tail(tail, sizeof(tail));
 		return tg_err(err, len, r, "Failed to mount; dmesg: %s: mount %s on %s: %s", tail,
@@ -168,11 +150,14 @@ int tg_unmount(const char *dir, char *err, size_t len)
 {
 	/* a plain unmount first, so the device is free when it returns; Docker's lazy
 	 * detach only when something still holds it */
-	if (!umount2(dir, 0) || errno == EINVAL || errno == ENOENT)
+	int r = tg_child_umount(dir);
+	if (!r || r == -EINVAL || r == -ENOENT)
 		return 0;
-	if (errno == EBUSY && !umount2(dir, MNT_DETACH))
+	if (r == -EBUSY && !umount2(dir, MNT_DETACH))
 		return 0;
-	return tg_err(err, len, -errno, "Error unmounting %s: %s", dir, strerror(errno));
+	if (r == -EBUSY)
+		r = -errno;
+	return tg_err(err, len, r, "Error unmounting %s: %s", dir, strerror(-r));
 }
 
 /* mountinfo's field 5 escapes space, tab, newline and backslash as \ooo */

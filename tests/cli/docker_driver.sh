@@ -190,7 +190,7 @@ PY
 	local want_ids have_ids
 	want_ids=$(find "$R/metadata" -type f ! -name deviceset-metadata ! -name transaction-metadata \
 		-exec cat {} + | grep -o '"device_id":[0-9]*' | cut -d: -f2 | sort -n | tr '\n' ' ')
-	have_ids=$("$THINP" thin ls "$R/devicemapper" --noheadings -o DEV | sort -n | tr '\n' ' ')
+	have_ids=$("$THINP" thin ls "$R/devicemapper" --noheadings -o DEV | awk '{print $1}' | sort -n | tr '\n' ' ')
 	[ "$want_ids" = "$have_ids" ] || fail "thins in the pool ($have_ids) vs metadata files ($want_ids)"
 	echo "docker_driver: $fs sequence OK ($(wc -l <"$tmp/img3.sums") image files, ids $have_ids)"
 }
