@@ -252,10 +252,10 @@ static inline pthread_rwlock_t *cell(struct thinp_pool *p, uint64_t id, uint64_t
 static inline int lookup_shared(struct thinp_pool *p, uint64_t id, uint64_t vblock,
 				struct thin_mapping *map)
 {
-	if (mode_get(p) == THINP_MODE_FAIL)
-		return -EAGAIN;
 	pthread_mutex_t *m = md_shared_lock(p);
-	int r = tmd_lookup_peek(p->md, id, vblock, map);
+	/* (under the slot: a failed abort, which may free the metadata objects, switches the
+	 * mode under the exclusive side) */
+	int r = mode_get(p) == THINP_MODE_FAIL ? -EAGAIN : tmd_lookup_peek(p->md, id, vblock, map);
 	pthread_mutex_unlock(m);
 	return r;
 }
