@@ -107,7 +107,13 @@ static int run(struct dargs *a, const char *root, const char *req, bool start,
 		return 1;
 	int r = 0;
 	if (st) {
-		reply[strcspn(reply, "\n")] = 0;
+		/* one message line: a tool's output quoted in it is joined */
+		size_t n = strlen(reply);
+		while (n && reply[n - 1] == '\n')
+			reply[--n] = 0;
+		for (char *c = reply; *c; c++)
+			if (*c == '\n')
+				*c = ' ';
 		r = cli_fail(a->cmd, "%s", *reply ? reply : strerror(-st));
 	} else if (print) {
 		r = print(a, reply);
@@ -339,12 +345,13 @@ static int d_create(int argc, char **argv, struct dargs *a)
 	int r = parse(argc, argv, a, create_usage, 2, pos);
 	if (r)
 		return r == CLI_DONE ? 0 : r;
-	char req[TG_REQUEST_MAX + 64];
-	int n = snprintf(req, sizeof(req), "create %s %s %" PRIu64, pos[1],
-			 a->parent && *a->parent ? a->parent : "-", a->size);
-	if (n >= TG_REQUEST_MAX || strpbrk(pos[1], " \t\n") ||
-	    (a->parent && strpbrk(a->parent, " \t\n")))
-		return cli_usage(a->cmd, "invalid ID or PARENT: letters, digits, '_', '.', '-' only");
+	char req[TG_REQUEST_MAX + 64], err[256];
+	if (tg_meta_check_hash(pos[1], err, sizeof(err)))
+		return cli_usage(a->cmd, "%s", err);
+	const char *parent = a->parent && *a->parent && strcmp(a->parent, "base") ? a->parent : "-";
+	if (strcmp(parent, "-") && tg_meta_check_hash(parent, err, sizeof(err)))
+		return cli_usage(a->cmd, "--parent: %s", err);
+	snprintf(req, sizeof(req), "create %s %s %" PRIu64, pos[1], parent, a->size);
 	return run(a, pos[0], req, false, NULL);
 }
 
@@ -355,10 +362,9 @@ static int simple(int argc, char **argv, struct dargs *a, const char *usage, con
 	int r = parse(argc, argv, a, usage, 2, pos);
 	if (r)
 		return r == CLI_DONE ? 0 : r;
-	if (strpbrk(pos[1], " \t\n") || strlen(pos[1]) > TG_HASH_MAX || !*pos[1])
-		return cli_usage(a->cmd, "invalid ID '%s': 1 to %d letters, digits, '_', '.', '-'",
-				 pos[1], TG_HASH_MAX);
-	char req[TG_REQUEST_MAX + 64];
+	char req[TG_REQUEST_MAX + 64], err[256];
+	if (strcmp(pos[1], "base") && tg_meta_check_hash(pos[1], err, sizeof(err)))
+		return cli_usage(a->cmd, "%s", err);
 	snprintf(req, sizeof(req), "%s %s", verb, strcmp(pos[1], "base") ? pos[1] : "-");
 	return run(a, pos[0], req, start, print);
 }

@@ -90,24 +90,45 @@ static int read_uuid(const char *dev, char *uuid, size_t ulen, char *err, size_t
 	return 0;
 }
 
+/* ext4 offline: what is left when the online resize is refused (it needs CAP_SYS_RESOURCE,
+ * which a container may lack); resize2fs wants a fresh fsck of an unmounted file system. */
+static int grow_ext4_offline(struct tg_driver *d, const char *dev, char *err, size_t len)
+{
+	char out[4096];
+	char *fsck[] = {"e2fsck", "-f", "-p", (char *)dev, NULL};
+	int r = tg_run(fsck, out, sizeof(out));
+	if (r & ~1) /* 1: errors corrected */
+		return tg_err(err, len, -EIO, "Failed to grow rootfs:e2fsck %d:%s", r, out);
+	char *grow[] = {"resize2fs", (char *)dev, NULL};
+	if ((r = tg_run(grow, out, sizeof(out))))
+		return tg_err(err, len, -EIO, "Failed to grow rootfs:%d:%s", r, out);
+	tg_log(d, "devmapper: the online resize of %s was refused: grown offline", dev);
+	return 0;
+}
+
 int tg_grow_fs(struct tg_driver *d, struct tg_device *dev, char *err, size_t len)
 {
-	char dir[PATH_MAX + 16], out[4096], fs[16];
+	char dir[PATH_MAX + 16], out[4096], fs[16] = "";
 	snprintf(dir, sizeof(dir), "%s/growmnt", d->run_dir);
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		return tg_err(err, len, -errno, "Error creating %s: %s", dir, strerror(errno));
-	int r = tg_mount_device(d, dev, dir, err, len);
+	/* Docker's way: mount, then resize2fs / xfs_growfs on the mounted file system */
+	int r = tg_mount_device(d, dev, dir, err, len), rr = 0;
 	if (!r) {
 		tg_probe_fs(dev->dev, fs, sizeof(fs));
 		char *ext[] = {"resize2fs", dev->dev, NULL};
 		char *xfs[] = {"xfs_growfs", dir, NULL};
-		int rr = tg_run(strcmp(fs, "xfs") ? ext : xfs, out, sizeof(out));
-		if (rr)
-			r = tg_err(err, len, -EIO, "Failed to grow rootfs:%d:%s", rr, out);
+		rr = tg_run(strcmp(fs, "xfs") ? ext : xfs, out, sizeof(out));
 		char why[512];
 		tg_unmount(dir, why, sizeof(why));
 	}
 	rmdir(dir);
+	if (!r && rr) {
+		if (!strcmp(fs, "ext4") && strstr(out, "Permission denied"))
+			r = grow_ext4_offline(d, dev->dev, err, len);
+		else
+			r = tg_err(err, len, -EIO, "Failed to grow rootfs:%d:%s", rr, out);
+	}
 	char why[512];
 	tg_deactivate(d, dev, false, why, sizeof(why));
 	return r;

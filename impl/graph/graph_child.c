@@ -39,12 +39,13 @@ int tg_child(int keep_fd, int (*fn)(void *arg), void *arg)
 static int do_mount(void *arg)
 {
 	const struct tg_mount_req *m = arg;
-	return mount(m->dev, m->dir, m->fs, 0, m->opts) ? -errno : 0;
+	return mount(m->dev, m->dir, m->fs, m->flags, m->opts) ? -errno : 0;
 }
 
-int tg_child_mount(const char *dev, const char *dir, const char *fs, const char *opts)
+int tg_child_mount(const char *dev, const char *dir, const char *fs, unsigned long flags,
+		   const char *opts)
 {
-	struct tg_mount_req m = {dev, dir, fs, opts};
+	struct tg_mount_req m = {dev, dir, fs, opts, flags};
 	return tg_child(-1, do_mount, &m);
 }
 

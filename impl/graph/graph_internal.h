@@ -129,16 +129,21 @@ int tg_mount_device(struct tg_driver *d, struct tg_device *dev, const char *dir,
 		    size_t len);
 int tg_unmount(const char *dir, char *err, size_t len);
 int tg_probe_fs(const char *dev, char *fs, size_t len);
-void tg_mount_options(const struct tg_driver *d, const char *fs, char *buf, size_t len);
+/* Docker's options for FS (xfs: nouuid first, then dm.mountopt), split as mount(8) does
+ * into MS_* flags (*FLAGS) and the file system's own options (BUF). */
+void tg_mount_options(const struct tg_driver *d, const char *fs, unsigned long *flags, char *buf,
+		      size_t len);
 /* Run ARGV (a NULL-terminated list), its output kept in OUT; the exit status or -errno. */
 int tg_run(char *const argv[], char *out, size_t olen);
 
 /* graph_child.c: block IO that may reach this process's FUSE bridge, run in a child */
 struct tg_mount_req {
 	const char *dev, *dir, *fs, *opts;
+	unsigned long flags;
 };
 int tg_child(int keep_fd, int (*fn)(void *arg), void *arg);
-int tg_child_mount(const char *dev, const char *dir, const char *fs, const char *opts);
+int tg_child_mount(const char *dev, const char *dir, const char *fs, unsigned long flags,
+		   const char *opts);
 int tg_child_umount(const char *dir);
 int tg_child_fsync(int fd);
 /* fsync and close FD, the last close (and its writeback) in the child */

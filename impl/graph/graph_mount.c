@@ -108,22 +108,62 @@ int tg_deactivate(struct tg_driver *d, struct tg_device *dev, bool deferred, cha
 	return 0;
 }
 
-void tg_mount_options(const struct tg_driver *d, const char *fs, char *buf, size_t len)
+/* The generic options mount(8) turns into flags (Docker's pkg/mount does the same). */
+static const struct {
+	const char *name;
+	bool clear;
+	unsigned long flag;
+} mount_flags[] = {
+	{"ro", false, MS_RDONLY},          {"rw", true, MS_RDONLY},
+	{"nosuid", false, MS_NOSUID},      {"suid", true, MS_NOSUID},
+	{"nodev", false, MS_NODEV},        {"dev", true, MS_NODEV},
+	{"noexec", false, MS_NOEXEC},      {"exec", true, MS_NOEXEC},
+	{"sync", false, MS_SYNCHRONOUS},   {"async", true, MS_SYNCHRONOUS},
+	{"dirsync", false, MS_DIRSYNC},    {"mand", false, MS_MANDLOCK},
+	{"nomand", true, MS_MANDLOCK},     {"noatime", false, MS_NOATIME},
+	{"atime", true, MS_NOATIME},       {"nodiratime", false, MS_NODIRATIME},
+	{"diratime", true, MS_NODIRATIME}, {"relatime", false, MS_RELATIME},
+	{"norelatime", true, MS_RELATIME}, {"strictatime", false, MS_STRICTATIME},
+	{"nostrictatime", true, MS_STRICTATIME}, {"lazytime", false, MS_LAZYTIME},
+	{"nolazytime", true, MS_LAZYTIME}, {"defaults", true, 0},
+};
+
+void tg_mount_options(const struct tg_driver *d, const char *fs, unsigned long *flags, char *buf,
+		      size_t len)
 {
-	snprintf(buf, len, "%s%s%s", strcmp(fs, "xfs") ? "" : "nouuid",
+	char all[sizeof(d->opt.mountopt) + 16];
+	snprintf(all, sizeof(all), "%s%s%s", strcmp(fs, "xfs") ? "" : "nouuid",
 		 strcmp(fs, "xfs") || !d->opt.mountopt[0] ? "" : ",", d->opt.mountopt);
+	*flags = 0;
+	size_t n = 0;
+	buf[0] = 0;
+	char *save;
+	for (char *o = strtok_r(all, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		size_t i;
+		for (i = 0; i < sizeof(mount_flags) / sizeof(mount_flags[0]); i++)
+			if (!strcmp(o, mount_flags[i].name))
+				break;
+		if (i < sizeof(mount_flags) / sizeof(mount_flags[0])) {
+			if (mount_flags[i].clear)
+				*flags &= ~mount_flags[i].flag;
+			else
+				*flags |= mount_flags[i].flag;
+			continue;
+		}
+		int k = snprintf(buf + n, len - n, "%s%s", n ? "," : "", o);
+		if (k > 0 && (size_t)k < len - n)
+			n += (size_t)k;
+	}
 }
 
 /* The tail of the kernel log, as Docker quotes it in a mount failure. */
 static void dmesg_tail(char *buf, size_t len)
 {
-	char out[8192];
-	char *argv[] = {"dmesg", NULL};
+	char out[512];
+	char *argv[] = {"sh", "-c", "dmesg | tail -c 256", NULL};
 	buf[0] = 0;
-	if (tg_run(argv, out, sizeof(out)))
-		return;
-	size_t n = strlen(out);
-	tg_copy(buf, len, n > 256 ? out + n - 256 : out);
+	if (!tg_run(argv, out, sizeof(out)))
+		tg_copy(buf, len, out);
 }
 
 int tg_mount_device(struct tg_driver *d, struct tg_device *dev, const char *dir, char *err,
@@ -133,11 +173,12 @@ int tg_mount_device(struct tg_driver *d, struct tg_device *dev, const char *dir,
 	if (r)
 		return r;
 	char fs[16], opts[sizeof(d->opt.mountopt) + 16];
+	unsigned long flags;
 	if (tg_probe_fs(dev->dev, fs, sizeof(fs)))
 		return tg_err(err, len, -EINVAL, "devmapper: Unknown filesystem type on %s",
 			      dev->dev);
-	tg_mount_options(d, fs, opts, sizeof(opts));
-	if ((r = tg_child_mount(dev->dev, dir, fs, opts))) {
+	tg_mount_options(d, fs, &flags, opts, sizeof(opts));
+	if ((r = tg_child_mount(dev->dev, dir, fs, flags, opts))) {
 		char tail[300];
 		dmesg_tail(tail, sizeof(tail));
 		return tg_err(err, len, r, "Failed to mount; dmesg: %s: mount %s on %s: %s", tail,
