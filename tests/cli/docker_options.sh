@@ -147,4 +147,28 @@ p=$("$THINP" docker get "$R" new)
 "$THINP" docker put "$R" new
 "$THINP" docker cleanup "$R"
 "$THINP" check "$R/devicemapper/metadata" >/dev/null || fail "thinp check after the grow/resize"
+
+# ---- the daemon's deferred-deletion worker (Docker's ticks every 30 s; 1 s here): a device
+# marked deleted while open goes without any prune once its last opener closes
+R=$tmp/worker
+roots+=("$R")
+"$THINP" docker init "$R" --storage-opt dm.fs=ext4 --storage-opt dm.basesize=16M \
+	--storage-opt dm.loopdatasize=64M --storage-opt dm.loopmetadatasize=16M \
+	--storage-opt dm.use_deferred_removal=true --storage-opt dm.use_deferred_deletion=true \
+	>/dev/null 2>&1 || fail "init worker"
+"$THINP" docker create "$R" w1
+p=$(THINP_DOCKER_DELETION_INTERVAL=1 "$THINP" docker get "$R" w1) # starts the daemon
+echo data >"$p/f"
+exec 8<"$p/f"
+"$THINP" docker put "$R" w1
+"$THINP" docker remove "$R" w1 || fail "remove w1 (deferred)"
+"$THINP" docker info "$R" 2>/dev/null | grep -qx "  Deferred Deleted Device Count: 1" || fail "w1 not marked deleted"
+exec 8<&-
+tries=0
+until ! "$THINP" docker exists "$R" w1 >/dev/null; do
+	tries=$((tries + 1)); [ $tries -le 3000 ] || fail "the worker never deleted w1"
+	sleep 0.1
+done
+"$THINP" docker info "$R" 2>/dev/null | grep -qx "  Deferred Deleted Device Count: 0" || fail "count after the worker"
+"$THINP" docker cleanup "$R"
 echo "PASS"
