@@ -17,7 +17,7 @@
 
 static const char docker_usage[] =
         "usage: thinp docker init|daemon|create|remove|get|put|exists|ls|info|device|prune|\n"
-        "                    resize|cleanup ROOT ...   (thinp docker SUBCOMMAND --help)\n"
+        "                    resize|stats|cleanup ROOT ...   (thinp docker SUBCOMMAND --help)\n"
         "Docker's devicemapper storage driver on a thin pool: ROOT is the driver's home\n"
         "(Docker's /var/lib/docker/devicemapper), docs/graph-driver.md.\n";
 
@@ -27,14 +27,14 @@ struct dargs {
 	const char *cmd;
 	const char *parent;
 	uint64_t size;
-	bool json, old_format, foreground;
+	bool json, old_format, foreground, reset;
 	bool backend_set;
 	enum tg_backend_kind backend;
 	const char *opts[MAX_STORAGE_OPTS];
 	int nr_opts;
 };
 
-enum { OPT_PARENT = 256, OPT_SIZE, OPT_FORMAT, OPT_OLD, OPT_FG, OPT_STORAGE, OPT_BACKEND };
+enum { OPT_PARENT = 256, OPT_SIZE, OPT_FORMAT, OPT_OLD, OPT_FG, OPT_STORAGE, OPT_BACKEND, OPT_RESET };
 
 static int option(void *ctx, int c, const char *arg, const char *opt)
 {
@@ -55,6 +55,9 @@ static int option(void *ctx, int c, const char *arg, const char *opt)
 		return 0;
 	case OPT_FG:
 		a->foreground = true;
+		return 0;
+	case OPT_RESET:
+		a->reset = true;
 		return 0;
 	case OPT_STORAGE:
 		if (a->nr_opts == MAX_STORAGE_OPTS)
@@ -83,6 +86,7 @@ static int parse(int argc, char **argv, struct dargs *a, const char *usage, int 
 		{ "foreground", no_argument, NULL, OPT_FG },
 		{ "storage-opt", required_argument, NULL, OPT_STORAGE },
 		{ "backend", required_argument, NULL, OPT_BACKEND },
+		{ "reset", no_argument, NULL, OPT_RESET },
 		CLI_STD_LONGOPTS,
 		{ 0 }
 	};
@@ -269,6 +273,47 @@ static int print_info(struct dargs *a, char *reply)
 	return 0;
 }
 
+/* The stats reply: NAME OPS REQUESTED DATA_READ DATA_WRITTEN DATA_ZEROED META_READ
+ * META_WRITTEN per line. */
+static int print_stats(struct dargs *a, char *reply)
+{
+	static const char *const keys[] = {"ops", "bytes_requested", "data_bytes_read",
+					   "data_bytes_written", "data_bytes_zeroed",
+					   "meta_bytes_read", "meta_bytes_written"};
+	if (a->json)
+		printf("{\"classes\": {");
+	else
+		printf("%-22s %10s %14s %14s %14s %14s %14s %14s\n", "class", "ops", "requested",
+		       "data_read", "data_written", "data_zeroed", "meta_read", "meta_written");
+	int n = 0;
+	for (char *line = strtok(reply, "\n"); line; line = strtok(NULL, "\n")) {
+		char *f[8];
+		int nf = 0;
+		for (char *s = line, *t; nf < 8; s = t + 1) {
+			f[nf++] = s;
+			if (!(t = strchr(s, '\t')))
+				break;
+			*t = 0;
+		}
+		if (nf != 8)
+			return cli_fail(a->cmd, "unexpected reply line '%s'", line);
+		if (a->json) {
+			printf("%s", n++ ? ", " : "");
+			json_str(f[0]);
+			printf(": {");
+			for (int i = 0; i < 7; i++)
+				printf("%s\"%s\": %s", i ? ", " : "", keys[i], f[i + 1]);
+			printf("}");
+		} else {
+			printf("%-22s %10s %14s %14s %14s %14s %14s %14s\n", f[0], f[1], f[2], f[3], f[4],
+			       f[5], f[6], f[7]);
+		}
+	}
+	if (a->json)
+		printf("}}\n");
+	return 0;
+}
+
 static int exists_print(struct dargs *a, char *reply)
 {
 	(void)a;
@@ -306,9 +351,6 @@ static int d_init(int argc, char **argv, struct dargs *a)
 			return cli_usage(a->cmd, "--storage-opt %s: %s", a->opts[i], err);
 	if (tg_options_finish(&o, err, sizeof(err)))
 		return cli_usage(a->cmd, "%s", err);
-	if (a->backend == TG_BACKEND_KERNEL)
-		return cli_fail(a->cmd, "the devicemapper driver on the kernel backend is not built "
-					"yet (issue 10): init without --backend kernel");
 	if (docker_daemon_running(pos[0]))
 		return cli_fail(a->cmd, "a daemon holds %s: 'thinp docker cleanup %s' first (options "
 					"apply when the driver starts)", pos[0], pos[0]);
@@ -449,6 +491,21 @@ static int d_info(int c, char **v, struct dargs *a)
 		return r == CLI_DONE ? 0 : r;
 	return run(a, pos[0], a->old_format ? "info spaced" : "info", false, print_info);
 }
+static const char stats_usage[] =
+        "usage: thinp docker stats ROOT [--reset] [--format text|json]\n"
+        "The pool's IO counters per outcome class (write_provision, write_cow, ...: what the\n"
+        "mounted file systems made the pool do) since the daemon opened it or the last\n"
+        "--reset, which zeroes them after printing. Bytes are exact: data read, written and\n"
+        "zeroed on the data file, metadata read and written.\n";
+
+static int d_stats(int c, char **v, struct dargs *a)
+{
+	const char *pos[1];
+	int r = parse(c, v, a, stats_usage, 1, pos);
+	if (r)
+		return r == CLI_DONE ? 0 : r;
+	return run(a, pos[0], a->reset ? "stats reset" : "stats", false, print_stats);
+}
 static int d_prune(int c, char **v, struct dargs *a)
 {
 	return root_only(c, v, a, prune_usage, "prune", NULL);
@@ -510,11 +567,11 @@ int cmd_docker(int argc, char **argv, const struct cli_global *g)
 		{ "exists", "docker exists", d_exists }, { "ls", "docker ls", d_ls },
 		{ "info", "docker info", d_info },       { "device", "docker device", d_device },
 		{ "prune", "docker prune", d_prune },    { "resize", "docker resize", d_resize },
-		{ "cleanup", "docker cleanup", d_cleanup },
+		{ "stats", "docker stats", d_stats },    { "cleanup", "docker cleanup", d_cleanup },
 	};
 	if (argc < 2)
 		return cli_usage("docker", "missing subcommand (init, daemon, create, remove, get, "
-					   "put, exists, ls, info, device, prune, resize or cleanup)");
+					   "put, exists, ls, info, device, prune, resize, stats or cleanup)");
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		fputs(docker_usage, stdout);
 		return 0;

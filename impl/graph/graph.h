@@ -60,6 +60,18 @@ struct tg_status_pair {
 int tg_status(struct tg_driver *d, bool spaced, struct tg_status_pair *pairs, size_t *nr,
 	      char *warning, size_t wlen, char *err, size_t len);
 
+/* The pool's IO counters per outcome class (libthinp's: write_provision, write_cow, ...), the
+ * same counters the fio engine reports, since the pool opened or the last reset: what the
+ * file systems of the mounted devices made the pool do. RESET zeroes them after the read. */
+struct tg_class_count {
+	char name[32];
+	uint64_t ops, bytes_requested, data_read, data_written, data_zeroed, meta_read,
+		meta_written;
+};
+#define TG_CLASSES_MAX 16
+int tg_pool_stats(struct tg_driver *d, bool reset, struct tg_class_count *out, size_t *nr,
+		  char *err, size_t len);
+
 /* One device's record (Docker's GetMetadata plus the JSON). */
 struct tg_device_view {
 	char hash[132];

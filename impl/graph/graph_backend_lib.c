@@ -71,6 +71,31 @@ static int lib_status(void *be, struct tg_pool_info *st, char *err, size_t len)
 	return 0;
 }
 
+static int lib_stats(void *be, bool reset, struct tg_class_count *out, size_t *nr, char *err,
+		     size_t len)
+{
+	struct lib_be *b = be;
+	struct thinp_class_stats cs[THINP_NR_CLASSES];
+	(void)err;
+	(void)len;
+	thinp_pool_stats(b->pool, cs);
+	if (reset)
+		thinp_pool_stats_reset(b->pool);
+	*nr = 0;
+	for (int c = 0; c < THINP_NR_CLASSES && *nr < TG_CLASSES_MAX; c++) {
+		struct tg_class_count *o = &out[(*nr)++];
+		tg_copy(o->name, sizeof(o->name), thinp_class_name((enum thinp_class)c));
+		o->ops = cs[c].ops;
+		o->bytes_requested = cs[c].bytes_requested;
+		o->data_read = cs[c].data_bytes_read;
+		o->data_written = cs[c].data_bytes_written;
+		o->data_zeroed = cs[c].data_bytes_zeroed;
+		o->meta_read = cs[c].meta_bytes_read;
+		o->meta_written = cs[c].meta_bytes_written;
+	}
+	return 0;
+}
+
 static int lib_create_thin(void *be, uint64_t id, char *err, size_t len)
 {
 	struct lib_be *b = be;
@@ -304,6 +329,7 @@ static const struct tg_backend_ops lib_ops = {
 	.suspend = lib_suspend,
 	.resume = lib_resume,
 	.resize_data = lib_resize_data,
+	.stats = lib_stats,
 	.reap = lib_reap,
 	.close = lib_close,
 };

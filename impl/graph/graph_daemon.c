@@ -148,13 +148,25 @@ static int handle(struct tg_driver *d, char *line, struct reply *out, bool *shut
 		}
 	} else if (!strcmp(w[0], "resize") && n == 2 && !u64_arg(w[1], &v)) {
 		r = tg_resize_pool(d, v, err, sizeof(err));
+	} else if (!strcmp(w[0], "stats") && (n == 1 || (n == 2 && !strcmp(w[1], "reset")))) {
+		/* one class per line: NAME OPS REQUESTED DATA_READ DATA_WRITTEN DATA_ZEROED
+		 * META_READ META_WRITTEN */
+		struct tg_class_count c[TG_CLASSES_MAX];
+		size_t nr;
+		r = tg_pool_stats(d, n == 2, c, &nr, err, sizeof(err));
+		for (size_t i = 0; !r && i < nr; i++)
+			add(out, "%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\n", c[i].name,
+			    (unsigned long long)c[i].ops, (unsigned long long)c[i].bytes_requested,
+			    (unsigned long long)c[i].data_read, (unsigned long long)c[i].data_written,
+			    (unsigned long long)c[i].data_zeroed, (unsigned long long)c[i].meta_read,
+			    (unsigned long long)c[i].meta_written);
 	} else if (!strcmp(w[0], "shutdown") && n == 1) {
 		*shutdown = true;
 		r = 0;
 	} else {
 		add(out, "unknown or malformed request '%s' (create ID PARENT|- SIZE, remove ID, get "
 			 "ID, put ID, exists ID, ls, info [spaced], device ID, prune, resize BYTES, "
-			 "shutdown)", w[0]);
+			 "stats [reset], shutdown)", w[0]);
 		return -EINVAL;
 	}
 	if (r && err[0])

@@ -22,6 +22,8 @@ struct tg_pool_info {
 	char pool_name[128];
 	char data_dev[PATH_MAX], meta_dev[PATH_MAX];   /* "Data file": a loop device, or "" */
 	char data_file[PATH_MAX], meta_file[PATH_MAX]; /* "Data loop file", or "" */
+	bool udev_sync;        /* "Udev Sync Supported": libdm syncs with udev (kernel backend) */
+	char lib_version[64];  /* "Library Version": libdevmapper's, or "" (none printed) */
 };
 
 /* Errors: a negative errno; ERR gets the sentence. -EEXIST from a create is dm-thin's
@@ -45,6 +47,9 @@ struct tg_backend_ops {
 	int (*suspend)(void *be, const char *name, const char *mount, char *err, size_t len);
 	int (*resume)(void *be, const char *name, const char *mount, char *err, size_t len);
 	int (*resize_data)(void *be, uint64_t bytes, char *err, size_t len);
+	/* Per-class IO counters into OUT (at most TG_CLASSES_MAX), zeroed after when RESET. */
+	int (*stats)(void *be, bool reset, struct tg_class_count *out, size_t *nr, char *err,
+		     size_t len);
 	/* Retry deferred removals; returns how many are still pending. */
 	int (*reap)(void *be);
 	void (*close)(void *be);

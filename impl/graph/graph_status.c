@@ -64,7 +64,7 @@ int tg_status(struct tg_driver *d, bool spaced, struct tg_status_pair *pairs, si
 	uint64_t data_avail = cap_by_host(pi.data_file, (pi.data_total - pi.data_used) * B);
 	uint64_t meta_avail = cap_by_host(pi.meta_file, (pi.meta_total - pi.meta_used) * M);
 	uint64_t min_free = pi.data_total * d->opt.min_free_space / 100 * B;
-	const char *udev = d->kind == TG_BACKEND_KERNEL ? "true" : "false";
+	const char *udev = pi.udev_sync ? "true" : "false";
 	const char *yes[] = {"false", "true"};
 	struct out o = {pairs, 0, spaced};
 	put(&o, "Pool Name", "%s", pi.pool_name);
@@ -103,6 +103,8 @@ int tg_status(struct tg_driver *d, bool spaced, struct tg_status_pair *pairs, si
 		if (pi.meta_file[0])
 			put(&o, "Metadata loop file", "%s", pi.meta_file);
 	}
+	if (pi.lib_version[0])
+		put(&o, "Library Version", "%s", pi.lib_version);
 	*nr = o.n;
 	warning[0] = 0;
 	if (pi.data_file[0] && !d->opt.no_warn_on_loop_devices)
@@ -114,4 +116,18 @@ int tg_status(struct tg_driver *d, bool spaced, struct tg_status_pair *pairs, si
 				  "discouraged for production use.\n         Use `--storage-opt "
 				  "dm.thinpooldev` to specify a custom block storage device.");
 	return 0;
+}
+
+int tg_pool_stats(struct tg_driver *d, bool reset, struct tg_class_count *out, size_t *nr,
+		  char *err, size_t len)
+{
+	*nr = 0;
+	if (!d->ops->stats)
+		return tg_err(err, len, -ENOTSUP, "the %s backend keeps no per-class IO counters",
+			      d->ops->name);
+	char why[512] = "";
+	pthread_mutex_lock(&d->lock);
+	int r = d->ops->stats(d->be, reset, out, nr, why, sizeof(why));
+	pthread_mutex_unlock(&d->lock);
+	return r ? tg_err(err, len, r, "Error getting the pool's IO counters: %s", why) : 0;
 }
