@@ -74,6 +74,9 @@ DM_SRCS   := $(sort $(wildcard impl/dm/*.c))
 # the FUSE bridge that exposes thin devices as files: its own archive, linked into the CLI (and
 # the unit tests), so libthinp never needs libfuse3.
 GRAPH_SRCS := $(sort $(wildcard impl/graph/*.c))
+# Capacity planning (issue #13, `thinp plan`): a workload model on no library at all, its own
+# archive linked into the CLI and the unit tests.
+PLAN_SRCS := $(sort $(wildcard impl/plan/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 # Other tests/unit/*.c files (no main) are shared helpers linked into every unit test.
 UNIT_HELPER_SRCS := $(sort $(filter-out tests/unit/test_%,$(wildcard tests/unit/*.c)))
@@ -101,11 +104,12 @@ LIB_OBJS  := $(LIB_SRCS:%.c=$(OBJDIR)/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(OBJDIR)/%.o)
 DM_OBJS   := $(DM_SRCS:%.c=$(OBJDIR)/%.o)
 GRAPH_OBJS := $(GRAPH_SRCS:%.c=$(OBJDIR)/%.o)
+PLAN_OBJS := $(PLAN_SRCS:%.c=$(OBJDIR)/%.o)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(OBJDIR)/%.o)
 UNIT_HELPER_OBJS := $(UNIT_HELPER_SRCS:%.c=$(OBJDIR)/%.o)
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(OBJDIR)/%.o)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(OBJDIR)/%.o) $(SCEN_SRCS:%.c=$(OBJDIR)/%.o)
-ALL_OBJS  := $(LIB_OBJS) $(CLI_OBJS) $(DM_OBJS) $(GRAPH_OBJS) $(UNIT_OBJS) $(UNIT_HELPER_OBJS) \
+ALL_OBJS  := $(LIB_OBJS) $(CLI_OBJS) $(DM_OBJS) $(GRAPH_OBJS) $(PLAN_OBJS) $(UNIT_OBJS) $(UNIT_HELPER_OBJS) \
 	     $(SUPPORT_OBJS) $(TOOL_OBJS)
 
 LIB_A     := $(BUILDDIR)/libthinp.a
@@ -121,6 +125,8 @@ DM_A        := $(BUILDDIR)/libthinp_dm.a
 DM_LINK     := $(if $(DM_OBJS),$(DM_A))
 GRAPH_A     := $(BUILDDIR)/libthinp_graph.a
 GRAPH_LINK  := $(if $(GRAPH_OBJS),$(GRAPH_A))
+PLAN_A      := $(BUILDDIR)/libthinp_plan.a
+PLAN_LINK   := $(if $(PLAN_OBJS),$(PLAN_A))
 GRAPH_LIBS   = $(if $(GRAPH_OBJS),$(shell pkg-config --libs fuse3 2>/dev/null || echo -lfuse3))
 # (recursively expanded: evaluated when the CLI links, after `make deps`)
 DM_CFLAGS    = $(shell pkg-config --cflags devmapper 2>/dev/null)
@@ -228,9 +234,9 @@ $(BUILDDIR)/tests/test_api_%: tests/api/test_%.c $(HEADER) $(LIB_SO) $(FLAGS_STA
 	$(CC) $(API_CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILDDIR) -lthinp \
 		-Wl,-rpath,$(abspath $(BUILDDIR)) $(CHECK_LIBS)
 
-$(THINP_BIN): $(CLI_OBJS) $(GRAPH_LINK) $(DM_LINK) $(LIB_LINK) $(FLAGS_STAMP)
+$(THINP_BIN): $(CLI_OBJS) $(PLAN_LINK) $(GRAPH_LINK) $(DM_LINK) $(LIB_LINK) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(GRAPH_LINK) $(DM_LINK) $(LIB_LINK) $(GRAPH_LIBS) \
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(PLAN_LINK) $(GRAPH_LINK) $(DM_LINK) $(LIB_LINK) $(GRAPH_LIBS) \
 		$(DM_LIBS) $(LIB_LIBS)
 
 $(GRAPH_A): $(GRAPH_OBJS)
@@ -238,12 +244,17 @@ $(GRAPH_A): $(GRAPH_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $(GRAPH_OBJS)
 
+$(PLAN_A): $(PLAN_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $(PLAN_OBJS)
+
 # (libthinp_dm.a too: its table and status parsers are pure C, tested without libdevmapper;
 # the archive's libdevmapper parts are never pulled in by a unit test)
-$(BUILDDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(UNIT_HELPER_OBJS) $(SUPPORT_A) $(GRAPH_LINK) \
-		$(DM_LINK) $(LIB_LINK) $(FLAGS_STAMP)
+$(BUILDDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(UNIT_HELPER_OBJS) $(SUPPORT_A) $(PLAN_LINK) \
+		$(GRAPH_LINK) $(DM_LINK) $(LIB_LINK) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJS) $(SUPPORT_A) $(GRAPH_LINK) $(DM_LINK) \
+	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJS) $(SUPPORT_A) $(PLAN_LINK) $(GRAPH_LINK) $(DM_LINK) \
 		$(LIB_LINK) $(CHECK_LIBS) $(GRAPH_LIBS) $(LIB_LIBS) -lm
 
 -include $(ALL_OBJS:.o=.d)
