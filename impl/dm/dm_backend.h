@@ -64,8 +64,16 @@ int tdm_info(struct tdm_ctx *c, const char *name, struct tdm_info *info);
 
 #define TDM_REMOVE_DEFERRED 1u /* remove on last close instead of failing with EBUSY */
 int tdm_remove(struct tdm_ctx *c, const char *name, unsigned flags);
+/* Cancel a pending deferred removal of NAME (the message "@cancel_deferred_remove"). */
+int tdm_cancel_deferred_remove(struct tdm_ctx *c, const char *name);
 int tdm_suspend(struct tdm_ctx *c, const char *name);
 int tdm_resume(struct tdm_ctx *c, const char *name);
+
+/* Ask libdevmapper to sync with udev and say whether it can (Docker's UdevSetSyncSupport:
+ * false without udev, or with DM_DISABLE_UDEV set). */
+bool tdm_udev_sync_supported(void);
+/* libdevmapper's version string, e.g. "1.02.185 (2022-05-18)"; "" if it has none. */
+void tdm_library_version(char *buf, size_t len);
 
 /* ---- thin-pool ---- */
 /* The thin-pool parameters "<meta> <data> <bs> <lw> <#feat> <feat>..." for table options O

@@ -138,3 +138,31 @@ int tdm_one_target(struct tdm_ctx *c, int type, const char *name, bool noflush,
 	return r;
 }
 
+
+int tdm_cancel_deferred_remove(struct tdm_ctx *c, const char *name)
+{
+	struct dm_task *dmt = tdm_task(c, DM_DEVICE_TARGET_MSG, name);
+	if (!dmt)
+		return -c->err;
+	char what[TDM_NAME_MAX + 40];
+	snprintf(what, sizeof(what), "cancel the deferred removal of %s", name);
+	int r;
+	if (!dm_task_set_sector(dmt, 0) || !dm_task_set_message(dmt, "@cancel_deferred_remove"))
+		r = tdm_fail(c, ENOMEM, "%s: cannot set the message", what);
+	else
+		r = tdm_run(c, dmt, OP_REMOVE, false, 0, what);
+	dm_task_destroy(dmt);
+	return r;
+}
+
+bool tdm_udev_sync_supported(void)
+{
+	dm_udev_set_sync_support(1);
+	return dm_udev_get_sync_support() != 0;
+}
+
+void tdm_library_version(char *buf, size_t len)
+{
+	if (!dm_get_library_version(buf, len) && len)
+		buf[0] = 0;
+}

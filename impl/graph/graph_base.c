@@ -204,6 +204,18 @@ int tg_setup_base(struct tg_driver *d, char *err, size_t len)
 			return tg_err(err, len, r, "devmapper: Error removing uninitialized base image: %s",
 				      why);
 	}
+	/* Docker's checkThinPool: a named pool is taken over only while it is still unused */
+	if (!base && d->opt.thinpooldev[0]) {
+		struct tg_pool_info pi;
+		int r = d->ops->status(d->be, &pi, why, sizeof(why));
+		if (r)
+			return tg_err(err, len, r, "devmapper: Error getting pool status: %s", why);
+		if (pi.data_used || pi.transaction_id)
+			return tg_err(err, len, -EINVAL,
+				      "devmapper: Unable to take ownership of thin-pool (%s) that already "
+				      "has %s", d->opt.thinpooldev,
+				      pi.data_used ? "used data blocks" : "non-zero transaction ID");
+	}
 	char fs[8];
 	if (d->opt.fs[0])
 		snprintf(fs, sizeof(fs), "%s", d->opt.fs);

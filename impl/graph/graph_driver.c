@@ -117,7 +117,7 @@ int tg_driver_open(const char *root, const struct tg_options *opt, enum tg_backe
 				   : tg_backend_kernel_open(&a, &d->ops, &d->be, err, len);
 	if (r)
 		goto fail;
-	if (kind == TG_BACKEND_LIB && !d->opt.no_warn_on_loop_devices)
+	if (!d->opt.thinpooldev[0] && !d->opt.no_warn_on_loop_devices)
 		tg_log(d, "Usage of loopback devices is strongly discouraged for production use. "
 			  "Please use `--storage-opt dm.thinpooldev` or use `man dockerd` to refer to "
 			  "dm.thinpooldev section.");

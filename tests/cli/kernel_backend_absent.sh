@@ -46,6 +46,28 @@ expect_absent --backend kernel set-transaction-id x 0 1
 expect_absent --backend kernel metadata-snap x reserve
 expect_absent --backend kernel metadata-snap x release
 
+# Docker's driver on the kernel backend: init (either option position) and every later
+# command of a ROOT whose options record backend=kernel fail the same way; no pool files
+expect_docker_absent() {
+	local rc=0 sub="" a prev=""
+	for a in "$@"; do [ "$prev" = docker ] && [ -z "$sub" ] && sub=$a; prev=$a; done
+	"$THINP" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+	[ "$rc" = 1 ] || { cat "$tmp/err" >&2; fail "exit $rc (want 1): thinp $*"; }
+	# (get starts the daemon: "the daemon for ROOT did not start: " comes first)
+	[[ $(cat "$tmp/err") == "thinp docker $sub: "*"${want#thinp: }" ]] &&
+		[ "$(wc -l <"$tmp/err")" = 1 ] ||
+		{ cat "$tmp/err" >&2; fail "message of: thinp $*"; }
+	[ ! -s "$tmp/out" ] || fail "stdout not empty: thinp $*"
+}
+expect_docker_absent --backend kernel docker init "$tmp/dk" --storage-opt dm.loopdatasize=64M
+expect_docker_absent docker init "$tmp/dk2" --backend kernel
+[ ! -e "$tmp/dk/devicemapper" ] || fail "docker init made $tmp/dk/devicemapper without device-mapper"
+grep -qx "backend=kernel" "$tmp/dk/thinbench/options" || fail "options do not record backend=kernel"
+for sub in info ls "create x" "get x" "exists x" "resize 1G" "device base"; do
+	read -r -a w <<<"$sub"
+	expect_docker_absent docker "${w[0]}" "$tmp/dk" "${w[@]:1}"
+done
+
 # usage errors are still usage errors (exit 2), found before the backend is touched
 expect_rc2() {
 	local rc=0
