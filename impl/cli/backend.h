@@ -89,6 +89,9 @@ struct backend_ops {
 };
 
 extern const struct backend_ops backend_lib_ops;
+/* The libthinp pool of P when backend_lib_ops opened it, else NULL: for a command that
+ * hands the pool to a layer above libthinp (thinp expose, impl/graph). */
+struct thinp_pool *backend_lib_pool(struct backend_pool *p);
 extern const struct backend_ops backend_kernel_ops;
 /* A userspace pool another process holds, reached through DIR/control (backend_control.c):
  * what the lib backend's open gives a command that allows it (A->via_control) when the

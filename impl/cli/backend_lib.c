@@ -291,6 +291,11 @@ static int lib_flush(struct backend_thin *t)
 	return report(t->p, thinp_flush(t->t, NULL));
 }
 
+struct thinp_pool *backend_lib_pool(struct backend_pool *p)
+{
+	return p->ops == &backend_lib_ops ? lib(p)->pool : NULL;
+}
+
 const struct backend_ops backend_lib_ops = {
 	.name = "user",
 	.caps = BACKEND_IO,
