@@ -25,6 +25,7 @@ PACKAGES=(
 	libexpat1-dev # the XML reader of restore (thin_restore's own parser)
 	libfuse3-dev # tests/power/wlog_fs: the write-logging file system of the power-cut test
 	fuse3 # fusermount3, to unmount it
+	xfsprogs # mkfs.xfs: tests/cli/expose.sh makes xfs on an exposed thin device
 	qemu-utils
 	libaio-dev
 	util-linux
