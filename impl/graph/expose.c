@@ -539,10 +539,13 @@ int tg_expose_start(struct thinp_pool *pool, const char *mountpoint, struct tg_e
 		            strerror(-r));
 	}
 	/* default_permissions: the kernel enforces the files' 0600 (this code checks no
-	 * permission itself); allow_other: the loop device's IO runs in kernel threads, and
-	 * other processes of root (a container runtime) open the files too. */
-	char *argv[] = { "thinp-expose", "-o",
-		         "default_permissions,allow_other,fsname=thinp,subtype=thinp", NULL };
+	 * permission itself). No allow_other: only the mounting user's processes (root's,
+	 * any of them) may use the mount, which is what a loop device needs: the file is
+	 * opened by its attacher, and IO on an open file is not checked again, so the loop's
+	 * kernel threads pass (tests/cli/expose.sh); allow_other would also make a mount by
+	 * a user other than root depend on user_allow_other in /etc/fuse.conf. */
+	char *argv[] = { "thinp-expose", "-o", "default_permissions,fsname=thinp,subtype=thinp",
+		         NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 	e->se = fuse_session_new(&args, &xp_ops, sizeof(xp_ops), e);
 	fuse_opt_free_args(&args);
