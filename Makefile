@@ -249,13 +249,13 @@ $(PLAN_A): $(PLAN_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $(PLAN_OBJS)
 
-# (libthinp_dm.a too: its table and status parsers are pure C, tested without libdevmapper;
-# the archive's libdevmapper parts are never pulled in by a unit test)
+# (libthinp_dm.a too: its table and status parsers are pure C; the driver's archive pulls in
+# its kernel backend, hence libdevmapper)
 $(BUILDDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(UNIT_HELPER_OBJS) $(SUPPORT_A) $(PLAN_LINK) \
 		$(GRAPH_LINK) $(DM_LINK) $(LIB_LINK) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJS) $(SUPPORT_A) $(PLAN_LINK) $(GRAPH_LINK) $(DM_LINK) \
-		$(LIB_LINK) $(CHECK_LIBS) $(GRAPH_LIBS) $(LIB_LIBS) -lm
+		$(LIB_LINK) $(CHECK_LIBS) $(GRAPH_LIBS) $(if $(GRAPH_OBJS),$(DM_LIBS)) $(LIB_LIBS) -lm
 
 -include $(ALL_OBJS:.o=.d)
 
