@@ -127,6 +127,7 @@ GRAPH_A     := $(BUILDDIR)/libthinp_graph.a
 GRAPH_LINK  := $(if $(GRAPH_OBJS),$(GRAPH_A))
 PLAN_A      := $(BUILDDIR)/libthinp_plan.a
 PLAN_LINK   := $(if $(PLAN_OBJS),$(PLAN_A))
+PLAN_LIBS   := $(if $(PLAN_OBJS),-lm)
 GRAPH_LIBS   = $(if $(GRAPH_OBJS),$(shell pkg-config --libs fuse3 2>/dev/null || echo -lfuse3))
 # (recursively expanded: evaluated when the CLI links, after `make deps`)
 DM_CFLAGS    = $(shell pkg-config --cflags devmapper 2>/dev/null)
@@ -237,7 +238,7 @@ $(BUILDDIR)/tests/test_api_%: tests/api/test_%.c $(HEADER) $(LIB_SO) $(FLAGS_STA
 $(THINP_BIN): $(CLI_OBJS) $(PLAN_LINK) $(GRAPH_LINK) $(DM_LINK) $(LIB_LINK) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(PLAN_LINK) $(GRAPH_LINK) $(DM_LINK) $(LIB_LINK) $(GRAPH_LIBS) \
-		$(DM_LIBS) $(LIB_LIBS)
+		$(DM_LIBS) $(LIB_LIBS) $(PLAN_LIBS)
 
 $(GRAPH_A): $(GRAPH_OBJS)
 	@mkdir -p $(@D)
