@@ -13,7 +13,9 @@ Modules, from the bottom up:
   fiorun       one fio step on the thinp engine, its metrics from fio and the engine's stats
   peers        raw, qemu-img bench and qemu-nbd peers
   workloads/   one module per scenario family (first writes, CoW, overwrite, chains, commit,
-               fill to full, the seed's example)
+               fill to full, the seed's example, Docker's driver)
+  docker_env   the Docker driver's scenarios' shared set-up (`thinp docker` home, image, overlay
+               lower dir, data volume)
   matrix       the case matrix, baselines, selection, repetition order
   kernel_vm    kernel dm-thin in a qemu VM (--kernel) and merging its results (--kernel-results)
   kernel_results  reading a kernel_perf output dir, kernel.csv
@@ -22,7 +24,8 @@ Modules, from the bottom up:
   rundata      a run dir read back: repetitions aggregated, summary.csv
   gnuplot, charts  the charts
   report       report.md and commands.md
-  claims, benchmarks  BENCHMARKS.md
+  docker_report  the Docker driver's scenarios' tables (report.md, BENCHMARKS.md)
+  claims, docker_claims, benchmarks  BENCHMARKS.md
   runner, cli  the run itself and scenarios/run's command line
   compare      two runs compared on their exact counters (a check for changes to the runner)
 """

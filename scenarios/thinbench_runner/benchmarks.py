@@ -16,6 +16,8 @@ import sys
 from . import ROOT
 from .charts import CHART_TEXT
 from .claims import claims, observations
+from .docker_claims import docker_claims
+from .docker_report import DOCKER_TITLES, docker_text
 from .kernel_report import kernel_section
 from .kernel_results import KERNEL_NOTE
 from .report_text import fill_text, headline_table, seed_text
@@ -75,7 +77,7 @@ def page(run, d, rel):
          "numbers.", "",
          "| claim (seed) | measured in this run | verdict | rule | reproduce |",
          "|---|---|---|---|---|"]
-    for claim, meas, verdict, rule, cmd in claims(run, rel):
+    for claim, meas, verdict, rule, cmd in claims(run, rel) + docker_claims(run):
         # (a pipe inside a table cell, even in a code span, must be escaped in GFM)
         cells = [x.replace("|", "\\|") for x in (claim, meas, verdict, rule, cmd)]
         L.append("| {} | {} | **{}** | {} | `{}` |".format(*cells))
@@ -95,6 +97,10 @@ def page(run, d, rel):
         L += ["## Fill to full", "", fill, ""]
     if seed:
         L += ["## The seed's example: 32 KiB update of a 1 GiB file", "", seed, ""]
+    for scen, title in DOCKER_TITLES:
+        text = docker_text(run, scen)
+        if text:
+            L += [f"## {title}", "", text, ""]
     if run.kernel:  # the run's kernel section (measured in a VM), its links into the run
         made = [n for n in ("kernel-ratios-loop", "kernel-ratios-direct")
                 if os.path.exists(os.path.join(d, "charts", n + ".png"))]

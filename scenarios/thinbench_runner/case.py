@@ -3,21 +3,31 @@ of it may use."""
 import os
 import shutil
 
-from .units import GiB, MiB, MODE_LABEL, SIZE_KEYS, human
+from .units import GiB, KiB, MiB, MODE_LABEL, SIZE_KEYS, human
 
 # Sizes per scale. n: first writes per case (bounded by range_max / stride); ow_ios: overwrite
 # IOs; commit_n: writes per commit case; chain: range read through the chains; seed: the
 # "file" of the seed's example; fill: pool data size of fill-to-full; direct: size of the
-# direct-lvm data device (pools of every case live there, one after another).
+# direct-lvm data device (pools of every case live there, one after another). dk_*: the Docker
+# driver's scenarios (11): dk_layers layers of about dk_layer bytes of host files each,
+# dk_containers starts; dk_small new files, dk_ios appends and updates of the image's
+# dk_update-byte file, the seed's big file (dk_seed: 1 GiB in the seed, smaller here so the
+# image builds in seconds), dk_mem bytes read by every container of the memory scenario.
 SCALES = {
     "tiny": dict(n=64, range_max=16 * MiB, ow_range=16 * MiB, ow_ios=512, commit_n=32,
-                 chain=8 * MiB, seed=32 * MiB, fill=8 * MiB, direct=160 * MiB, meta=64 * MiB),
+                 chain=8 * MiB, seed=32 * MiB, fill=8 * MiB, direct=160 * MiB, meta=64 * MiB,
+                 dk_layers=3, dk_layer=512 * KiB, dk_containers=2, dk_small=32, dk_ios=64,
+                 dk_update=4 * MiB, dk_seed=16 * MiB, dk_mem=8 * MiB),
     "quick": dict(n=2048, range_max=256 * MiB, ow_range=128 * MiB, ow_ios=8192, commit_n=256,
                   chain=128 * MiB, seed=1 * GiB, fill=64 * MiB, direct=1536 * MiB,
-                  meta=128 * MiB),
+                  meta=128 * MiB, dk_layers=5, dk_layer=4 * MiB, dk_containers=4,
+                  dk_small=256, dk_ios=1024, dk_update=64 * MiB, dk_seed=256 * MiB,
+                  dk_mem=64 * MiB),
     "full": dict(n=4096, range_max=512 * MiB, ow_range=256 * MiB, ow_ios=32768, commit_n=1024,
                  chain=256 * MiB, seed=1 * GiB, fill=256 * MiB, direct=2560 * MiB,
-                 meta=256 * MiB),
+                 meta=256 * MiB, dk_layers=5, dk_layer=8 * MiB, dk_containers=8,
+                 dk_small=1024, dk_ios=4096, dk_update=256 * MiB, dk_seed=1 * GiB,
+                 dk_mem=256 * MiB),
 }
 
 

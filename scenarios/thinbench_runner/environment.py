@@ -17,6 +17,8 @@ from .kernel_vm import kernel_origin, kernel_script
 from .procs import CLEANUP, log
 from .units import KiB, human
 
+# scenario 11: Docker's driver through `thinp docker` (workloads/docker_*.py)
+DOCKER_SCENARIOS = ("dimage", "dwrite", "dmemory")
 QEMU_BACKENDS = {"qcow2-bench", "raw-bench", "qcow2-nbd", "raw-nbd"}
 NBD_BACKENDS = {"qcow2-nbd", "raw-nbd"}
 
@@ -50,7 +52,8 @@ class Env:
         missing = [f"{name} ({exe})" for name, exe in need.items() if not shutil.which(exe)]
         if not os.path.isfile(self.engine):
             missing.append(f"the fio engine {self.engine} (run `make engine`)")
-        if any(c.scenario == "chain" and c.backend == "thinp" for c in cases) and \
+        if any(c.scenario in DOCKER_SCENARIOS or (c.scenario == "chain" and
+                                                   c.backend == "thinp") for c in cases) and \
                 not os.access(self.cli, os.X_OK):
             missing.append(f"the thinp CLI {self.cli} (run `make`)")
         if any(c.scenario == "fill" and c.backend == "thinp-tool" for c in cases) and \
@@ -89,6 +92,8 @@ class Env:
             self.setup_direct()
         if any(c.scenario == "seed" for c in cases):
             self.setup_seed(cases)
+        if any(c.scenario in DOCKER_SCENARIOS for c in cases):
+            self.check_docker(cases)
 
     @staticmethod
     def o_direct_ok(d):
@@ -168,9 +173,13 @@ class Env:
         self.seed_lower = os.path.join(d, "file")
         log(f"seed: writing the {human(self.scale['seed'])} lower file")
         write_pattern(self.seed_lower, self.scale["seed"], 0x5a, chunk=64 * KiB)
+        self.probe_overlay(d)
+
+    def probe_overlay(self, d):
+        """Mount one overlay of D now, so a refusal (no CAP_SYS_ADMIN, ...) is a recorded
+        reason; overlay_ok says whether overlayfs cases can run."""
         if not self.overlay_reason:
-            # try one mount now so a refusal (no CAP_SYS_ADMIN, ...) is a recorded reason
-            t = os.path.join(self.tmp, "ovl-probe")
+            t = tempfile.mkdtemp(prefix="ovl-probe-", dir=self.tmp)
             for sub in ("u", "w", "m"):
                 os.makedirs(os.path.join(t, sub))
             p = subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
@@ -181,6 +190,23 @@ class Env:
             else:
                 subprocess.run(["umount", f"{t}/m"])
         self.overlay_ok = not self.overlay_reason
+
+    def check_docker(self, cases):
+        """The Docker driver's scenarios: root, /dev/fuse, the CLI; overlayfs for its peers.
+        The image itself is built by the first case that needs it (docker_env.image)."""
+        if not self.root:
+            self.overlay_reason = self.overlay_reason or "not root: cannot mount overlayfs"
+        elif not os.path.exists("/dev/fuse"):
+            raise SystemExit("scenarios/run: the Docker driver's scenarios need /dev/fuse "
+                             "(the driver exposes thin devices through FUSE)")
+        if self.overlay_ok or self.overlay_reason:
+            return
+        if "overlay" not in open("/proc/filesystems").read():
+            subprocess.run(["modprobe", "overlay"], stderr=subprocess.DEVNULL)
+            if "overlay" not in open("/proc/filesystems").read():
+                self.overlay_reason = "overlayfs is not available in this kernel"
+        d = tempfile.mkdtemp(prefix="ovl-lower-", dir=self.tmp)
+        self.probe_overlay(d)
 
     # -- env.json --------------------------------------------------------------------------
     def describe(self, cases, argv):

@@ -9,6 +9,9 @@ from .units import KiB, MiB, MODES
 from .workloads.chain import sc_chain
 from .workloads.commit import sc_commit
 from .workloads.cow import sc_cow
+from .workloads.docker_image import sc_dimage
+from .workloads.docker_memory import sc_dmemory
+from .workloads.docker_write import sc_dwrite
 from .workloads.fill import sc_fill
 from .workloads.firstwrite import sc_alloc, sc_blocksize, sc_edge
 from .workloads.floor import sc_floor
@@ -19,7 +22,10 @@ ALLOC_BS = [4 * KiB, 8 * KiB, 16 * KiB, 32 * KiB, 56 * KiB, 64 * KiB, 128 * KiB,
 QUICK_ALLOC_BS = [4 * KiB, 56 * KiB, 64 * KiB, 1 * MiB]
 # the matrix runs scenario by scenario (both modes of a workload next to each other)
 SCENARIO_ORDER = ["alloc", "cow", "overwrite", "chain", "blocksize", "edge", "commit", "fill",
-                  "seed"]
+                  "seed", "dimage", "dwrite", "dmemory"]
+# 11. Docker's driver (loop-lvm, its default): file-level workloads in a mounted container
+DOCKER_WRITES = ("small", "append", "update", "seed")
+DOCKER_MEMORY_N = (1, 2, 4, 8)
 
 
 def build_matrix():
@@ -80,12 +86,26 @@ def build_matrix():
         if mode == "loop":
             add("seed", "overlayfs", mode, dict(update="32k"), True, sc_seed)
             add("seed", "raw-file", mode, dict(update="32k"), True, sc_seed)
+    add_docker(add)
     cases.sort(key=lambda c: (SCENARIO_ORDER.index(c.scenario), c.group, MODES.index(c.mode)))
     seen = set()
     for c in cases:
         assert c.cid not in seen, c.cid
         seen.add(c.cid)
     return cases
+
+
+def add_docker(add):
+    """11. Docker's devicemapper driver on libthinp (`thinp docker`) against overlayfs and a
+    data volume: image build and start, file-level writes, page cache per container."""
+    add("dimage", "thinp-docker", "loop", {}, True, sc_dimage)
+    add("dimage", "overlayfs", "loop", {}, True, sc_dimage)
+    for wl in DOCKER_WRITES:
+        for b in ("thinp-docker", "overlayfs", "raw-volume"):
+            add("dwrite", b, "loop", dict(wl=wl), True, sc_dwrite)
+    for n in DOCKER_MEMORY_N:
+        for b in ("thinp-docker", "overlayfs"):
+            add("dmemory", b, "loop", dict(n=n), True, sc_dmemory)
 
 
 def add_alloc(add, mode):
@@ -138,6 +158,8 @@ def add_cow(add, mode):
 def baseline_ids(c, by_id):
     """The ids of the cases C is compared with (same workload, same mode, same run)."""
     out = []
+    if c.scenario == "dwrite" and c.backend != "raw-volume":
+        return [f"{c.group}.raw-volume.loop"]
     if c.scenario == "seed":
         cand = ["raw-file"]
         return [f"{c.group}.{b}.loop" for b in cand]

@@ -2,7 +2,8 @@
 
 Every resource the run creates is registered in CLEANUP and released on exit, on Ctrl-C and
 on SIGTERM/SIGHUP (they raise KeyboardInterrupt, see install_signals): loop devices, qemu-nbd
-processes, the VM's process group, overlay mounts, scratch dirs.
+processes, the VM's process group, the Docker driver's daemons (`thinp docker cleanup`), overlay
+mounts, scratch dirs.
 """
 import os
 import resource
@@ -27,6 +28,9 @@ class Cleanup:
     def __init__(self):
         self.loops, self.procs, self.mounts, self.dirs = [], [], [], []
         self.groups = []  # children started in their own session: their process group goes
+        # commands that give back what a tool holds (a driver daemon's mounts, its pool):
+        # run before the mounts and dirs go
+        self.calls = []
         self.done = False
 
     def run(self):
@@ -43,6 +47,15 @@ class Cleanup:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+        for c in reversed(self.calls):  # (an argv list, or a function)
+            try:
+                if callable(c):
+                    c()
+                else:
+                    subprocess.run(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   timeout=120)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
         for m in reversed(self.mounts):
             subprocess.run(["umount", m], stderr=subprocess.DEVNULL)
         for dev in reversed(self.loops):

@@ -4,6 +4,7 @@ import os
 
 from . import ROOT
 from .charts import CHART_TEXT, charts
+from .docker_report import DOCKER_TITLES, docker_text
 from .kernel_report import kernel_section
 from .kernel_results import KERNEL_DIR, emulated, write_kernel_csv
 from .report_text import fill_text, headline_table, seed_text
@@ -198,6 +199,11 @@ def write_report(run, made):
             L.append("")
         L.append(case_table(run, scen))
         L.append("")
+    for scen, title in DOCKER_TITLES:
+        text = docker_text(run, scen)
+        if text:  # (links from the page are relative to the repository; here to the run)
+            L += [f"## {title}", "", text.replace("](scenarios/jobs/", f"]({rel_jobs(run)}/"),
+                  ""]
     with open(os.path.join(run.dir, "report.md"), "w") as f:
         f.write("\n".join(L) + "\n")
 
