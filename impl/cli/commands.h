@@ -29,6 +29,7 @@ int cmd_discard(int argc, char **argv, const struct cli_global *g);
 int cmd_set_transaction_id(int argc, char **argv, const struct cli_global *g);
 int cmd_metadata_snap(int argc, char **argv, const struct cli_global *g);
 int cmd_docker(int argc, char **argv, const struct cli_global *g);
+int cmd_plan(int argc, char **argv, const struct cli_global *g);
 int cmd_expose(int argc, char **argv, const struct cli_global *g);
 
 #endif

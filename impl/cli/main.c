@@ -32,6 +32,7 @@ static const struct command commands[] = {
 	{ "dump", cmd_dump, "write metadata as thin_dump XML (like thin_dump)", false },
 	{ "restore", cmd_restore, "build metadata from thin_dump XML (like thin_restore)", false },
 	{ "docker", cmd_docker, "Docker's devicemapper storage driver: layers, containers, info", true },
+	{ "plan", cmd_plan, "capacity plan from a workload spec (YAML/JSON): usage, events, sizes", false },
 	{ "expose", cmd_expose, "serve a thin device as a FUSE file and a loop device", true },
 };
 
