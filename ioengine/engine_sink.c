@@ -9,6 +9,10 @@
 
 #include "engine.h"
 
+/* the stats file's layout version, its "schema" field (bump it when a field changes meaning
+ * or moves; readers such as ci/gate check it) */
+#define THINP_STATS_SCHEMA 1
+
 /* thinp_stats with %n replaced by the job name (and %% by %). */
 static char *expand_stats_path(const char *tmpl, const char *name)
 {
@@ -167,7 +171,8 @@ static int write_sink(struct tjob *j, struct tsink *s)
 		add_counters(delta, now, s->base);
 	}
 
-	fprintf(f, "{\n  \"engine\": \"thinp\",\n  \"built_against\": ");
+	fprintf(f, "{\n  \"schema\": %d,\n  \"engine\": \"thinp\",\n  \"built_against\": ",
+		THINP_STATS_SCHEMA);
 	ts_json_string(f, THINP_FIO_VERSION);
 	fprintf(f, ",\n  \"latency\": \"ns inside the libthinp call per IO; an IO is classed by "
 	           "the dearest outcome among the pool blocks it touched\",\n");

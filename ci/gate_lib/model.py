@@ -14,6 +14,9 @@ RUN_FILES = ("cases.json", "summary.csv")
 # the runner's cases.json schema versions this reader understands (absent = 0: before the
 # field existed; its layout is the same as 1's)
 RUN_SCHEMAS = (0, 1)
+# summary.csv's layout versions (its last column "schema"; absent = 0, the same layout less
+# that column)
+SUMMARY_SCHEMAS = (0, 1)
 
 
 class BadInput(Exception):
@@ -77,6 +80,20 @@ def _runner_counters():
     return counters
 
 
+def check_summary_schema(path):
+    """summary.csv's "schema" column (absent = 0) must be one this gate reads, the same on
+    every row."""
+    import csv
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    seen = {r.get("schema") or "0" for r in rows} or {"0"}
+    bad = sorted(s for s in seen if not s.isdigit() or int(s) not in SUMMARY_SCHEMAS)
+    if bad or len(seen) > 1:
+        raise BadInput(f"{path}: schema {', '.join(sorted(seen))}, this gate reads "
+                       f"{', '.join(map(str, SUMMARY_SCHEMAS))} (one per file): compare it "
+                       f"with a matching gate")
+
+
 def load_run_dir(path):
     """A scenarios/run output directory: each case's exact counters, per repetition, step and
     class, as compare.py picks them (class key "STEP/CLASS", counter key "rREP.NAME")."""
@@ -91,6 +108,7 @@ def load_run_dir(path):
                        f"{', '.join(map(str, RUN_SCHEMAS))}: compare it with a matching gate")
     if not isinstance(d.get("cases"), dict):
         raise BadInput(f"{path}/cases.json: no \"cases\" object")
+    check_summary_schema(os.path.join(path, "summary.csv"))
     counters = _runner_counters()
     cases = {}
     for cid, c in d["cases"].items():

@@ -10,6 +10,9 @@ import statistics
 from .kernel_results import KERNEL_DIR, KernelDataError, load_kernel
 from .units import SIZE_KEYS, human
 
+# summary.csv's layout version, in its last column "schema" (readers such as ci/gate check it;
+# bump it when a column changes meaning or moves)
+SUMMARY_SCHEMA = 1
 CSV_COLUMNS = [
     "case", "scenario", "backend", "mode", "params", "bs", "block", "zero", "step", "class",
     "reps_ok", "ios", "bytes_per_io",
@@ -19,7 +22,7 @@ CSV_COLUMNS = [
     "meta_amp", "dev_w_amp", "dev_r_amp",
     "ratio_raw", "ratio_raw_min", "ratio_raw_max", "ratio_raw_p50", "raw_baseline",
     "ratio_qcow2", "ratio_qcow2_min", "ratio_qcow2_max", "qcow2_case",
-    "kernel_us", "ratio_kernel", "status",
+    "kernel_us", "ratio_kernel", "status", "schema",
 ]
 
 
@@ -216,7 +219,7 @@ def write_csv(run):
         for r in run.rows:
             out = {}
             for k in CSV_COLUMNS:
-                x = r.get(k)
+                x = SUMMARY_SCHEMA if k == "schema" else r.get(k)
                 if isinstance(x, float):
                     x = f"{x:.6g}"
                 out[k] = "" if x is None else x

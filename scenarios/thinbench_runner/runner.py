@@ -27,9 +27,13 @@ def default_out(env_commit):
     return os.path.join(ROOT, "results", f"{date}-{host}-{env_commit}")
 
 
+# cases.json's layout version ("schema"; ci/gate reads it; absent in runs before it existed)
+CASES_SCHEMA = 1
+
+
 def save_cases(out, results, **extra):
-    json.dump(dict({"cases": results}, **extra), open(os.path.join(out, "cases.json"), "w"),
-              separators=(",", ":"))
+    json.dump(dict({"schema": CASES_SCHEMA, "cases": results}, **extra),
+              open(os.path.join(out, "cases.json"), "w"), separators=(",", ":"))
 
 
 def run(args, argv, cases, out):

@@ -62,8 +62,13 @@ def check_hist(where, c):
             fail(f"{where}: min/max outside the buckets")
 
 
+STATS_SCHEMA = 1  # the engine's stats file layout (engine_sink.c THINP_STATS_SCHEMA)
+
+
 def load_stats(path):
     d = json.load(open(path))
+    if d.get("schema") != STATS_SCHEMA:
+        fail(f"{path}: schema {d.get('schema')!r}, this checker reads {STATS_SCHEMA}")
     for name, c in d["classes"].items():
         check_hist(f"{path}: classes.{name}", c)
     for job in d["jobs"]:

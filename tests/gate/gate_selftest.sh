@@ -189,6 +189,20 @@ python3 -B -c "
 import json; p='$WORK/runA/cases.json'; d=json.load(open(p)); d['schema']=7; json.dump(d, open(p,'w'))"
 expect 2 "$GATE" compare "$WORK/runA" "$WORK/runA"
 grep -q "cases.json: schema 7" "$WORK/out" || fail "run schema message: $(cat "$WORK/out")"
+# summary.csv's schema column: a version this gate does not read is refused
+rm -rf "$WORK/runC" && cp -r "$RUN" "$WORK/runC"
+python3 -B - "$WORK/runC/summary.csv" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+cols = list(rows[0].keys()) + ([] if "schema" in rows[0] else ["schema"])
+for r in rows:
+    r["schema"] = "9"
+w = csv.DictWriter(open(sys.argv[1], "w", newline=""), fieldnames=cols, lineterminator="\n")
+w.writeheader()
+w.writerows(rows)
+PY
+expect 2 "$GATE" compare "$WORK/runC" "$WORK/runC" --layers exact
+grep -q "summary.csv: schema 9, this gate reads 0, 1" "$WORK/out" || fail "summary schema message: $(cat "$WORK/out")"
 
 if [ "$fails" -ne 0 ]; then
 	echo "$fails failures"

@@ -57,6 +57,11 @@ for r in rows[1:]:
                 bad.append(f"summary.csv {d['case']} {k}={d[k]!r} is not a number")
     if d["status"] != "ok":
         bad.append(f"summary.csv: {d['case']} status {d['status']}")
+    if d["schema"] != str(rundata.SUMMARY_SCHEMA):
+        bad.append(f"summary.csv: {d['case']} schema {d['schema']!r}, not {rundata.SUMMARY_SCHEMA}")
+cases_json = json.load(open(os.path.join(out, "cases.json")))
+if cases_json.get("schema") != 1:
+    bad.append(f"cases.json schema {cases_json.get('schema')!r}, not 1")
 want = {("alloc.bs=4k.order=seq.thinp.loop.z0", "write_provision"),
         ("alloc.bs=4k.order=seq.thinp.direct.z1", "write_provision_zero"),
         ("cow.bs=4k.order=seq.thinp.loop", "write_cow"),
