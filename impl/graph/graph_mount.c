@@ -245,7 +245,8 @@ void tg_unmount_all(struct tg_driver *d)
 		nr++;
 	}
 	fclose(f);
-	qsort(list, nr, sizeof(*list), by_length_desc);
+	if (nr)
+		qsort(list, nr, sizeof(*list), by_length_desc);
 	for (size_t i = 0; i < nr; i++) {
 		if (umount2(list[i], MNT_DETACH) && errno != EINVAL)
 			tg_log(d, "devmapper: Error unmounting %s: %s", list[i], strerror(errno));
