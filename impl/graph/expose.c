@@ -502,10 +502,14 @@ int tg_expose_start(struct thinp_pool *pool, const char *mountpoint, struct tg_e
 {
 	*out = NULL;
 	struct stat st;
-	if (stat(mountpoint, &st))
-		return fail(err, len, -errno,
-		            "cannot expose devices on %s: %s (create the directory)", mountpoint,
-		            strerror(errno));
+	if (stat(mountpoint, &st)) {
+		int r = -errno;
+		return fail(err, len, r, "cannot expose devices on %s: %s (%s)", mountpoint,
+		            strerror(-r),
+		            r == -ENOTCONN ?
+		                    "the mount of a bridge whose process died: umount -l it" :
+		                    "create the directory");
+	}
 	if (!S_ISDIR(st.st_mode))
 		return fail(err, len, -ENOTDIR, "cannot expose devices on %s: not a directory",
 		            mountpoint);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "graph/expose.h"
@@ -450,6 +451,21 @@ START_TEST(test_start_stop)
 	/* the write reached the thin before the stop */
 	thin_bytes(&v, 1, buf, sizeof(buf));
 	REQ(buf[0] == 9, "the write before the stop");
+	/* a bridge whose process died leaves a dead mount: a new start names the way out */
+	pid_t pid = fork();
+	REQ(pid >= 0, "fork");
+	if (!pid) {
+		struct tg_expose *dead;
+		_exit(tg_expose_start(v.p, v.mnt, &dead, err, sizeof(err)) ? 1 : 0);
+	}
+	int status;
+	REQ(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && !WEXITSTATUS(status),
+	    "the child's bridge");
+	x2 = NULL;
+	REQ(tg_expose_start(v.p, v.mnt, &x2, err, sizeof(err)) == -ENOTCONN && !x2 &&
+	            strstr(err, "umount -l"),
+	    "start on a dead mount: %s", err);
+	REQ(!umount2(v.mnt, MNT_DETACH), "umount the dead mount: %s", strerror(errno));
 	REQ0(thinp_pool_close(v.p));
 	REQ(!rmdir(v.mnt), "rmdir %s: %s (still mounted?)", v.mnt, strerror(errno));
 }
