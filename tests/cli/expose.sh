@@ -97,12 +97,12 @@ start_expose() {
 	file=${lines[0]}
 	loop=${lines[1]:-}
 }
-stop_expose() {
-	kill -TERM "$expose_pid"
+stop_expose() { # [SIGNAL]: TERM by default
+	kill -"${1:-TERM}" "$expose_pid"
 	local rc=0
 	wait "$expose_pid" || rc=$?
 	expose_pid=
-	[ "$rc" = 0 ] || fail "thinp expose exited $rc on SIGTERM: $(cat "$tmp/expose.err")"
+	[ "$rc" = 0 ] || fail "thinp expose exited $rc on SIG${1:-TERM}: $(cat "$tmp/expose.err")"
 	[ ! -s "$tmp/expose.err" ] || fail "thinp expose said: $(cat "$tmp/expose.err")"
 }
 checks() {
@@ -147,7 +147,8 @@ verify "$tmp/fs"
 # two writers at once, random 4 KiB writes verified with crc32c (fio's own seed)
 if command -v fio >/dev/null; then
 	fio --name=rw --directory="$tmp/fs" --numjobs=2 --rw=randwrite --bs=4k --size=16m \
-		--ioengine=psync --fsync=64 --verify=crc32c --randseed="$seed" --group_reporting \
+		--ioengine=psync --fsync=64 --verify=crc32c --verify_fatal=1 --verify_state_save=0 \
+		--randseed="$seed" --group_reporting \
 		--minimal >"$tmp/fio" 2>&1 || fail "fio: $(cat "$tmp/fio")"
 	grep -q "verify" "$tmp/fio" && fail "fio reported a verify failure: $(cat "$tmp/fio")"
 	rm -f "$tmp"/fs/rw.*
@@ -173,7 +174,8 @@ start_expose "$pool" 1 --loop --name disk
 mount -o ro "$loop" "$tmp/fs"
 verify "$tmp/fs"
 umount "$tmp/fs"
-stop_expose
+stop_expose INT
+[ ! -e "$pool/expose" ] || fail "$pool/expose left after SIGINT"
 
 # ---- xfs, on a mountpoint of our choice ----
 if command -v mkfs.xfs >/dev/null; then
