@@ -68,15 +68,23 @@ void plan_container_blocks(const struct plan_spec *s, double image_blocks, doubl
 	c->cow = cow < image_blocks ? cow : image_blocks;
 	c->data = c->fresh_seq + c->fresh_rand + c->cow;
 
-	/* metadata: its new mappings go into leaves of its own; each copied block rewrites the
-	 * leaf that maps it, once per leaf (the shadow then belongs to the container) */
+	/* metadata. Sequential fresh writes append after the image's mappings, as a layer does:
+	 * the leaves the appends create, and the image's last leaf, copied when the first append
+	 * lands in it. Random fresh writes fall in their own span, in leaves of the ln 2 fill.
+	 * Each copied image block rewrites the leaf that maps it, once per leaf. */
 	unsigned cap = plan_node_capacity(8);
-	double img_leaves = (double)plan_leaves_sequential((uint64_t)image_blocks, cap);
-	double new_leaves = 0;
-	if (c->fresh_seq > 0)
-		new_leaves += (double)plan_leaves_sequential((uint64_t)c->fresh_seq, cap);
+	double img_leaves = image_blocks > 0
+	                            ? (double)plan_leaves_sequential((uint64_t)image_blocks, cap)
+	                            : 0;
+	double seq_new = 0, seq_copied = 0, rand_new = 0;
+	if (c->fresh_seq > 0) {
+		seq_new = (double)plan_leaves_sequential((uint64_t)(image_blocks + c->fresh_seq),
+		                                         cap) -
+		          img_leaves;
+		seq_copied = image_blocks > 0;
+	}
 	if (c->fresh_rand > 0)
-		new_leaves += plan_leaves_random(c->fresh_rand, cap);
+		rand_new = plan_leaves_random(c->fresh_rand, cap);
 	double cow_leaves = 0;
 	if (image_blocks > 0 && c->cow > 0) {
 		double seq_part = cow_seq < c->cow ? cow_seq : c->cow;
@@ -86,12 +94,15 @@ void plan_container_blocks(const struct plan_spec *s, double image_blocks, doubl
 			cow_leaves = img_leaves;
 	}
 	c->cow_leaves = cow_leaves;
-	c->leaves = new_leaves + cow_leaves;
+	double copied = cow_leaves + seq_copied;
+	if (copied > img_leaves)
+		copied = img_leaves;
+	c->leaves = seq_new + rand_new + copied;
 	/* the path above every written leaf is shadowed too: the container's root at least,
 	 * at most every internal node of its tree */
-	double all = plan_internal_nodes(img_leaves + new_leaves, c->fresh_seq > 0 && !c->fresh_rand);
-	double touched = plan_internal_depth(img_leaves + new_leaves) +
-	                 c->leaves / (cap * PLAN_RANDOM_FILL);
+	double total = img_leaves + seq_new + rand_new;
+	double all = plan_internal_nodes(total, rand_new == 0);
+	double touched = plan_internal_depth(total) + c->leaves / (cap * PLAN_RANDOM_FILL);
 	c->internal = touched < all ? touched : all;
 }
 
