@@ -281,11 +281,11 @@ gate-selftest: all
 		$(sort $(wildcard tests/gate/*.sh))
 
 # ThreadSanitizer runs only the tests with threads (test_*concurrency*, the control socket, the
-# commit with its data flush on a second thread); it cannot
+# commit with its data flush on a second thread, the FUSE bridge's workers); it cannot
 # share a build with ASan. Address-space randomisation is turned off (setarch -R, inherited by
 # the tests) where possible: older TSan runtimes abort on kernels with large mmap_rnd_bits
 # ("unexpected memory mapping").
-TSAN_TESTS   = $(filter %concurrency %_control %commit_io,$(UNIT_BINS))
+TSAN_TESTS   = $(filter %concurrency %_control %commit_io %_expose,$(UNIT_BINS))
 TSAN_SETARCH = $(shell setarch -R true >/dev/null 2>&1 && echo setarch -R)
 tsan:
 	@$(MAKE) --no-print-directory deps
@@ -328,9 +328,7 @@ deps:
 # differential smoke (kernel dm-thin in qemu vs libthinp, a hand-written trace), the seeded
 # differential traces (tests/vm/differential.sh; VM_SCALE=ci by default, VM_SCALE=full for
 # hand runs) and fails on any mismatch, then the kernel backend's own test (thinp --backend
-# kernel against the real dm-thin), Docker's driver on it (tests/vm/docker_kernel.sh:
-# tests/cli/docker_driver.sh with BACKEND=kernel, about 3 min under TCG) and the passdown
-# power-cut check; all always run.
+# kernel against the real dm-thin) and the passdown power-cut check; all always run.
 VM_SCALE ?= ci
 .PHONY: vm-image vm-test
 vm-image:
@@ -352,8 +350,6 @@ vm-test: cli $(BUILDDIR)/tests/tools/replay
 		DIFF_OUT=$(abspath $(BUILDDIR))/vm/differential bash tests/vm/differential.sh || rc=1; \
 	THINP=$(abspath $(THINP_BIN)) VM_KB_OUT=$(abspath $(BUILDDIR))/vm/kernel_backend \
 		bash tests/vm/kernel_backend.sh || rc=1; \
-	THINP=$(abspath $(THINP_BIN)) VM_DK_OUT=$(abspath $(BUILDDIR))/vm/docker_kernel \
-		bash tests/vm/docker_kernel.sh || rc=1; \
 	VM_PC_OUT=$(abspath $(BUILDDIR))/vm/passdown_crash bash tests/vm/passdown_crash.sh || rc=1; \
 	exit $$rc
 
