@@ -288,7 +288,7 @@ int pool_write_whole_run(struct thinp_thin *t, uint64_t v, unsigned n, const uin
 	enum thinp_class cls[MAX_RUN];
 	struct thinp_class_stats cost[MAX_RUN];
 	unsigned nl = 0, k = 0;
-	bool low_water = false;
+	bool low_water = false, barrier = false;
 	struct meta_mark m;
 	int r = 0;
 
@@ -300,14 +300,23 @@ int pool_write_whole_run(struct thinp_thin *t, uint64_t v, unsigned n, const uin
 			locks[nl++] = locks[i];
 	for (unsigned i = 0; i < nl; i++)
 		pthread_rwlock_wrlock(locks[i]);
-	pthread_rwlock_rdlock(&p->commit_barrier);
 
 	for (; k < n; k++) {
 		memset(&cost[k], 0, sizeof(cost[k]));
 		cost[k].ops = 1;
 		cost[k].bytes_requested = p->block_bytes;
-		md_lock(p, &m);
 		struct thin_mapping map;
+		if (!lookup_shared(p, t->id, v + k, &map) && !map.shared) {
+			target[k] = map.data_block; /* write_block's fast path */
+			fresh[k] = false;
+			cls[k] = THINP_WRITE_OVERWRITE;
+			continue;
+		}
+		if (!barrier) { /* from the first block that may need a new one */
+			pthread_rwlock_rdlock(&p->commit_barrier);
+			barrier = true;
+		}
+		md_lock(p, &m);
 		int lr = mode_get(p) == THINP_MODE_FAIL ? -EIO : tmd_lookup(p->md, t->id, v + k, &map);
 		if (!lr && !map.shared) {
 			target[k] = map.data_block;
@@ -363,7 +372,8 @@ int pool_write_whole_run(struct thinp_thin *t, uint64_t v, unsigned n, const uin
 			ok = i;
 		}
 	}
-	pthread_rwlock_unlock(&p->commit_barrier);
+	if (barrier)
+		pthread_rwlock_unlock(&p->commit_barrier);
 	for (unsigned i = nl; i-- > 0;)
 		pthread_rwlock_unlock(locks[i]);
 	if (low_water && p->o.low_water_cb)

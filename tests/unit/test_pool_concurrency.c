@@ -1213,6 +1213,7 @@ END_TEST
  * complete while this thread holds both (before the fast path they waited for md_lock). */
 struct held_io {
 	struct thinp_thin *t;
+	uint64_t B;
 	int rc;
 };
 
@@ -1226,6 +1227,19 @@ static void *held_io_main(void *arg)
 		h->rc = thinp_read(h->t, back, K4, 3 * K4, NULL);
 	if (!h->rc && page_tag(back) != 7)
 		h->rc = -EILSEQ;
+	/* two whole blocks: a run (pool_write_whole_run), whose overwrites take the same path */
+	uint8_t *two = malloc(2 * h->B);
+	if (!two)
+		h->rc = h->rc ? h->rc : -ENOMEM;
+	for (unsigned i = 0; !h->rc && i < 2 * h->B / K4; i++)
+		fill_page(two + (size_t)i * K4, 100 + i);
+	if (!h->rc)
+		h->rc = thinp_write(h->t, two, 2 * h->B, 0, 0, NULL);
+	if (!h->rc)
+		h->rc = thinp_read(h->t, back, K4, h->B + K4, NULL);
+	if (!h->rc && page_tag(back) != 100 + h->B / K4 + 1)
+		h->rc = -EILSEQ;
+	free(two);
 	return NULL;
 }
 
@@ -1236,11 +1250,11 @@ START_TEST(test_fast_path_lock_free)
 	struct pu_env e;
 	env_open(&e, 128, 16, &o);
 	REQ0(thinp_create_thin(e.p, 1));
-	struct held_io h = { 0 };
+	struct held_io h = { .B = e.B };
 	REQ0(thinp_thin_open(e.p, 1, 0, &h.t));
-	uint8_t *blk = calloc(1, e.B);
+	uint8_t *blk = calloc(1, 2 * e.B);
 	REQ(blk != NULL, "out of memory");
-	REQ0(thinp_write(h.t, blk, e.B, 0, 0, NULL));
+	REQ0(thinp_write(h.t, blk, 2 * e.B, 0, 0, NULL));
 	free(blk);
 	pthread_rwlock_wrlock(&e.p->commit_barrier);
 	pthread_mutex_lock(&e.p->md_mutex);
