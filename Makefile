@@ -328,7 +328,9 @@ deps:
 # differential smoke (kernel dm-thin in qemu vs libthinp, a hand-written trace), the seeded
 # differential traces (tests/vm/differential.sh; VM_SCALE=ci by default, VM_SCALE=full for
 # hand runs) and fails on any mismatch, then the kernel backend's own test (thinp --backend
-# kernel against the real dm-thin) and the passdown power-cut check; all always run.
+# kernel against the real dm-thin), Docker's driver on it (tests/vm/docker_kernel.sh:
+# tests/cli/docker_driver.sh with BACKEND=kernel, about 3 min under TCG) and the passdown
+# power-cut check; all always run.
 VM_SCALE ?= ci
 .PHONY: vm-image vm-test
 vm-image:
@@ -350,6 +352,8 @@ vm-test: cli $(BUILDDIR)/tests/tools/replay
 		DIFF_OUT=$(abspath $(BUILDDIR))/vm/differential bash tests/vm/differential.sh || rc=1; \
 	THINP=$(abspath $(THINP_BIN)) VM_KB_OUT=$(abspath $(BUILDDIR))/vm/kernel_backend \
 		bash tests/vm/kernel_backend.sh || rc=1; \
+	THINP=$(abspath $(THINP_BIN)) VM_DK_OUT=$(abspath $(BUILDDIR))/vm/docker_kernel \
+		bash tests/vm/docker_kernel.sh || rc=1; \
 	VM_PC_OUT=$(abspath $(BUILDDIR))/vm/passdown_crash bash tests/vm/passdown_crash.sh || rc=1; \
 	exit $$rc
 
