@@ -327,9 +327,12 @@ static int section(struct reader *r, const struct pdoc *sec, const char *name,
 	return 0;
 }
 
+/* KEY's entry in MAP; NULL when MAP is not a mapping (reported by section()). */
 static const struct pdoc *find(const struct pdoc *map, const char *key)
 {
-	for (const struct pdoc *v = map ? map->child : NULL; v; v = v->next)
+	if (!map || map->kind != PDOC_MAP)
+		return NULL;
+	for (const struct pdoc *v = map->child; v; v = v->next)
 		if (!strcmp(v->key, key))
 			return v;
 	return NULL;

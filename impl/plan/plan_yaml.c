@@ -164,7 +164,9 @@ static struct pdoc *scalar(struct yparser *y, const char *s, int l, int c)
 	return d;
 }
 
-static struct pdoc *block(struct yparser *y, int indent);
+/* A block at INDENT; ALIGNED: a list sitting at its parent key's indentation, which a key
+ * line at that indentation ends. */
+static struct pdoc *block(struct yparser *y, int indent, bool aligned);
 
 /* The value after "key:" or "- " on line L: inline text, or a nested block on the next lines
  * (deeper than PARENT_INDENT; a list may also sit at PARENT_INDENT under a map key). */
@@ -175,16 +177,19 @@ static struct pdoc *value(struct yparser *y, const char *rest, struct yline *l, 
 		return scalar(y, rest, l->no, col);
 	if (y->at < y->nr) {
 		struct yline *n = &y->lines[y->at];
-		if (n->indent > parent_indent ||
-		    (list_may_align && n->indent == parent_indent && n->s[0] == '-' &&
-		     (n->s[1] == ' ' || !n->s[1])))
-			return block(y, n->indent);
+		if (n->indent > parent_indent)
+			return block(y, n->indent, false);
+		if (list_may_align && n->indent == parent_indent && n->s[0] == '-' &&
+		    (n->s[1] == ' ' || !n->s[1]))
+			return block(y, n->indent, true);
 	}
 	fail(y, l->no, col, "no value (an empty value or null is not allowed)");
 	return NULL;
 }
 
-static struct pdoc *list(struct yparser *y, int indent)
+static char *key_end(char *s);
+
+static struct pdoc *list(struct yparser *y, int indent, bool aligned)
 {
 	struct yline *first = &y->lines[y->at];
 	struct pdoc *d = pdoc_new(PDOC_LIST, first->no, indent + 1);
@@ -199,7 +204,7 @@ static struct pdoc *list(struct yparser *y, int indent)
 			break;
 		}
 		if (l->s[0] != '-' || (l->s[1] != ' ' && l->s[1])) {
-			if (strchr(l->s, ':'))
+			if (aligned && key_end(l->s))
 				break; /* a key of the enclosing map, aligned with this list */
 			fail(y, l->no, l->indent + 1, "expected a list item ('- ')");
 			break;
@@ -216,7 +221,7 @@ static struct pdoc *list(struct yparser *y, int indent)
 			 * line as if it began there */
 			l->s += off;
 			l->indent += off;
-			item = block(y, l->indent);
+			item = block(y, l->indent, false);
 		}
 		if (!item)
 			break;
@@ -301,11 +306,11 @@ out:
 	return d;
 }
 
-static struct pdoc *block(struct yparser *y, int indent)
+static struct pdoc *block(struct yparser *y, int indent, bool aligned)
 {
 	struct yline *l = &y->lines[y->at];
 	if (l->s[0] == '-' && (l->s[1] == ' ' || !l->s[1]))
-		return list(y, indent);
+		return list(y, indent, aligned);
 	if (!key_end(l->s)) {
 		/* a lone scalar where a block was expected */
 		y->at++;
@@ -337,7 +342,7 @@ int pdoc_parse_yaml(const char *text, struct pdoc **out, char *err, size_t errle
 			fail(&y, y.lines[0].no, y.lines[0].indent + 1,
 			     "the first key is indented");
 		} else {
-			root = block(&y, 0);
+			root = block(&y, 0, false);
 			if (root && root->kind != PDOC_MAP)
 				fail(&y, root->line, root->col,
 				     "the spec must be a mapping of sections (workload:, pool:, ...)");
