@@ -239,6 +239,24 @@ int tg_process_pending_txn(struct tg_driver *d, char *err, size_t len)
 	return 0;
 }
 
+/* Docker's poolHasFreeSpace for one kind of block: at least ⌊total·p/100⌋ (and 1) free, in
+ * blocks; WHAT is "data" or "metadata", as in its message. */
+static int enough_free(uint64_t used, uint64_t total, unsigned pct, const char *what, char *err,
+		       size_t len)
+{
+	uint64_t min = total * pct / 100;
+	if (!min)
+		min = 1;
+	if (total - used >= min)
+		return 0;
+	return tg_err(err, len, -ENOSPC,
+		      "devmapper: Thin Pool has %llu free %s blocks which is less than minimum "
+		      "required %llu free %s blocks. Create more free %sspace in thin pool or use "
+		      "dm.min_free_space option to change behavior",
+		      (unsigned long long)(total - used), what, (unsigned long long)min, what,
+		      strcmp(what, "data") ? "metadata " : "");
+}
+
 int tg_pool_has_free_space(struct tg_driver *d, char *err, size_t len)
 {
 	if (!d->opt.min_free_space)
@@ -248,25 +266,7 @@ int tg_pool_has_free_space(struct tg_driver *d, char *err, size_t len)
 	int r = d->ops->status(d->be, &st, why, sizeof(why));
 	if (r)
 		return tg_err(err, len, r, "devmapper: Error getting pool status: %s", why);
-	uint64_t min = st.data_total * d->opt.min_free_space / 100;
-	if (!min)
-		min = 1;
-	if (st.data_total - st.data_used < min)
-		return tg_err(err, len, -ENOSPC,
-			      "devmapper: Thin Pool has %llu free data blocks which is less than "
-			      "minimum required %llu free data blocks. Create more free space in thin "
-			      "pool or use dm.min_free_space option to change behavior",
-			      (unsigned long long)(st.data_total - st.data_used),
-			      (unsigned long long)min);
-	min = st.meta_total * d->opt.min_free_space / 100;
-	if (!min)
-		min = 1;
-	if (st.meta_total - st.meta_used < min)
-		return tg_err(err, len, -ENOSPC,
-			      "devmapper: Thin Pool has %llu free metadata blocks which is less than "
-			      "minimum required %llu free metadata blocks. Create more free metadata "
-			      "space in thin pool or use dm.min_free_space option to change behavior",
-			      (unsigned long long)(st.meta_total - st.meta_used),
-			      (unsigned long long)min);
-	return 0;
+	r = enough_free(st.data_used, st.data_total, d->opt.min_free_space, "data", err, len);
+	return r ? r : enough_free(st.meta_used, st.meta_total, d->opt.min_free_space, "metadata",
+				   err, len);
 }
