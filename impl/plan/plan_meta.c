@@ -2,6 +2,7 @@
 #include "plan/plan_meta.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 unsigned plan_node_capacity(unsigned value_size)
 {
@@ -18,10 +19,77 @@ uint64_t plan_leaves_sequential(uint64_t n, unsigned cap)
 	return 1 + (n - cap + half - 1) / half;
 }
 
+/* Random inserts: the expected number of leaves, from the expected count of leaves of each
+ * size (fringe analysis). A key lands in a leaf with K keys with probability K/N (it owns the
+ * K gaps after its keys); a full leaf splits into halves and the key lands in one of them.
+ * The expectation evolves linearly, so stepping it gives the exact mean, including the waves
+ * of splits that keep the fill near 62-66% for the sizes containers reach rather than the
+ * asymptotic ln 2; tabulated once per capacity at N = CAP * 2^(i/16). */
+#define RAND_GRID 400
+struct rand_table {
+	unsigned cap;
+	double leaves[RAND_GRID];
+};
+
+static void rand_table_build(struct rand_table *t, unsigned cap)
+{
+	double *c = calloc(cap + 1, sizeof(double));
+	t->cap = cap;
+	if (!c) {
+		for (unsigned i = 0; i < RAND_GRID; i++)
+			t->leaves[i] = cap * pow(2, i / 16.0) / (cap * PLAN_RANDOM_FILL);
+		return;
+	}
+	c[cap] = 1; /* the first CAP keys fill the root leaf */
+	double n = cap, leaves = 1;
+	for (unsigned i = 0; i < RAND_GRID; i++) {
+		double target = cap * pow(2, i / 16.0);
+		while (n < target) {
+			double b = floor(n / 4000);
+			if (b < 1)
+				b = 1;
+			if (n + b > target)
+				b = target - n;
+			double full = c[cap] * cap / n * b;
+			for (unsigned k = cap - 1; k >= 1; k--) {
+				double p = c[k] * k / n * b;
+				c[k] -= p;
+				c[k + 1] += p;
+			}
+			c[cap] -= full;
+			c[cap / 2] += full;
+			c[cap - cap / 2 + 1] += full;
+			leaves += full;
+			n += b;
+		}
+		t->leaves[i] = leaves;
+	}
+	free(c);
+}
+
 double plan_leaves_random(double n, unsigned cap)
 {
-	double l = n / (cap * PLAN_RANDOM_FILL);
-	return l < 1 ? 1 : l;
+	/* the capacities the trees use; built on first use (the plan is single-threaded) */
+	static struct rand_table tables[4];
+	if (n <= cap)
+		return 1;
+	struct rand_table *t = NULL;
+	for (unsigned i = 0; i < 4 && !t; i++) {
+		if (tables[i].cap == cap)
+			t = &tables[i];
+		else if (!tables[i].cap) {
+			rand_table_build(&tables[i], cap);
+			t = &tables[i];
+		}
+	}
+	if (!t)
+		return n / (cap * PLAN_RANDOM_FILL);
+	double x = 16 * log2(n / cap);
+	if (x >= RAND_GRID - 1)
+		return t->leaves[RAND_GRID - 1] * n / (cap * pow(2, (RAND_GRID - 1) / 16.0));
+	unsigned i = (unsigned)x;
+	double f = x - i;
+	return t->leaves[i] * (1 - f) + t->leaves[i + 1] * f;
 }
 
 double plan_internal_nodes(double leaves, int sequential)

@@ -11,7 +11,8 @@
 #define PLAN_SM_ENTRIES 16320u
 /* The metadata space map's one index block holds 255 bitmaps. */
 #define PLAN_META_MAX_BLOCKS (255ull * PLAN_SM_ENTRIES)
-/* Fill of a btree node under random inserts: ln 2 (Yao's result for B-trees). */
+/* Fill of a btree node under random inserts as the keys grow without bound: ln 2 (Yao's
+ * result for B-trees); plan_leaves_random() follows the way there. */
 #define PLAN_RANDOM_FILL 0.6931471805599453
 
 /* max_entries of a node whose values are VALUE_SIZE bytes: 252 for 8, 168 for 16, 126 for 24,
@@ -20,7 +21,7 @@ unsigned plan_node_capacity(unsigned value_size);
 /* Leaves of a tree holding N keys inserted in increasing order: a full node splits into
  * halves, and the appends go on in the right half, so every leaf but the last keeps CAP/2. */
 uint64_t plan_leaves_sequential(uint64_t n, unsigned cap);
-/* Leaves for N keys inserted in random order (at least 1). */
+/* Expected leaves for N keys inserted in random order (at least 1). */
 double plan_leaves_random(double n, unsigned cap);
 /* Internal nodes above LEAVES leaves (8-byte child pointers), children added in order
  * (SEQUENTIAL) or at random. */
