@@ -24,17 +24,22 @@ HOST_TREES = ("/usr/share/doc", "/usr/share/perl5", "/usr/lib/python3", "/usr/sh
 HOST_FILE_MAX = 256 * 1024
 
 
+_HOST_FILES = []
+
+
 def host_files(seed, nbytes, salt):
-    """A seeded pick of regular files under HOST_TREES adding up to about NBYTES."""
-    files = []
-    for top in HOST_TREES:
-        for d, _, names in os.walk(top):
-            for f in names:
-                p = os.path.join(d, f)
-                if os.path.isfile(p) and not os.path.islink(p) and \
-                        0 < os.path.getsize(p) < HOST_FILE_MAX:
-                    files.append(p)
-    files.sort()
+    """A seeded pick of regular files under HOST_TREES adding up to about NBYTES (the trees
+    are walked once per run)."""
+    if not _HOST_FILES:
+        for top in HOST_TREES:
+            for d, _, names in os.walk(top):
+                for f in names:
+                    p = os.path.join(d, f)
+                    if os.path.isfile(p) and not os.path.islink(p) and \
+                            0 < os.path.getsize(p) < HOST_FILE_MAX:
+                        _HOST_FILES.append(p)
+        _HOST_FILES.sort()
+    files = list(_HOST_FILES)
     if not files:
         raise CaseError("no host files under " + ", ".join(HOST_TREES) + " to build an image of")
     rnd = random.Random(f"{seed}-{salt}")
@@ -185,23 +190,30 @@ class DockerImage:
             return
         t0 = time.time()
         os.makedirs(self.lower)
-        os.makedirs(os.path.join(self.volume, "mem"))
+        os.makedirs(self.volume)
         d = self.driver
         d.init(None)
         files = host_files(self.seed, self.env.scale["dk_layer"], "image")
+        copy_files(files, self.lower)
+        self.write_datafiles(self.lower)
+        names = [os.path.join("data", n) for n in self.data] + [n for n, _ in self.memfiles]
         for ident, fill in (("img-files", lambda p: copy_files(files, p)),
-                            ("img-data", self.write_datafiles)):
+                            ("img-data", lambda p: self.copy_datafiles(p, names))):
             d.create(None, ident, self.top)
             p = d.get(None, ident)
             fill(p)
-            fill(self.lower)
             sync_dir(p)
             d.put(None, ident)
             self.top = ident
-        self.write_datafiles(self.volume)
+        self.copy_datafiles(self.volume, [os.path.join("data", n) for n in self.data])
         os.sync()
         log(f"docker: image built ({time.time() - t0:.1f} s): ROOT {d.root}, lower dir "
             f"{self.lower}, volume {self.volume}")
+
+    def copy_datafiles(self, top, names):
+        for n in names:
+            os.makedirs(os.path.dirname(os.path.join(top, n)), exist_ok=True)
+            shutil.copyfile(os.path.join(self.lower, n), os.path.join(top, n))
 
     def write_datafiles(self, top):
         os.makedirs(os.path.join(top, "data"), exist_ok=True)
