@@ -13,6 +13,11 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
+# A sanitizer build has no fio engine (fio cannot load an ASan .so), which the runner needs.
+if grep -qs -- -fsanitize "$BUILD/.build-flags"; then
+	echo "SKIP: sanitizer build ($BUILD); the benchmark runner needs the plain build"
+	exit 0
+fi
 SEED=${THINP_SEED:-$RANDOM}
 echo "scenarios_docker: THINP_SEED=$SEED"
 [ "$(id -u)" = 0 ] || { echo "FAIL: needs root (mounts, loop devices, FUSE, drop_caches)"; exit 1; }
