@@ -42,7 +42,11 @@ struct plan_args {
 	const char *chart;
 };
 
-enum { OPT_FORMAT = 500, OPT_CHART, OPT_NO_CHART };
+enum {
+	OPT_FORMAT = 500,
+	OPT_CHART,
+	OPT_NO_CHART
+};
 
 static int option(void *ctx, int c, const char *arg, const char *opt)
 {
@@ -120,9 +124,12 @@ int cmd_plan(int argc, char **argv, const struct cli_global *g)
 		{ 0 },
 	};
 	struct plan_args a = { 0 };
-	const struct cli_cmd cmd = { .name = "plan", .usage = plan_usage,
-		                     .shortopts = CLI_STD_SHORTOPTS, .longopts = longopts,
-		                     .option = option, .ctx = &a };
+	const struct cli_cmd cmd = { .name = "plan",
+		                     .usage = plan_usage,
+		                     .shortopts = CLI_STD_SHORTOPTS,
+		                     .longopts = longopts,
+		                     .option = option,
+		                     .ctx = &a };
 	const char *pos[1];
 	int nr, rc = cli_parse(&cmd, argc, argv, pos, 1, &nr);
 	if (rc)
@@ -134,7 +141,8 @@ int cmd_plan(int argc, char **argv, const struct cli_global *g)
 	char *text = read_all(pos[0]);
 	if (!text)
 		return cli_fail("plan", "cannot read %s: %s", pos[0],
-		                errno == EINVAL ? "it holds a NUL byte, not a spec" : strerror(errno));
+		                errno == EINVAL ? "it holds a NUL byte, not a spec" :
+		                                  strerror(errno));
 	char err[512];
 	struct pdoc *doc;
 	int r = pdoc_parse(text, &doc, err, sizeof(err));
@@ -156,9 +164,9 @@ int cmd_plan(int argc, char **argv, const struct cli_global *g)
 		return cli_fail("plan", "out of memory");
 	}
 	char tms_cmd[256], tms_why[256];
-	double tms = plan_thin_metadata_size(adv.block_size, spec.data_size,
-	                                     (uint64_t)res.peak_thins, tms_cmd, sizeof(tms_cmd),
-	                                     tms_why, sizeof(tms_why));
+	double tms =
+	        plan_thin_metadata_size(adv.block_size, spec.data_size, (uint64_t)res.peak_thins,
+	                                tms_cmd, sizeof(tms_cmd), tms_why, sizeof(tms_why));
 	char chart[4096];
 	const char *chart_path = NULL;
 	rc = 0;

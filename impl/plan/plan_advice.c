@@ -51,26 +51,28 @@ int plan_advise(const struct plan_spec *s, struct plan_advice *a)
 	                            *big = &a->cand[PLAN_CANDIDATES - 1];
 	a->block_size = b->block_size;
 	if (best == PLAN_CANDIDATES - 1)
-		snprintf(a->reason_block, sizeof(a->reason_block),
-		         "%llu KiB: the workload provisions about the same data at every block size "
-		         "(%.2f GiB at 64 KiB, %.2f GiB at 1 MiB: its writes fill whole blocks), so "
-		         "the largest block wins: %.0f metadata blocks instead of %.0f, and fewer "
-		         "mappings to look up.",
-		         (unsigned long long)(b->block_size >> 10), small->peak_data_bytes / (1 << 30),
-		         big->peak_data_bytes / (1 << 30), b->peak_meta_blocks,
-		         small->peak_meta_blocks);
+		snprintf(
+		        a->reason_block, sizeof(a->reason_block),
+		        "%llu KiB: the workload provisions about the same data at every block size "
+		        "(%.2f GiB at 64 KiB, %.2f GiB at 1 MiB: its writes fill whole blocks), so "
+		        "the largest block wins: %.0f metadata blocks instead of %.0f, and fewer "
+		        "mappings to look up.",
+		        (unsigned long long)(b->block_size >> 10),
+		        small->peak_data_bytes / (1 << 30), big->peak_data_bytes / (1 << 30),
+		        b->peak_meta_blocks, small->peak_meta_blocks);
 	else if (best == 0)
-		snprintf(a->reason_block, sizeof(a->reason_block),
-		         "64 KiB, the kernel's smallest: every larger block provisions more for this "
-		         "workload (peak data %.2f GiB at 64 KiB, %.2f GiB at 128 KiB, %.2f GiB at 1 "
-		         "MiB: small random writes and copy-on-write provision or copy a whole block "
-		         "each), which outweighs the %.0f metadata blocks it costs. With zeroing on, "
-		         "each partly written new block is zeroed first: %.2f GiB of extra writes "
-		         "here (zeroing off saves them if the file system never reads unwritten "
-		         "blocks).",
-		         b->peak_data_bytes / (1 << 30), a->cand[1].peak_data_bytes / (1 << 30),
-		         big->peak_data_bytes / (1 << 30), b->peak_meta_blocks,
-		         b->zero_bytes / (1 << 30));
+		snprintf(
+		        a->reason_block, sizeof(a->reason_block),
+		        "64 KiB, the kernel's smallest: every larger block provisions more for this "
+		        "workload (peak data %.2f GiB at 64 KiB, %.2f GiB at 128 KiB, %.2f GiB at 1 "
+		        "MiB: small random writes and copy-on-write provision or copy a whole block "
+		        "each), which outweighs the %.0f metadata blocks it costs. With zeroing on, "
+		        "each partly written new block is zeroed first: %.2f GiB of extra writes "
+		        "here (zeroing off saves them if the file system never reads unwritten "
+		        "blocks).",
+		        b->peak_data_bytes / (1 << 30), a->cand[1].peak_data_bytes / (1 << 30),
+		        big->peak_data_bytes / (1 << 30), b->peak_meta_blocks,
+		        b->zero_bytes / (1 << 30));
 	else
 		snprintf(a->reason_block, sizeof(a->reason_block),
 		         "%llu KiB: larger blocks waste space on this workload (peak data %.2f GiB "
@@ -79,9 +81,9 @@ int plan_advise(const struct plan_spec *s, struct plan_advice *a)
 		         "%.0f%% of the data for %.0f more metadata blocks. With zeroing on, each "
 		         "partly written new block is zeroed first: %.2f GiB of extra writes here.",
 		         (unsigned long long)(b->block_size >> 10), b->peak_data_bytes / (1 << 30),
-		         (unsigned long long)(b->block_size >> 10), big->peak_data_bytes / (1 << 30),
-		         PLAN_DATA_SLACK * 100, small->peak_meta_blocks - b->peak_meta_blocks,
-		         b->zero_bytes / (1 << 30));
+		         (unsigned long long)(b->block_size >> 10),
+		         big->peak_data_bytes / (1 << 30), PLAN_DATA_SLACK * 100,
+		         small->peak_meta_blocks - b->peak_meta_blocks, b->zero_bytes / (1 << 30));
 	/* twice the peak: a transaction shadows every node it changes, so until the commit the
 	 * old and new copies are both allocated; plus the kernel's reserve */
 	double want = 2 * b->peak_meta_blocks;
@@ -94,14 +96,16 @@ int plan_advise(const struct plan_spec *s, struct plan_advice *a)
 		bytes = (double)PLAN_MAX_METADATA;
 	a->metadata_size = (uint64_t)bytes;
 	a->meta_peak_blocks = b->peak_meta_blocks;
-	snprintf(a->reason_meta, sizeof(a->reason_meta),
-	         "%llu MiB: the model's peak is %.0f metadata blocks (%.1f MiB) at %llu KiB blocks; "
-	         "doubled because a commit holds the old and the new copy of every node it "
-	         "changed, plus the kernel's reserve of min(4096 blocks, 10%%).%s",
-	         (unsigned long long)(a->metadata_size >> 20), b->peak_meta_blocks,
-	         b->peak_meta_blocks * PLAN_META_BLOCK / (1 << 20),
-	         (unsigned long long)(b->block_size >> 10),
-	         over ? " That is over the 16 GiB limit: use a larger block size or fewer "
-	                "snapshots." : "");
+	snprintf(
+	        a->reason_meta, sizeof(a->reason_meta),
+	        "%llu MiB: the model's peak is %.0f metadata blocks (%.1f MiB) at %llu KiB blocks; "
+	        "doubled because a commit holds the old and the new copy of every node it "
+	        "changed, plus the kernel's reserve of min(4096 blocks, 10%%).%s",
+	        (unsigned long long)(a->metadata_size >> 20), b->peak_meta_blocks,
+	        b->peak_meta_blocks * PLAN_META_BLOCK / (1 << 20),
+	        (unsigned long long)(b->block_size >> 10),
+	        over ? " That is over the 16 GiB limit: use a larger block size or fewer "
+	               "snapshots." :
+	               "");
 	return 0;
 }

@@ -7,14 +7,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum pdoc_kind { PDOC_SCALAR, PDOC_MAP, PDOC_LIST };
+enum pdoc_kind {
+	PDOC_SCALAR,
+	PDOC_MAP,
+	PDOC_LIST
+};
 
 struct pdoc {
 	enum pdoc_kind kind;
-	int line, col;     /* of the value (1-based) */
-	char *text;        /* PDOC_SCALAR: its text, quotes and escapes resolved */
-	bool quoted;       /* the scalar was a quoted string */
-	char *key;         /* an entry of a map: its key */
+	int line, col; /* of the value (1-based) */
+	char *text;    /* PDOC_SCALAR: its text, quotes and escapes resolved */
+	bool quoted;   /* the scalar was a quoted string */
+	char *key;     /* an entry of a map: its key */
 	int key_line, key_col;
 	struct pdoc *child; /* PDOC_MAP/PDOC_LIST: first entry */
 	struct pdoc *next;  /* next entry of the parent */

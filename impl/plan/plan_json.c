@@ -72,14 +72,30 @@ static char *string(struct jparser *j)
 		}
 		j->p++;
 		switch (*j->p) {
-		case '"': *o++ = '"'; break;
-		case '\\': *o++ = '\\'; break;
-		case '/': *o++ = '/'; break;
-		case 'n': *o++ = '\n'; break;
-		case 't': *o++ = '\t'; break;
-		case 'r': *o++ = '\r'; break;
-		case 'b': *o++ = '\b'; break;
-		case 'f': *o++ = '\f'; break;
+		case '"':
+			*o++ = '"';
+			break;
+		case '\\':
+			*o++ = '\\';
+			break;
+		case '/':
+			*o++ = '/';
+			break;
+		case 'n':
+			*o++ = '\n';
+			break;
+		case 't':
+			*o++ = '\t';
+			break;
+		case 'r':
+			*o++ = '\r';
+			break;
+		case 'b':
+			*o++ = '\b';
+			break;
+		case 'f':
+			*o++ = '\f';
+			break;
 		default:
 			/* \uXXXX: no spec key or value needs one */
 			free(t);
@@ -203,8 +219,9 @@ static struct pdoc *value(struct jparser *j)
 
 int pdoc_parse_json(const char *text, struct pdoc **out, char *err, size_t errlen)
 {
-	struct jparser j = { .s = text, .p = text, .line = 1, .line_start = text, .err = err,
-		             .errlen = errlen };
+	struct jparser j = {
+		.s = text, .p = text, .line = 1, .line_start = text, .err = err, .errlen = errlen
+	};
 	*out = NULL;
 	blank(&j);
 	if (*j.p != '{') {

@@ -97,8 +97,9 @@ double plan_internal_nodes(double leaves, int sequential)
 	unsigned cap = plan_node_capacity(8);
 	double total = 0;
 	while (leaves > 1) {
-		double level = sequential ? (double)plan_leaves_sequential((uint64_t)ceil(leaves), cap)
-		                          : plan_leaves_random(leaves, cap);
+		double level = sequential ?
+		                       (double)plan_leaves_sequential((uint64_t)ceil(leaves), cap) :
+		                       plan_leaves_random(leaves, cap);
 		total += level;
 		leaves = level;
 	}

@@ -14,8 +14,8 @@
 const char *plan_event_name(enum plan_event_kind k)
 {
 	static const char *names[] = {
-		"low_water",       "autoextend_data", "autoextend_metadata", "vg_full",
-		"min_free_data",   "min_free_metadata", "data_full",         "metadata_full",
+		"low_water",     "autoextend_data",   "autoextend_metadata", "vg_full",
+		"min_free_data", "min_free_metadata", "data_full",           "metadata_full",
 	};
 	return names[k];
 }
@@ -73,9 +73,8 @@ void plan_container_blocks(const struct plan_spec *s, double image_blocks, doubl
 	 * lands in it. Random fresh writes fall in their own span, in leaves of the ln 2 fill.
 	 * Each copied image block rewrites the leaf that maps it, once per leaf. */
 	unsigned cap = plan_node_capacity(8);
-	double img_leaves = image_blocks > 0
-	                            ? (double)plan_leaves_sequential((uint64_t)image_blocks, cap)
-	                            : 0;
+	double img_leaves =
+	        image_blocks > 0 ? (double)plan_leaves_sequential((uint64_t)image_blocks, cap) : 0;
 	double seq_new = 0, seq_copied = 0, rand_new = 0;
 	if (c->fresh_seq > 0) {
 		seq_new = (double)plan_leaves_sequential((uint64_t)(image_blocks + c->fresh_seq),
@@ -158,8 +157,7 @@ static double written(const struct sim *m, double slot, double t)
 }
 
 /* The pool's content at time T. */
-static void state(struct sim *m, double t, double *data, struct plan_meta_parts *p,
-                  double *thins)
+static void state(struct sim *m, double t, double *data, struct plan_meta_parts *p, double *thins)
 {
 	const struct plan_spec *s = m->s;
 	unsigned cap8 = plan_node_capacity(8), cap24 = plan_node_capacity(24);
@@ -180,11 +178,13 @@ static void state(struct sim *m, double t, double *data, struct plan_meta_parts 
 		writers /= images;
 	}
 	*data = d;
-	double t_count = 1 + images * ((double)s->layers_per_image + (double)s->containers_per_image);
+	double t_count =
+	        1 + images * ((double)s->layers_per_image + (double)s->containers_per_image);
 	*thins = t_count;
 	memset(p, 0, sizeof(*p));
 	p->superblock = 1;
-	p->space_maps = (double)plan_space_map_blocks((uint64_t)m->data_total, (uint64_t)m->meta_total);
+	p->space_maps =
+	        (double)plan_space_map_blocks((uint64_t)m->data_total, (uint64_t)m->meta_total);
 	double tl = (double)plan_leaves_sequential((uint64_t)t_count, cap8);
 	p->top_level = tl + plan_internal_nodes(tl, 1);
 	double dl = (double)plan_leaves_sequential((uint64_t)t_count, cap24);
@@ -267,7 +267,8 @@ int plan_run(const struct plan_spec *s, struct plan_result *r)
 	plan_image_blocks(s, &m.img);
 	m.data_total = floor((double)s->data_size / (double)s->block_size);
 	double meta = (double)s->metadata_size / PLAN_META_BLOCK;
-	m.meta_total = meta < (double)PLAN_META_MAX_BLOCKS ? floor(meta) : (double)PLAN_META_MAX_BLOCKS;
+	m.meta_total =
+	        meta < (double)PLAN_META_MAX_BLOCKS ? floor(meta) : (double)PLAN_META_MAX_BLOCKS;
 	m.vg_free = (double)s->vg_free;
 	m.slots = (double)(s->images * s->containers_per_image);
 	m.life_h = s->churn_per_hour > 0 && m.slots > 0 ? m.slots / s->churn_per_hour : 0;
@@ -281,20 +282,26 @@ int plan_run(const struct plan_spec *s, struct plan_result *r)
 		double md = parts_sum(&p), mu = md + p.reserve;
 		if (i) {
 			double free_d = m.data_total - d;
-			if (s->low_water_blocks && m.low_armed && free_d <= (double)s->low_water_blocks) {
+			if (s->low_water_blocks && m.low_armed &&
+			    free_d <= (double)s->low_water_blocks) {
 				event(&m, PLAN_EV_LOW_WATER,
-				      cross(pt, pd, t, d, m.data_total - (double)s->low_water_blocks), d,
-				      m.data_total);
+				      cross(pt, pd, t, d,
+				            m.data_total - (double)s->low_water_blocks),
+				      d, m.data_total);
 				m.low_armed = false;
 			}
 			double before = m.data_total;
-			autoextend(&m, cross(pt, pd * 100 / m.data_total, t, d * 100 / m.data_total,
-			                     s->autoextend_threshold),
-			           d, &m.data_total, (double)s->block_size, PLAN_EV_AUTOEXTEND_DATA);
-			if (m.data_total != before && m.data_total - d > (double)s->low_water_blocks)
+			autoextend(&m,
+			           cross(pt, pd * 100 / m.data_total, t, d * 100 / m.data_total,
+			                 s->autoextend_threshold),
+			           d, &m.data_total, (double)s->block_size,
+			           PLAN_EV_AUTOEXTEND_DATA);
+			if (m.data_total != before &&
+			    m.data_total - d > (double)s->low_water_blocks)
 				m.low_armed = true; /* dm-thin re-arms the event on a resize */
-			autoextend(&m, cross(pt, pmeta * 100 / m.meta_total, t, mu * 100 / m.meta_total,
-			                     s->autoextend_threshold),
+			autoextend(&m,
+			           cross(pt, pmeta * 100 / m.meta_total, t, mu * 100 / m.meta_total,
+			                 s->autoextend_threshold),
 			           mu, &m.meta_total, PLAN_META_BLOCK, PLAN_EV_AUTOEXTEND_META);
 			if (m.meta_total > (double)PLAN_META_MAX_BLOCKS)
 				m.meta_total = (double)PLAN_META_MAX_BLOCKS;
@@ -312,7 +319,8 @@ int plan_run(const struct plan_spec *s, struct plan_result *r)
 				refuse = m.meta_total - mu < needm;
 				if (refuse && !m.min_meta)
 					event(&m, PLAN_EV_MIN_FREE_META,
-					      cross(pt, pmeta, t, mu, m.meta_total - needm), mu, needm);
+					      cross(pt, pmeta, t, mu, m.meta_total - needm), mu,
+					      needm);
 				m.min_meta = refuse;
 			}
 			if (d >= m.data_total && !m.data_full) {
@@ -321,8 +329,8 @@ int plan_run(const struct plan_spec *s, struct plan_result *r)
 				m.data_full = true;
 			}
 			if (mu >= m.meta_total && !m.meta_full) {
-				event(&m, PLAN_EV_META_FULL, cross(pt, pmeta, t, mu, m.meta_total), mu,
-				      m.meta_total);
+				event(&m, PLAN_EV_META_FULL, cross(pt, pmeta, t, mu, m.meta_total),
+				      mu, m.meta_total);
 				m.meta_full = true;
 			}
 		}

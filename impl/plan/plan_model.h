@@ -9,26 +9,26 @@
 #include "plan/plan_spec.h"
 
 enum plan_event_kind {
-	PLAN_EV_LOW_WATER,        /* dm-thin's low-water event */
-	PLAN_EV_AUTOEXTEND_DATA,  /* LVM grew the data LV */
-	PLAN_EV_AUTOEXTEND_META,  /* LVM grew the metadata LV */
-	PLAN_EV_VG_FULL,          /* an autoextend found too little VG space */
-	PLAN_EV_MIN_FREE_DATA,    /* Docker starts refusing creates: data */
-	PLAN_EV_MIN_FREE_META,    /* ... metadata */
-	PLAN_EV_DATA_FULL,        /* the pool has no free data block */
-	PLAN_EV_META_FULL,        /* no free metadata block (beyond the reserve) */
+	PLAN_EV_LOW_WATER,       /* dm-thin's low-water event */
+	PLAN_EV_AUTOEXTEND_DATA, /* LVM grew the data LV */
+	PLAN_EV_AUTOEXTEND_META, /* LVM grew the metadata LV */
+	PLAN_EV_VG_FULL,         /* an autoextend found too little VG space */
+	PLAN_EV_MIN_FREE_DATA,   /* Docker starts refusing creates: data */
+	PLAN_EV_MIN_FREE_META,   /* ... metadata */
+	PLAN_EV_DATA_FULL,       /* the pool has no free data block */
+	PLAN_EV_META_FULL,       /* no free metadata block (beyond the reserve) */
 };
 
 struct plan_event {
 	enum plan_event_kind kind;
-	double t_h;      /* hours from the start */
+	double t_h;           /* hours from the start */
 	double before, after; /* blocks: used at the event; AUTOEXTEND: total before/after */
 };
 
 struct plan_point {
 	double t_h;
-	double data_used, data_total;   /* pool blocks */
-	double meta_used, meta_total;   /* 4 KiB blocks; used as the status shows it (reserve in) */
+	double data_used, data_total; /* pool blocks */
+	double meta_used, meta_total; /* 4 KiB blocks; used as the status shows it (reserve in) */
 	double thins;
 };
 
@@ -44,23 +44,23 @@ struct plan_result {
 	size_t nr_pts;
 	struct plan_event ev[PLAN_MAX_EVENTS];
 	unsigned nr_ev;
-	double peak_data, peak_meta;        /* blocks (metadata: without the reserve) */
+	double peak_data, peak_meta; /* blocks (metadata: without the reserve) */
 	double peak_thins;
 	struct plan_meta_parts parts_at_peak;
-	double bytes_written;               /* by containers */
-	double zero_bytes;                  /* written to zero new blocks (IO, not space) */
-	double copy_bytes;                  /* copied by CoW (IO) */
-	double vg_free_left;                /* bytes */
+	double bytes_written;                /* by containers */
+	double zero_bytes;                   /* written to zero new blocks (IO, not space) */
+	double copy_bytes;                   /* copied by CoW (IO) */
+	double vg_free_left;                 /* bytes */
 	double data_size_end, meta_size_end; /* bytes, after autoextends */
 };
 
 /* The exclusive blocks of one container that has written W bytes. */
 struct plan_container {
-	double data;          /* data blocks it provisioned (fresh + copied) */
+	double data;                       /* data blocks it provisioned (fresh + copied) */
 	double fresh_seq, fresh_rand, cow; /* of them: new mappings by kind, copied blocks */
-	double partial;       /* blocks first written by less than a whole block */
-	double leaves, internal; /* metadata nodes of its own (unshared) */
-	double cow_leaves;    /* of the image's leaves, how many it copied */
+	double partial;                    /* blocks first written by less than a whole block */
+	double leaves, internal;           /* metadata nodes of its own (unshared) */
+	double cow_leaves;                 /* of the image's leaves, how many it copied */
 };
 void plan_container_blocks(const struct plan_spec *s, double image_blocks, double w,
                            struct plan_container *c);
@@ -68,9 +68,9 @@ void plan_container_blocks(const struct plan_spec *s, double image_blocks, doubl
 /* Data blocks and metadata nodes of one image's layers (each a snapshot of the one below,
  * written sequentially). */
 struct plan_image {
-	double data;          /* blocks */
-	double nodes;         /* exclusive metadata nodes of all its layers */
-	double top_mappings;  /* mappings of the top layer */
+	double data;         /* blocks */
+	double nodes;        /* exclusive metadata nodes of all its layers */
+	double top_mappings; /* mappings of the top layer */
 	double top_leaves;
 };
 void plan_image_blocks(const struct plan_spec *s, struct plan_image *img);

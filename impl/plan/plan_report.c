@@ -8,15 +8,22 @@
 static const char *event_text(enum plan_event_kind k)
 {
 	switch (k) {
-	case PLAN_EV_LOW_WATER: return "dm-thin low-water event (free data <= low_water_blocks)";
-	case PLAN_EV_AUTOEXTEND_DATA: return "LVM autoextends the data LV";
-	case PLAN_EV_AUTOEXTEND_META: return "LVM autoextends the metadata LV";
-	case PLAN_EV_VG_FULL: return "autoextend fails: the VG has too little free space";
-	case PLAN_EV_MIN_FREE_DATA: return "Docker refuses creates: data below dm.min_free_space";
+	case PLAN_EV_LOW_WATER:
+		return "dm-thin low-water event (free data <= low_water_blocks)";
+	case PLAN_EV_AUTOEXTEND_DATA:
+		return "LVM autoextends the data LV";
+	case PLAN_EV_AUTOEXTEND_META:
+		return "LVM autoextends the metadata LV";
+	case PLAN_EV_VG_FULL:
+		return "autoextend fails: the VG has too little free space";
+	case PLAN_EV_MIN_FREE_DATA:
+		return "Docker refuses creates: data below dm.min_free_space";
 	case PLAN_EV_MIN_FREE_META:
 		return "Docker refuses creates: metadata below dm.min_free_space";
-	case PLAN_EV_DATA_FULL: return "the pool's data is full";
-	case PLAN_EV_META_FULL: return "the pool's metadata is full";
+	case PLAN_EV_DATA_FULL:
+		return "the pool's data is full";
+	case PLAN_EV_META_FULL:
+		return "the pool's metadata is full";
 	}
 	return "?";
 }
@@ -34,18 +41,20 @@ void plan_print_text(FILE *f, const struct plan_report *p)
 	const struct plan_point *end = &r->pts[r->nr_pts - 1];
 	double bs = (double)s->block_size;
 	fprintf(f, "Capacity plan for %s\n\n", p->spec_path);
-	fprintf(f, "Workload: %llu image(s) x %llu layer(s) of %.2f GiB; %llu container(s) per "
-	           "image, each writing %.2f GiB; %.0f%% updates to image data; churn %.2f "
-	           "container(s)/h; %.2f h in steps of %.2f min.\n",
+	fprintf(f,
+	        "Workload: %llu image(s) x %llu layer(s) of %.2f GiB; %llu container(s) per "
+	        "image, each writing %.2f GiB; %.0f%% updates to image data; churn %.2f "
+	        "container(s)/h; %.2f h in steps of %.2f min.\n",
 	        (unsigned long long)s->images, (unsigned long long)s->layers_per_image,
 	        gib((double)s->layer_size), (unsigned long long)s->containers_per_image,
 	        gib((double)s->container_writes), s->update_fraction * 100, s->churn_per_hour,
 	        s->duration_h, s->step_h * 60);
-	fprintf(f, "Pool: %llu KiB blocks, zeroing %s, data %.2f GiB (%.0f blocks), metadata "
-	           "%.2f GiB (%.0f blocks).\n\n",
+	fprintf(f,
+	        "Pool: %llu KiB blocks, zeroing %s, data %.2f GiB (%.0f blocks), metadata "
+	        "%.2f GiB (%.0f blocks).\n\n",
 	        (unsigned long long)(s->block_size >> 10), s->zeroing ? "on" : "off",
-	        gib((double)s->data_size), r->pts[0].data_total,
-	        gib((double)s->metadata_size), r->pts[0].meta_total);
+	        gib((double)s->data_size), r->pts[0].data_total, gib((double)s->metadata_size),
+	        r->pts[0].meta_total);
 	fprintf(f, "Predicted usage          start        peak         end\n");
 	fprintf(f, "  data blocks      %11.0f %11.0f %11.0f  (%.2f GiB at the peak)\n",
 	        r->pts[0].data_used, r->peak_data, end->data_used, gib(r->peak_data * bs));
@@ -55,12 +64,14 @@ void plan_print_text(FILE *f, const struct plan_report *p)
 	fprintf(f, "  thin devices     %11.0f %11.0f %11.0f\n", r->pts[0].thins, r->peak_thins,
 	        end->thins);
 	const struct plan_meta_parts *m = &r->parts_at_peak;
-	fprintf(f, "  metadata at the peak: superblock %.0f, space maps %.0f, top-level tree "
-	           "%.0f, details tree %.0f, image layers %.0f, containers %.0f, overflow %.0f\n",
+	fprintf(f,
+	        "  metadata at the peak: superblock %.0f, space maps %.0f, top-level tree "
+	        "%.0f, details tree %.0f, image layers %.0f, containers %.0f, overflow %.0f\n",
 	        m->superblock, m->space_maps, m->top_level, m->details, m->images, m->containers,
 	        m->overflow);
-	fprintf(f, "  IO: %.2f GiB written by containers, %.2f GiB copied by copy-on-write, "
-	           "%.2f GiB of zeroing\n\n",
+	fprintf(f,
+	        "  IO: %.2f GiB written by containers, %.2f GiB copied by copy-on-write, "
+	        "%.2f GiB of zeroing\n\n",
 	        gib(r->bytes_written), gib(r->copy_bytes), gib(r->zero_bytes));
 	fprintf(f, "Events\n");
 	if (!r->nr_ev)

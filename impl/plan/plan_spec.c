@@ -10,7 +10,16 @@
 #include <string.h>
 #include <strings.h>
 
-enum vtype { V_COUNT, V_SIZE, V_FRACTION, V_FLOAT, V_PERCENT, V_BOOL, V_HOURS, V_PATTERN };
+enum vtype {
+	V_COUNT,
+	V_SIZE,
+	V_FRACTION,
+	V_FLOAT,
+	V_PERCENT,
+	V_BOOL,
+	V_HOURS,
+	V_PATTERN
+};
 
 struct key {
 	const char *name;
@@ -18,7 +27,10 @@ struct key {
 	size_t off;
 };
 
-#define K(n, t, f) { n, t, offsetof(struct plan_spec, f) }
+#define K(n, t, f)                                  \
+	{                                           \
+		n, t, offsetof(struct plan_spec, f) \
+	}
 static const struct key workload_keys[] = {
 	K("images", V_COUNT, images),
 	K("layers_per_image", V_COUNT, layers_per_image),
@@ -91,12 +103,23 @@ int plan_parse_size(const char *s, uint64_t *out)
 		return -1;
 	unsigned shift = 0;
 	switch (*end | 0x20) {
-	case 'k': shift = 10; break;
-	case 'm': shift = 20; break;
-	case 'g': shift = 30; break;
-	case 't': shift = 40; break;
-	case 'p': shift = 50; break;
-	default: break;
+	case 'k':
+		shift = 10;
+		break;
+	case 'm':
+		shift = 20;
+		break;
+	case 'g':
+		shift = 30;
+		break;
+	case 't':
+		shift = 40;
+		break;
+	case 'p':
+		shift = 50;
+		break;
+	default:
+		break;
 	}
 	if (shift) {
 		end++;
@@ -139,11 +162,23 @@ int plan_parse_hours(const char *s, double *out)
 		return -1;
 	memcpy(num, s, n + 1);
 	switch (num[n - 1]) {
-	case 's': scale = 1.0 / 3600; num[n - 1] = 0; break;
-	case 'm': scale = 1.0 / 60; num[n - 1] = 0; break;
-	case 'h': num[n - 1] = 0; break;
-	case 'd': scale = 24; num[n - 1] = 0; break;
-	default: break;
+	case 's':
+		scale = 1.0 / 3600;
+		num[n - 1] = 0;
+		break;
+	case 'm':
+		scale = 1.0 / 60;
+		num[n - 1] = 0;
+		break;
+	case 'h':
+		num[n - 1] = 0;
+		break;
+	case 'd':
+		scale = 24;
+		num[n - 1] = 0;
+		break;
+	default:
+		break;
 	}
 	double v;
 	if (parse_double(num, &v))
@@ -176,7 +211,8 @@ static int scalar(struct reader *r, const struct pdoc *v, const char *path, enum
 			return bad(r, v, path, "%s is negative; sizes are bytes >= 0", s);
 		if (e)
 			return bad(r, v, path,
-			           "'%s' is not a size; give bytes or k/m/g/t (binary): 64k, 10G", s);
+			           "'%s' is not a size; give bytes or k/m/g/t (binary): 64k, 10G",
+			           s);
 		*(uint64_t *)dst = u;
 		return 0;
 	}
@@ -184,7 +220,8 @@ static int scalar(struct reader *r, const struct pdoc *v, const char *path, enum
 		if (parse_double(s, &d))
 			return bad(r, v, path, "'%s' is not a number", s);
 		if (d < 0 || d > 1)
-			return bad(r, v, path, "%s is outside 0..1; give a fraction such as 0.25", s);
+			return bad(r, v, path, "%s is outside 0..1; give a fraction such as 0.25",
+			           s);
 		*(double *)dst = d;
 		return 0;
 	case V_FLOAT:
@@ -234,20 +271,19 @@ static int scalar(struct reader *r, const struct pdoc *v, const char *path, enum
 		else if (!strcmp(s, "sequential"))
 			*(enum plan_pattern *)dst = PLAN_SEQUENTIAL;
 		else
-			return bad(r, v, path, "'%s' is not a pattern; give random or sequential", s);
+			return bad(r, v, path, "'%s' is not a pattern; give random or sequential",
+			           s);
 		return 0;
 	}
 	return -1;
 }
 
-static int unknown(struct reader *r, const struct pdoc *v, const char *path,
-                   const struct key *keys)
+static int unknown(struct reader *r, const struct pdoc *v, const char *path, const struct key *keys)
 {
 	char known[512] = "";
 	size_t n = 0;
 	for (const struct key *k = keys; k->name && n < sizeof(known); k++)
-		n += (size_t)snprintf(known + n, sizeof(known) - n, "%s%s", n ? ", " : "",
-		                      k->name);
+		n += (size_t)snprintf(known + n, sizeof(known) - n, "%s%s", n ? ", " : "", k->name);
 	return bad(r, v, path, "unknown key; the keys here are: %s", known);
 }
 
@@ -279,7 +315,8 @@ static int mix(struct reader *r, const struct pdoc *list, struct plan_spec *spec
 			else if (!strcmp(f->key, "pattern"))
 				e = scalar(r, f, fp, V_PATTERN, &w->pattern);
 			else
-				e = bad(r, f, fp, "unknown key; the keys here are: size, share, pattern");
+				e = bad(r, f, fp,
+				        "unknown key; the keys here are: size, share, pattern");
 			if (e)
 				return e;
 			if (!strcmp(f->key, "size") && (w->size < 512 || w->size % 512))
@@ -294,8 +331,8 @@ static int mix(struct reader *r, const struct pdoc *list, struct plan_spec *spec
 	if (!spec->nr_mix)
 		return bad(r, list, "workload.write_mix", "empty; give at least one entry");
 	if (fabs(total - 1.0) > 1e-6)
-		return bad(r, list, "workload.write_mix", "the shares add up to %g; they must add up to 1",
-		           total);
+		return bad(r, list, "workload.write_mix",
+		           "the shares add up to %g; they must add up to 1", total);
 	return 0;
 }
 
@@ -353,8 +390,9 @@ static int limits(struct reader *r, const struct pdoc *doc, struct plan_spec *s)
 	if (!at)
 		at = find(find(doc, "docker"), "loopmetadatasize");
 	if (s->metadata_size > PLAN_MAX_METADATA)
-		return bad(r, at ? at : doc, at && at->key[0] == 'l' ? "docker.loopmetadatasize"
-		                                                     : "pool.metadata_size",
+		return bad(r, at ? at : doc,
+		           at && at->key[0] == 'l' ? "docker.loopmetadatasize" :
+		                                     "pool.metadata_size",
 		           "%s is over the 16 GiB limit of thin-pool metadata; give 16G or less",
 		           at ? at->text : "");
 	if (s->metadata_size < (64u << 10))
@@ -410,8 +448,9 @@ int plan_spec_read(const struct pdoc *doc, struct plan_spec *s, char *err, size_
 		while (i < 4 && strcmp(order[i], v->key))
 			i++;
 		if (i == 4)
-			return bad(&r, v, v->key,
-			           "unknown section; the sections are: workload, pool, lvm, docker");
+			return bad(
+			        &r, v, v->key,
+			        "unknown section; the sections are: workload, pool, lvm, docker");
 	}
 	static const struct key *keys[] = { docker_keys, workload_keys, lvm_keys, pool_keys };
 	for (size_t i = 0; i < 4; i++) {
@@ -420,9 +459,8 @@ int plan_spec_read(const struct pdoc *doc, struct plan_spec *s, char *err, size_
 			return -1;
 	}
 	for (int i = 0; i < 2; i++)
-		if (loop[i] && explicit[i] && strcmp(loop[i]->text, explicit[i]->text))
-			return bad(&r, explicit[i],
-			           i ? "pool.metadata_size" : "pool.data_size",
+		if (loop[i] && explicit[i] && strcmp(loop[i]->text, explicit[i] -> text))
+			return bad(&r, explicit[i], i ? "pool.metadata_size" : "pool.data_size",
 			           "differs from docker.%s (%s); give one of them",
 			           i ? "loopmetadatasize" : "loopdatasize", loop[i]->text);
 	if (!find(find(doc, "workload"), "write_span"))

@@ -16,11 +16,14 @@
 #define PLAN_MAX_BLOCK    (1ull << 30)
 #define PLAN_MAX_METADATA (16ull << 30)
 
-enum plan_pattern { PLAN_SEQUENTIAL, PLAN_RANDOM };
+enum plan_pattern {
+	PLAN_SEQUENTIAL,
+	PLAN_RANDOM
+};
 
 struct plan_write {
-	uint64_t size;  /* bytes per write */
-	double share;   /* of the bytes written */
+	uint64_t size; /* bytes per write */
+	double share;  /* of the bytes written */
 	enum plan_pattern pattern;
 };
 
@@ -31,9 +34,9 @@ struct plan_spec {
 	uint64_t container_writes;     /* bytes one container writes in its life */
 	struct plan_write mix[PLAN_MAX_MIX];
 	unsigned nr_mix;
-	uint64_t write_span;           /* bytes a container's random writes fall in */
-	double update_fraction;        /* of a container's writes: to image data (CoW) */
-	double churn_per_hour;         /* containers deleted and replaced per hour */
+	uint64_t write_span;    /* bytes a container's random writes fall in */
+	double update_fraction; /* of a container's writes: to image data (CoW) */
+	double churn_per_hour;  /* containers deleted and replaced per hour */
 	double duration_h, step_h;
 	/* pool */
 	uint64_t block_size;
@@ -44,7 +47,7 @@ struct plan_spec {
 	double autoextend_threshold, autoextend_percent;
 	uint64_t vg_free, extent_size;
 	/* Docker */
-	double min_free_space;         /* percent, 0 = off */
+	double min_free_space; /* percent, 0 = off */
 	uint64_t basesize;
 };
 

@@ -127,29 +127,34 @@ int plan_chart(const struct plan_spec *s, const struct plan_result *r, const cha
 	double first_total = r->pts[0].data_total;
 	unsigned n = 10; /* arrows 1-3: the thresholds; 10 on: the events */
 	if (s->autoextend_threshold < 100)
-		fprintf(f, "set arrow 1 from graph 0, first %g to graph 1, first %g nohead dt 2 "
-		           "lc rgb '#d95f02'\nset label 1 'LVM autoextend %g%%' at graph 0.01, "
-		           "first %g offset 0,0.6\n",
+		fprintf(f,
+		        "set arrow 1 from graph 0, first %g to graph 1, first %g nohead dt 2 "
+		        "lc rgb '#d95f02'\nset label 1 'LVM autoextend %g%%' at graph 0.01, "
+		        "first %g offset 0,0.6\n",
 		        s->autoextend_threshold, s->autoextend_threshold, s->autoextend_threshold,
 		        s->autoextend_threshold);
 	if (s->min_free_space > 0)
-		fprintf(f, "set arrow 2 from graph 0, first %g to graph 1, first %g nohead dt 3 "
-		           "lc rgb '#7570b3'\nset label 2 'Docker dm.min_free_space (refuses "
-		           "creates above)' at graph 0.01, first %g offset 0,0.6\n",
+		fprintf(f,
+		        "set arrow 2 from graph 0, first %g to graph 1, first %g nohead dt 3 "
+		        "lc rgb '#7570b3'\nset label 2 'Docker dm.min_free_space (refuses "
+		        "creates above)' at graph 0.01, first %g offset 0,0.6\n",
 		        100 - s->min_free_space, 100 - s->min_free_space, 100 - s->min_free_space);
 	if (s->low_water_blocks)
-		fprintf(f, "set arrow 3 from graph 0, first %g to graph 1, first %g nohead dt 4 "
-		           "lc rgb '#1b9e77'\nset label 3 'dm-thin low water (initial size)' at "
-		           "graph 0.55, first %g offset 0,0.6\n",
+		fprintf(f,
+		        "set arrow 3 from graph 0, first %g to graph 1, first %g nohead dt 4 "
+		        "lc rgb '#1b9e77'\nset label 3 'dm-thin low water (initial size)' at "
+		        "graph 0.55, first %g offset 0,0.6\n",
 		        100 - 100 * (double)s->low_water_blocks / first_total,
 		        100 - 100 * (double)s->low_water_blocks / first_total,
 		        100 - 100 * (double)s->low_water_blocks / first_total);
 	for (unsigned i = 0; i < r->nr_ev; i++)
-		fprintf(f, "set arrow %u from first %g, graph 0 to first %g, graph 1 nohead lc rgb "
-		           "'#999999'\n",
+		fprintf(f,
+		        "set arrow %u from first %g, graph 0 to first %g, graph 1 nohead lc rgb "
+		        "'#999999'\n",
 		        n++, r->ev[i].t_h, r->ev[i].t_h);
-	fprintf(f, "plot '%s' using 1:2 with lines lw 2 title 'data', '%s' using 1:3 with lines "
-	           "lw 2 title 'metadata (status, reserve in)'\n",
+	fprintf(f,
+	        "plot '%s' using 1:2 with lines lw 2 title 'data', '%s' using 1:3 with lines "
+	        "lw 2 title 'metadata (status, reserve in)'\n",
 	        dat, dat);
 	if (fclose(f)) {
 		snprintf(why, whylen, "cannot write %s: %s", gp, strerror(errno));

@@ -85,8 +85,9 @@ static int split_lines(struct yparser *y, char *buf)
 				/* a document start marker before any content is harmless */
 			} else {
 				if (!strcmp(p + ind, "---") || !strcmp(p + ind, "..."))
-					return fail(y, no, ind + 1,
-					            "several documents in one file are not supported");
+					return fail(
+					        y, no, ind + 1,
+					        "several documents in one file are not supported");
 				struct yline *l = &y->lines[y->nr++];
 				l->no = no;
 				l->indent = ind;
@@ -139,10 +140,18 @@ static struct pdoc *scalar(struct yparser *y, const char *s, int l, int c)
 			} else if (q == '"' && *p == '\\') {
 				p++;
 				switch (*p) {
-				case 'n': *t++ = '\n'; break;
-				case 't': *t++ = '\t'; break;
-				case '"': *t++ = '"'; break;
-				case '\\': *t++ = '\\'; break;
+				case 'n':
+					*t++ = '\n';
+					break;
+				case 't':
+					*t++ = '\t';
+					break;
+				case '"':
+					*t++ = '"';
+					break;
+				case '\\':
+					*t++ = '\\';
+					break;
 				default:
 					fail(y, l, c + (int)(p - s), "unknown escape '\\%c'",
 					     *p ? *p : ' ');
@@ -152,7 +161,7 @@ static struct pdoc *scalar(struct yparser *y, const char *s, int l, int c)
 				*t++ = *p;
 			}
 		}
-	out:
+out:
 		*t = 0;
 	} else {
 		strcpy(t, s);
@@ -274,14 +283,16 @@ static struct pdoc *map(struct yparser *y, int indent)
 			if (!(*p == '_' || *p == '-' || *p == '.' || (*p >= 'a' && *p <= 'z') ||
 			      (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))) {
 				fail(y, l->no, l->indent + 1 + (int)(p - k),
-				     "'%c' in the key '%s' (keys are letters, digits, _ - .)", *p, k);
+				     "'%c' in the key '%s' (keys are letters, digits, _ - .)", *p,
+				     k);
 				goto out;
 			}
 		char *rest = e + 1;
 		while (*rest == ' ')
 			rest++;
 		y->at++;
-		struct pdoc *v = value(y, rest, l, l->indent + 1 + (int)(rest - l->s), indent, true);
+		struct pdoc *v =
+		        value(y, rest, l, l->indent + 1 + (int)(rest - l->s), indent, true);
 		if (!v)
 			break;
 		v->key = strdup(k);
@@ -326,7 +337,8 @@ int pdoc_parse_yaml(const char *text, struct pdoc **out, char *err, size_t errle
 	size_t nl = 1;
 	for (const char *p = text; *p; p++)
 		nl += *p == '\n';
-	struct yparser y = { .lines = calloc(nl, sizeof(struct yline)), .err = err,
+	struct yparser y = { .lines = calloc(nl, sizeof(struct yline)),
+		             .err = err,
 		             .errlen = errlen };
 	if (!buf || !y.lines) {
 		free(buf);
@@ -339,8 +351,7 @@ int pdoc_parse_yaml(const char *text, struct pdoc **out, char *err, size_t errle
 		if (!y.nr) {
 			fail(&y, 1, 1, "the spec is empty");
 		} else if (y.lines[0].indent) {
-			fail(&y, y.lines[0].no, y.lines[0].indent + 1,
-			     "the first key is indented");
+			fail(&y, y.lines[0].no, y.lines[0].indent + 1, "the first key is indented");
 		} else {
 			root = block(&y, 0, false);
 			if (root && root->kind != PDOC_MAP)

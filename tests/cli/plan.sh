@@ -139,7 +139,6 @@ expect 1 "thinp plan: cannot read nosuch.yaml: No such file or directory" plan n
 # One image of LAYERS layers (each a snapshot of the one below, written sequentially after
 # it), CONTAINERS snapshots of the top layer, each writing W MiB in 1 MiB writes: a fraction U
 # over the image's data from offset 0 (copy-on-write), the rest fresh after the image.
-worst_data=0 worst_meta=0
 oracle() {
 	local case=$1 layers=$2 lmib=$3 containers=$4 wmib=$5 upct=$6 bs=$7
 	local dir=$tmp/pool$case top img cow fresh id

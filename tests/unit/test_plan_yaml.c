@@ -66,24 +66,23 @@ static void render(const struct pdoc *d, char *out, size_t len)
 	snprintf(out + n, len - n, "%c", d->kind == PDOC_MAP ? '}' : ']');
 }
 
-static const char yaml_doc[] =
-        "---\n"
-        "# a comment line\n"
-        "workload:\n"
-        "  images: 3        # trailing comment\n"
-        "  name: \"ci \\\"box\\\" #1\"\n"
-        "  other: 'it''s'\n"
-        "  write_mix:\n"
-        "  - size: 4k\n"
-        "    share: 0.5\n"
-        "  -   size: 1M\n"
-        "      share: 0.5\n"
-        "  tags:\n"
-        "    - a\n"
-        "    - b c\n"
-        "\n"
-        "pool:\n"
-        "  zeroing: true\n";
+static const char yaml_doc[] = "---\n"
+                               "# a comment line\n"
+                               "workload:\n"
+                               "  images: 3        # trailing comment\n"
+                               "  name: \"ci \\\"box\\\" #1\"\n"
+                               "  other: 'it''s'\n"
+                               "  write_mix:\n"
+                               "  - size: 4k\n"
+                               "    share: 0.5\n"
+                               "  -   size: 1M\n"
+                               "      share: 0.5\n"
+                               "  tags:\n"
+                               "    - a\n"
+                               "    - b c\n"
+                               "\n"
+                               "pool:\n"
+                               "  zeroing: true\n";
 
 static const char json_doc[] =
         "{\"workload\": {\"images\": 3, \"name\": \"ci \\\"box\\\" #1\", \"other\": \"it's\",\n"
@@ -138,27 +137,34 @@ START_TEST(test_yaml_invalid)
 {
 	parse_bad("", "line 1, column 1: the spec is empty");
 	parse_bad("# only\n\n", "line 1, column 1: the spec is empty");
-	parse_bad("a: 1\n\tb: 2\n", "line 2, column 1: a tab in the indentation; indent with spaces");
+	parse_bad("a: 1\n\tb: 2\n",
+	          "line 2, column 1: a tab in the indentation; indent with spaces");
 	parse_bad("a: 1\n  b: 2\n", "line 2, column 3: unexpected indentation");
 	parse_bad("a:\n  b: 1\n c: 2\n", "line 3, column 2: unexpected indentation");
 	parse_bad("a: 1\na: 2\n", "line 2, column 1: duplicate key 'a'");
 	parse_bad("a:\n", "line 1, column 3: no value (an empty value or null is not allowed)");
 	parse_bad("a: [1, 2]\n",
 	          "line 1, column 4: flow collections ('[') are not supported; use block style");
-	parse_bad("a: &x 1\n", "line 1, column 4: anchors, aliases and tags ('&') are not supported");
+	parse_bad("a: &x 1\n",
+	          "line 1, column 4: anchors, aliases and tags ('&') are not supported");
 	parse_bad("a: |\n  text\n",
 	          "line 1, column 4: block scalars ('|') are not supported; quote the string");
 	parse_bad("a: \"open\n", "line 1, column 4: unterminated double-quoted string");
 	parse_bad("a: \"x\" y\n", "line 1, column 7: text after the closing quote: ' y'");
 	parse_bad("a: \"\\q\"\n", "line 1, column 6: unknown escape '\\q'");
-	parse_bad("a b c\n", "line 1, column 1: the spec must be a mapping of sections (workload:, pool:, ...)");
-	parse_bad("- 1\n", "line 1, column 1: the spec must be a mapping of sections (workload:, pool:, ...)");
+	parse_bad(
+	        "a b c\n",
+	        "line 1, column 1: the spec must be a mapping of sections (workload:, pool:, ...)");
+	parse_bad(
+	        "- 1\n",
+	        "line 1, column 1: the spec must be a mapping of sections (workload:, pool:, ...)");
 	parse_bad("  a: 1\n", "line 1, column 3: the first key is indented");
 	parse_bad("a:\n  - 1\n  b: 2\n", "line 3, column 3: expected a list item ('- ')");
 	parse_bad("a:\n- 1\n  b: 2\n", "line 3, column 3: unexpected indentation");
 	parse_bad("a:\n  b: 1\n  - 2\n", "line 3, column 3: a list item where a key was expected");
 	parse_bad("a:\n  - 1\n  junk\n", "line 3, column 3: expected a list item ('- ')");
-	parse_bad("a@b: 1\n", "line 1, column 2: '@' in the key 'a@b' (keys are letters, digits, _ - .)");
+	parse_bad("a@b: 1\n",
+	          "line 1, column 2: '@' in the key 'a@b' (keys are letters, digits, _ - .)");
 	parse_bad("a: 1\n---\nb: 2\n",
 	          "line 2, column 1: several documents in one file are not supported");
 }
@@ -199,9 +205,8 @@ START_TEST(test_spec_values)
 {
 	struct plan_spec s;
 	char err[512] = "";
-	ck_assert_int_eq(spec_of("docker:\n  loopdatasize: 20G\n  basesize: 5G\n", &s, err,
-	                         sizeof(err)),
-	                 0);
+	ck_assert_int_eq(
+	        spec_of("docker:\n  loopdatasize: 20G\n  basesize: 5G\n", &s, err, sizeof(err)), 0);
 	/* defaults: Docker's loop-lvm sizes, 64 KiB blocks, the span = basesize, a step of
 	 * duration / 1440 */
 	ck_assert_uint_eq(s.data_size, 20ull << 30);
@@ -243,7 +248,8 @@ START_TEST(test_spec_invalid)
 	         "64k, 10G");
 	spec_bad("workload:\n  images: -2\n",
 	         "line 2: workload.images: -2 is negative; give a count >= 0");
-	spec_bad("workload:\n  images: 2k\n", "line 2: workload.images: '2k' is not a whole number");
+	spec_bad("workload:\n  images: 2k\n",
+	         "line 2: workload.images: '2k' is not a whole number");
 	spec_bad("workload:\n  update_fraction: 1.5\n",
 	         "line 2: workload.update_fraction: 1.5 is outside 0..1; give a fraction such as "
 	         "0.25");
@@ -251,8 +257,9 @@ START_TEST(test_spec_invalid)
 	         "line 2: workload.duration: -3h is negative; give a duration > 0");
 	spec_bad("workload:\n  duration: 2h\n  step: 3h\n",
 	         "line 3: workload.step: longer than workload.duration");
-	spec_bad("workload:\n  write_mix:\n  - size: 4k\n    share: 0.5\n  - size: 8k\n    share: 0.4\n",
-	         "line 2: workload.write_mix: the shares add up to 0.9; they must add up to 1");
+	spec_bad(
+	        "workload:\n  write_mix:\n  - size: 4k\n    share: 0.5\n  - size: 8k\n    share: 0.4\n",
+	        "line 2: workload.write_mix: the shares add up to 0.9; they must add up to 1");
 	spec_bad("workload:\n  write_mix:\n  - size: 4k\n    mode: random\n",
 	         "line 4: workload.write_mix[0].mode: unknown key; the keys here are: size, share, "
 	         "pattern");
@@ -262,14 +269,16 @@ START_TEST(test_spec_invalid)
 	spec_bad("workload:\n  write_mix:\n  - size: 1000\n",
 	         "line 3: workload.write_mix[0].size: 1000 is not a whole number of 512-byte "
 	         "sectors");
-	spec_bad("pool:\n  data_size: 10G\ndocker:\n  loopdatasize: 20G\n",
-	         "line 2: pool.data_size: differs from docker.loopdatasize (20G); give one of them");
+	spec_bad(
+	        "pool:\n  data_size: 10G\ndocker:\n  loopdatasize: 20G\n",
+	        "line 2: pool.data_size: differs from docker.loopdatasize (20G); give one of them");
 	spec_bad("pool:\n  data_size:\n    a: 1\n",
 	         "line 2: pool.data_size: expected a single value, found a mapping");
 	spec_bad("docker:\n  min_free_space: 120%\n",
 	         "line 2: docker.min_free_space: 120% is outside 0..100");
-	spec_bad("docker:\n  min_free_space: ten\n",
-	         "line 2: docker.min_free_space: 'ten' is not a percentage; give 0..100 (10 or 10%)");
+	spec_bad(
+	        "docker:\n  min_free_space: ten\n",
+	        "line 2: docker.min_free_space: 'ten' is not a percentage; give 0..100 (10 or 10%)");
 }
 END_TEST
 
