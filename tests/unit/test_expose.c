@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -149,6 +150,33 @@ static void *worker_run(void *arg)
 	return NULL;
 }
 
+/* Shared with the IO process (fork): the models and the workers' reports. */
+static void *shared(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	REQ(p != MAP_FAILED, "mmap %zu: %s", len, strerror(errno));
+	return p;
+}
+
+/* The IO threads run in a child process: a process whose own threads wait on its own FUSE
+ * mount never exits if it dies (the kernel waits for the answers of requests its dead
+ * server threads took). So a failing check here ends the server, the child's IO fails,
+ * and both exit. */
+static pid_t spawn_io(struct worker *w)
+{
+	pid_t pid = fork();
+	REQ(pid >= 0, "fork: %s", strerror(errno));
+	if (pid)
+		return pid;
+	pthread_t th[NR_THREADS];
+	for (unsigned i = 0; i < NR_THREADS; i++)
+		if (pthread_create(&th[i], NULL, worker_run, &w[i]))
+			_exit(2);
+	for (unsigned i = 0; i < NR_THREADS; i++)
+		pthread_join(th[i], NULL);
+	_exit(0);
+}
+
 START_TEST(test_concurrent_io)
 {
 	pu_ctx("concurrent_io");
@@ -158,11 +186,10 @@ START_TEST(test_concurrent_io)
 	for (unsigned d = 0; d < 2; d++) {
 		REQ0(thinp_create_thin(v.p, m[d].id));
 		add(&v, m[d].name, m[d].id, m[d].size);
-		m[d].bytes = calloc(1, m[d].size);
+		m[d].bytes = shared(m[d].size);
 	}
 	/* two threads per device, each on its half (split off the block grid) */
-	struct worker w[NR_THREADS];
-	pthread_t th[NR_THREADS];
+	struct worker *w = shared(NR_THREADS * sizeof(*w));
 	unsigned ops = (unsigned)mu_scaled(300, 50);
 	for (unsigned i = 0; i < NR_THREADS; i++) {
 		struct dev_model *dm = &m[i % 2];
@@ -170,10 +197,30 @@ START_TEST(test_concurrent_io)
 		w[i] = (struct worker){ .v = &v, .m = dm, .ops = ops, .seed = pu_seed + i };
 		w[i].lo = i < 2 ? 0 : mid;
 		w[i].hi = i < 2 ? mid : dm->size;
-		REQ0(pthread_create(&th[i], NULL, worker_run, &w[i]));
 	}
-	for (unsigned i = 0; i < NR_THREADS; i++)
-		pthread_join(th[i], NULL);
+	pid_t pid = spawn_io(w);
+	/* meanwhile the table changes: a third device comes and goes under the IO (failures
+	 * noted, not checked, until the IO process is gone) */
+	REQ0(thinp_create_thin(v.p, 3));
+	char cpath[PATH_MAX + 8], err[512] = "", churn[640] = "";
+	snprintf(cpath, sizeof(cpath), "%s/c", v.mnt);
+	for (unsigned i = 0; i < 50 && !churn[0]; i++) {
+		uint64_t size = (i + 1) * 4096;
+		struct stat st;
+		if (tg_expose_add(v.x, "c", 3, size, err, sizeof(err)))
+			snprintf(churn, sizeof(churn), "add c %u: %s", i, err);
+		else if (stat(cpath, &st) || (uint64_t)st.st_size != size)
+			snprintf(churn, sizeof(churn), "c %u: not there or not %" PRIu64 " bytes",
+			         i, size);
+		else if (tg_expose_remove(v.x, "c", err, sizeof(err)))
+			snprintf(churn, sizeof(churn), "remove c %u: %s", i, err);
+		else if (stat(cpath, &st) != -1 || errno != ENOENT)
+			snprintf(churn, sizeof(churn), "c %u outlived its remove", i);
+	}
+	int status;
+	REQ(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && !WEXITSTATUS(status),
+	    "the IO process: status %#x", status);
+	REQ(!churn[0], "%s", churn);
 	for (unsigned i = 0; i < NR_THREADS; i++)
 		REQ(!w[i].fail[0], "thread %u: %s", i, w[i].fail);
 	/* no fsync yet: direct_io must have handed every write to the pool already */
@@ -194,7 +241,7 @@ START_TEST(test_concurrent_io)
 		REQ(!fsync(fd), "fsync: %s", strerror(errno));
 		close(fd);
 		free(got);
-		free(m[d].bytes);
+		munmap(m[d].bytes, m[d].size);
 	}
 	/* the directory lists exactly the two devices */
 	DIR *dir = opendir(v.mnt);
@@ -207,6 +254,7 @@ START_TEST(test_concurrent_io)
 			other++;
 	closedir(dir);
 	REQ(seen == 2 && !other, "listing: %u devices, %u others", seen, other);
+	munmap(w, NR_THREADS * sizeof(*w));
 	env_close(&v);
 }
 END_TEST
