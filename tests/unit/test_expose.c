@@ -34,11 +34,16 @@ struct env {
 	struct tg_expose *x;
 };
 
-static void env_open(struct env *v, uint64_t data_bytes, const struct thinp_pool_opts *opts)
+static void env_mnt(struct env *v)
 {
 	memset(v, 0, sizeof(*v));
 	snprintf(v->mnt, sizeof(v->mnt), "%s/mnt-XXXXXX", pu_top);
 	REQ(mkdtemp(v->mnt), "mkdtemp %s: %s", v->mnt, strerror(errno));
+}
+
+/* A memory pool and the bridge on V->mnt. */
+static void env_start(struct env *v, uint64_t data_bytes, const struct thinp_pool_opts *opts)
+{
 	struct thinp_pool_opts o = opts ? *opts : (struct thinp_pool_opts){ 0 };
 	o.block_sectors = BLOCK_SECTORS;
 	o.no_commit_timer = true;
@@ -50,6 +55,12 @@ static void env_open(struct env *v, uint64_t data_bytes, const struct thinp_pool
 	REQ(!r, "format: %s", err);
 	r = tg_expose_start(v->p, v->mnt, &v->x, err, sizeof(err));
 	REQ(!r, "tg_expose_start: %d %s", r, err);
+}
+
+static void env_open(struct env *v, uint64_t data_bytes, const struct thinp_pool_opts *opts)
+{
+	env_mnt(v);
+	env_start(v, data_bytes, opts);
 }
 
 static void env_close(struct env *v)
@@ -161,13 +172,22 @@ static void *shared(size_t len)
 /* The IO threads run in a child process: a process whose own threads wait on its own FUSE
  * mount never exits if it dies (the kernel waits for the answers of requests its dead
  * server threads took). So a failing check here ends the server, the child's IO fails,
- * and both exit. */
-static pid_t spawn_io(struct worker *w)
+ * and both exit. It is forked before this process has threads (ThreadSanitizer supports
+ * no threads after a multithreaded fork) and starts when a byte comes down GO (none: the
+ * test failed before, it exits). */
+static pid_t spawn_io(struct worker *w, int go[2])
 {
+	REQ(!pipe(go), "pipe: %s", strerror(errno));
 	pid_t pid = fork();
 	REQ(pid >= 0, "fork: %s", strerror(errno));
-	if (pid)
+	if (pid) {
+		close(go[0]);
 		return pid;
+	}
+	close(go[1]);
+	char c;
+	if (read(go[0], &c, 1) != 1)
+		_exit(3);
 	pthread_t th[NR_THREADS];
 	for (unsigned i = 0; i < NR_THREADS; i++)
 		if (pthread_create(&th[i], NULL, worker_run, &w[i]))
@@ -181,13 +201,10 @@ START_TEST(test_concurrent_io)
 {
 	pu_ctx("concurrent_io");
 	struct env v;
-	env_open(&v, 64 * MIB, NULL);
+	env_mnt(&v);
 	struct dev_model m[2] = { { "a", 1, 8 * MIB, NULL }, { "b", 2, 3 * MIB + 512, NULL } };
-	for (unsigned d = 0; d < 2; d++) {
-		REQ0(thinp_create_thin(v.p, m[d].id));
-		add(&v, m[d].name, m[d].id, m[d].size);
+	for (unsigned d = 0; d < 2; d++)
 		m[d].bytes = shared(m[d].size);
-	}
 	/* two threads per device, each on its half (split off the block grid) */
 	struct worker *w = shared(NR_THREADS * sizeof(*w));
 	unsigned ops = (unsigned)mu_scaled(300, 50);
@@ -198,7 +215,15 @@ START_TEST(test_concurrent_io)
 		w[i].lo = i < 2 ? 0 : mid;
 		w[i].hi = i < 2 ? mid : dm->size;
 	}
-	pid_t pid = spawn_io(w);
+	int go[2];
+	pid_t pid = spawn_io(w, go);
+	env_start(&v, 64 * MIB, NULL);
+	for (unsigned d = 0; d < 2; d++) {
+		REQ0(thinp_create_thin(v.p, m[d].id));
+		add(&v, m[d].name, m[d].id, m[d].size);
+	}
+	REQ(write(go[1], "g", 1) == 1, "starting the IO process");
+	close(go[1]);
 	/* meanwhile the table changes: a third device comes and goes under the IO (failures
 	 * noted, not checked, until the IO process is gone) */
 	REQ0(thinp_create_thin(v.p, 3));
