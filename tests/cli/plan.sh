@@ -257,6 +257,57 @@ for c in 2 3 4; do
 	oracle $c $((1 + RANDOM % 4)) $((16 * (1 + RANDOM % 6))) $((1 + RANDOM % 4)) \
 		$((8 * (1 + RANDOM % 8))) $(((RANDOM % 3) * 25)) $bs
 done
+# Churn: two container slots replaced once an hour each (lives of 2 h, staggered), for 3 h,
+# so the plan's end has slot 0 just replaced (nothing written) and slot 1 one hour into its
+# second life; the pool goes through every life, deleting each container as it ends, so its
+# deletes must free what the plan no longer counts.
+oracle_churn() {
+	local case=$1 lmib=$2 wmib=$3 bs=$4 dir=$tmp/pool$1 half=$(($3 / 2)) id=3
+	"$THINP" pool create "$dir" --data-size 4G --metadata-size 64M --block-size "$bs" \
+		--skip-block-zeroing >/dev/null
+	"$THINP" thin create "$dir" 1 --size 10G
+	"$THINP" thin snap "$dir" 2 1
+	head -c $((lmib << 20)) /dev/zero | "$THINP" write "$dir" 2 0 "${lmib}M"
+	# life MIB: a container of the image writing MIB, half over the image, half after it
+	life() {
+		id=$((id + 1))
+		"$THINP" thin snap "$dir" $id 2
+		[ "$1" = 0 ] && return 0
+		head -c $(($1 << 19)) /dev/zero | "$THINP" write "$dir" $id 0 "$(($1 << 19))"
+		head -c $(($1 << 19)) /dev/zero | "$THINP" write "$dir" $id "${lmib}M" "$(($1 << 19))"
+	}
+	life "$half" && "$THINP" thin delete "$dir" $id     # slot 0, 0-1 h
+	life "$wmib" && local s1=$id                          # slot 1, 0-2 h
+	life "$wmib" && "$THINP" thin delete "$dir" $id     # slot 0, 1-3 h
+	"$THINP" thin delete "$dir" "$s1"
+	life "$half"                                          # slot 1, 2-3 h (alive)
+	life 0                                                # slot 0, from 3 h (alive)
+	cat >"$tmp/o$case.yaml" <<-YAML
+	workload:
+	  images: 1
+	  layers_per_image: 1
+	  layer_size: ${lmib}M
+	  containers_per_image: 2
+	  container_writes: ${wmib}M
+	  write_mix:
+	    - size: 512k
+	      share: 1
+	      pattern: sequential
+	  update_fraction: 0.5
+	  churn_per_hour: 1
+	  duration: 3h
+	pool:
+	  block_size: $bs
+	  zeroing: false
+	  data_size: 4G
+	  metadata_size: 64M
+	docker:
+	  min_free_space: 0
+	YAML
+	compare "$case" "$dir" "$case: churn: ${lmib}M layer, 2 slots x ${wmib}M lives, deletes, $bs"
+}
+oracle_churn 8 $((32 * (1 + RANDOM % 4))) $((16 * (1 + RANDOM % 4))) $((64 << (RANDOM % 3)))k
+
 ENGINE=${THINP_ENGINE:-}
 if [ -n "$ENGINE" ] && [ -f "$ENGINE" ] && command -v fio >/dev/null; then
 	for c in 5 6 7; do
