@@ -425,12 +425,12 @@ for mode in ok fail; do
 	grep -q '    | vm: accelerator: tcg — fake' "$log" || { cat "$log"; fail "$mode: the script's output is not relayed"; }
 	grep -q '    vm| kperf: \[1.00\] loop-lvm kernel bs=4k' "$log" || { cat "$log"; fail "$mode: the guest console is not followed"; }
 	! grep -q '| a table |' "$log" || fail "$mode: the summary tables were relayed"
-	grep -q '^overwrite.bs=4k.thinp.loop,.*,ok$' "$WORK/k-$mode/summary.csv" || fail "$mode: the host case is lost"
+	grep -q '^overwrite.bs=4k.thinp.loop,.*,ok,[0-9]*$' "$WORK/k-$mode/summary.csv" || fail "$mode: the host case is lost"
 	[ -s "$WORK/k-$mode/kernel/kernel_perf.log" ] || fail "$mode: no kernel/kernel_perf.log"
 	[ -z "$(ls -A "$WORK/tmp")" ] || fail "$mode: the VM temp dir was left: $(ls "$WORK/tmp")"
 	if [ "$mode" = ok ]; then
 		[ "$rc" -eq 0 ] || { tail -n 20 "$log"; fail "ok: exit $rc"; }
-		grep -q '^kernel.set=quick.kernel-perf.vm,kernel,kernel-perf,vm,set=quick,.*,ok$' "$WORK/k-ok/summary.csv" ||
+		grep -q '^kernel.set=quick.kernel-perf.vm,kernel,kernel-perf,vm,set=quick,.*,ok,[0-9]*$' "$WORK/k-ok/summary.csv" ||
 			fail "ok: summary.csv has no ok row for the VM run"
 		grep -q 'Kernel dm-thin in a VM' "$WORK/k-ok/report.md" || fail "ok: no kernel section"
 		grep -q 'measured in a qemu VM by this run' "$WORK/k-ok/report.md" || fail "ok: the origin is not stated"
@@ -439,7 +439,7 @@ for mode in ok fail; do
 		[ "$rc" -eq 1 ] || { tail -n 20 "$log"; fail "fail: exit $rc, expected 1"; }
 		grep -q 'FAILED: .*fake_kperf.sh exited 1; .*has no kernel_perf.csv.*job.log.*kernel/kernel_perf.log' "$log" ||
 			{ tail -n 20 "$log"; fail "fail: no FAILED line naming the exit and the missing CSV"; }
-		grep -q '^kernel.set=quick.kernel-perf.vm,.*,failed 1/1$' "$WORK/k-fail/summary.csv" ||
+		grep -q '^kernel.set=quick.kernel-perf.vm,.*,failed 1/1,[0-9]*$' "$WORK/k-fail/summary.csv" ||
 			fail "fail: summary.csv does not record the failed VM run"
 		grep -q '`kernel.set=quick.kernel-perf.vm`: failed 1/1' "$WORK/k-fail/report.md" ||
 			fail "fail: report.md does not list the failed VM run"
