@@ -28,14 +28,14 @@ int plan_advise(const struct plan_spec *s, struct plan_advice *a)
 		struct plan_result r;
 		if (plan_run(&t, &r))
 			return -1;
-		double need = (r.peak_data + 1) * (double)t.block_size;
+		double need = (r.peak_demand + 1) * (double)t.block_size;
 		plan_result_free(&r);
 		t.data_size = need > (double)s->data_size ? (uint64_t)need : s->data_size;
 		if (plan_run(&t, &r))
 			return -1;
 		struct plan_candidate *c = &a->cand[i];
 		c->block_size = t.block_size;
-		c->peak_data_bytes = r.peak_data * (double)t.block_size;
+		c->peak_data_bytes = r.peak_demand * (double)t.block_size;
 		c->peak_meta_blocks = r.peak_meta;
 		c->zero_bytes = r.zero_bytes;
 		c->copy_bytes = r.copy_bytes;

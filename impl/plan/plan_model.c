@@ -341,8 +341,10 @@ int plan_run(const struct plan_spec *s, struct plan_result *r)
 		pp->meta_used = mu < m.meta_total ? mu : m.meta_total;
 		pp->meta_total = m.meta_total;
 		pp->thins = thins;
-		if (d > r->peak_data)
-			r->peak_data = d;
+		if (pp->data_used > r->peak_data)
+			r->peak_data = pp->data_used;
+		if (d > r->peak_demand)
+			r->peak_demand = d;
 		if (md >= r->peak_meta) {
 			r->peak_meta = md;
 			r->parts_at_peak = p;

@@ -44,7 +44,8 @@ struct plan_result {
 	size_t nr_pts;
 	struct plan_event ev[PLAN_MAX_EVENTS];
 	unsigned nr_ev;
-	double peak_data, peak_meta; /* blocks (metadata: without the reserve) */
+	double peak_data, peak_meta; /* blocks in use (metadata: without the reserve) */
+	double peak_demand;          /* data blocks the workload wants, beyond a full pool too */
 	double peak_thins;
 	struct plan_meta_parts parts_at_peak;
 	double bytes_written;                /* by containers */

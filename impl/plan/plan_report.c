@@ -63,6 +63,12 @@ void plan_print_text(FILE *f, const struct plan_report *p)
 	        r->parts_at_peak.reserve);
 	fprintf(f, "  thin devices     %11.0f %11.0f %11.0f\n", r->pts[0].thins, r->peak_thins,
 	        end->thins);
+	if (r->peak_demand > r->peak_data)
+		fprintf(f,
+		        "  the workload wants %.0f data blocks (%.2f GiB) at its peak: %.2f GiB more "
+		        "than the pool ever holds\n",
+		        r->peak_demand, gib(r->peak_demand * bs),
+		        gib((r->peak_demand - r->peak_data) * bs));
 	const struct plan_meta_parts *m = &r->parts_at_peak;
 	fprintf(f,
 	        "  metadata at the peak: superblock %.0f, space maps %.0f, top-level tree "
@@ -153,6 +159,7 @@ void plan_print_json(FILE *f, const struct plan_report *p)
 	KV("vg_free_left", r->vg_free_left);
 	fprintf(f, "},\n \"peak\": {");
 	KV("data_blocks", r->peak_data), fputs(", ", f);
+	KV("data_demand_blocks", r->peak_demand), fputs(", ", f);
 	KV("metadata_blocks", r->peak_meta), fputs(", ", f);
 	KV("metadata_blocks_status", r->peak_meta + r->parts_at_peak.reserve), fputs(", ", f);
 	KV("thins", r->peak_thins);

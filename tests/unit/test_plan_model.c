@@ -246,6 +246,18 @@ START_TEST(test_min_free_space)
 	ck_assert_int_eq(plan_run(&s, &r), 0);
 	ck_assert_ptr_null(find_event(&r, PLAN_EV_MIN_FREE_DATA, 0));
 	plan_result_free(&r);
+	/* a workload wanting 1500 blocks of a 1000-block pool: the pool holds 1000 at most, the
+	 * demand is reported apart; full at 1000 / 150 per hour */
+	s.container_writes = 1500ull * (64 << 10);
+	ck_assert_int_eq(plan_run(&s, &r), 0);
+	ck_assert(r.peak_data == 1000);
+	ck_assert(r.peak_demand == 1500);
+	for (size_t i = 0; i < r.nr_pts; i++)
+		ck_assert(r.pts[i].data_used <= r.pts[i].data_total);
+	e = find_event(&r, PLAN_EV_DATA_FULL, 0);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_msg(fabs(e->t_h - 999.0 / 150) <= s.step_h, "full at %f h", e->t_h);
+	plan_result_free(&r);
 }
 END_TEST
 
