@@ -137,6 +137,7 @@ struct sim {
 	double vg_free;                /* bytes */
 	double slots, life_h, rate;    /* containers; lifetime (0: the whole run); bytes/h */
 	bool low_armed, min_data, min_meta, data_full, meta_full, vg_full;
+	double full_md; /* metadata blocks when the data filled; < 0 while it is not full */
 };
 
 static void event(struct sim *m, enum plan_event_kind k, double t, double before, double after)
@@ -263,7 +264,7 @@ int plan_run(const struct plan_spec *s, struct plan_result *r)
 	r->pts = calloc(steps + 1, sizeof(*r->pts));
 	if (!r->pts)
 		return -1;
-	struct sim m = { .s = s, .r = r, .low_armed = true };
+	struct sim m = { .s = s, .r = r, .low_armed = true, .full_md = -1 };
 	plan_image_blocks(s, &m.img);
 	m.data_total = floor((double)s->data_size / (double)s->block_size);
 	double meta = (double)s->metadata_size / PLAN_META_BLOCK;
@@ -280,6 +281,12 @@ int plan_run(const struct plan_spec *s, struct plan_result *r)
 		struct plan_meta_parts p;
 		state(&m, t, &d, &p, &thins);
 		double md = parts_sum(&p), mu = md + p.reserve;
+		/* while the data is full nothing is provisioned (writes queue or fail), so the
+		 * metadata stays where it was when the pool filled */
+		if (d >= m.data_total && m.full_md >= 0 && md > m.full_md) {
+			md = m.full_md;
+			mu = md + p.reserve;
+		}
 		if (i) {
 			double free_d = m.data_total - d;
 			if (s->low_water_blocks && m.low_armed &&
@@ -327,6 +334,11 @@ int plan_run(const struct plan_spec *s, struct plan_result *r)
 				event(&m, PLAN_EV_DATA_FULL, cross(pt, pd, t, d, m.data_total), d,
 				      m.data_total);
 				m.data_full = true;
+				m.full_md = md;
+			}
+			if (d < m.data_total) {
+				m.data_full = false;
+				m.full_md = -1;
 			}
 			if (mu >= m.meta_total && !m.meta_full) {
 				event(&m, PLAN_EV_META_FULL, cross(pt, pmeta, t, mu, m.meta_total),

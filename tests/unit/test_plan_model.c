@@ -257,6 +257,12 @@ START_TEST(test_min_free_space)
 	e = find_event(&r, PLAN_EV_DATA_FULL, 0);
 	ck_assert_ptr_nonnull(e);
 	ck_assert_msg(fabs(e->t_h - 999.0 / 150) <= s.step_h, "full at %f h", e->t_h);
+	/* nothing is provisioned on a full pool: the metadata stops growing there */
+	size_t full = 0;
+	while (r.pts[full].data_used < r.pts[full].data_total)
+		full++;
+	ck_assert(r.pts[r.nr_pts - 1].meta_used == r.pts[full].meta_used);
+	ck_assert(r.pts[full].meta_used > r.pts[0].meta_used);
 	plan_result_free(&r);
 }
 END_TEST
