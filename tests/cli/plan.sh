@@ -67,6 +67,11 @@ if command -v thin_metadata_size >/dev/null; then
 	got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["thin_metadata_size"]["bytes"])' "$tmp/plan.json")
 	[ "$got" = "$($cmd)" ] || fail "thin_metadata_size: plan says $got, '$cmd' says $($cmd)"
 fi
+# without thin_metadata_size the plan says so and goes on
+THINP_THIN_METADATA_SIZE=$tmp/no-such-tool "$THINP" plan --no-chart "$repo/examples/docker-ci.yaml" \
+	>"$tmp/plan2.txt"
+grep -qF "thin_metadata_size:            not run ($tmp/no-such-tool is not installed (thin-provisioning-tools))" \
+	"$tmp/plan2.txt" || fail "no 'not run' line without thin_metadata_size"
 # the same spec as JSON: the same plan
 python3 - "$repo/examples/docker-ci.yaml" >"$tmp/ci.json" <<'PY'
 # the example as JSON, converted by the few shapes it uses (sections, scalars, one list)

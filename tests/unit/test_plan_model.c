@@ -9,7 +9,8 @@
  *     (1,000 to 60,000 keys; fill 62-69%, not yet ln 2);
  *   - N sequential 64 KiB writes provision N blocks; N random 4 KiB writes over a range of R
  *     blocks provision R(1 - (1 - 1/R)^N), by hand and against a seeded draw;
- *   - events: Docker's dm.min_free_space time (strictly less, at least 1 block), LVM
+ *   - events: dm-thin's low-water time (once), Docker's dm.min_free_space time (strictly
+ *     less, at least 1 block), a full pool holding its size and metadata, LVM
  *     autoextend steps in whole extents up to the VG's free space, then "VG full";
  *   - the metadata blocks of a layered image with a copy-on-write container, part by part,
  *     as counted by hand from the format (a real pool of the same shape used 36).
@@ -267,6 +268,30 @@ START_TEST(test_min_free_space)
 }
 END_TEST
 
+START_TEST(test_low_water)
+{
+	/* 100 blocks/h into 1000, low water 100: free <= 100 once the 900th block is first
+	 * written, at 8.99 h; once only */
+	struct plan_spec s = base_spec();
+	s.container_writes = 1000ull * (64 << 10);
+	s.low_water_blocks = 100;
+	struct plan_result r;
+	ck_assert_int_eq(plan_run(&s, &r), 0);
+	const struct plan_event *e = find_event(&r, PLAN_EV_LOW_WATER, 0);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_msg(fabs(e->t_h - 8.99) <= s.step_h, "low water at %f h", e->t_h);
+	ck_assert_ptr_null(find_event(&r, PLAN_EV_LOW_WATER, 1));
+	plan_result_free(&r);
+	/* an autoextend at 80% keeps the free space above the mark: no event */
+	s.autoextend_threshold = 80;
+	s.vg_free = 1ull << 30;
+	ck_assert_int_eq(plan_run(&s, &r), 0);
+	ck_assert_ptr_null(find_event(&r, PLAN_EV_LOW_WATER, 0));
+	ck_assert_ptr_nonnull(find_event(&r, PLAN_EV_AUTOEXTEND_DATA, 0));
+	plan_result_free(&r);
+}
+END_TEST
+
 START_TEST(test_autoextend)
 {
 	/* 200 blocks/h into 1000 blocks of 64 KiB, threshold 80%, +20% in 4 MiB extents:
@@ -350,6 +375,7 @@ static Suite *plan_model_suite(void)
 	tcase_add_test(tc, test_sequential_writes);
 	tcase_add_test(tc, test_random_writes);
 	tcase_add_test(tc, test_min_free_space);
+	tcase_add_test(tc, test_low_water);
 	tcase_add_test(tc, test_autoextend);
 	tcase_add_test(tc, test_layered_metadata);
 	suite_add_tcase(s, tc);
