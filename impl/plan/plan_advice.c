@@ -17,11 +17,13 @@ int plan_advise(const struct plan_spec *s, struct plan_advice *a)
 	for (unsigned i = 0; i < PLAN_CANDIDATES; i++) {
 		struct plan_spec t = *s;
 		t.block_size = (64ull << 10) << i;
-		/* room for everything, so the peaks are the workload's own: a first run on a
-		 * vast pool finds the data's peak, the second sizes the pool to hold it (the
-		 * data space map's blocks follow the pool's size) */
+		/* room for all data, so the peaks are the workload's own: a first run on a vast
+		 * pool finds the data's peak, the second sizes the pool to hold it (the data
+		 * space map's blocks follow the pool's size) */
 		t.data_size = 1ull << 50;
-		t.metadata_size = PLAN_MAX_METADATA;
+		/* the spec's metadata device: its space map is part of the peak, and one sized
+		 * for 16 GiB would inflate it by 256 bitmaps */
+		t.metadata_size = s->metadata_size;
 		t.autoextend_threshold = 100;
 		t.min_free_space = 0;
 		t.low_water_blocks = 0;
