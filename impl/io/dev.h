@@ -28,6 +28,9 @@ struct tp_io_counters {
 
 struct tp_dev;
 
+/* Counter shards per device (threads are spread over them round robin). */
+#define TP_CTR_SHARDS 4
+
 /* Most buffers one tp_dev_pwritev takes (IOV_MAX is 1024 on Linux). */
 #define TP_DEV_IOV_MAX 256
 
@@ -71,9 +74,25 @@ struct tp_dev {
 	uint64_t size;                 /* bytes */
 	unsigned align;                /* required buffer/offset alignment (1 or 512/4096 for O_DIRECT) */
 	unsigned caps;                 /* tp_dev_caps */
-	struct tp_io_counters ctr;
 	char name[256];
+	/* IO counters, one shard per group of threads, each on cache lines of its own (the
+	 * padding): two pool threads doing IO at once do not write the same line, nor the
+	 * line of SIZE that every IO reads. Read them with tp_dev_ctr(). */
+	struct tp_ctr_shard {
+		struct tp_io_counters c;
+		char pad[128 - sizeof(struct tp_io_counters) % 64];
+	} ctr_shard[TP_CTR_SHARDS];
 };
+
+/* The counters: the sum of the shards (each a relaxed atomic load; a count taken while IO
+ * runs may be mid-update between shards, as any snapshot of running counters is). */
+struct tp_io_counters tp_dev_ctr(const struct tp_dev *d);
+/* Just the bytes read and written (the pool samples them around every metadata section). */
+void tp_dev_ctr_bytes(const struct tp_dev *d, uint64_t *read, uint64_t *written);
+/* Zero them (no IO may run meanwhile). */
+void tp_dev_ctr_reset(struct tp_dev *d);
+/* Set them to C (a wrapper device taking over its inner device's counts). */
+void tp_dev_ctr_set(struct tp_dev *d, const struct tp_io_counters *c);
 
 enum tp_dev_flags {
 	TP_DEV_RDONLY = 1 << 0,

@@ -46,36 +46,39 @@ static inline int tp_dev_check_range(const struct tp_dev *d, uint64_t off, uint6
 }
 
 /* Counters count completed operations only: a failed op moved no bytes, and
- * amplification figures are computed from these. Several pool threads share
- * a device, hence relaxed atomics. */
-#define TP_CTR_ADD(field, v) __atomic_fetch_add(&(field), (v), __ATOMIC_RELAXED)
+ * amplification figures are computed from these. Several pool threads share a device: each
+ * thread adds to its own shard (relaxed atomics still, as threads share a shard when there
+ * are more threads than shards). */
+unsigned tp_ctr_shard_of_thread(void);
+#define TP_CTR_ADD(d, field, v)                                                                   \
+	__atomic_fetch_add(&(d)->ctr_shard[tp_ctr_shard_of_thread()].c.field, (v), __ATOMIC_RELAXED)
 static inline void tp_ctr_read(struct tp_dev *d, uint64_t len)
 {
-	TP_CTR_ADD(d->ctr.reads, 1);
-	TP_CTR_ADD(d->ctr.bytes_read, len);
+	TP_CTR_ADD(d, reads, 1);
+	TP_CTR_ADD(d, bytes_read, len);
 }
 
 static inline void tp_ctr_write(struct tp_dev *d, uint64_t len)
 {
-	TP_CTR_ADD(d->ctr.writes, 1);
-	TP_CTR_ADD(d->ctr.bytes_written, len);
+	TP_CTR_ADD(d, writes, 1);
+	TP_CTR_ADD(d, bytes_written, len);
 }
 
 static inline void tp_ctr_flush(struct tp_dev *d)
 {
-	TP_CTR_ADD(d->ctr.flushes, 1);
+	TP_CTR_ADD(d, flushes, 1);
 }
 
 static inline void tp_ctr_zero(struct tp_dev *d, uint64_t len)
 {
-	TP_CTR_ADD(d->ctr.zero_ops, 1);
-	TP_CTR_ADD(d->ctr.bytes_zeroed, len);
+	TP_CTR_ADD(d, zero_ops, 1);
+	TP_CTR_ADD(d, bytes_zeroed, len);
 }
 
 static inline void tp_ctr_discard(struct tp_dev *d, uint64_t len)
 {
-	TP_CTR_ADD(d->ctr.discards, 1);
-	TP_CTR_ADD(d->ctr.bytes_discarded, len);
+	TP_CTR_ADD(d, discards, 1);
+	TP_CTR_ADD(d, bytes_discarded, len);
 }
 
 /* "This device cannot do that" as opposed to a real failure. */

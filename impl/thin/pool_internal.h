@@ -223,16 +223,17 @@ struct meta_mark {
 static inline void md_lock(struct thinp_pool *p, struct meta_mark *m)
 {
 	md_excl_lock(p);
-	m->r = p->meta->ctr.bytes_read;
-	m->w = p->meta->ctr.bytes_written;
+	tp_dev_ctr_bytes(p->meta, &m->r, &m->w);
 }
 
 static inline void md_unlock(struct thinp_pool *p, struct meta_mark *m,
 			     struct thinp_class_stats *cost)
 {
 	if (cost) {
-		cost->meta_bytes_read += p->meta->ctr.bytes_read - m->r;
-		cost->meta_bytes_written += p->meta->ctr.bytes_written - m->w;
+		uint64_t r, w;
+		tp_dev_ctr_bytes(p->meta, &r, &w);
+		cost->meta_bytes_read += r - m->r;
+		cost->meta_bytes_written += w - m->w;
 	}
 	md_excl_unlock(p);
 }

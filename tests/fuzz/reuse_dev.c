@@ -1,6 +1,8 @@
 /* Memory devices reused across fuzz inputs; see reuse_dev.h. */
 #include "reuse_dev.h"
 
+#include "io/dev_internal.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +41,7 @@ static int r_pread(struct tp_dev *d, void *buf, size_t len, uint64_t off)
 	if (!in_range(d, off, len))
 		return -EINVAL;
 	memcpy(buf, rd(d)->data + off, len);
-	d->ctr.reads++;
-	d->ctr.bytes_read += len;
+	tp_ctr_read(d, len);
 	return 0;
 }
 
@@ -50,14 +51,13 @@ static int r_pwrite(struct tp_dev *d, const void *buf, size_t len, uint64_t off)
 		return -EINVAL;
 	memcpy(rd(d)->data + off, buf, len);
 	fr_dirty(d, off, len);
-	d->ctr.writes++;
-	d->ctr.bytes_written += len;
+	tp_ctr_write(d, len);
 	return 0;
 }
 
 static int r_flush(struct tp_dev *d)
 {
-	d->ctr.flushes++;
+	tp_ctr_flush(d);
 	return 0;
 }
 
@@ -66,8 +66,7 @@ static int r_zeroes(struct tp_dev *d, uint64_t off, uint64_t len)
 	if (!in_range(d, off, len))
 		return -EINVAL;
 	memset(rd(d)->data + off, 0, len);
-	d->ctr.zero_ops++;
-	d->ctr.bytes_zeroed += len;
+	tp_ctr_zero(d, len);
 	return 0;
 }
 
@@ -76,8 +75,7 @@ static int r_discard(struct tp_dev *d, uint64_t off, uint64_t len)
 	if (!in_range(d, off, len))
 		return -EINVAL;
 	memset(rd(d)->data + off, 0, len);
-	d->ctr.discards++;
-	d->ctr.bytes_discarded += len;
+	tp_ctr_discard(d, len);
 	return 0;
 }
 

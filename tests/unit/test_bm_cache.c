@@ -192,13 +192,13 @@ START_TEST(test_freed_blocks_dropped)
 	uint64_t tmp = bm_block_location(blk);
 	tm_unlock(s.tm, blk);
 	REQ0(tm_dec(s.tm, tmp));
-	uint64_t written = s.dev->ctr.bytes_written;
+	uint64_t written = tp_dev_ctr(s.dev).bytes_written;
 	REQ0(tm_dec(s.tm, copy)); /* the copy too: nothing of this transaction stays */
 	su_stack_commit(&s);
 	/* the commit wrote the space map (bitmap + index), not the dead blocks */
-	REQ(s.dev->ctr.bytes_written - written <= 2 * TP_BLOCK_SIZE,
+	REQ(tp_dev_ctr(s.dev).bytes_written - written <= 2 * TP_BLOCK_SIZE,
 	    "the commit wrote %" PRIu64 " bytes: dead blocks went to disk",
-	    s.dev->ctr.bytes_written - written);
+	    tp_dev_ctr(s.dev).bytes_written - written);
 	REQ(!cached(s.bm, tmp) && !cached(s.bm, copy), "a freed block is still cached");
 	su_stack_destroy(&s);
 }

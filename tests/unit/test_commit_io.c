@@ -230,13 +230,13 @@ static void check_pwritev(struct tp_dev *d)
 	mu_fill(&rng, b, sizeof(b));
 	mu_fill(&rng, c, sizeof(c));
 	struct iovec iov[3] = {{a, sizeof(a)}, {b, sizeof(b)}, {c, sizeof(c)}};
-	struct tp_io_counters before = d->ctr;
+	struct tp_io_counters before = tp_dev_ctr(d);
 	REQ0(tp_dev_pwritev(d, iov, 3, 8192, 0));
 	REQ0(tp_dev_pwritev(d, iov, 1, 65536, TP_WRITE_DSYNC));
-	REQ(d->ctr.writes == before.writes + 2 && d->ctr.bytes_written == before.bytes_written + 12288,
-	    "%s: %" PRIu64 " writes, %" PRIu64 " bytes", d->name, d->ctr.writes - before.writes,
-	    d->ctr.bytes_written - before.bytes_written);
-	REQ(d->ctr.flushes == before.flushes + 1, "%s: a DSYNC write counts as a flush", d->name);
+	REQ(tp_dev_ctr(d).writes == before.writes + 2 && tp_dev_ctr(d).bytes_written == before.bytes_written + 12288,
+	    "%s: %" PRIu64 " writes, %" PRIu64 " bytes", d->name, tp_dev_ctr(d).writes - before.writes,
+	    tp_dev_ctr(d).bytes_written - before.bytes_written);
+	REQ(tp_dev_ctr(d).flushes == before.flushes + 1, "%s: a DSYNC write counts as a flush", d->name);
 	REQ0(tp_dev_pread(d, back, sizeof(back), 8192));
 	REQ(!memcmp(back, a, sizeof(a)) && !memcmp(back + 4096, b, sizeof(b)) &&
 		    !memcmp(back + 5096, c, sizeof(c)),

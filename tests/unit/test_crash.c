@@ -2477,9 +2477,9 @@ START_TEST(test_read_fault)
 
 	fault_world(&w, FAULT_SEED + 1);
 	reopen_small_cache(&w);
-	reads = w.meta->ctr.reads;
+	reads = tp_dev_ctr(w.meta).reads;
 	wl_stop(&w, read_sequence(&w), "dry read sequence");
-	reads = w.meta->ctr.reads - reads;
+	reads = tp_dev_ctr(w.meta).reads - reads;
 	wl_teardown(&w);
 	ck_assert_msg(reads > 0, "the sequence read nothing");
 
@@ -2533,10 +2533,10 @@ START_TEST(test_read_fault_create_existing)
 	id = w.m.dev[0].id;
 	origin = w.m.dev[1].id;
 	reopen_small_cache(&w);
-	reads = w.meta->ctr.reads;
+	reads = tp_dev_ctr(w.meta).reads;
 	ck_assert_int_eq(tmd_create_thin(w.md, id), -EEXIST);
 	ck_assert_int_eq(tmd_create_snap(w.md, id, origin), -EEXIST);
-	reads = w.meta->ctr.reads - reads;
+	reads = tp_dev_ctr(w.meta).reads - reads;
 	wl_teardown(&w);
 
 	for (uint64_t n = 1; n <= reads; n++) {
@@ -2583,10 +2583,10 @@ START_TEST(test_read_fault_in_open)
 	a = (struct tmd_open_args){ .meta = w.meta,
 		                    .cache_blocks = CACHE_BLOCKS,
 		                    .read_only = false };
-	reads = w.meta->ctr.reads;
+	reads = tp_dev_ctr(w.meta).reads;
 	ck_assert_int_eq(tmd_open(&a, &w.md, err, sizeof(err)), 0);
 	expect_live(&w, "open");
-	reads = w.meta->ctr.reads - reads;
+	reads = tp_dev_ctr(w.meta).reads - reads;
 	tmd_close_nocommit(w.md);
 	w.md = NULL;
 

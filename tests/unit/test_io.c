@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,7 +122,8 @@ START_TEST(test_file_create_sparse)
 	ck_assert_uint_eq(d->size, 64 * MiB);
 	ck_assert_uint_eq(d->align, 1);
 	ck_assert_str_eq(d->name, path);
-	ctr_is_zero(&d->ctr);
+	struct tp_io_counters now = tp_dev_ctr(d);
+	ctr_is_zero(&now);
 	st = stat_path(path);
 	ck_assert_int_eq(st.st_size, 64 * MiB);
 	ck_assert_int_eq(st.st_blocks, 0);
@@ -139,7 +141,7 @@ START_TEST(test_file_create_sparse)
 		ck_assert_int_eq(tp_dev_pwrite(d, b, sizeof(b), 0), -EROFS);
 		ck_assert_int_eq(tp_dev_write_zeroes(d, 0, 4096), -EROFS);
 		ck_assert_int_eq(tp_dev_resize(d, MiB), -EROFS);
-		ck_assert_uint_eq(d->ctr.writes, 0);
+		ck_assert_uint_eq(tp_dev_ctr(d).writes, 0);
 	}
 	tp_dev_close(d);
 
@@ -191,10 +193,10 @@ START_TEST(test_file_roundtrip)
 	ck_assert_int_eq(tp_dev_pread(d, r, 1, UINT64_MAX), -EINVAL);
 	ck_assert_int_eq(tp_dev_write_zeroes(d, MiB - 4096, 8192), -EINVAL);
 	ck_assert_int_eq(tp_dev_discard(d, 0, MiB + 1), -EINVAL);
-	ck_assert_uint_eq(d->ctr.writes, 0);
-	ck_assert_uint_eq(d->ctr.reads, 2);
-	ck_assert_uint_eq(d->ctr.zero_ops, 0);
-	ck_assert_uint_eq(d->ctr.discards, 0);
+	ck_assert_uint_eq(tp_dev_ctr(d).writes, 0);
+	ck_assert_uint_eq(tp_dev_ctr(d).reads, 2);
+	ck_assert_uint_eq(tp_dev_ctr(d).zero_ops, 0);
+	ck_assert_uint_eq(tp_dev_ctr(d).discards, 0);
 	ck_assert_int_eq(stat_path(path).st_size, MiB);
 	tp_dev_close(d);
 	unlink(path);
@@ -218,7 +220,7 @@ static void exercise_counters(struct tp_dev *d)
 	ck_assert_int_eq(tp_dev_write_zeroes(d, 100000, 1000), 0);
 	ck_assert_int_eq(tp_dev_discard(d, 65536, 65536), 0);
 
-	c = d->ctr;
+	c = tp_dev_ctr(d);
 	ck_assert_uint_eq(c.writes, 3);
 	ck_assert_uint_eq(c.bytes_written, 8192 + 100 + 4096);
 	ck_assert_uint_eq(c.reads, 2);
@@ -262,10 +264,10 @@ static void check_write_zeroes(struct tp_dev *d)
 	ck_assert(is_zero(buf + zoff, zlen));
 	ck_assert(is_pattern(buf + zoff + zlen, sizeof(buf) - zoff - zlen, 9, zoff + zlen));
 
-	ck_assert_uint_eq(d->ctr.zero_ops, 2);
-	ck_assert_uint_eq(d->ctr.bytes_zeroed, zlen);
-	ck_assert_uint_eq(d->ctr.writes, 1);
-	ck_assert_uint_eq(d->ctr.bytes_written, sizeof(buf));
+	ck_assert_uint_eq(tp_dev_ctr(d).zero_ops, 2);
+	ck_assert_uint_eq(tp_dev_ctr(d).bytes_zeroed, zlen);
+	ck_assert_uint_eq(tp_dev_ctr(d).writes, 1);
+	ck_assert_uint_eq(tp_dev_ctr(d).bytes_written, sizeof(buf));
 }
 
 START_TEST(test_file_write_zeroes)
@@ -323,10 +325,10 @@ START_TEST(test_file_discard)
 	ck_assert_int_gt(before, 0);
 
 	ck_assert_int_eq(tp_dev_discard(d, 256 * KiB, 512 * KiB), 0);
-	ck_assert_uint_eq(d->ctr.discards, 1);
-	ck_assert_uint_eq(d->ctr.bytes_discarded, 512 * KiB);
-	ck_assert_uint_eq(d->ctr.bytes_written, MiB);
-	ck_assert_uint_eq(d->ctr.bytes_zeroed, 0);
+	ck_assert_uint_eq(tp_dev_ctr(d).discards, 1);
+	ck_assert_uint_eq(tp_dev_ctr(d).bytes_discarded, 512 * KiB);
+	ck_assert_uint_eq(tp_dev_ctr(d).bytes_written, MiB);
+	ck_assert_uint_eq(tp_dev_ctr(d).bytes_zeroed, 0);
 	ck_assert_uint_eq(d->size, MiB);
 	ck_assert_int_eq(stat_path(path).st_size, MiB);
 
@@ -436,8 +438,8 @@ START_TEST(test_file_direct)
 	ck_assert(is_pattern(buf, 16 * KiB, 4, 0));
 	ck_assert(is_zero((char *)buf + 16 * KiB, 16 * KiB));
 	ck_assert(is_pattern((char *)buf + 32 * KiB, 32 * KiB, 4, 32 * KiB));
-	ck_assert_uint_eq(d->ctr.bytes_written, 64 * KiB);
-	ck_assert_uint_eq(d->ctr.bytes_read, 128 * KiB);
+	ck_assert_uint_eq(tp_dev_ctr(d).bytes_written, 64 * KiB);
+	ck_assert_uint_eq(tp_dev_ctr(d).bytes_read, 128 * KiB);
 	tp_dev_close(d);
 
 	/* The same bytes through the page cache. */
@@ -499,21 +501,21 @@ START_TEST(test_block_dev)
 
 	ck_assert_int_eq(tp_dev_open(loop_dev, 0, 0, &d), 0);
 	ck_assert_int_eq(tp_dev_resize(d, 16 * MiB), -ENOTSUP);
-	memset(&d->ctr, 0, sizeof(d->ctr));
+	tp_dev_ctr_reset(d);
 	/* 4096+100 is not sector aligned: BLKZEROOUT refuses it, the
 	 * fallback writes zeros instead. */
 	check_write_zeroes(d);
 	ck_assert_int_eq(tp_dev_write_zeroes(d, 0, 64 * KiB), 0);
 	ck_assert_int_eq(tp_dev_pread(d, buf, 64 * KiB, 0), 0);
 	ck_assert(is_zero(buf, 64 * KiB));
-	bytes = d->ctr.bytes_zeroed;
+	bytes = tp_dev_ctr(d).bytes_zeroed;
 	ck_assert_uint_eq(bytes, 70000 + 64 * KiB);
 
 	pattern(buf, sizeof(buf), 6);
 	ck_assert_int_eq(tp_dev_pwrite(d, buf, sizeof(buf), MiB), 0);
 	ck_assert_int_eq(tp_dev_flush(d), 0);
 	ck_assert_int_eq(tp_dev_discard(d, MiB + 100, 64 * KiB), 0);
-	ck_assert_uint_eq(d->ctr.bytes_discarded, 64 * KiB);
+	ck_assert_uint_eq(tp_dev_ctr(d).bytes_discarded, 64 * KiB);
 	ck_assert_int_eq(d->ops->refresh_size(d), 0);
 	ck_assert_uint_eq(d->size, 8 * MiB);
 	ck_assert_int_eq(tp_dev_pread(d, buf, 1, 8 * MiB), -EINVAL);
@@ -595,6 +597,75 @@ END_TEST
 
 /* ---- mem device ---------------------------------------------------------------------------- */
 
+/* Threads writing at once: every op is counted (the counters are sharded by thread), and a
+ * grow of the device while they write (it takes no lock; the buffer never moves) keeps
+ * their data. */
+#define MT_THREADS 4
+#define MT_OPS 20000
+struct mt_arg {
+	struct tp_dev *d;
+	unsigned idx;
+	int err;
+};
+
+static void *mt_writer(void *p)
+{
+	struct mt_arg *a = p;
+	unsigned char buf[512];
+	for (unsigned i = 0; i < MT_OPS && !a->err; i++) {
+		/* thread IDX owns the IDXth 512 bytes of every 2 KiB of the first MiB */
+		uint64_t off = (uint64_t)(i % 512) * 2048 + a->idx * 512;
+		memset(buf, (int)(a->idx + 1), sizeof(buf));
+		a->err = tp_dev_pwrite(a->d, buf, sizeof(buf), off);
+	}
+	return NULL;
+}
+
+START_TEST(test_mem_threads)
+{
+	struct tp_dev *d;
+	ck_assert_int_eq(tp_dev_open_mem(MiB, &d), 0);
+	pthread_t t[MT_THREADS];
+	struct mt_arg a[MT_THREADS];
+	for (unsigned i = 0; i < MT_THREADS; i++) {
+		a[i] = (struct mt_arg){d, i, 0};
+		ck_assert_int_eq(pthread_create(&t[i], NULL, mt_writer, &a[i]), 0);
+	}
+	/* grows while they write: each keeps all that was written */
+	for (uint64_t sz = 2 * MiB; sz <= 64 * MiB; sz *= 2)
+		ck_assert_int_eq(tp_dev_resize(d, sz), 0);
+	for (unsigned i = 0; i < MT_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(a[i].err, 0);
+	}
+	struct tp_io_counters c = tp_dev_ctr(d);
+	ck_assert_uint_eq(c.writes, (uint64_t)MT_THREADS * MT_OPS);
+	ck_assert_uint_eq(c.bytes_written, (uint64_t)MT_THREADS * MT_OPS * 512);
+	unsigned char buf[2048];
+	for (uint64_t off = 0; off < MiB; off += sizeof(buf)) {
+		ck_assert_int_eq(tp_dev_pread(d, buf, sizeof(buf), off), 0);
+		for (unsigned i = 0; i < MT_THREADS; i++)
+			ck_assert_msg(buf[i * 512] == i + 1 && buf[i * 512 + 511] == i + 1,
+				      "slot %u at %llu lost a write", i, (unsigned long long)off);
+	}
+	ck_assert_int_eq(tp_dev_pread(d, buf, sizeof(buf), 64 * MiB - sizeof(buf)), 0);
+	ck_assert(is_zero(buf, sizeof(buf)));
+	/* the reservation has an end: a grow past it fails and leaves the device as it was */
+	ck_assert_int_eq(tp_dev_resize(d, 1ull << 40), -ENOMEM);
+	ck_assert_uint_eq(d->size, 64 * MiB);
+	/* set/reset (a wrapper device taking over an inner device's counts) */
+	struct tp_io_counters five = {.reads = 5, .bytes_read = 50};
+	tp_dev_ctr_set(d, &five);
+	c = tp_dev_ctr(d);
+	ck_assert_uint_eq(c.reads, 5);
+	ck_assert_uint_eq(c.writes, 0);
+	tp_dev_ctr_reset(d);
+	c = tp_dev_ctr(d);
+	ck_assert_uint_eq(c.reads + c.bytes_read, 0);
+	tp_dev_close(d);
+}
+END_TEST
+
 START_TEST(test_mem_dev)
 {
 	struct tp_dev *d;
@@ -605,7 +676,7 @@ START_TEST(test_mem_dev)
 	ck_assert_uint_eq(d->align, 1);
 	ck_assert_int_eq(tp_dev_pread(d, buf, sizeof(buf), MiB - sizeof(buf)), 0);
 	ck_assert(is_zero(buf, sizeof(buf)));
-	memset(&d->ctr, 0, sizeof(d->ctr));
+	tp_dev_ctr_reset(d);
 
 	exercise_counters(d);
 	tp_dev_close(d);
@@ -681,16 +752,16 @@ START_TEST(test_fault_fail_write)
 	ck_assert(block_is(inner, 2, 5));
 	ck_assert(block_is(inner, 3, 4));
 	ck_assert_uint_eq(tp_fault_writes_seen(f), 5);
-	ck_assert_uint_eq(d->ctr.writes, 4);
-	ck_assert_uint_eq(inner->ctr.writes, 4);
+	ck_assert_uint_eq(tp_dev_ctr(d).writes, 4);
+	ck_assert_uint_eq(tp_dev_ctr(inner).writes, 4);
 
 	/* Zeroes and discards are writes too. */
 	tp_fault_fail_write(f, 2);
 	ck_assert_int_eq(tp_dev_write_zeroes(d, 0, 4096), 0);
 	ck_assert_int_eq(tp_dev_discard(d, 4096, 4096), -EIO);
 	ck_assert(block_is(inner, 1, 2));
-	ck_assert_uint_eq(d->ctr.zero_ops, 1);
-	ck_assert_uint_eq(d->ctr.discards, 0);
+	ck_assert_uint_eq(tp_dev_ctr(d).zero_ops, 1);
+	ck_assert_uint_eq(tp_dev_ctr(d).discards, 0);
 
 	/* Re-arming restarts the count; 0 disarms. */
 	tp_fault_fail_write(f, 1);
@@ -716,7 +787,7 @@ START_TEST(test_fault_fail_read)
 	ck_assert_int_eq(tp_dev_pread(d, b, sizeof(b), 0), -EIO);
 	ck_assert_int_eq(tp_dev_pread(d, b, sizeof(b), 0), 0);
 	ck_assert(all_bytes(b, sizeof(b), 9));
-	ck_assert_uint_eq(d->ctr.reads, 2);
+	ck_assert_uint_eq(tp_dev_ctr(d).reads, 2);
 	/* Out-of-range requests do not consume the armed count. */
 	tp_fault_fail_read(f, 1);
 	ck_assert_int_eq(tp_dev_pread(d, b, 1, 64 * KiB), -EINVAL);
@@ -741,15 +812,15 @@ START_TEST(test_fault_volatile_crash)
 	ck_assert_int_eq(tp_dev_pwrite(d, b, 512, 0), 0);
 	ck_assert_int_eq(tp_dev_write_zeroes(d, 2 * 4096, 4096), 0);
 	ck_assert_uint_eq(tp_fault_writes_seen(f), 4);
-	ck_assert_uint_eq(inner->ctr.writes, 1);
-	ck_assert_uint_eq(inner->ctr.flushes, 1);
+	ck_assert_uint_eq(tp_dev_ctr(inner).writes, 1);
+	ck_assert_uint_eq(tp_dev_ctr(inner).flushes, 1);
 
 	tp_fault_crash(f);
 	/* Only the flushed write is on "the disk". */
 	ck_assert(block_is(inner, 0, 'A'));
 	ck_assert(block_is(inner, 1, 0));
-	ck_assert_uint_eq(inner->ctr.writes, 1);
-	ck_assert_uint_eq(inner->ctr.zero_ops, 0);
+	ck_assert_uint_eq(tp_dev_ctr(inner).writes, 1);
+	ck_assert_uint_eq(tp_dev_ctr(inner).zero_ops, 0);
 
 	ck_assert_int_eq(tp_dev_pread(d, b, sizeof(b), 0), -EIO);
 	ck_assert_int_eq(put(d, 3, 'D'), -EIO);
@@ -795,20 +866,20 @@ START_TEST(test_fault_read_your_writes)
 	/* Nothing reached the inner device yet ... */
 	ck_assert_int_eq(tp_dev_pread(inner, got, sizeof(got), 0), 0);
 	ck_assert(is_pattern(got, sizeof(got), 1, 0));
-	ck_assert_uint_eq(inner->ctr.writes, 1);
+	ck_assert_uint_eq(tp_dev_ctr(inner).writes, 1);
 
 	/* ... and the flush replays it in order. */
 	ck_assert_int_eq(tp_dev_flush(d), 0);
 	ck_assert_int_eq(tp_dev_pread(inner, got, sizeof(got), 0), 0);
 	ck_assert(memcmp(got, model, sizeof(got)) == 0);
-	ck_assert_uint_eq(inner->ctr.writes, 3);
-	ck_assert_uint_eq(inner->ctr.zero_ops, 1);
-	ck_assert_uint_eq(inner->ctr.discards, 1);
-	ck_assert_uint_eq(inner->ctr.flushes, 2);
-	ck_assert_uint_eq(d->ctr.writes, 3);
-	ck_assert_uint_eq(d->ctr.bytes_written, sizeof(model) + 5000 + 8192);
-	ck_assert_uint_eq(d->ctr.bytes_zeroed, 1000);
-	ck_assert_uint_eq(d->ctr.bytes_discarded, 8 * KiB);
+	ck_assert_uint_eq(tp_dev_ctr(inner).writes, 3);
+	ck_assert_uint_eq(tp_dev_ctr(inner).zero_ops, 1);
+	ck_assert_uint_eq(tp_dev_ctr(inner).discards, 1);
+	ck_assert_uint_eq(tp_dev_ctr(inner).flushes, 2);
+	ck_assert_uint_eq(tp_dev_ctr(d).writes, 3);
+	ck_assert_uint_eq(tp_dev_ctr(d).bytes_written, sizeof(model) + 5000 + 8192);
+	ck_assert_uint_eq(tp_dev_ctr(d).bytes_zeroed, 1000);
+	ck_assert_uint_eq(tp_dev_ctr(d).bytes_discarded, 8 * KiB);
 
 	/* Switching volatile off with a queue must not let a new write be
 	 * overtaken by an older queued one. */
@@ -836,14 +907,14 @@ START_TEST(test_fault_cut_after)
 	ck_assert_int_eq(tp_dev_write_zeroes(d, 0, 4096), 0);
 	ck_assert_int_eq(tp_dev_flush(d), 0);
 	ck_assert_uint_eq(tp_fault_writes_seen(f), 5);
-	ck_assert_uint_eq(d->ctr.writes, 4);
+	ck_assert_uint_eq(tp_dev_ctr(d).writes, 4);
 	ck_assert(block_is(inner, 0, 'a'));
 	ck_assert(block_is(inner, 1, 'b'));
 	ck_assert(block_is(inner, 2, 0));
 	ck_assert(block_is(inner, 3, 0));
-	ck_assert_uint_eq(inner->ctr.writes, 2);
-	ck_assert_uint_eq(inner->ctr.zero_ops, 0);
-	ck_assert_uint_eq(inner->ctr.flushes, 0);
+	ck_assert_uint_eq(tp_dev_ctr(inner).writes, 2);
+	ck_assert_uint_eq(tp_dev_ctr(inner).zero_ops, 0);
+	ck_assert_uint_eq(tp_dev_ctr(inner).flushes, 0);
 
 	/* Disarming restores power. */
 	tp_fault_cut_after(f, 0);
@@ -870,7 +941,7 @@ START_TEST(test_fault_cut_after)
 	ck_assert(block_is(inner, 2, 0));
 	ck_assert(block_is(inner, 3, 0));
 	ck_assert_uint_eq(tp_fault_writes_seen(f), 4);
-	ck_assert_uint_eq(inner->ctr.flushes, 1);
+	ck_assert_uint_eq(tp_dev_ctr(inner).flushes, 1);
 	tp_dev_close(d);
 }
 END_TEST
@@ -1002,6 +1073,7 @@ static Suite *io_suite(void)
 
 	tc = tcase_create("mem");
 	tcase_add_test(tc, test_mem_dev);
+	tcase_add_test(tc, test_mem_threads);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("fault");

@@ -80,7 +80,7 @@ static void amp_open_policy(struct amp *a, const char *tag, uint32_t block_secto
 	int r = thinp_pool_format(a->data, meta, &o, &a->p, err, sizeof(err));
 	REQ(r == 0, "format: %d %s", r, err);
 	REQ0(thinp_create_thin(a->p, 1));
-	a->base = a->data->ctr;
+	a->base = tp_dev_ctr(a->data);
 	mu_rng_init(&a->rng, pu_seed ^ block_sectors ^ (skip_zero ? 0x5a5a : 0));
 }
 
@@ -175,7 +175,7 @@ static void expect_io(struct amp *a, const char *what, int r, const struct thinp
 		    e->data_bytes_read, e->data_bytes_written, e->data_bytes_zeroed);
 	}
 	/* the data device saw exactly what the classes were charged */
-	const struct tp_io_counters *c = &a->data->ctr;
+	const struct tp_io_counters cv = tp_dev_ctr(a->data), *c = &cv;
 	REQ(c->bytes_written - a->base.bytes_written == tot_wr,
 	    "data device wrote %" PRIu64 " bytes, classes account for %" PRIu64,
 	    c->bytes_written - a->base.bytes_written, tot_wr);
@@ -594,34 +594,34 @@ static void merged_vs_kernel(int i, enum thinp_cow_policy policy)
 	struct thinp_io_result res;
 	struct dev o, s;
 	dev_open(&a, &o, 1, NULL);
-	struct tp_io_counters c0 = a.data->ctr;
+	struct tp_io_counters c0 = tp_dev_ctr(a.data);
 	expect_io(&a, "4K provision with zeroing", do_write(&a, &o, 8 * KiB, K, &res), &res,
 	          THINP_WRITE_PROVISION_ZERO, 1,
 	          (struct piece[]){ { THINP_WRITE_PROVISION_ZERO, K, 0, merged ? B : K,
 	                              merged ? 0 : B } });
-	REQ(a.data->ctr.writes - c0.writes == 1 && a.data->ctr.zero_ops - c0.zero_ops ==
-	            (merged ? 0u : 1u) && a.data->ctr.reads == c0.reads,
+	REQ(tp_dev_ctr(a.data).writes - c0.writes == 1 && tp_dev_ctr(a.data).zero_ops - c0.zero_ops ==
+	            (merged ? 0u : 1u) && tp_dev_ctr(a.data).reads == c0.reads,
 	    "provision with zeroing: %" PRIu64 " pwrites, %" PRIu64 " write-zeroes, %" PRIu64
 	    " preads",
-	    a.data->ctr.writes - c0.writes, a.data->ctr.zero_ops - c0.zero_ops,
-	    a.data->ctr.reads - c0.reads);
+	    tp_dev_ctr(a.data).writes - c0.writes, tp_dev_ctr(a.data).zero_ops - c0.zero_ops,
+	    tp_dev_ctr(a.data).reads - c0.reads);
 	/* the zeroed part reads back as zeros */
 	expect_io(&a, "read the zeroed part", do_read(&a, &o, 0, 8 * KiB, &res), &res,
 	          THINP_READ_MAPPED, 1, (struct piece[]){ { THINP_READ_MAPPED, 8 * KiB, 8 * KiB, 0, 0 } });
 	REQ0(do_write(&a, &o, B, 3 * B, &res)); /* whole blocks: a run, not counted below */
 	memset(a.exp, 0, sizeof(a.exp));
 	thinp_pool_stats_reset(a.p);
-	a.base = a.data->ctr;
+	a.base = tp_dev_ctr(a.data);
 	REQ0(thinp_create_snap(a.p, 2, 1));
 	dev_open(&a, &s, 2, &o);
-	c0 = a.data->ctr;
+	c0 = tp_dev_ctr(a.data);
 	expect_io(&a, "snapshot 4K CoW", do_write(&a, &s, B + 12 * KiB, K, &res), &res,
 	          THINP_WRITE_COW, 1,
 	          (struct piece[]){ { THINP_WRITE_COW, K, B, merged ? B : B + K, 0 } });
-	REQ(a.data->ctr.writes - c0.writes == (merged ? 1u : 2u) &&
-	            a.data->ctr.reads - c0.reads == 1 && a.data->ctr.zero_ops == c0.zero_ops,
-	    "4K CoW: %" PRIu64 " pwrites, %" PRIu64 " preads", a.data->ctr.writes - c0.writes,
-	    a.data->ctr.reads - c0.reads);
+	REQ(tp_dev_ctr(a.data).writes - c0.writes == (merged ? 1u : 2u) &&
+	            tp_dev_ctr(a.data).reads - c0.reads == 1 && tp_dev_ctr(a.data).zero_ops == c0.zero_ops,
+	    "4K CoW: %" PRIu64 " pwrites, %" PRIu64 " preads", tp_dev_ctr(a.data).writes - c0.writes,
+	    tp_dev_ctr(a.data).reads - c0.reads);
 	/* a CoW at the block's end and one over all but its first sector */
 	expect_io(&a, "origin 4K CoW at the end", do_write(&a, &o, 3 * B - K, K, &res), &res,
 	          THINP_WRITE_COW, 1,
@@ -648,7 +648,7 @@ END_TEST
 /* Whole blocks of one write reach the data device as one IO per run of adjacent data blocks,
  * as the block layer merges the per-block bios dm-thin issues; each block keeps its class and
  * bytes. Counted in pwrite calls of the data device. */
-static uint64_t data_writes(struct amp *a) { return a->data->ctr.writes; }
+static uint64_t data_writes(struct amp *a) { return tp_dev_ctr(a->data).writes; }
 
 START_TEST(test_whole_block_runs)
 {
@@ -697,11 +697,11 @@ START_TEST(test_whole_block_runs)
 	 * fresh adjacent blocks: one write, nothing read */
 	REQ0(thinp_create_snap(a.p, 2, 1));
 	dev_open(&a, &d2, 2, &d1);
-	uint64_t r0 = a.data->ctr.bytes_read;
+	uint64_t r0 = tp_dev_ctr(a.data).bytes_read;
 	w0 = data_writes(&a);
 	REQ0(do_write(&a, &d2, 0, 8 * B, &res));
 	REQ(data_writes(&a) - w0 == 1 && res.cls == THINP_WRITE_COW_FULL && res.nr_blocks == 8 &&
-	            a.data->ctr.bytes_read == r0,
+	            tp_dev_ctr(a.data).bytes_read == r0,
 	    "CoW of 8 whole blocks: %" PRIu64 " writes, class %d", data_writes(&a) - w0,
 	    res.cls);
 	/* the origin's blocks are shared too (time test): CoW, and its old data stays the

@@ -272,7 +272,8 @@ static struct gate *to_gate(struct tp_dev *d) { return (struct gate *)(void *)d;
 
 static void gate_sync(struct gate *g)
 {
-	g->dev.ctr = g->lower->ctr;
+	struct tp_io_counters lower = tp_dev_ctr(g->lower);
+	tp_dev_ctr_set(&g->dev, &lower);
 	g->dev.size = g->lower->size;
 }
 

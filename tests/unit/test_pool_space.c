@@ -491,7 +491,7 @@ START_TEST(test_discard_passdown)
 	uint64_t s0 = file_blocks(e.data_path);
 	REQ(!punch || s0 >= 16 * S, "data file holds %" PRIu64 " sectors after writing 16 blocks",
 	    s0);
-	struct tp_io_counters c0 = e.data->ctr;
+	struct tp_io_counters c0 = tp_dev_ctr(e.data);
 
 	/* four whole blocks: unmapped, freed, holes in the file */
 	struct thinp_io_result res;
@@ -501,12 +501,12 @@ START_TEST(test_discard_passdown)
 	    status(&e).used_data_blocks);
 	/* passdown waits for the commit that makes the unmap durable: until
 	 * then the committed metadata still maps the blocks */
-	REQ(e.data->ctr.discards == c0.discards, "a discard reached the data device before the commit");
+	REQ(tp_dev_ctr(e.data).discards == c0.discards, "a discard reached the data device before the commit");
 	REQ0(thinp_pool_commit(e.p));
-	REQ(e.data->ctr.discards - c0.discards == 4 &&
-	            e.data->ctr.bytes_discarded - c0.bytes_discarded == 4 * B,
+	REQ(tp_dev_ctr(e.data).discards - c0.discards == 4 &&
+	            tp_dev_ctr(e.data).bytes_discarded - c0.bytes_discarded == 4 * B,
 	    "data device saw %" PRIu64 " discards of %" PRIu64 " bytes, expected 4 of %" PRIu64,
-	    e.data->ctr.discards - c0.discards, e.data->ctr.bytes_discarded - c0.bytes_discarded,
+	    tp_dev_ctr(e.data).discards - c0.discards, tp_dev_ctr(e.data).bytes_discarded - c0.bytes_discarded,
 	    4 * B);
 	uint64_t s1 = file_blocks(e.data_path);
 	REQ(!punch || s1 + 4 * S <= s0, "data file went from %" PRIu64 " to %" PRIu64 " sectors",
@@ -531,12 +531,12 @@ START_TEST(test_discard_passdown)
 	REQ0(thinp_create_snap(e.p, 2, 1));
 	struct thinp_thin *s;
 	REQ0(thinp_thin_open(e.p, 2, 0, &s));
-	struct tp_io_counters c1 = e.data->ctr;
+	struct tp_io_counters c1 = tp_dev_ctr(e.data);
 	uint64_t s2 = file_blocks(e.data_path);
 	REQ0(thinp_discard(t, 0, 4 * B, NULL));
 	REQ(status(&e).used_data_blocks == 10, "used %" PRIu64 " after discarding shared blocks",
 	    status(&e).used_data_blocks);
-	REQ(e.data->ctr.discards == c1.discards, "a shared block was discarded on the data device");
+	REQ(tp_dev_ctr(e.data).discards == c1.discards, "a shared block was discarded on the data device");
 	REQ(!punch || file_blocks(e.data_path) == s2, "the data file lost shared blocks");
 	check_zero(t, 0, 4 * B, "origin after discarding shared blocks");
 	for (uint64_t i = 0; i < 4; i++)
@@ -545,8 +545,8 @@ START_TEST(test_discard_passdown)
 	REQ0(thinp_discard(s, 0, 4 * B, NULL));
 	REQ(status(&e).used_data_blocks == 6, "used %" PRIu64, status(&e).used_data_blocks);
 	REQ0(thinp_pool_commit(e.p));
-	REQ(e.data->ctr.discards - c1.discards == 4, "%" PRIu64 " discards passed down, expected 4",
-	    e.data->ctr.discards - c1.discards);
+	REQ(tp_dev_ctr(e.data).discards - c1.discards == 4, "%" PRIu64 " discards passed down, expected 4",
+	    tp_dev_ctr(e.data).discards - c1.discards);
 	REQ(!punch || file_blocks(e.data_path) + 4 * S <= s2, "data file did not shrink");
 	/* freed blocks are reused after a commit */
 	REQ0(thinp_pool_commit(e.p));
@@ -581,10 +581,10 @@ START_TEST(test_discard_no_passdown_and_ignore)
 			REQ0(write_tag(t, i * B, B, i, NULL));
 		REQ0(thinp_flush(t, NULL));
 		uint64_t s0 = file_blocks(e.data_path);
-		struct tp_io_counters c0 = e.data->ctr;
+		struct tp_io_counters c0 = tp_dev_ctr(e.data);
 		struct thinp_io_result res;
 		REQ0(thinp_discard(t, 2 * B, 4 * B, &res));
-		REQ(e.data->ctr.discards == c0.discards, "the data device saw a discard");
+		REQ(tp_dev_ctr(e.data).discards == c0.discards, "the data device saw a discard");
 		REQ(file_blocks(e.data_path) == s0, "the data file changed");
 		if (mode == 0) {
 			REQ(status(&e).used_data_blocks == 4, "used %" PRIu64,

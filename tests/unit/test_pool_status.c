@@ -154,17 +154,17 @@ START_TEST(test_noflush)
 	REQ0(thinp_thin_open(e.p, 1, 0, &t));
 	write_at(&e, t, 0, 4096);
 	char line[256];
-	uint64_t w0 = e.meta->ctr.bytes_written;
+	uint64_t w0 = tp_dev_ctr(e.meta).bytes_written;
 	pool_line(&e, true, line, sizeof(line));
-	REQ(e.meta->ctr.bytes_written == w0, "status with NOFLUSH wrote %" PRIu64 " metadata bytes",
-	    e.meta->ctr.bytes_written - w0);
+	REQ(tp_dev_ctr(e.meta).bytes_written == w0, "status with NOFLUSH wrote %" PRIu64 " metadata bytes",
+	    tp_dev_ctr(e.meta).bytes_written - w0);
 	struct mu_thin_summary sum;
 	disk_summary(&e, &sum);
 	REQ(sum.nr_data_used == 0, "nothing committed yet, but the disk shows %" PRIu64 " blocks",
 	    sum.nr_data_used);
 	/* without NOFLUSH the status commits first */
 	pool_line(&e, false, line, sizeof(line));
-	REQ(e.meta->ctr.bytes_written > w0, "status without NOFLUSH did not commit");
+	REQ(tp_dev_ctr(e.meta).bytes_written > w0, "status without NOFLUSH did not commit");
 	disk_summary(&e, &sum);
 	REQ(sum.nr_data_used == 1, "after the commit the disk shows %" PRIu64 " blocks",
 	    sum.nr_data_used);

@@ -27,10 +27,10 @@ START_TEST(test_overflow_updated_in_place)
 		for (int k = 0; k < 3; k++)
 			REQ0(sm_meta_inc(s.sm, 8192 + i));
 	su_stack_commit(&s);
-	uint64_t before = s.dev->ctr.bytes_written;
+	uint64_t before = tp_dev_ctr(s.dev).bytes_written;
 	REQ0(sm_meta_inc(s.sm, 8192 + NR_SHARED / 2));
 	su_stack_commit(&s);
-	uint64_t blocks = (s.dev->ctr.bytes_written - before) / 4096;
+	uint64_t blocks = (tp_dev_ctr(s.dev).bytes_written - before) / 4096;
 	/* bitmap + index + the overflow tree's root and one leaf */
 	REQ(blocks <= 4, "changing one overflow count wrote %" PRIu64 " blocks", blocks);
 	su_stack_reopen(&s);
