@@ -32,13 +32,13 @@ done
 
 # Host packages: the tools copied into the image, qemu to boot it, and the build tools.
 PACKAGES=(qemu-system-x86 busybox-static lvm2 dmsetup thin-provisioning-tools fio kmod cpio
-	e2fsprogs util-linux coreutils bash xz-utils)
+	e2fsprogs util-linux coreutils bash xz-utils xfsprogs)
 # Kernel modules the guest loads (dependencies are resolved with modprobe --show-depends).
 MODULES=(virtio_pci virtio_blk virtio_rng 9pnet_virtio 9p loop dm-mod dm-thin-pool
-	dm-snapshot dm-zero dm-flakey crc32c_intel crc32c_generic libcrc32c ext4)
+	dm-snapshot dm-zero dm-flakey crc32c_intel crc32c_generic libcrc32c ext4 xfs)
 # Tools in the image (host paths are looked up with command -v).
 TOOLS=(bash kmod dmsetup lvm losetup blkdiscard blockdev lsblk mke2fs pdata_tools fio dd
-	fallocate sha256sum cmp truncate stat)
+	fallocate sha256sum cmp truncate stat mkfs.xfs)
 
 # ---- host packages ----------------------------------------------------------------------------
 missing=()
