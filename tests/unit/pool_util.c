@@ -20,6 +20,21 @@ void pu_ctx(const char *fmt, ...)
 	va_end(ap);
 }
 
+int pu_run(uint64_t def_seed, const char *name, Suite *(*suite)(void), uint64_t *seed)
+{
+	*seed = mu_seed(def_seed);
+	printf("%s: seed %" PRIu64 " (THINP_SEED)\n", name, *seed);
+	fflush(stdout);
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	if (failed)
+		fprintf(stderr, "FAILED with seed %" PRIu64 ": rerun with THINP_SEED=%" PRIu64 "\n",
+		        *seed, *seed);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 int pu_main(uint64_t def_seed, const char *tag, Suite *(*suite)(void))
 {
 	pu_seed = mu_seed(def_seed);

@@ -46,6 +46,9 @@ void pu_ctx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Seed from THINP_SEED (else DEF_SEED), make the scratch root thinp-TAG-*,
  * run the suite SUITE() builds, remove the scratch root. The exit status. */
 int pu_main(uint64_t def_seed, const char *tag, Suite *(*suite)(void));
+/* The same without a scratch directory: the seed (THINP_SEED, else DEF_SEED) into *SEED,
+ * printed with NAME, and on failure the line that reruns it. */
+int pu_run(uint64_t def_seed, const char *name, Suite *(*suite)(void), uint64_t *seed);
 
 /* ---- a pool on sparse files ---- */
 

@@ -27,6 +27,7 @@
 
 #include "graph/graph_meta.h"
 #include "model_util.h"
+#include "pool_util.h"
 
 static uint64_t seed;
 static char scratch[4096];
@@ -712,14 +713,5 @@ static Suite *meta_suite(void)
 
 int main(void)
 {
-	seed = mu_seed(20261205);
-	printf("test_graph_meta: seed %" PRIu64 " (THINP_SEED)\n", seed);
-	SRunner *sr = srunner_create(meta_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	if (failed)
-		fprintf(stderr, "FAILED with seed %" PRIu64 ": rerun with THINP_SEED=%" PRIu64 "\n",
-		        seed, seed);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return pu_run(20261205, "test_graph_meta", meta_suite, &seed);
 }

@@ -13,6 +13,7 @@
 
 #include "graph/graph_options.h"
 #include "model_util.h"
+#include "pool_util.h"
 
 #define GiB (UINT64_C(1) << 30)
 
@@ -403,14 +404,5 @@ static Suite *options_suite(void)
 
 int main(void)
 {
-	seed = mu_seed(20261205);
-	printf("test_graph_options: seed %" PRIu64 " (THINP_SEED)\n", seed);
-	SRunner *sr = srunner_create(options_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	if (failed)
-		fprintf(stderr, "FAILED with seed %" PRIu64 ": rerun with THINP_SEED=%" PRIu64 "\n",
-		        seed, seed);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return pu_run(20261205, "test_graph_options", options_suite, &seed);
 }

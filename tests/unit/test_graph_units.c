@@ -18,6 +18,7 @@
 
 #include "graph/graph_units.h"
 #include "model_util.h"
+#include "pool_util.h"
 
 #define KiB UINT64_C(1024)
 #define MiB (1024ull * KiB)
@@ -393,14 +394,5 @@ static Suite *units_suite(void)
 
 int main(void)
 {
-	seed = mu_seed(20261205);
-	printf("test_graph_units: seed %" PRIu64 " (THINP_SEED)\n", seed);
-	SRunner *sr = srunner_create(units_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	if (failed)
-		fprintf(stderr, "FAILED with seed %" PRIu64 ": rerun with THINP_SEED=%" PRIu64 "\n",
-		        seed, seed);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return pu_run(20261205, "test_graph_units", units_suite, &seed);
 }

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "model_util.h"
+#include "pool_util.h"
 #include "plan/plan_meta.h"
 #include "plan/plan_model.h"
 #include "plan/plan_spec.h"
@@ -384,14 +385,5 @@ static Suite *plan_model_suite(void)
 
 int main(void)
 {
-	seed = mu_seed(20261205);
-	printf("test_plan_model: seed %" PRIu64 " (THINP_SEED)\n", seed);
-	SRunner *sr = srunner_create(plan_model_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	if (failed)
-		fprintf(stderr, "FAILED with seed %" PRIu64 ": rerun with THINP_SEED=%" PRIu64 "\n",
-		        seed, seed);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return pu_run(20261205, "test_plan_model", plan_model_suite, &seed);
 }
