@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 struct lib_active {
@@ -299,14 +298,12 @@ static int lib_reap(void *be)
 static void lib_close(void *be)
 {
 	struct lib_be *b = be;
-	for (size_t i = b->nr; i-- > 0;) {
-		for (int tries = 0; tries < 200; tries++) {
-			if (try_remove(b, &b->act[i], NULL, 0) != -EBUSY)
-				break;
-			struct timespec ts = {0, 100 * 1000000L};
-			nanosleep(&ts, NULL);
-		}
-	}
+	/* the loop lets go of its file asynchronously: wait for the bridge to see the release
+	 * (20 s at most, Docker's 200 x 100 ms) rather than poll */
+	for (size_t i = b->nr; i-- > 0;)
+		if (try_remove(b, &b->act[i], NULL, 0) == -EBUSY &&
+		    !tg_expose_wait_closed(b->ex, b->act[i].name, 20000))
+			try_remove(b, &b->act[i], NULL, 0);
 	if (b->ex)
 		tg_expose_stop(b->ex);
 	rmdir(b->mapper);
