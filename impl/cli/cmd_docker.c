@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli_args.h"
 #include "cli/cli_msg.h"
@@ -354,9 +355,17 @@ static int d_init(int argc, char **argv, struct dargs *a)
 	if (docker_daemon_running(pos[0]))
 		return cli_fail(a->cmd, "a daemon holds %s: 'thinp docker cleanup %s' first (options "
 					"apply when the driver starts)", pos[0], pos[0]);
-	if (docker_save_options(a->cmd, pos[0], a->opts, a->nr_opts, a->backend))
-		return 1;
-	return run(a, pos[0], "info", false, print_info);
+	/* a failed init leaves the home as it was: a new ROOT removed, an existing one with
+	 * the options it had (Docker's daemon just does not start with bad options) */
+	bool existed = access(pos[0], F_OK) == 0;
+	char *old = docker_options_snapshot(pos[0]);
+	r = docker_save_options(a->cmd, pos[0], a->opts, a->nr_opts, a->backend);
+	if (!r)
+		r = run(a, pos[0], "info", false, print_info);
+	if (r)
+		docker_undo_init(pos[0], old, existed);
+	free(old);
+	return r;
 }
 
 static const char daemon_usage[] =

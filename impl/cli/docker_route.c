@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -79,6 +80,58 @@ int docker_save_options(const char *cmd, const char *root, const char *const *op
 		return cli_fail(cmd, "cannot write %s: %s", path, strerror(errno));
 	}
 	return 0;
+}
+
+char *docker_options_snapshot(const char *root)
+{
+	char path[PATH_MAX];
+	if (path_in(root, "options", path, sizeof(path)))
+		return NULL;
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	int c;
+	while (m && (c = fgetc(f)) != EOF)
+		fputc(c, m);
+	fclose(f);
+	if (m)
+		fclose(m);
+	return buf;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+void docker_undo_init(const char *root, const char *old_options, bool root_existed)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	if (!root_existed) {
+		/* everything under ROOT is this init's: depth first, never across a mount */
+		(void)nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+		return;
+	}
+	if (path_in(root, "options", path, sizeof(path)))
+		return;
+	if (!old_options) {
+		unlink(path);
+		return;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "we");
+	if (!f)
+		return;
+	int bad = fputs(old_options, f) == EOF;
+	bad |= fflush(f) || fsync(fileno(f));
+	bad |= fclose(f) != 0;
+	if (bad || rename(tmp, path))
+		unlink(tmp);
 }
 
 static FILE *open_log(const char *root)

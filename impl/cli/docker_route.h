@@ -17,6 +17,13 @@ int docker_load_options(const char *cmd, const char *root, struct tg_options *o,
 int docker_save_options(const char *cmd, const char *root, const char *const *opts, int nr,
 			enum tg_backend_kind be);
 
+/* ROOT/thinbench/options as it is now (malloc'd), or NULL when there is none. */
+char *docker_options_snapshot(const char *root);
+/* Undo a failed init: ROOT removed when this init created it, else the options recorded
+ * before it (OLD_OPTIONS, from docker_options_snapshot; NULL: none) put back, so that the
+ * home keeps working with what it had. */
+void docker_undo_init(const char *root, const char *old_options, bool root_existed);
+
 /* Run REQUEST (graph_daemon.h's protocol) for ROOT. START_DAEMON: start one when none
  * holds ROOT. *STATUS, *REPLY (malloc'd) as the daemon answered. Returns 0, or 1 when it
  * could not be run at all (reported). */

@@ -2,6 +2,8 @@
 # thinp docker: options and refusals with Docker's exact texts, as root.
 #   - bad --storage-opt values (unknown option, bad size, bad bool, min_free_space forms,
 #     deferred deletion without removal): exit 2, nothing made;
+#   - a failed init leaves the home as it was (a new ROOT removed; an existing one keeps the
+#     options it had, and its commands keep working);
 #   - dm.min_free_space: a layer create refused with Docker's text when free data blocks
 #     fall below the threshold (and allowed again at 0%);
 #   - a missing layer: get/create/device of an unknown id; a duplicate id; remove of an
@@ -65,6 +67,12 @@ expect 1 "run 'thinp docker init" -- ls "$tmp/never-initialised"
 "$THINP" docker --help | grep -q "thinp docker init" || fail "docker --help"
 "$THINP" docker init --help | grep -q "dm.min_free_space" || fail "docker init --help"
 
+# a failed first init leaves nothing: here the kernel backend (no device-mapper on this host)
+if [ ! -e /dev/mapper/control ]; then
+	expect 1 "the kernel has no device-mapper" -- init --backend kernel "$tmp/nodm"
+	[ ! -e "$tmp/nodm" ] || fail "a failed first init left $(find "$tmp/nodm" | tr '\n' ' ')"
+fi
+
 # ---- a small pool: 16 MiB of data (256 blocks of 64 KiB), min_free_space 50%
 R=$tmp/small
 roots+=("$R")
@@ -118,8 +126,15 @@ fs_kb=$(df -k --output=size "$R/mnt/big" | tail -1)
 [ "$fs_kb" -gt 80000 ] || fail "big's file system was not grown: ${fs_kb}k"
 "$THINP" docker put "$R" big
 "$THINP" docker cleanup "$R"
+cp "$R/thinbench/options" "$tmp/options.before"
 expect 1 "devmapper: Base device size cannot be smaller than 67.11MB" -- \
 	init "$R" --storage-opt dm.basesize=32M --storage-opt dm.blocksize=128k
+# a failed init leaves the home as it was: its recorded options, and every command working
+cmp -s "$R/thinbench/options" "$tmp/options.before" ||
+	fail "a failed init changed the recorded options: $(cat "$R/thinbench/options")"
+"$THINP" docker ls "$R" >"$tmp/ls" 2>"$tmp/err" || { cat "$tmp/err" >&2; fail "ls after a failed init"; }
+grep -qx old "$tmp/ls" || fail "ls after a failed init does not list old"
+"$THINP" docker cleanup "$R" || fail "cleanup after a failed init"
 "$THINP" docker init "$R" --storage-opt dm.basesize=128M --storage-opt dm.blocksize=128k \
 	--storage-opt dm.loopdatasize=256M --storage-opt dm.loopmetadatasize=16M >/dev/null 2>&1 ||
 	fail "init with a larger dm.basesize"
