@@ -199,6 +199,13 @@ static int fio_thinp_init(struct thread_data *td)
 	job_warn_inputs(j);
 	/* O_SYNC writes reach a thin device as FUA bios */
 	j->io_flags = td->o.sync_io ? THINP_IO_FUA : 0;
+	/* O_DIRECT takes fio's buffers only when they are page-aligned, and fio aligns them only
+	 * for direct=1 or a raw-IO engine (init_io_u_buffers; FIO_MEMALIGN just sizes the
+	 * area): without this the pool copies every write into a buffer of its own first, a
+	 * fresh 1 MiB one per 1 MiB write, where the raw peer (direct=1) writes in place. This
+	 * runs before fio sets up the buffers. */
+	if (o->mode == MODE_DIRECT)
+		td->flags |= (unsigned long long)FIO_RAWIO << TD_ENG_FLAG_SHIFT;
 	atomic_init(&j->errors_logged, 0);
 	atomic_init(&j->counting, !td->o.ramp_time);
 
