@@ -12,6 +12,8 @@ run: every case runs --repeat times, the repetitions interleaved (rep 1 of every
   scenarios/run --data-dev /dev/sdX --metadata-dev /dev/sdY   direct-lvm on your devices
                                     (THEIR CONTENTS ARE DESTROYED)
   scenarios/run --report DIR        rebuild summary.csv, charts and report.md of a run
+  scenarios/run --backend kernel    the same cases on the kernel's dm-thin (root, device-mapper;
+                                    loop-lvm as Docker set it up; docs/kernel-backend.md)
   scenarios/run --kernel            also measure the kernel's dm-thin beside libthinp in a qemu
                                     VM (tests/vm/kernel_perf.sh; several minutes under TCG)
   scenarios/run --kernel-results build/vm/kernel_perf    merge a finished `make vm-perf`
@@ -45,12 +47,14 @@ SCENARIOS_KERNEL_PERF (the script --kernel runs; tests put a stand-in there).
 import argparse
 import json
 import os
-import subprocess
 
-from . import ROOT, report
+from . import report
 from .case import SCALES
+from .environment import git
+from .kernel_backend import BACKENDS, IOENGINES, OPTIONS as KERNEL_OPTIONS, matrix_for
+from .kernel_setup import host_refusal
 from .kernel_vm import check_kernel_results, kernel_meta, kernel_origin, merge_kernel
-from .matrix import build_matrix, select
+from .matrix import select
 from .procs import log
 from .runner import default_out, relativize, run
 
@@ -65,6 +69,9 @@ def parser():
     ap.add_argument("--only", action="append", metavar="PATTERN",
                     help="run only cases whose id matches PATTERN (regular expression or glob; "
                          "repeatable); their baselines come along")
+    ap.add_argument("--exclude", action="append", metavar="PATTERN",
+                    help="drop the cases whose id matches PATTERN, baselines included "
+                         "(e.g. the qemu peers where qemu-img is missing; repeatable)")
     ap.add_argument("--repeat", type=int, default=3, metavar="N",
                     help="repetitions per case, interleaved (default 3)")
     ap.add_argument("--out", metavar="DIR", help="output dir (default "
@@ -89,7 +96,38 @@ def parser():
     ap.add_argument("--seed", type=int, default=1, help="random seed of the iologs (default 1)")
     ap.add_argument("--report", metavar="DIR", help="only rebuild the summary, charts and "
                     "report of the run in DIR")
+    ap.add_argument("--backend", default="libthinp", metavar="LIST",
+                    help="libthinp (default: libthinp's matrix and its peers), kernel (the "
+                         "kernel's dm-thin: root and device-mapper needed) or both, "
+                         "comma-separated (one run dir)")
+    ap.add_argument("--kernel-ioengine", choices=IOENGINES, default="psync",
+                    help="fio's engine on the kernel's thin devices (direct=1; default psync)")
+    ap.add_argument("--no-report", action="store_true",
+                    help="the cases only (cases.json, env.json): no summary, charts or report "
+                         "(no gnuplot needed; make one later with --report DIR)")
     return ap
+
+
+def backends(args, ap):
+    """--backend's list, checked; exits 2 (with the fix) when the kernel cannot be reached."""
+    bs = [b.strip() for b in args.backend.split(",") if b.strip()]
+    bad = [b for b in bs if b not in BACKENDS]
+    if bad or not bs:
+        ap.error(f"--backend {args.backend!r}: unknown {', '.join(bad) or 'empty list'} "
+                 f"(use {', '.join(BACKENDS)} or both, comma-separated)")
+    return bs
+
+
+def refuse_kernel(args):
+    """Exit 2 unless this host can run the kernel cases (after --list: listing needs none)."""
+    if args.data_dev:
+        log("scenarios/run: --backend kernel runs loop-lvm only so far; direct-lvm on "
+            f"--data-dev {args.data_dev} is not implemented: drop --data-dev/--metadata-dev")
+        raise SystemExit(2)
+    why = host_refusal()
+    if why:
+        log("scenarios/run: " + why)
+        raise SystemExit(2)
 
 
 def rebuild(args, ap):
@@ -142,14 +180,16 @@ def main(argv):
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
 
-    cases = select(build_matrix(), args)
+    args.backends = backends(args, ap)
+    KERNEL_OPTIONS["ioengine"] = args.kernel_ioengine
+    cases = select(matrix_for(args.backends), args)
     if args.list:
         return list_cases(args, cases)
+    if "kernel" in args.backends:
+        refuse_kernel(args)
     if not cases:
         log("scenarios/run: no case matches --only " + " ".join(args.only or []))
         return 2
-    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True).stdout.strip() or "nogit"
+    commit = git("rev-parse", "--short", "HEAD") or "nogit"
     out = os.path.abspath(args.out or default_out(commit))
     return run(args, argv, cases, out)

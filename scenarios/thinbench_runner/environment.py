@@ -43,7 +43,9 @@ class Env:
 
     # -- tools -----------------------------------------------------------------------------
     def check_tools(self, cases):
-        need = {"fio": self.fio, "gnuplot": "gnuplot"}
+        need = {"fio": self.fio}
+        if not getattr(self.args, "no_report", False):
+            need["gnuplot"] = "gnuplot"
         backends = {c.backend for c in cases}
         if backends & QEMU_BACKENDS:
             need["qemu-img"] = "qemu-img"
@@ -268,5 +270,8 @@ def first_line(cmd):
 
 
 def git(*a):
-    return subprocess.run(["git", "-C", ROOT, *a], stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    try:  # (no git in the VM's guest: scenarios/run runs there from a copy of scenarios/)
+        return subprocess.run(["git", "-C", ROOT, *a], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    except OSError:
+        return ""

@@ -163,7 +163,7 @@ def baseline_ids(c, by_id):
     if c.scenario == "seed":
         cand = ["raw-file"]
         return [f"{c.group}.{b}.loop" for b in cand]
-    base = {"thinp": ["raw-psync", "qcow2-bench", "qcow2-nbd", "floor"],
+    base = {"thinp": ["raw-psync", "qcow2-bench", "qcow2-nbd", "floor"], "kernel": ["raw-psync"],
             "raw-io_uring": ["raw-psync"], "qcow2-bench": ["raw-bench"],
             "qcow2-nbd": ["raw-nbd"]}.get(c.backend, [])
     for b in base:
@@ -188,6 +188,9 @@ def select(cases, args):
                     extra.append(by_id[b])
                     todo.append(by_id[b])
         pool = [c for c in cases if c in chosen or c in extra]
+    if getattr(args, "exclude", None):  # (after the baselines: it can drop those too)
+        pool = [c for c in pool if not any(re.search(p, c.cid) or fnmatch.fnmatch(c.cid, p)
+                                           for p in args.exclude)]
     return pool
 
 

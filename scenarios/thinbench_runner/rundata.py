@@ -114,8 +114,8 @@ class Run:
             base = dict(case=cid, scenario=c["scenario"], backend=c["backend"], mode=c["mode"],
                         params=";".join(f"{k}={human(v) if k in SIZE_KEYS else v}"
                                         for k, v in p.items()),
-                        bs=p.get("bs", ""), block=p.get("block", 65536 if c["backend"] ==
-                                                          "thinp" else ""),
+                        bs=p.get("bs", ""), block=p.get("block", 65536 if c["backend"] in
+                                                          ("thinp", "kernel") else ""),
                         zero=("" if "zero" not in p else int(bool(p["zero"]))), status=status)
             if not ok or not self.steps(cid):
                 # (a failed case; or one without steps of its own, the kernel's VM run, whose

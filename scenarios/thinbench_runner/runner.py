@@ -12,6 +12,7 @@ import time
 from . import ROOT, report
 from .case import Ctx
 from .environment import Env
+from .kernel_backend import describe as kernel_describe
 from .kernel_results import KERNEL_DIR
 from .kernel_vm import kernel_meta, merge_kernel, run_kernel
 from .matrix import baseline_ids, rep_order
@@ -54,6 +55,8 @@ def run(args, argv, cases, out):
         env.setup(cases, out)
         info = env.describe(cases, argv)
         info["output"] = out
+        if "kernel" in getattr(args, "backends", ()):
+            info["kernel_backend"] = kernel_describe()
         json.dump(info, open(os.path.join(out, "env.json"), "w"), indent=1)
         results = {c.cid: dict(c.meta(), reps=[], baselines=baseline_ids(
             c, {x.cid: x for x in cases})) for c in cases}
@@ -77,9 +80,16 @@ def run(args, argv, cases, out):
         return 130
     finally:
         CLEANUP.run()
+    if getattr(args, "no_report", False):
+        log("scenarios/run: no report (--no-report); make it with scenarios/run --report " + out)
+        return finish(out, failed, t_start)
     report.build(out)
+    return finish(out, failed, t_start, "/report.md")
+
+
+def finish(out, failed, t_start, what=""):
     relativize(out)
-    log(f"scenarios/run: done in {fmt_eta(time.time() - t_start)}: {out}/report.md")
+    log(f"scenarios/run: done in {fmt_eta(time.time() - t_start)}: {out}{what}")
     if failed:
         log(f"scenarios/run: {len(failed)} case repetitions FAILED:")
         for cid, rep, msg in failed:

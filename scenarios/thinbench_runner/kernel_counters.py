@@ -1,0 +1,63 @@
+"""What a kernel case's fio step cost below dm-thin: the data and metadata loop devices'
+/sys/block/<dev>/stat deltas (the bios dm-thin sent them) and the pool's status deltas, put
+into the step's metrics under the names libthinp's rows use (docs/kernel-backend.md)."""
+import os
+
+from .procs import CaseError
+
+SECTOR = 512
+# /sys/block/<dev>/stat, Documentation/block/stat.rst: the fields kept (index: name); the
+# discard fields exist since 4.18, the flush fields since 5.5
+STAT_FIELDS = {0: "reads", 2: "read_sectors", 4: "writes", 6: "write_sectors",
+               11: "discards", 13: "discard_sectors", 15: "flushes"}
+
+
+def block_stat(dev):
+    """{field: count} of DEV (/dev/loopN or a name) from /sys/block/<name>/stat."""
+    name = os.path.basename(os.path.realpath(dev))
+    path = f"/sys/block/{name}/stat"
+    try:
+        vals = [int(x) for x in open(path).read().split()]
+    except (OSError, ValueError) as e:
+        raise CaseError(f"cannot read {path}: {e}")
+    return {k: (vals[i] if i < len(vals) else 0) for i, k in STAT_FIELDS.items()}
+
+
+def stat_delta(before, after):
+    return {k: after[k] - before[k] for k in before}
+
+
+class Snapshot:
+    """The counters of POOL's devices (and its status) at one moment."""
+
+    def __init__(self, pool):
+        os.sync()  # (the loop devices' own page cache is not flushed: only what reached them)
+        self.status = pool.status()
+        self.dev = {k: block_stat(d) for k, d in pool.loops.items()}
+
+
+def device_metrics(pool, before, after, ios, block):
+    """The metrics of one step from two Snapshots: the names of libthinp's rows (data_read,
+    data_written, meta_written in bytes; used_blocks, alloc_bytes), the raw counts
+    (data_reads, data_writes, data_flushes, meta_*), and each divided per IO (*_per_io)."""
+    d = stat_delta(before.dev["data"], after.dev["data"])
+    m = stat_delta(before.dev["metadata"], after.dev["metadata"])
+    out = {"data_read": d["read_sectors"] * SECTOR, "data_written": d["write_sectors"] * SECTOR,
+           "meta_read": m["read_sectors"] * SECTOR, "meta_written": m["write_sectors"] * SECTOR,
+           # dm-thin's zeroing is a write like any other on the data device: not told apart
+           "data_zeroed": 0}
+    for side, x in (("data", d), ("meta", m)):
+        for k in ("reads", "writes", "flushes", "discards"):
+            out[f"{side}_{k}"] = x[k]
+        out[f"{side}_discarded"] = x["discard_sectors"] * SECTOR
+    used0, used1 = before.status["used_data_blocks"], after.status["used_data_blocks"]
+    out["used_blocks"] = used1
+    out["alloc_blocks"] = used1 - used0
+    out["alloc_bytes"] = (used1 - used0) * block
+    out["used_meta_blocks"] = after.status["used_meta_blocks"]
+    out["meta_blocks"] = after.status["used_meta_blocks"] - before.status["used_meta_blocks"]
+    if ios:
+        for k in ("data_read", "data_written", "meta_written", "data_reads", "data_writes",
+                  "data_flushes", "meta_reads", "meta_writes", "meta_flushes"):
+            out[f"{k}_per_io"] = out[k] / ios
+    return out
