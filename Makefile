@@ -344,6 +344,14 @@ vm-image:
 vm-perf: cli engine
 	bash tests/vm/kernel_perf.sh $(VM_PERF_ARGS)
 
+# scenarios/run's libthinp and kernel cases (--scale tiny, loop-lvm) in one boot of the VM,
+# merged into one run dir (results/<date>-vm-<commit>; docs/kernel-backend.md). VM_BENCH_ARGS:
+# ci/vm/bench.sh's options, e.g. "--repeat 3 --out DIR".
+.PHONY: vm-bench
+vm-bench: cli engine
+	THINP=$(abspath $(THINP_BIN)) THINP_IOENGINE=$(abspath $(ENGINE_SO)) \
+		bash ci/vm/bench.sh $(VM_BENCH_ARGS)
+
 REPLAY_BIN := $(abspath $(BUILDDIR)/tests/tools/replay)
 vm-test: cli $(BUILDDIR)/tests/tools/replay
 	@rc=0; THINP=$(abspath $(THINP_BIN)) REPLAY=$(REPLAY_BIN) \
