@@ -2,7 +2,8 @@
 # Build (or check up to date) the thinbench VM: Debian's kernel (vmlinux extracted from
 # linux-image-amd64, booted via PVH) and a base initramfs holding busybox, bash, kmod,
 # dmsetup, lvm2, thin-provisioning-tools, fio, util-linux and e2fsprogs with their
-# library closure and the dm-thin / virtio / 9p / ext4 modules. Debian packages only.
+# library closure and the dm-thin / virtio / 9p / ext4 modules, and python3 with the part of
+# its standard library scenarios/run needs (make vm-bench). Debian packages only.
 # thinbench's own binaries are not in the base image: ci/vm/run.sh appends them, fresh
 # from the repo, as a second cpio archive at every boot.
 #
@@ -32,13 +33,21 @@ done
 
 # Host packages: the tools copied into the image, qemu to boot it, and the build tools.
 PACKAGES=(qemu-system-x86 busybox-static lvm2 dmsetup thin-provisioning-tools fio kmod cpio
-	e2fsprogs util-linux coreutils bash xz-utils xfsprogs)
+	e2fsprogs util-linux coreutils bash xz-utils xfsprogs python3)
 # Kernel modules the guest loads (dependencies are resolved with modprobe --show-depends).
 MODULES=(virtio_pci virtio_blk virtio_rng 9pnet_virtio 9p loop dm-mod dm-thin-pool
 	dm-snapshot dm-zero dm-flakey crc32c_intel crc32c_generic libcrc32c ext4 xfs)
 # Tools in the image (host paths are looked up with command -v).
 TOOLS=(bash kmod dmsetup lvm losetup blkdiscard blockdev lsblk mke2fs pdata_tools fio dd
-	fallocate sha256sum cmp truncate stat mkfs.xfs)
+	fallocate sha256sum cmp truncate stat mkfs.xfs python3)
+# The standard library's parts a guest without a terminal, network or GUI never imports
+# (tests, IDEs, Tk, the build config, bytecode caches), left out of the image (about 40 of
+# its 54 MB); what scenarios/run imports stays.
+PY_SKIP_DIRS=(test idlelib tkinter turtledemo lib2to3 ensurepip pydoc_data site-packages
+	dist-packages 'config-*' __pycache__ unittest/test ctypes/test distutils/tests
+	sqlite3/test)
+PY_SKIP_EXT=('_test*' '_ctypes_test*' 'xx*' '_tkinter*' '_ssl*' '_hashlib*' '_sqlite3*' '_dbm*'
+	'nis*' '_curses*' 'readline*' 'ossaudiodev*' 'audioop*' '_crypt*' '_codecs_[a-z][a-z]*')
 
 # ---- host packages ----------------------------------------------------------------------------
 missing=()
@@ -176,6 +185,22 @@ printf '%s\n' "${MODULES[@]}" >"$root/etc/thinbench/modules"
 vm_log "copying tools and their libraries"
 vm_add_closure "$root" "${tool_paths[@]}"
 cp "$bb" "$root/usr/bin/busybox"
+# python3's standard library (the interpreter itself came with TOOLS)
+pyver=$(readlink -f "$(PATH=/usr/bin:$PATH command -v python3)")
+pylib=/usr/lib/$(basename "$pyver")
+[ -d "$pylib" ] || vm_die "no standard library at $pylib for $pyver"
+skip=()
+for d in "${PY_SKIP_DIRS[@]}"; do skip+=(-path "./$d" -prune -o -path "*/$d" -prune -o); done
+for e in "${PY_SKIP_EXT[@]}"; do skip+=(-path "./lib-dynload/$e" -prune -o); done
+(cd "$pylib" && find . "${skip[@]}" \( -type f -o -type l \) -print) | while read -r f; do
+	mkdir -p "$root$pylib/$(dirname "$f")"
+	cp -P "$pylib/$f" "$root$pylib/$f"
+done
+vm_add_libs "$root" "$root$pylib"/lib-dynload/*.so
+# Debian's site.py hook (a link into /etc): its target, so the link is not dangling
+for f in "$pylib"/sitecustomize.py; do
+	[ -L "$f" ] && [ -f "$(readlink -f "$f")" ] && vm_add_file "$root" "$(readlink -f "$f")"
+done
 # kmod's applets, lvm's commands, pdata_tools' commands, mkfs.ext4
 for l in modprobe insmod rmmod lsmod depmod modinfo; do ln -sf ../bin/kmod "$root/usr/sbin/$l"; done
 for l in pvcreate pvremove pvs pvdisplay vgcreate vgremove vgchange vgs vgdisplay vgextend \

@@ -7,10 +7,11 @@ each case, and on an error, Ctrl-C or SIGTERM (procs.CLEANUP calls REGISTRY.tear
 Also the host checks `--backend kernel` refuses on (exit 2, the fix named)."""
 import os
 import shutil
+import signal
 import subprocess
 import time
 
-from .procs import CLEANUP, CaseError, sh
+from .procs import CLEANUP, CaseError, log, sh
 from .units import KiB
 
 # Docker's loop-lvm preset: 64 KiB blocks, low water mark 32768 blocks, no block zeroing
@@ -39,12 +40,16 @@ class Registry:
         self.step(f"{kind} {name}")
 
     def step(self, what):
-        """Count set-up steps; INTERRUPT_ENV=N interrupts the run at the Nth (a SIGINT to
-        this process, as a user's Ctrl-C: the tests check that nothing is left behind)."""
+        """Count set-up steps; INTERRUPT_ENV=N[:SIG] interrupts the run right after the Nth
+        (SIGINT, as a user's Ctrl-C, or SIG: TERM, HUP) by signalling this process: the tests
+        check that nothing is left behind, at a step they choose, without racing a timer."""
         self.steps += 1
-        want = os.environ.get(INTERRUPT_ENV)
-        if want and want.isdigit() and int(want) == self.steps:
-            os.kill(os.getpid(), 2)
+        want = os.environ.get(INTERRUPT_ENV, "")
+        n, _, sig = want.partition(":")
+        if n.isdigit() and int(n) == self.steps:
+            log(f"scenarios/run: {INTERRUPT_ENV}={want}: SIG{sig or 'INT'} after step "
+                f"{self.steps} ({what})")
+            os.kill(os.getpid(), getattr(signal, "SIG" + (sig or "INT")))
             time.sleep(5)  # (the handler raises KeyboardInterrupt before this returns)
 
     def forget(self, kind, name):
@@ -56,8 +61,10 @@ class Registry:
         go (after retries), as strings."""
         errors = []
         while len(self.items) > upto:
-            kind, name = self.items.pop()
+            kind, name = self.items[-1]
             err = remove_dm(name) if kind == "dm" else detach_loop(name)
+            # (dropped only once tried: a signal in the middle leaves it for CLEANUP)
+            self.items.pop()
             if err:
                 errors.append(err)
         return errors
