@@ -1,7 +1,8 @@
 """BENCHMARKS.md from one run of scenarios/run (`scenarios/benchmarks RUN_DIR`).
 
 Every number and every finding on the page comes from RUN_DIR's files (cases.json, env.json,
-the kernel dir): nothing is typed by hand, and what the run does not hold the page does not
+the kernel dir, the micro-benchmarks' bench_threads.txt, bench_metadata.json and
+commit_syscalls.txt): nothing is typed by hand, and what the run does not hold the page does not
 say. Verdicts on the seed's claims are rules over those numbers, with named thresholds
 (claims.py), the rule printed next to each verdict.
 
@@ -18,8 +19,10 @@ from .charts import CHART_TEXT
 from .claims import claims, observations
 from .docker_claims import docker_claims
 from .docker_report import DOCKER_TITLES, docker_text
+from .goals import goal_rows
 from .kernel_report import kernel_section
 from .kernel_results import KERNEL_NOTE
+from .plan_report import section as plan_section
 from .report_text import fill_text, headline_table, seed_text
 from .rundata import Run
 from .units import fbytes
@@ -81,6 +84,13 @@ def page(run, d, rel):
         # (a pipe inside a table cell, even in a code span, must be escaped in GFM)
         cells = [x.replace("|", "\\|") for x in (claim, meas, verdict, rule, cmd)]
         L.append("| {} | {} | **{}** | {} | `{}` |".format(*cells))
+    L += ["", "## Performance goals (issue #14)", "",
+          "Each goal with this run's number: the matrix's cases (ratios per repetition, median "
+          "[min–max]) and the micro-benchmarks `make bench` runs after the matrix into the run "
+          "dir (lock scope, lookup cost at 10k / 1M / 10M mappings, the commit's syscalls).", "",
+          "| goal | measured in this run | verdict | source |", "|---|---|---|---|"]
+    for row in goal_rows(run):
+        L.append("| {} | {} | **{}** | {} |".format(*[c.replace("|", "\\|") for c in row]))
     L += ["", "## Charts", ""]
     for name, text in CHART_TEXT.items():
         png = os.path.join(d, "charts", name + ".png")
@@ -105,6 +115,7 @@ def page(run, d, rel):
         made = [n for n in ("kernel-ratios-loop", "kernel-ratios-direct")
                 if os.path.exists(os.path.join(d, "charts", n + ".png"))]
         L += kernel_section(run, prefix=rel + "/", charts_made=made)
+    L += plan_section(d, rel + "/", ROOT)
     # What `make vm-test` checks is not in any run's files, so the page points to where the
     # project states it instead of restating numbers this run did not measure.
     L += ["The kernel's behaviour beyond costs (libthinp agreeing with dm-thin byte for byte, "
