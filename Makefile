@@ -295,18 +295,28 @@ run-tsan: $(TSAN_TESTS)
 	@$(RUN_ENV) TEST_TIMEOUT=$(TEST_TIMEOUT) $(TSAN_SETARCH) bash $(TEST_RUNNER) \
 		$(BUILDDIR)/test-logs $(TSAN_TESTS)
 
-# The quick matrix (scenarios/run; <= 10 min on 2 cores) into results/<date>-<host>-<commit>/,
-# then the lock-scope ratios (bench_threads, under a minute; also in BUILD/bench_threads.txt);
-# the engine is required here, so `make engine` (which fails loudly) rather than the optional
-# build of `all`. BENCH_ARGS passes options through: make bench BENCH_ARGS="--full --repeat 5".
+# The quick matrix (scenarios/run; <= 10 min on 2 cores) into BENCH_OUT (the runner's own
+# default, results/<date>-<host>-<commit>/), then into the same dir the micro-benchmarks that
+# scenarios/benchmarks reads for BENCHMARKS.md's goals: the lock-scope ratios (bench_threads,
+# under a minute), the lookup cost at 10k / 1M / 10M mappings (bench_metadata --quick, about
+# a minute) and the commit's writes and waits per 4 KiB first write + fsync (seconds).
+# The engine is required here, so `make engine` (which fails loudly) rather than the optional
+# build of `all`. BENCH_ARGS passes options through: make bench BENCH_ARGS="--full --repeat 5"
+# (the run dir is BENCH_OUT=DIR, not --out).
 BENCH_ARGS ?=
+BENCH_OUT ?= results/$(shell date +%F)-$(shell hostname -s)-$(shell git rev-parse --short HEAD 2>/dev/null || echo nogit)
 bench:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory engine
-	@$(RUN_ENV) scenarios/run $(BENCH_ARGS)
-	@$(BUILDDIR)/tests/tools/bench_threads --reps 3 --dir $(BUILDDIR) > $(BUILDDIR)/bench_threads.txt; \
-		st=$$?; cat $(BUILDDIR)/bench_threads.txt; exit $$st
+	@$(RUN_ENV) scenarios/run --out $(BENCH_OUT) $(BENCH_ARGS)
+	@$(BUILDDIR)/tests/tools/bench_threads --reps 3 --dir $(BUILDDIR) > $(BENCH_OUT)/bench_threads.txt; \
+		st=$$?; cat $(BENCH_OUT)/bench_threads.txt; exit $$st
+	@$(BUILDDIR)/tests/tools/bench_metadata --quick --dir $(BUILDDIR) \
+		--json $(BENCH_OUT)/bench_metadata.json > $(BENCH_OUT)/bench_metadata.txt; \
+		st=$$?; cat $(BENCH_OUT)/bench_metadata.txt; exit $$st
+	@$(RUN_ENV) bash tests/bench/commit_syscalls.sh > $(BENCH_OUT)/commit_syscalls.txt; \
+		st=$$?; cat $(BENCH_OUT)/commit_syscalls.txt; exit $$st
 
 # Metadata micro-benchmark (not a test): inserts/s, lookups/s and cache memory at 10k and 1M
 # mappings (ARGS="--max 10000000" for the 10M point, which takes ~10 minutes).
