@@ -340,7 +340,8 @@ deps:
 # hand runs) and fails on any mismatch, then the kernel backend's own test (thinp --backend
 # kernel against the real dm-thin), Docker's driver on it (tests/vm/docker_kernel.sh:
 # tests/cli/docker_driver.sh with BACKEND=kernel, about 3 min under TCG) and the passdown
-# power-cut check; all always run.
+# power-cut check, and scenarios/run --backend kernel's set-up and cleanup (tests/vm/
+# kernel_runner.sh: interrupted runs leave nothing); all always run.
 VM_SCALE ?= ci
 .PHONY: vm-image vm-test
 vm-image:
@@ -373,6 +374,7 @@ vm-test: cli $(BUILDDIR)/tests/tools/replay
 	THINP=$(abspath $(THINP_BIN)) VM_DK_OUT=$(abspath $(BUILDDIR))/vm/docker_kernel \
 		bash tests/vm/docker_kernel.sh || rc=1; \
 	VM_PC_OUT=$(abspath $(BUILDDIR))/vm/passdown_crash bash tests/vm/passdown_crash.sh || rc=1; \
+	VM_KR_OUT=$(abspath $(BUILDDIR))/vm/kernel_runner bash tests/vm/kernel_runner.sh || rc=1; \
 	exit $$rc
 
 # ---- install ----------------------------------------------------------------------------------
