@@ -9,7 +9,7 @@
 #   --only PATTERN   narrow the cases (scenarios/run --only; default: every scenario that has
 #                    a kernel twin, libthinp and kernel, loop-lvm, with the raw baselines)
 #   --timeout S      the VM's bound (default 1800 s)
-# Environment: THINP, THINP_IOENGINE (the binaries put in the guest), VM_ACCEL, VM_BENCH_ARGS
+# Environment: THINP, THINP_IOENGINE (the binaries put in the guest), VM_ACCEL, VM_BENCH_RUN_ARGS
 #   (more scenarios/run options, e.g. --kernel-ioengine io_uring).
 # The VM's own files (console.log, vm-times.txt: boot and job times, accel.txt) land in
 # DIR/vm/.
@@ -40,7 +40,7 @@ for p in "${only[@]}"; do
 	[[ $p != *[[:space:]]* ]] || { echo "bench.sh: --only '$p': no spaces in a pattern" >&2; exit 2; }
 	args+=" --only $p"
 done
-args+=" ${VM_BENCH_ARGS:-}"
+args+=" ${VM_BENCH_RUN_ARGS:-}"
 
 bash "$here/build.sh"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/thinbench-vm-bench.XXXXXX")
