@@ -63,14 +63,19 @@ void plan_container_blocks(const struct plan_spec *s, double image_blocks, doubl
 	/* a block first written by a random write smaller than itself is zeroed first */
 	if (small_random)
 		c->partial += c->fresh_rand;
-	/* copies: a block of the image is copied once, at its first update */
-	double cow = distinct(image_blocks, cow_rand_draws) + cow_seq;
-	c->cow = cow < image_blocks ? cow : image_blocks;
+	/* copies: a block of the image is copied once, at its first update. Sequential updates
+	 * copy the image from its start; random ones land anywhere in it, so only the share of
+	 * their hits outside the sequentially copied blocks copies more (counting both in full
+	 * overstated a churn replay's data by 1-2%) */
+	double seq_cow = cow_seq < image_blocks ? cow_seq : image_blocks;
+	double rand_hit =
+	        image_blocks > 0 ? distinct(image_blocks, cow_rand_draws) / image_blocks : 0;
+	c->cow = seq_cow + (image_blocks - seq_cow) * rand_hit;
 	c->data = c->fresh_seq + c->fresh_rand + c->cow;
 
 	/* metadata. Sequential fresh writes append after the image's mappings, as a layer does:
 	 * the leaves the appends create, and the image's last leaf, copied when the first append
-	 * lands in it. Random fresh writes fall in their own span, in leaves of the ln 2 fill.
+	 * lands in it. Random fresh writes start in the image's last leaf too (below).
 	 * Each copied image block rewrites the leaf that maps it, once per leaf. */
 	unsigned cap = plan_node_capacity(8);
 	double img_leaves =
@@ -82,8 +87,33 @@ void plan_container_blocks(const struct plan_spec *s, double image_blocks, doubl
 		          img_leaves;
 		seq_copied = image_blocks > 0;
 	}
-	if (c->fresh_rand > 0)
-		rand_new = plan_leaves_random(c->fresh_rand, cap);
+	if (c->fresh_rand > 0) {
+		/* keys beyond the image's last mapping all land in the image's last leaf (every
+		 * leaf before it keeps cap / 2): it is copied, and once full it splits, keeping its
+		 * lower half (image entries only, never written again) while the upper half, its
+		 * entries counted, goes on as random leaves of their own */
+		double last = img_leaves > 0 ? image_blocks - (cap / 2.0) * (img_leaves - 1) : 0;
+		double keys = c->fresh_rand + last;
+		if (img_leaves == 0)
+			rand_new = plan_leaves_random(keys, cap);
+		else if (keys > cap)
+			rand_new = plan_leaves_random(keys - cap / 2.0, cap);
+		seq_copied = img_leaves > 0;
+		/* sequential appends beyond the image land in the random region's last leaf, so
+		 * they split its leaves along with the random keys: the region holds at least the
+		 * random leaves of both together (the appends' own leaves at least otherwise) */
+		if (c->fresh_seq > 0) {
+			double both = 0, all = keys + c->fresh_seq;
+			if (img_leaves == 0)
+				both = plan_leaves_random(all, cap);
+			else if (all > cap)
+				both = plan_leaves_random(all - cap / 2.0, cap);
+			if (both > rand_new + seq_new) {
+				rand_new = both;
+				seq_new = 0;
+			}
+		}
+	}
 	double cow_leaves = 0;
 	if (image_blocks > 0 && c->cow > 0) {
 		double seq_part = cow_seq < c->cow ? cow_seq : c->cow;
