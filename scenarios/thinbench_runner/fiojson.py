@@ -83,6 +83,7 @@ class Latency:
         if not pct and fallback is not None and fallback.get("percentile"):
             pct, self.pct_of = fallback["percentile"], "clat"
         pct = pct or {}
+        self.p10 = pct.get("10.000000", 0)  # (ci/gate's timing statistic: gate_lib/timing.py)
         self.p50 = pct.get("50.000000", 0)
         self.p99 = pct.get("99.000000", 0)
 

@@ -105,6 +105,7 @@ def fio_metrics(job, st=None, dev=None, used_before=0, block=64 * KiB):
         raise CaseError(f"fio job {job.get('jobname')} did no IO")
     lat = fiojson.latency(x)
     all_ = {"dir": d, "ios": ios, "bytes": x["io_bytes"], "lat_mean_us": lat.mean / 1e3,
+            "lat_p10_us": lat.p10 / 1e3,
             "lat_p50_us": lat.p50 / 1e3, "lat_p99_us": lat.p99 / 1e3,
             "iops": x["iops"], "mbps": x["bw_bytes"] / 1e6, "errors": job.get("total_err", 0)}
     all_["cost_us"] = all_["lat_mean_us"]
