@@ -184,6 +184,10 @@ static double written(const struct sim *m, double slot, double t)
 		return m->rate * t;
 	double first = (slot + 1) * m->life_h / m->slots;
 	double age = t < first ? t : fmod(t - first, m->life_h);
+	/* a step landing on the end of a life (t - first a whole number of lives, give or take
+	 * the rounding of both) is the successor's start, not the old container's last moment */
+	if (t >= first && m->life_h - age < 1e-9 * m->life_h)
+		age = 0;
 	return m->rate * age;
 }
 

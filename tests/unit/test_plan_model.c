@@ -13,6 +13,7 @@
  *   - random fresh keys after an image, alone and with sequential appends after them: the
  *     container's leaves against a seeded simulation of the split rule (both were misses of
  *     the model that the planning validation cases found on a real pool);
+ *   - churn: a step on the end of a life starts the successor (not the old one's last moment);
  *   - events: dm-thin's low-water time (once), Docker's dm.min_free_space time (strictly
  *     less, at least 1 block), a full pool holding its size and metadata, LVM
  *     autoextend steps in whole extents up to the VG's free space, then "VG full";
@@ -383,6 +384,29 @@ START_TEST(test_random_after_image)
 }
 END_TEST
 
+START_TEST(test_churn_life_end)
+{
+	/* four slots, 1.5 replaced an hour: lives of 8/3 h, slot s's first ending at
+	 * (s + 1) 2/3 h; at 14/3 h slot 2 ends its second life (2 + 8/3, in floating point a
+	 * hair off): its successor starts with nothing, so the pool holds what it held at 2 h,
+	 * when every slot was at the same age (it counted a whole life more) */
+	struct plan_spec s = base_spec();
+	s.containers_per_image = 4;
+	s.churn_per_hour = 1.5;
+	s.duration_h = 8;
+	s.step_h = 2.0 / 3;
+	s.container_writes = 300ull * (64 << 10);
+	s.data_size = 100000ull * (64 << 10);
+	struct plan_result r;
+	ck_assert_int_eq(plan_run(&s, &r), 0);
+	ck_assert_uint_eq(r.nr_pts, 13);
+	/* (each container rounds its blocks up: 4 at most) */
+	ck_assert_msg(fabs(r.pts[7].data_used - r.pts[3].data_used) <= 4, "%f at %f h, %f at 2 h",
+	              r.pts[7].data_used, r.pts[7].t_h, r.pts[3].data_used);
+	plan_result_free(&r);
+}
+END_TEST
+
 static const struct plan_event *find_event(const struct plan_result *r, enum plan_event_kind k,
                                            unsigned nth)
 {
@@ -553,6 +577,7 @@ static Suite *plan_model_suite(void)
 	tcase_add_test(tc, test_mixed_updates);
 	tcase_add_test(tc, test_random_after_image);
 	tcase_add_test(tc, test_random_and_appends);
+	tcase_add_test(tc, test_churn_life_end);
 	tcase_add_test(tc, test_min_free_space);
 	tcase_add_test(tc, test_low_water);
 	tcase_add_test(tc, test_autoextend);
