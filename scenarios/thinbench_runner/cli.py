@@ -48,7 +48,7 @@ import argparse
 import json
 import os
 
-from . import report
+from . import plan_cases, report
 from .case import SCALES
 from .environment import git
 from .kernel_backend import BACKENDS, IOENGINES, OPTIONS as KERNEL_OPTIONS, matrix_for
@@ -152,6 +152,8 @@ def rebuild(args, ap):
 def list_cases(args, cases):
     for c in cases:
         print(f"{c.cid:60s} {'quick' if c.quick else 'full '}  {c.label}")
+    for p in plan_cases.selected(args.only):
+        print(f"{p:60s} quick  planning case (once, after the repetitions)")
     if args.kernel:
         km = kernel_meta(args)
         print(f"{km['id']:60s} {'full ' if args.full else 'quick'}  {km['label']} (--kernel; "
@@ -187,7 +189,7 @@ def main(argv):
         return list_cases(args, cases)
     if "kernel" in args.backends:
         refuse_kernel(args)
-    if not cases:
+    if not cases and not plan_cases.selected(args.only):
         log("scenarios/run: no case matches --only " + " ".join(args.only or []))
         return 2
     commit = git("rev-parse", "--short", "HEAD") or "nogit"

@@ -7,6 +7,7 @@ from .charts import CHART_TEXT, charts
 from .docker_report import DOCKER_TITLES, docker_text
 from .kernel_report import kernel_section
 from .kernel_results import KERNEL_DIR, emulated, write_kernel_csv
+from .plan_report import section as plan_section
 from .report_text import fill_text, headline_table, seed_text
 from .rundata import Run, write_csv
 from .units import fbytes, fnum, fratio
@@ -204,6 +205,7 @@ def write_report(run, made):
         if text:  # (links from the page are relative to the repository; here to the run)
             L += [f"## {title}", "", text.replace("](scenarios/jobs/", f"]({rel_jobs(run)}/"),
                   ""]
+    L += plan_section(run.dir)
     with open(os.path.join(run.dir, "report.md"), "w") as f:
         f.write("\n".join(L) + "\n")
 

@@ -9,7 +9,7 @@ import shutil
 import socket
 import time
 
-from . import ROOT, report
+from . import ROOT, plan_cases, report
 from .case import Ctx
 from .environment import Env
 from .kernel_backend import describe as kernel_describe
@@ -63,6 +63,8 @@ def run(args, argv, cases, out):
         t_start = time.time()
         log(f"scenarios/run: {len(cases)} cases x {args.repeat} repetitions -> {out}")
         repetitions(env, args, cases, out, results, failed, t_start)
+        if "libthinp" in getattr(args, "backends", ["libthinp"]):  # (issue #13)
+            failed += plan_cases.run_all(env, args, out)
         if args.kernel:
             km = kernel_meta(args)
             rec = run_kernel(env, out, km)
