@@ -30,6 +30,43 @@ static double distinct(double range, double n)
 	return range * -expm1(n * log1p(-1 / range));
 }
 
+/* The variance of that count: R q^N + R (R − 1) (1 − 2/R)^N − R² q^2N, q = 1 − 1/R. */
+static double distinct_var(double range, double n)
+{
+	if (range < 2 || n <= 0)
+		return 0;
+	double q = exp(n * log1p(-1 / range)), q2 = exp(n * log1p(-2 / range));
+	double v = range * q + range * (range - 1) * q2 - range * range * q * q;
+	return v > 0 ? v : 0;
+}
+
+/* New leaves of the random region for KEYS random keys (LAST: the image's last leaf's
+ * entries they start among, APPENDS: sequential keys after them). */
+static double region_leaves(double keys, double last, double appends, bool image, unsigned cap)
+{
+	double all = keys + last + appends;
+	if (!image)
+		return plan_leaves_random(all, cap);
+	return all > cap ? plan_leaves_random(all - cap / 2.0, cap) : 0;
+}
+
+/* region_leaves() averaged over the distinct keys' spread (mean MEAN, standard deviation
+ * SD) at nine equally likely points of the normal distribution: the splits happen at set
+ * key counts, and with the mean alone a whole wave of them came at once where the pool's
+ * containers, each a draw of its own, split a step apart. */
+static double region_leaves_spread(double mean, double sd, double last, double appends, bool image,
+                                   unsigned cap)
+{
+	static const double z[] = { -1.5932, -0.9674, -0.5895, -0.2822, 0,
+		                    0.2822,  0.5895,  0.9674,  1.5932 };
+	double sum = 0;
+	for (unsigned i = 0; i < 9; i++) {
+		double k = mean + sd * z[i];
+		sum += region_leaves(k > 0 ? k : 0, last, appends, image, cap);
+	}
+	return sum / 9;
+}
+
 void plan_container_blocks(const struct plan_spec *s, double image_blocks, double w,
                            struct plan_container *c)
 {
@@ -60,6 +97,7 @@ void plan_container_blocks(const struct plan_spec *s, double image_blocks, doubl
 			small_random = true;
 	}
 	c->fresh_rand = distinct(span, rand_draws);
+	double rand_sd = sqrt(distinct_var(span, rand_draws));
 	/* a block first written by a random write smaller than itself is zeroed first */
 	if (small_random)
 		c->partial += c->fresh_rand;
@@ -93,21 +131,15 @@ void plan_container_blocks(const struct plan_spec *s, double image_blocks, doubl
 		 * lower half (image entries only, never written again) while the upper half, its
 		 * entries counted, goes on as random leaves of their own */
 		double last = img_leaves > 0 ? image_blocks - (cap / 2.0) * (img_leaves - 1) : 0;
-		double keys = c->fresh_rand + last;
-		if (img_leaves == 0)
-			rand_new = plan_leaves_random(keys, cap);
-		else if (keys > cap)
-			rand_new = plan_leaves_random(keys - cap / 2.0, cap);
+		rand_new =
+		        region_leaves_spread(c->fresh_rand, rand_sd, last, 0, img_leaves > 0, cap);
 		seq_copied = img_leaves > 0;
 		/* sequential appends beyond the image land in the random region's last leaf, so
 		 * they split its leaves along with the random keys: the region holds at least the
 		 * random leaves of both together (the appends' own leaves at least otherwise) */
 		if (c->fresh_seq > 0) {
-			double both = 0, all = keys + c->fresh_seq;
-			if (img_leaves == 0)
-				both = plan_leaves_random(all, cap);
-			else if (all > cap)
-				both = plan_leaves_random(all - cap / 2.0, cap);
+			double both = region_leaves_spread(c->fresh_rand, rand_sd, last,
+			                                   c->fresh_seq, img_leaves > 0, cap);
 			if (both > rand_new + seq_new) {
 				rand_new = both;
 				seq_new = 0;

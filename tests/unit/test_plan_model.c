@@ -13,6 +13,7 @@
  *   - random fresh keys after an image, alone and with sequential appends after them: the
  *     container's leaves against a seeded simulation of the split rule (both were misses of
  *     the model that the planning validation cases found on a real pool);
+ *   - the same near a split, averaged over the spread of each container's distinct count;
  *   - churn: a step on the end of a life starts the successor (not the old one's last moment);
  *   - events: dm-thin's low-water time (once), Docker's dm.min_free_space time (strictly
  *     less, at least 1 block), a full pool holding its size and metadata, LVM
@@ -350,6 +351,44 @@ START_TEST(test_random_and_appends)
 }
 END_TEST
 
+START_TEST(test_random_spread)
+{
+	/* random fresh writes that bring the image's last leaf to about its 252 entries: each
+	 * container's distinct count varies, so about half of them have split it; the model
+	 * averages over that spread (from the mean alone: no split at all, or all at once) */
+	struct plan_spec s = base_spec();
+	s.mix[0] = (struct plan_write){ 64 << 10, 1.0, PLAN_RANDOM };
+	s.write_span = 256ull * (64 << 10);
+	struct mu_rng rng;
+	mu_rng_init(&rng, seed ^ 0x59d);
+	static const double mean_keys[] = { 110, 122, 134 };
+	for (unsigned i = 0; i < 3; i++) {
+		double draws = log1p(-mean_keys[i] / 256) / log1p(-1 / 256.0);
+		struct plan_container c;
+		plan_container_blocks(&s, 256, draws * (64 << 10), &c);
+		double sim = 0;
+		const int runs = 400;
+		for (int k = 0; k < runs; k++) {
+			struct leafsim t;
+			leafsim_init(&t, 16, 252);
+			for (uint64_t b = 0; b < 256; b++)
+				leafsim_insert(&t, b);
+			for (int d = 0; d < (int)(draws + 0.5); d++)
+				leafsim_insert(&t, 256 + mu_below(&rng, 256));
+			sim += (double)t.nr / runs;
+			leafsim_free(&t);
+		}
+		/* the image's 2 leaves, its last one copied, and the new ones */
+		double model = 2 + c.leaves - 1;
+		printf("test_plan_model: 256 image + %.1f random blocks (%.0f draws): %.3f leaves, "
+		       "model %.3f\n",
+		       c.fresh_rand, draws, sim, model);
+		ck_assert_msg(fabs(model - sim) <= 0.15, "%.0f keys: model %f, sim %f",
+		              mean_keys[i], model, sim);
+	}
+}
+END_TEST
+
 START_TEST(test_random_after_image)
 {
 	/* random fresh writes land beyond the image's mappings: they start in the image's last
@@ -578,6 +617,7 @@ static Suite *plan_model_suite(void)
 	tcase_add_test(tc, test_random_after_image);
 	tcase_add_test(tc, test_random_and_appends);
 	tcase_add_test(tc, test_churn_life_end);
+	tcase_add_test(tc, test_random_spread);
 	tcase_add_test(tc, test_min_free_space);
 	tcase_add_test(tc, test_low_water);
 	tcase_add_test(tc, test_autoextend);
