@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from . import measure, model, report, verdict
+from . import measure, model, report, timing, verdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_BASELINE = os.path.normpath(os.path.join(HERE, "..", "baseline", "gate.json"))
@@ -45,8 +45,9 @@ def parser():
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def common(sp, measures=True):
+        # compare's default is None: all layers, the timing layer only where it applies
         sp.add_argument("--layers", type=layers_arg,
-                        default=list(MEASURED if measures else LAYERS),
+                        default=list(MEASURED) if measures else None,
                         help="comma-separated: exact,instructions" +
                              ("" if measures else ",timing (timing: scenarios/run directories "
                               "only)") + " (default all)")
@@ -61,9 +62,18 @@ def parser():
         sp.add_argument("--out", help="directory for verdict.md, junit.xml, verdict.json")
         sp.add_argument("--alpha", type=float, default=0.05,
                         help="timing layer: the rank test's significance level (default 0.05)")
-        sp.add_argument("--min-effect", type=float, default=10.0,
-                        help="timing layer: smallest change of the median ratio to raw that "
-                             "counts, in %% (default 10)")
+        # 20: on a loaded 2-core machine unchanged A/B runs showed paired shifts up to 16%
+        # (ci/README.md); smaller regressions are the instruction layer's to catch
+        sp.add_argument("--min-effect", type=float, default=timing.MIN_EFFECT,
+                        help="timing layer: smallest change (new / base) that counts, in %% "
+                             f"(default {timing.MIN_EFFECT:g})")
+        sp.add_argument("--timing-stat", choices=sorted(timing.STATS), default="p10",
+                        help="timing layer: each step's 10th-percentile IO latency (p10, "
+                             "default), its median (p50) or its mean cost per IO (mean)")
+        sp.add_argument("--unpaired", action="store_true",
+                        help="timing layer: two ordinary runs (Mann-Whitney on the ratios to "
+                             "raw) instead of the two sides of one A/B run (scenarios/run "
+                             "--ab-base-engine)")
 
     c = sub.add_parser("compare", help="compare two measurements or scenarios/run directories")
     c.add_argument("base")
@@ -98,12 +108,35 @@ def write_json(path, d):
     os.replace(path + ".tmp", path)
 
 
-def notes_for(base, new, layers):
-    notes = []
+def timing_mode(args, base, new):
+    """Whether (and how) compare applies the timing layer: asked for explicitly it must
+    apply (else a BadInput); by default only to the two sides of one A/B run."""
+    runs = "run_cases" in base and "run_cases" in new
+    if args.layers is not None:
+        if "timing" in args.layers and not runs:
+            raise model.BadInput("--layers timing compares two scenarios/run directories "
+                                 "(OUT/base and OUT/new of `scenarios/run --ab-base-engine`)")
+        return args.layers
+    args.layers = list(LAYERS)
+    if not runs or args.unpaired or (base.get("run_ab") and new.get("run_ab")):
+        return args.layers
+    args.layers.remove("timing")
+    args.timing_note = ("timing layer: not applied (two ordinary runs: it pairs the sides of "
+                        "one `scenarios/run --ab-base-engine` run; --unpaired compares these)")
+    return args.layers
+
+
+def notes_for(base, new, layers, args=None):
+    notes = [args.timing_note] if getattr(args, "timing_note", None) else []
     if "seed" in new:
         notes.append(f"seed {new['seed']} (THINP_SEED)")
     if "timing" in layers and not ("run_cases" in base and "run_cases" in new):
         notes.append("timing layer: not applied (it needs two scenarios/run directories)")
+    elif "timing" in layers:
+        notes.append("timing layer: " + ("unpaired (Mann-Whitney on the ratios to raw of two "
+                                         "runs: hints on a shared machine)"
+                                         if getattr(args, "unpaired", False) else
+                                         "paired (the sides of one A/B run, per repetition)"))
     tb, tn = base.get("toolchain", {}), new.get("toolchain", {})
     if "instructions" in layers and tb and tn and tb != tn:
         notes.append(f"instruction counts from different toolchains: base {tb}, new {tn}")
@@ -111,11 +144,12 @@ def notes_for(base, new, layers):
 
 
 def run(args):
-    if args.cmd != "compare" and "timing" in args.layers:
+    if args.cmd != "compare" and args.layers is not None and "timing" in args.layers:
         raise model.BadInput("the timing layer compares scenarios/run directories: use "
                              "`ci/gate compare BASE_RUN NEW_RUN --layers timing`")
     if args.cmd == "compare":
         base, new = model.load_any(args.base), model.load_any(args.new)
+        timing_mode(args, base, new)
         title = "thinbench gate: compare"
     elif args.cmd == "check":
         base = model.load_measurement(args.baseline)
@@ -140,8 +174,9 @@ def run(args):
         write_json(args.output, new)
         print(f"ci/gate: wrote {args.output}: {len(new['cases'])} cases, seed {new['seed']}")
         return 0
-    rows = verdict.compare(base, new, args.layers, args.tolerance, args.alpha, args.min_effect)
-    report.write_all(rows, title, args.out, notes_for(base, new, args.layers))
+    rows = verdict.compare(base, new, args.layers, args.tolerance, args.alpha, args.min_effect,
+                           args.timing_stat, not args.unpaired)
+    report.write_all(rows, title, args.out, notes_for(base, new, args.layers, args))
     return 1 if verdict.failed(rows) else 0
 
 

@@ -129,7 +129,7 @@ def load_run_dir(path):
         cases[cid] = {"exact": exact}
     # the timing layer reads the repetitions themselves
     return {"schema": SCHEMA, "source": f"scenarios/run {path}", "cases": cases,
-            "run_cases": d["cases"]}
+            "run_cases": d["cases"], "run_ab": d.get("ab"), "path": path}
 
 
 def load_any(path):

@@ -64,10 +64,11 @@ def instruction_row(case, a, b, tolerance):
     return row
 
 
-def compare(base, new, layers, tolerance, alpha=0.05, min_effect=10.0):
+def compare(base, new, layers, tolerance, alpha=0.05, min_effect=timing.MIN_EFFECT,
+            stat="p10", paired=True):
     rows = []
     if "timing" in layers and "run_cases" in base and "run_cases" in new:
-        rows += timing.rows(base["run_cases"], new["run_cases"], alpha, min_effect)
+        rows += timing.rows(base, new, alpha, min_effect, stat, paired)
     cb, cn = base["cases"], new["cases"]
     for case in sorted(set(cb) | set(cn)):
         if case not in cn:

@@ -26,7 +26,7 @@ static int copy_block(struct thinp_pool *p, uint64_t from, uint64_t to,
 		r = pool_data_io(p, false, buf, chunk, from * p->block_bytes + done, cost);
 		if (!r && gate_inject('b'))
 			r = pool_data_io(p, false, buf, chunk, from * p->block_bytes + done, cost);
-		if (!r && gate_inject('e')) {
+		for (int extra = gate_inject('f') ? 3 : gate_inject('e'); extra > 0 && !r; extra--) {
 			struct thinp_class_stats unseen = { 0 }; /* slower, same counters */
 			r = pool_data_io(p, false, buf, chunk, from * p->block_bytes + done, &unseen);
 		}

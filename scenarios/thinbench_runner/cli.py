@@ -49,6 +49,7 @@ import json
 import os
 
 from . import plan_cases, report
+from .abrun import run_ab
 from .case import SCALES
 from .environment import git
 from .kernel_backend import BACKENDS, IOENGINES, OPTIONS as KERNEL_OPTIONS, matrix_for
@@ -105,6 +106,10 @@ def parser():
     ap.add_argument("--no-report", action="store_true",
                     help="the cases only (cases.json, env.json): no summary, charts or report "
                          "(no gnuplot needed; make one later with --report DIR)")
+    ap.add_argument("--ab-base-engine", metavar="SO",
+                    help="A/B run for the regression gate: every engine case once with this "
+                         "base engine and once with THINP_ENGINE per repetition, into OUT/base "
+                         "and OUT/new (abrun.py; ci/gate compare OUT/base OUT/new)")
     return ap
 
 
@@ -194,4 +199,6 @@ def main(argv):
         return 2
     commit = git("rev-parse", "--short", "HEAD") or "nogit"
     out = os.path.abspath(args.out or default_out(commit))
+    if args.ab_base_engine:
+        return run_ab(args, argv, cases, out)
     return run(args, argv, cases, out)
