@@ -27,6 +27,8 @@ Modules, from the bottom up:
   docker_report  the Docker driver's scenarios' tables (report.md, BENCHMARKS.md)
   claims, docker_claims, benchmarks  BENCHMARKS.md
   runner, cli  the run itself and scenarios/run's command line
+  abrun        --ab-base-engine: two fio engines in one run, back to back per repetition, into
+               OUT/base and OUT/new (the regression gate's paired timing layer, ci/README.md)
   compare      two runs compared on their exact counters (a check for changes to the runner)
 """
 import os
