@@ -214,11 +214,14 @@ static double written(const struct sim *m, double slot, double t)
 {
 	if (!m->life_h)
 		return m->rate * t;
-	double first = (slot + 1) * m->life_h / m->slots;
-	double age = t < first ? t : fmod(t - first, m->life_h);
 	/* a step landing on the end of a life (t - first a whole number of lives, give or take
-	 * the rounding of both) is the successor's start, not the old container's last moment */
-	if (t >= first && m->life_h - age < 1e-9 * m->life_h)
+	 * the rounding of both, on either side) is the successor's start, not the old
+	 * container's last moment */
+	double first = (slot + 1) * m->life_h / m->slots, eps = 1e-9 * m->life_h;
+	if (t < first - eps)
+		return m->rate * t;
+	double age = t > first ? fmod(t - first, m->life_h) : 0;
+	if (m->life_h - age < eps)
 		age = 0;
 	return m->rate * age;
 }

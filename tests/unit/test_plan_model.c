@@ -443,6 +443,13 @@ START_TEST(test_churn_life_end)
 	ck_assert_msg(fabs(r.pts[7].data_used - r.pts[3].data_used) <= 4, "%f at %f h, %f at 2 h",
 	              r.pts[7].data_used, r.pts[7].t_h, r.pts[3].data_used);
 	plan_result_free(&r);
+	/* 1.2 an hour: lives of 10/3 h; at 10/3 h (step 5) slot 3's first life ends, the step a
+	 * hair below it in floating point: ages 2.5, 5/3, 5/6 and 0 h at 90 blocks/h */
+	s.churn_per_hour = 1.2;
+	ck_assert_int_eq(plan_run(&s, &r), 0);
+	ck_assert_msg(fabs(r.pts[5].data_used - 450) <= 4, "%f at %f h", r.pts[5].data_used,
+	              r.pts[5].t_h);
+	plan_result_free(&r);
 }
 END_TEST
 
