@@ -44,7 +44,6 @@ def _has(reps, key):
                for r in reps if r.get("status") == "ok" for c in r.get("steps", {}).values())
 
 
-
 def _verdict(p_up, p_down, effect, alpha, min_effect):
     if p_up < alpha and effect >= min_effect:
         return "regressed"
@@ -98,8 +97,8 @@ def ratios(cases, key="lat_p10_us"):
         if raw is None:
             continue  # a reference itself (raw), or its baseline was not run
         raw_reps = {r.get("rep"): r for r in raw.get("reps", []) if r.get("status") == "ok"}
-        ckey = key if _has(c.get("reps", []), key) and _has(raw.get("reps", []), key) \
-            else FALLBACK.get(key, key)
+        reps = c.get("reps", []) + raw.get("reps", [])
+        ckey = FALLBACK[key] if key in FALLBACK and not _has(reps, key) else key
         for rep in c.get("reps", []):
             rr = raw_reps.get(rep.get("rep"))
             if rep.get("status") != "ok" or not rr:
@@ -151,7 +150,7 @@ def paired_rows(bc, nc, alpha, min_effect, key, bsrc, nsrc):
                            f"sides do not pair; rerun the A/B run")
         steps = {}
         lost = 0
-        ckey = key if _has(rb, key) and _has(rn, key) else FALLBACK.get(key, key)
+        ckey = FALLBACK[key] if key in FALLBACK and not _has(rb + rn, key) else key
         for b in rb:
             n = by_rep[b.get("rep")]
             if b.get("status") != "ok" or n.get("status") != "ok":
@@ -164,6 +163,9 @@ def paired_rows(bc, nc, alpha, min_effect, key, bsrc, nsrc):
         note = f", {lost} pairs dropped (a side not ok)" if lost else ""
         if ckey != key:
             note += f", on {ckey} (no {key} in these runs)"
+        if not steps:
+            out.append({"case": cid, "class": "-", "layer": "timing", "verdict": "inconclusive",
+                        "detail": f"no repetition with {ckey} ok on both sides{note}"})
         for step, ds in sorted(steps.items()):
             v, detail = judge_paired(ds, alpha, min_effect, note)
             out.append({"case": cid, "class": step, "layer": "timing", "verdict": v,

@@ -189,6 +189,20 @@ check no-p10 1 "kernel/first=unchanged kernel/second=unchanged thinp/first=regre
 	"$WORK/old/base" "$WORK/old/new"
 grep -q "on lat_p50_us (no lat_p10_us in these runs)" "$WORK/v-no-p10/verdict.md" || fail "no fallback note"
 
+# a side failed in every repetition: an inconclusive row that says so, never a silent pass
+cp -r "$WORK/slow" "$WORK/failed"
+python3 -B - "$WORK/failed/new/cases.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for r in d["cases"]["cow.t.thinp.loop"]["reps"]:
+    r.update(status="failed", error="fio exited 1")
+    del r["steps"]
+json.dump(d, open(sys.argv[1], "w"))
+PY
+check failed 0 "kernel/first=unchanged kernel/second=unchanged thinp/-=inconclusive" "$WORK/failed/base" "$WORK/failed/new"
+grep -q "no repetition with lat_p10_us ok on both sides, 10 pairs dropped" "$WORK/v-failed/verdict.md" ||
+	fail "no failed-side row: $(cat "$WORK/v-failed/verdict.md")"
+
 echo "== paired: bad input"
 mkrun "$WORK/plain" $((SEED + 5000)) 10 1.0 1.0
 refuse not-ab "not a side of an A/B run" "$WORK/plain" "$WORK/slow/new"
