@@ -145,7 +145,7 @@ def run_case(env, cid, scale, out, seed):
                    data_error_pct=cmp_["data_error_pct"],
                    metadata_error_pct=cmp_["metadata_error_pct"])
         try:
-            usage_chart(d, values(doc), pred, meas)
+            usage_chart(d, name, values(doc), pred, meas)
         except (OSError, RuntimeError) as e:
             rec["chart_error"] = str(e)
     except CaseError as e:

@@ -172,7 +172,11 @@ class Replay:
                     base = self.regions[k][kind]
                     out += seq(base + a, z - a, e["size"])
                     continue
-                n0, n1 = c["drawn"].get((k, kind), 0), int(b1 // e["size"])
+                # whole writes: the fraction of one is written with that probability, so the
+                # containers (all at the same byte count) do not all round the same way
+                x = b1 / e["size"]
+                n0 = c["drawn"].get((k, kind), 0)
+                n1 = max(n0, int(x) + (c["rng"].random() < x - int(x)))
                 lo, span = ((0, self.img_bytes) if kind == "cow"
                             else (self.span_base, v["write_span"]))
                 units = span // e["size"]
