@@ -26,6 +26,8 @@ Modules, from the bottom up:
   report       report.md and commands.md
   docker_report  the Docker driver's scenarios' tables (report.md, BENCHMARKS.md)
   claims, docker_claims, benchmarks  BENCHMARKS.md
+  plan_spec, plan_replay, plan_cases, plan_chart, plan_report  the capacity-planning cases:
+               a spec replayed on a real pool against `thinp plan`, its chart and section
   runner, cli  the run itself and scenarios/run's command line
   abrun        --ab-base-engine: two fio engines in one run, back to back per repetition, into
                OUT/base and OUT/new (the regression gate's paired timing layer, ci/README.md)
