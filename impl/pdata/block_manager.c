@@ -34,8 +34,8 @@ struct bm {
 	struct bm_stats st;
 	int wb_error; /* first failed write-back since the last flush (as dm-bufio keeps it) */
 	bool unsynced; /* a block was written (not DSYNC) since the last flush */
-	struct bm_block **sorted; /* bm_write_dirty's scratch: the dirty blocks by location */
-	size_t sorted_cap;
+	struct bm_block **sorted; /* bm_flush_prepare's: the dirty blocks by location, sealed */
+	size_t sorted_cap, nr_sorted;
 	char err[256];
 };
 
@@ -350,16 +350,13 @@ static int by_location(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Write BLKS[0..N), consecutive locations, in one vectored write (FLAGS:
- * tp_write_flags). */
+/* Write BLKS[0..N), consecutive locations and sealed already, in one
+ * vectored write (FLAGS: tp_write_flags). */
 static int write_run(struct bm *bm, struct bm_block **blks, size_t n, unsigned flags)
 {
 	struct iovec iov[TP_DEV_IOV_MAX];
-	for (size_t i = 0; i < n; i++) {
-		if (blks[i]->v && blks[i]->v->prepare)
-			blks[i]->v->prepare(blks[i]->data, blks[i]->b);
+	for (size_t i = 0; i < n; i++)
 		iov[i] = (struct iovec){blks[i]->data, TP_BLOCK_SIZE};
-	}
 	int r = tp_dev_pwritev(bm->dev, iov, (int)n, blks[0]->b * TP_BLOCK_SIZE, flags);
 	if (r)
 		return r;
@@ -379,13 +376,9 @@ static size_t run_end(struct bm *bm, size_t i, size_t n)
 	return j;
 }
 
-/* bm_write_dirty; with MAY_SYNC, dirty blocks that form a single run after
- * nothing else was written since the last flush go out in one DSYNC write,
- * and *SYNCED says the device holds everything durably already. */
-static int write_dirty(struct bm *bm, bool may_sync, bool *synced)
+int bm_flush_prepare(struct bm *bm)
 {
-	if (synced)
-		*synced = false;
+	bm->nr_sorted = 0;
 	/* A write-back that failed on eviction fails the flush that follows
 	 * even if a retry would succeed: the caller's transaction saw an IO
 	 * error and must not commit as if nothing happened. */
@@ -417,14 +410,22 @@ static int write_dirty(struct bm *bm, bool may_sync, bool *synced)
 	 * few large sequential writes instead of one 4 KiB write per block. */
 	if (n) /* (no array yet when nothing was ever dirty) */
 		qsort(bm->sorted, n, sizeof(*bm->sorted), by_location);
+	/* sealed here, while the caller excludes readers: sealing writes into the block */
+	for (size_t i = 0; i < n; i++)
+		if (bm->sorted[i]->v && bm->sorted[i]->v->prepare)
+			bm->sorted[i]->v->prepare(bm->sorted[i]->data, bm->sorted[i]->b);
+	bm->nr_sorted = n;
+	return 0;
+}
+
+int bm_flush_io(struct bm *bm)
+{
+	size_t n = bm->nr_sorted;
+	bm->nr_sorted = 0;
 	/* One run and nothing unflushed before it: its DSYNC write (FUA) is
 	 * the flush, one wait instead of a write and a flush in series. */
-	if (may_sync && !bm->unsynced && n && run_end(bm, 0, n) == n) {
-		int r = write_run(bm, bm->sorted, n, TP_WRITE_DSYNC);
-		if (!r)
-			*synced = true;
-		return r;
-	}
+	if (!bm->unsynced && n && run_end(bm, 0, n) == n)
+		return write_run(bm, bm->sorted, n, TP_WRITE_DSYNC);
 	for (size_t i = 0; i < n;) {
 		size_t j = run_end(bm, i, n);
 		int r = write_run(bm, bm->sorted + i, j - i, 0);
@@ -432,24 +433,53 @@ static int write_dirty(struct bm *bm, bool may_sync, bool *synced)
 			return r;
 		i = j;
 	}
-	return 0;
-}
-
-int bm_write_dirty(struct bm *bm) { return write_dirty(bm, false, NULL); }
-
-int bm_flush(struct bm *bm)
-{
-	bool synced;
-	int r = write_dirty(bm, true, &synced);
-	if (r)
-		return r;
-	r = shrink(bm);
-	if (r || synced)
-		return r;
-	r = tp_dev_flush(bm->dev);
+	int r = tp_dev_flush(bm->dev);
 	if (!r)
 		bm->unsynced = false;
 	return r;
+}
+
+int bm_flush_finish(struct bm *bm) { return shrink(bm); }
+
+int bm_write_dirty(struct bm *bm)
+{
+	int r = bm_flush_prepare(bm);
+	size_t n = bm->nr_sorted;
+	bm->nr_sorted = 0;
+	for (size_t i = 0; !r && i < n;) {
+		size_t j = run_end(bm, i, n);
+		r = write_run(bm, bm->sorted + i, j - i, 0);
+		i = j;
+	}
+	return r;
+}
+
+int bm_flush(struct bm *bm)
+{
+	int r = bm_flush_prepare(bm);
+	if (!r)
+		r = bm_flush_io(bm);
+	/* (evicting waits for the writes: a dirty block evicted is one more write) */
+	return r ? r : bm_flush_finish(bm);
+}
+
+int bm_write_copy_durable(struct bm *bm, uint64_t b, const void *buf)
+{
+	struct iovec iov = {(void *)buf, TP_BLOCK_SIZE};
+	return tp_dev_pwritev(bm->dev, &iov, 1, b * TP_BLOCK_SIZE, TP_WRITE_DSYNC);
+}
+
+int bm_install_clean(struct bm *bm, uint64_t b, const struct bm_validator *v, const void *buf)
+{
+	struct bm_block *blk;
+	int r = get_block(bm, b, v, GET_ZERO, &blk);
+	if (r)
+		return r;
+	memcpy(blk->data, buf, TP_BLOCK_SIZE);
+	blk->dirty = false;
+	bm->st.writebacks++;
+	bm_unlock(blk);
+	return 0;
 }
 
 int bm_unlock_durable(struct bm_block *blk)

@@ -75,6 +75,24 @@ int bm_write_dirty(struct bm *bm);
  * are one run of adjacent blocks and nothing was written since the last
  * flush, that run goes out in one durable (TP_WRITE_DSYNC) write instead. */
 int bm_flush(struct bm *bm);
+/* bm_flush in three steps, so that bm_peek readers may run during its IO:
+ *  - bm_flush_prepare, with every other call on BM excluded: finds the dirty
+ *    blocks (-EBUSY if one is write-locked) and seals them;
+ *  - bm_flush_io, with only bm_peek readers beside it: writes them and flushes
+ *    the device as bm_flush does. It reads the blocks' data and changes no
+ *    cache structure, so a reader's pointer stays good;
+ *  - bm_flush_finish, excluding everything again: what bm_flush does after
+ *    the IO (evicting down to the capacity).
+ * Nothing may dirty a block between the prepare and the IO. */
+int bm_flush_prepare(struct bm *bm);
+int bm_flush_io(struct bm *bm);
+int bm_flush_finish(struct bm *bm);
+/* Write the 4 KiB BUF (sealed by the caller) to block B durably
+ * (TP_WRITE_DSYNC), leaving the cache alone: safe beside bm_peek readers. */
+int bm_write_copy_durable(struct bm *bm, uint64_t b, const void *buf);
+/* Block B now holds BUF on the device: cache it clean (as bm_unlock_durable
+ * leaves the block it wrote), validated by V. */
+int bm_install_clean(struct bm *bm, uint64_t b, const struct bm_validator *v, const void *buf);
 /* Seal and write the write-locked BLK durably (TP_WRITE_DSYNC: the one
  * block, not what was written before it), then unlock it. On failure it
  * is unlocked still dirty. */

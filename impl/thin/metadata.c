@@ -225,90 +225,141 @@ static int write_details(struct tmd *md)
 			return r;
 		md->devs[i].changed = false;
 	}
-	forget_devs(md);
+	/* (the loaded details stay until tmd_commit_finish: lookups from cached metadata
+	 * during the commit's IO need them) */
 	return 0;
 }
 
-/* The commit's IO (see docs/on-disk-format.md, commit ordering): the data
- * device's flush runs while the new metadata blocks are written (they are
- * unreachable until the superblock points at them), those blocks go out in
+/* The commit in three steps (see docs/on-disk-format.md, commit ordering).
+ * The preparation changes metadata blocks (details, space maps, seals), so
+ * it runs with every reader excluded; the IO then only reads the cache, so
+ * lookups from cached metadata (tmd_lookup_peek) may run beside it; the
+ * finish updates the cache and the in-core state. The data device's flush
+ * starts first and runs while the new metadata blocks are written (they are
+ * unreachable until the superblock points at them); those blocks go out in
  * location order and coalesced, one metadata flush, and only once both
  * flushes are done the superblock in one durable write. */
-static int commit_io(struct tmd *md, struct thin_superblock *sb)
+int tmd_commit_prepare(struct tmd *md)
 {
-	struct tp_flush_job data_flush;
-	int r, dr = 0;
+	struct tmd_commit_state *c = &md->commit;
+	c->active = false;
+	if (md->failed)
+		return tmd_fail(md, -EIO, "metadata operation failed earlier; abort the transaction first");
+	if (md->args.read_only)
+		return 0;
+	if (!c->sb_block && posix_memalign((void **)&c->sb_block, TP_BLOCK_SIZE, TP_BLOCK_SIZE)) {
+		c->sb_block = NULL;
+		md->failed = true;
+		return tmd_fail(md, -ENOMEM, "out of memory for the superblock's write");
+	}
+	c->active = true;
+	c->sb = md->sb;
 	if (md->args.data)
-		tp_dev_flush_start(md->args.data, &data_flush);
-	r = write_details(md);
+		tp_dev_flush_start(md->args.data, &c->data_flush);
+	struct thin_superblock *sb = &c->sb;
+	int r = write_details(md);
 	if (r) {
 		tmd_fail(md, r, "writing device details failed: %s", strerror(-r));
-		goto out;
+		goto fail;
 	}
 	memset(sb->data_sm_root, 0, sizeof(sb->data_sm_root));
 	memset(sb->metadata_sm_root, 0, sizeof(sb->metadata_sm_root));
 	r = sm_disk_write(md->dsm, sb->data_sm_root);
 	if (r) {
 		tmd_fail(md, r, "writing the data space map failed: %s", strerror(-r));
-		goto out;
+		goto fail;
 	}
 	r = sm_meta_write(md->msm, md->tm, sb->metadata_sm_root);
 	if (r) {
 		tmd_fail(md, r, "writing the metadata space map failed: %s", strerror(-r));
-		goto out;
+		goto fail;
 	}
-	r = bm_flush(md->bm);
-	if (r)
+	r = bm_flush_prepare(md->bm);
+	if (r) {
 		tmd_fail(md, r, "writing metadata blocks failed: %s", strerror(-r));
-out:
-	/* data first: a mapping must never reach disk before its data */
+		goto fail;
+	}
+	sb->data_mapping_root = md->root;
+	sb->device_details_root = md->details_root;
+	sb->magic = THIN_SUPERBLOCK_MAGIC;
+	sb->metadata_block_size = 8;
+	memset(c->sb_block, 0, TP_BLOCK_SIZE);
+	thin_sb_pack(sb, c->sb_block);
+	thin_sb_validator.prepare(c->sb_block, THIN_SUPERBLOCK_LOCATION);
+	return 0;
+fail:
 	if (md->args.data)
-		dr = tp_dev_flush_wait(&data_flush);
-	if (!r && dr)
-		r = tmd_fail(md, dr, "flushing the data device failed: %s", strerror(-dr));
+		(void)tp_dev_flush_wait(&c->data_flush); /* the failure is the one to report */
+	c->active = false;
+	md->failed = true;
 	return r;
 }
 
-static int commit(struct tmd *md)
+int tmd_commit_io(struct tmd *md)
 {
-	struct thin_superblock sb = md->sb;
-	int r = commit_io(md, &sb);
-	if (r)
-		return r;
-	sb.data_mapping_root = md->root;
-	sb.device_details_root = md->details_root;
-	sb.magic = THIN_SUPERBLOCK_MAGIC;
-	sb.metadata_block_size = 8;
-	struct bm_block *blk;
-	r = bm_write_lock_zero(md->bm, THIN_SUPERBLOCK_LOCATION, &thin_sb_validator, &blk);
-	if (r)
-		return tmd_fail(md, r, "locking the superblock failed: %s", strerror(-r));
-	thin_sb_pack(&sb, bm_block_data(blk));
-	r = bm_unlock_durable(blk);
-	if (r)
-		return tmd_fail(md, r, "writing the superblock failed: %s", strerror(-r));
+	struct tmd_commit_state *c = &md->commit;
+	if (!c->active)
+		return 0;
+	int r = bm_flush_io(md->bm), dr = 0;
+	/* data first: a mapping must never reach disk before its data */
+	if (md->args.data)
+		dr = tp_dev_flush_wait(&c->data_flush);
+	if (r) {
+		snprintf(c->err, sizeof(c->err), "writing metadata blocks failed: %s", strerror(-r));
+	} else if (dr) {
+		r = dr;
+		snprintf(c->err, sizeof(c->err), "flushing the data device failed: %s", strerror(-dr));
+	} else if ((r = bm_write_copy_durable(md->bm, THIN_SUPERBLOCK_LOCATION, c->sb_block))) {
+		snprintf(c->err, sizeof(c->err), "writing the superblock failed: %s", strerror(-r));
+	}
+	c->io_result = r;
+	return r;
+}
+
+int tmd_commit_finish(struct tmd *md)
+{
+	struct tmd_commit_state *c = &md->commit;
+	if (!c->active)
+		return 0;
+	c->active = false;
+	int r = c->io_result;
+	if (r) {
+		md->failed = true;
+		return tmd_fail(md, r, "%s", c->err);
+	}
+	r = bm_flush_finish(md->bm);
+	if (!r)
+		r = bm_install_clean(md->bm, THIN_SUPERBLOCK_LOCATION, &thin_sb_validator,
+				     c->sb_block);
+	if (r) {
+		md->failed = true;
+		return tmd_fail(md, r, "after the commit, updating the metadata cache failed: %s",
+			        strerror(-r));
+	}
+	forget_devs(md);
 	sm_meta_committed(md->msm);
 	r = sm_disk_committed(md->dsm);
-	if (r)
+	if (r) {
+		md->failed = true;
 		return tmd_fail(md, r, "out of memory after commit");
-	md->sb = sb;
+	}
+	md->sb = c->sb;
 	md->changed = false;
 	/* (a cache that cannot grow just stays as it is) */
 	(void)autosize_cache(md);
 	return 0;
 }
 
-int tmd_commit(struct tmd *md)
+static int commit(struct tmd *md)
 {
-	if (md->failed)
-		return tmd_fail(md, -EIO, "metadata operation failed earlier; abort the transaction first");
-	if (md->args.read_only)
-		return 0;
-	int r = commit(md);
+	int r = tmd_commit_prepare(md);
 	if (r)
-		md->failed = true;
-	return r;
+		return r;
+	(void)tmd_commit_io(md); /* (its failure is the finish's result) */
+	return tmd_commit_finish(md);
 }
+
+int tmd_commit(struct tmd *md) { return commit(md); }
 
 int tmd_abort(struct tmd *md)
 {
@@ -382,6 +433,7 @@ out:
 	if (err)
 		snprintf(err, errlen, "%s", *md->err ? md->err : strerror(-r));
 	destroy_objects(md);
+	free(md->commit.sb_block);
 	free(md);
 	return r;
 }
@@ -402,6 +454,7 @@ void tmd_close_nocommit(struct tmd *md)
 	if (!md)
 		return;
 	destroy_objects(md);
+	free(md->commit.sb_block);
 	free(md->devs);
 	free(md->dev_slots);
 	free(md);

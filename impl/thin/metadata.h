@@ -74,6 +74,14 @@ int tmd_close(struct tmd *md);
 void tmd_close_nocommit(struct tmd *md);
 
 int tmd_commit(struct tmd *md);
+/* tmd_commit in three steps, so that lookups from cached metadata (tmd_lookup_peek) can go
+ * on during the commit's IO. The caller runs the prepare and the finish with every other
+ * call on MD excluded, and the IO with nothing beside it but tmd_lookup_peek callers; no
+ * other call on MD between the prepare and the finish. A failed prepare needs no IO or
+ * finish; a failed IO is reported again by the finish, which must still run. */
+int tmd_commit_prepare(struct tmd *md);
+int tmd_commit_io(struct tmd *md);
+int tmd_commit_finish(struct tmd *md);
 int tmd_abort(struct tmd *md);
 bool tmd_changed(const struct tmd *md);
 const char *tmd_error(const struct tmd *md);

@@ -25,6 +25,16 @@ struct tmd_dev {
 	bool changed;
 };
 
+/* A commit between tmd_commit_prepare and tmd_commit_finish. */
+struct tmd_commit_state {
+	bool active;               /* prepared: the IO and the finish have work */
+	struct thin_superblock sb; /* the superblock being committed */
+	uint8_t *sb_block;         /* it packed and sealed (4 KiB, aligned for O_DIRECT) */
+	struct tp_flush_job data_flush;
+	int io_result;
+	char err[256]; /* the IO's failure, set where md->err may not be written */
+};
+
 struct tmd {
 	struct tmd_open_args args;
 	struct bm *bm;
@@ -46,6 +56,8 @@ struct tmd {
 	 * touching many devices in one transaction stays linear */
 	uint32_t *dev_slots;
 	size_t nr_slots;
+
+	struct tmd_commit_state commit;
 
 	bool changed;
 	bool failed; /* a metadata operation failed: only abort is allowed */

@@ -99,12 +99,15 @@ int pool_mark_changed(struct thinp_pool *p, uint64_t id)
 
 /* ---- commit ---- */
 
-/* Called with the commit barrier held exclusively and md_lock held. */
-int pool_commit_locked(struct thinp_pool *p, struct thinp_class_stats *cost)
+static bool may_commit(struct thinp_pool *p)
 {
-	if (mode_get(p) == THINP_MODE_FAIL || mode_get(p) == THINP_MODE_READ_ONLY || p->o.read_only)
-		return 0;
-	int r = tmd_commit(p->md);
+	return mode_get(p) != THINP_MODE_FAIL && mode_get(p) != THINP_MODE_READ_ONLY &&
+	       !p->o.read_only;
+}
+
+/* What follows a commit whose result is R (the barrier held exclusively, md_lock held). */
+static int committed(struct thinp_pool *p, int r, struct thinp_class_stats *cost)
+{
 	if (!r && gate_inject('c'))
 		r = tmd_commit(p->md);
 	if (r)
@@ -134,13 +137,35 @@ int pool_commit_locked(struct thinp_pool *p, struct thinp_class_stats *cost)
 	return 0;
 }
 
+/* Called with the commit barrier held exclusively and md_lock held. */
+int pool_commit_locked(struct thinp_pool *p, struct thinp_class_stats *cost)
+{
+	return may_commit(p) ? committed(p, tmd_commit(p->md), cost) : 0;
+}
+
 int pool_commit(struct thinp_pool *p)
 {
 	struct thinp_class_stats cost = {0};
 	struct meta_mark m;
+	int r = 0;
 	pthread_rwlock_wrlock(&p->commit_barrier);
 	md_lock(p, &m);
-	int r = pool_commit_locked(p, &cost);
+	if (may_commit(p)) {
+		r = tmd_commit_prepare(p->md);
+		if (!r) {
+			/* The commit's IO with the slots released: lookups from cached metadata
+			 * (lookup_shared), so reads and overwrites of provisioned blocks, go on.
+			 * md_mutex and the barrier stay held, so nothing else reads or changes the
+			 * metadata, its cache or the metadata device's counters (md_unlock still
+			 * charges the commit its own IO), nothing is allocated, and a second commit
+			 * waits for this one's superblock. */
+			md_slots_unlock(p);
+			(void)tmd_commit_io(p->md); /* (the finish reports its failure) */
+			md_slots_lock(p);
+			r = tmd_commit_finish(p->md);
+		}
+		r = committed(p, r, &cost);
+	}
 	md_unlock(p, &m, &cost);
 	pthread_rwlock_unlock(&p->commit_barrier);
 	if (cost.ops)

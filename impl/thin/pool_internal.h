@@ -23,6 +23,8 @@
  * overwriting run side by side instead of taking turns on one mutex. A thread keeps its slot
  * (pool_slot()); threads beyond NR_SLOTS share them. The slot's shard of the per-class
  * counters is what record() adds to, so counting needs no lock all threads take either.
+ * A commit (pool_commit) releases the slots for its IO alone, keeping md_mutex and the
+ * barrier: the fast path goes on during a commit's writes and flushes, nothing else does.
  *
  * The helpers the IO paths call per block are static inline here, so splitting the pool
  * into files costs the hot paths no calls. */

@@ -20,7 +20,11 @@
  *      deleted, thins deleted and commits: every thread's pages read back
  *      as written, a snapshot holds for every page a write between the
  *      last one completed before it and the last one started after it;
- *      and that path completes while another thread holds md_mutex.
+ *      and that path completes while another thread holds md_mutex;
+ *  (g) seeded overwrites and reads of provisioned blocks while a commit is
+ *      stopped inside its IO (a metadata device that holds its writes until
+ *      the test lets them go): they complete, and read back as written,
+ *      then and after a reopen.
  *
  * Thread interleavings are not reproducible; the op sequences are
  * (THINP_SEED). Built with -fsanitize=thread by `make tsan`. */
@@ -39,6 +43,7 @@
 #include "io/dev.h"
 #include "model_util.h"
 #include "pool_util.h"
+#include "support/dev_hold.h"
 #include "thin/check.h"
 #include "thin/pool_internal.h"
 #include "thinp.h"
@@ -1275,6 +1280,163 @@ START_TEST(test_fast_path_lock_free)
 }
 END_TEST
 
+/* ---- a commit whose IO is held: reads and overwrites go on ---- */
+
+struct held_commit {
+	struct thinp_pool *p;
+	int rc;
+};
+
+static void *held_commit_main(void *arg)
+{
+	struct held_commit *c = arg;
+	c->rc = thinp_pool_commit(c->p);
+	return NULL;
+}
+
+#define HC_BLOCKS 6u /* provisioned per round */
+#define HC_ROUNDS 8u
+#define HC_OPS    64u
+
+/* The IO of one round, run while the commit is held: seeded overwrites (partial pages and
+ * whole blocks) and reads of the blocks provisioned so far, each read checked against the
+ * model. */
+struct held_round {
+	struct thinp_thin *t;
+	uint64_t B, nr_blocks, seed, round;
+	uint64_t *model; /* per 4 KiB page: its tag */
+	int rc;
+	char why[256];
+};
+
+static void *held_round_main(void *arg)
+{
+	struct held_round *h = arg;
+	struct mu_rng rng;
+	mu_rng_init(&rng, h->seed);
+	uint64_t ppb = h->B / K4;
+	uint8_t page[K4];
+	uint8_t *blk = malloc(h->B);
+	if (!blk) {
+		h->rc = -ENOMEM;
+		return NULL;
+	}
+	for (unsigned i = 0; i < HC_OPS && !h->rc; i++) {
+		uint64_t b = mu_below(&rng, h->nr_blocks), pg = mu_below(&rng, ppb);
+		/* tags fit fill_page's 44 bits: the round's, then the op's, then a page's */
+		uint64_t tag = (h->round + 1) << 32 | (uint64_t)(i + 1) << 16;
+		unsigned op = (unsigned)mu_below(&rng, 8);
+		if (op < 4) { /* one page */
+			fill_page(page, tag);
+			h->rc = thinp_write(h->t, page, K4, b * h->B + pg * K4, 0, NULL);
+			h->model[b * ppb + pg] = tag;
+		} else if (op == 4) { /* a whole block: the run path */
+			for (uint64_t k = 0; k < ppb; k++) {
+				fill_page(blk + k * K4, tag + k);
+				h->model[b * ppb + k] = tag + k;
+			}
+			h->rc = thinp_write(h->t, blk, h->B, b * h->B, 0, NULL);
+		} else {
+			h->rc = thinp_read(h->t, page, K4, b * h->B + pg * K4, NULL);
+			if (!h->rc && page_tag(page) != h->model[b * ppb + pg]) {
+				snprintf(h->why, sizeof(h->why),
+					 "block %" PRIu64 " page %" PRIu64 " read tag %" PRIx64
+					 ", wrote %" PRIx64,
+					 b, pg, page_tag(page), h->model[b * ppb + pg]);
+				h->rc = -EILSEQ;
+			}
+		}
+	}
+	free(blk);
+	return NULL;
+}
+
+START_TEST(test_io_during_commit_io)
+{
+	pu_ctx("overwrites and reads of provisioned blocks while a commit's IO is held");
+	struct pu_env e;
+	memset(&e, 0, sizeof(e));
+	int n = snprintf(e.dir, sizeof(e.dir), "%s/pool-XXXXXX", pu_top);
+	REQ(n > 0 && (size_t)n < sizeof(e.dir), "path too long");
+	REQ(mkdtemp(e.dir) != NULL, "mkdtemp %s: %s", e.dir, strerror(errno));
+	e.o.no_commit_timer = true;
+	e.o.block_sectors = 128;
+	e.B = 128 * 512;
+	uint64_t nr_blocks = HC_BLOCKS * HC_ROUNDS;
+	snprintf(e.data_path, sizeof(e.data_path), "%s/data", e.dir);
+	snprintf(e.meta_path, sizeof(e.meta_path), "%s/meta", e.dir);
+	REQ0(tp_dev_open_file(e.data_path, TP_DEV_CREATE, nr_blocks * e.B, &e.data));
+	REQ0(tp_dev_open_file(e.meta_path, TP_DEV_CREATE, 16 * MiB, &e.meta));
+	struct tp_dev *held;
+	struct tp_hold *hd;
+	REQ0(tp_hold_wrap(e.meta, &held, &hd));
+	char err[512] = "";
+	int r = thinp_pool_format(e.data, held, &e.o, &e.p, err, sizeof(err));
+	REQ(r == 0, "format: %d %s", r, err);
+	REQ0(thinp_create_thin(e.p, 1));
+	struct thinp_thin *t;
+	REQ0(thinp_thin_open(e.p, 1, 0, &t));
+	uint64_t ppb = e.B / K4;
+	uint64_t *model = calloc(nr_blocks * ppb, sizeof(*model));
+	uint8_t *blk = malloc(e.B);
+	REQ(model && blk, "out of memory");
+	for (unsigned round = 0; round < HC_ROUNDS; round++) {
+		/* new blocks: the commit has metadata to write */
+		for (uint64_t b = round * HC_BLOCKS; b < (round + 1) * HC_BLOCKS; b++) {
+			for (uint64_t k = 0; k < ppb; k++) {
+				model[b * ppb + k] = b << 8 | k; /* (op tags have bits 16..43 set) */
+				fill_page(blk + k * K4, model[b * ppb + k]);
+			}
+			REQ0(thinp_write(t, blk, e.B, b * e.B, 0, NULL));
+		}
+		tp_hold_arm(hd);
+		struct held_commit hc = {.p = e.p};
+		pthread_t ct, it;
+		REQ(pthread_create(&ct, NULL, held_commit_main, &hc) == 0, "pthread_create");
+		tp_hold_wait_held(hd);
+		/* the commit is inside its IO now, and stays there until the gate opens */
+		struct held_round h = {.t = t,
+				       .B = e.B,
+				       .nr_blocks = (round + 1) * HC_BLOCKS,
+				       .seed = pu_seed * 131 + round,
+				       .round = round,
+				       .model = model};
+		REQ(pthread_create(&it, NULL, held_round_main, &h) == 0, "pthread_create");
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 30; /* only bounds the failure: the pass returns in milliseconds */
+		int jr = pthread_timedjoin_np(it, NULL, &ts);
+		tp_hold_release(hd);
+		if (jr)
+			pthread_join(it, NULL);
+		pthread_join(ct, NULL);
+		REQ(jr == 0, "round %u: the IO waited for the commit's IO (join: %s)", round,
+		    strerror(jr));
+		REQ(h.rc == 0, "round %u: IO returned %d %s", round, h.rc, h.why);
+		REQ(hc.rc == 0, "round %u: commit returned %d: %s", round, hc.rc,
+		    thinp_pool_error(e.p));
+	}
+	/* everything as the model says, now and after a reopen */
+	for (int pass = 0; pass < 2; pass++) {
+		uint8_t page[K4];
+		for (uint64_t i = 0; i < nr_blocks * ppb; i++) {
+			REQ0(thinp_read(t, page, K4, i * K4, NULL));
+			REQ(page_tag(page) == model[i], "pass %d page %" PRIu64 ": tag %" PRIx64 ", wrote %" PRIx64,
+			    pass, i, page_tag(page), model[i]);
+		}
+		if (pass)
+			break;
+		thinp_thin_close(t);
+		env_reopen(&e);
+		REQ0(thinp_thin_open(e.p, 1, 0, &t));
+	}
+	free(blk);
+	free(model);
+	thinp_thin_close(t);
+	env_close_and_check(&e);
+}
+END_TEST
+
 static Suite *conc_suite(void)
 {
 	Suite *s = suite_create("pool_concurrency");
@@ -1303,6 +1465,7 @@ static Suite *conc_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_fast_path_lock_free);
 	tcase_add_test(tc, test_fast_path_races);
+	tcase_add_test(tc, test_io_during_commit_io);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("load");
 	tcase_set_timeout(tc, 300);

@@ -39,6 +39,11 @@
  * since then land in any subset); units untouched since their flush must
  * still be exact, and so must everything else above.
  *
+ * A directed case (test_cut_commit_with_overwrites) holds a commit inside its
+ * IO while overwrites and reads of flushed blocks run beside it, as the pool
+ * allows, then cuts the power after each of the commit's metadata writes
+ * (hold_case below).
+ *
  * THINP_SEED overrides the seed, THINP_TEST_SCALE scales the number of cut
  * points. */
 #include <check.h>
@@ -46,6 +51,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +60,7 @@
 
 #include "io/dev.h"
 #include "support/dev_fault.h"
+#include "support/dev_hold.h"
 #include "model_util.h"
 #include "thin/check.h"
 #include "thinp.h"
@@ -1222,6 +1229,175 @@ END_TEST
 START_TEST(test_passdown_cow_full) { passdown_case(true); }
 END_TEST
 
+/* ---- a power cut at every write of a commit that overwrites run beside ----
+ *
+ * The pool lets reads and overwrites of provisioned blocks go on while a commit's IO runs
+ * (pool.c, pool_commit). Thin 1's blocks 0..HB-1 are written and flushed (the baseline),
+ * blocks HB..2HB-1 provisioned in the open transaction; the commit is then held at its
+ * first metadata write (support/dev_hold.h) while seeded 4 KiB overwrites and reads of the
+ * baseline blocks run, each read checked. Then the power goes after the commit's Kth
+ * metadata write, for every K up to the commit's last write, with and without the flush
+ * that follows write K, and both devices crash. The pool reopened from what the disks hold
+ * must check clean and read back: a baseline unit not overwritten exactly as flushed, an
+ * overwritten one old or new; the new blocks exactly as written when the superblock landed
+ * (the last write, its flush run), otherwise unmapped (zeros). */
+#define HB 4u /* blocks in the baseline, and new ones */
+#define HOLD_OVERWRITES 24u
+
+struct hold_run {
+	uint64_t seed;
+	uint64_t k;    /* 0: no cut */
+	bool skip;     /* the cut stops the flush after write K too */
+	uint64_t writes; /* out: the commit's metadata writes */
+};
+
+static void hold_fill(uint64_t seed, uint64_t tag, uint8_t *buf, size_t len)
+{
+	struct mu_rng r;
+	mu_rng_init(&r, seed ^ (tag * 0x9E3779B97F4A7C15ull));
+	mu_fill(&r, buf, len);
+}
+
+static void *hold_commit_main(void *arg)
+{
+	(void)thinp_pool_commit(arg); /* (a cut commit "succeeds": its writes just vanish) */
+	return NULL;
+}
+
+static void hold_case(struct hold_run *hr)
+{
+	struct tp_dev *inner[2], *fdev[2], *held;
+	struct tp_fault *f[2];
+	struct tp_hold *hold;
+	ck_assert_int_eq(tp_dev_open_mem(META_BYTES, &inner[DEV_META]), 0);
+	ck_assert_int_eq(tp_dev_open_mem(DATA_BYTES, &inner[DEV_DATA]), 0);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(tp_fault_wrap(inner[i], &fdev[i], &f[i]), 0);
+		tp_fault_set_volatile(f[i], 1);
+	}
+	ck_assert_int_eq(tp_hold_wrap(fdev[DEV_META], &held, &hold), 0);
+	struct thinp_pool_opts o = {.block_sectors = BLOCK_SECTORS, .no_commit_timer = true};
+	struct thinp_pool *p;
+	char err[512] = "";
+	ck_assert_msg(!thinp_pool_format(fdev[DEV_DATA], held, &o, &p, err, sizeof(err)), "%s", err);
+	ck_assert_int_eq(thinp_create_thin(p, 1), 0);
+	struct thinp_thin *t;
+	ck_assert_int_eq(thinp_thin_open(p, 1, DEV_SIZE, &t), 0);
+	/* the model: per unit, its flushed content's tag and the tag overwritten during the
+	 * commit (0: none) */
+	enum { UPB = BS / UNIT };
+	uint64_t base[2 * HB * UPB], over[HB * UPB];
+	memset(over, 0, sizeof(over));
+	uint8_t *buf = malloc(BS);
+	ck_assert(buf);
+	for (unsigned b = 0; b < 2 * HB; b++) {
+		for (unsigned u = 0; u < UPB; u++) {
+			base[b * UPB + u] = 1 + b * UPB + u;
+			hold_fill(hr->seed, base[b * UPB + u], buf + u * UNIT, UNIT);
+		}
+		ck_assert_int_eq(thinp_write(t, buf, BS, b * BS, 0, NULL), 0);
+		if (b == HB - 1)
+			ck_assert_int_eq(thinp_flush(t, NULL), 0); /* the baseline is durable */
+	}
+	uint64_t w0 = tp_fault_writes_seen(f[DEV_META]);
+	tp_hold_arm(hold);
+	pthread_t ct;
+	ck_assert_int_eq(pthread_create(&ct, NULL, hold_commit_main, p), 0);
+	tp_hold_wait_held(hold);
+	/* the commit is inside its IO: its first metadata write waits at the hold */
+	ck_assert_uint_eq(tp_fault_writes_seen(f[DEV_META]), w0);
+	struct mu_rng rng;
+	mu_rng_init(&rng, hr->seed);
+	uint8_t want[UNIT];
+	for (unsigned i = 0; i < HOLD_OVERWRITES; i++) {
+		unsigned u = (unsigned)mu_below(&rng, HB * UPB);
+		if (mu_below(&rng, 3)) {
+			over[u] = 1000 + i;
+			hold_fill(hr->seed, over[u], buf, UNIT);
+			ck_assert_int_eq(thinp_write(t, buf, UNIT, (uint64_t)u * UNIT, 0, NULL), 0);
+		} else {
+			ck_assert_int_eq(thinp_read(t, buf, UNIT, (uint64_t)u * UNIT, NULL), 0);
+			hold_fill(hr->seed, over[u] ? over[u] : base[u], want, UNIT);
+			ck_assert_msg(!memcmp(buf, want, UNIT), "unit %u read during the commit differs",
+				      u);
+		}
+	}
+	if (hr->k) {
+		tp_fault_cut_after(f[DEV_META], hr->k);
+		tp_fault_cut_skips_flush(f[DEV_META], hr->skip);
+	}
+	tp_hold_release(hold);
+	pthread_join(ct, NULL);
+	hr->writes = tp_fault_writes_seen(f[DEV_META]) - w0;
+	bool landed = !hr->k || (hr->k >= hr->writes && !hr->skip);
+	tp_fault_crash(f[DEV_META]);
+	tp_fault_crash(f[DEV_DATA]);
+	struct tp_dev *mcopy = copy_dev(inner[DEV_META]);
+	struct tp_dev *dcopy = copy_dev(inner[DEV_DATA]);
+	thinp_thin_close(t);
+	(void)thinp_pool_close(p);
+
+	struct report_buf rb = {.text = ""};
+	unsigned nerr = 0;
+	int r = tcheck_run(mcopy, NULL, report_cb, &rb, &nerr);
+	ck_assert_msg(!r && !nerr, "cut after write %" PRIu64 "%s: tcheck_run = %d, %u errors: %s",
+		      hr->k, hr->skip ? " (and its flush)" : "", r, nerr, rb.text);
+	ck_assert_msg(!thinp_pool_open(dcopy, mcopy, &o, &p, err, sizeof(err)), "%s", err);
+	ck_assert_int_eq(thinp_thin_open(p, 1, DEV_SIZE, &t), 0);
+	uint8_t alt[UNIT];
+	for (unsigned u = 0; u < 2 * HB * UPB; u++) {
+		ck_assert_int_eq(thinp_read(t, buf, UNIT, (uint64_t)u * UNIT, NULL), 0);
+		bool ok;
+		if (u >= HB * UPB && !landed) {
+			memset(want, 0, UNIT);
+			ok = !memcmp(buf, want, UNIT);
+		} else {
+			hold_fill(hr->seed, base[u], want, UNIT);
+			ok = !memcmp(buf, want, UNIT);
+			if (!ok && u < HB * UPB && over[u]) {
+				hold_fill(hr->seed, over[u], alt, UNIT);
+				ok = !memcmp(buf, alt, UNIT);
+			}
+		}
+		ck_assert_msg(ok,
+			      "seed %" PRIu64 ", cut after the commit's metadata write %" PRIu64
+			      " of %" PRIu64 "%s: unit %u (%s) %s (rerun with THINP_SEED=%" PRIu64 ")",
+			      hr->seed, hr->k, hr->writes, hr->skip ? " and its flush" : "", u,
+			      u < HB * UPB ? (over[u] ? "overwritten during the commit" : "flushed before it")
+					   : "provisioned in the commit",
+			      u >= HB * UPB ? (landed ? "lost though the superblock landed"
+						      : "mapped though the superblock did not land")
+					    : "lost",
+			      hr->seed);
+	}
+	/* the recovered pool takes a write and a commit */
+	ck_assert_int_eq(thinp_write(t, buf, UNIT, 0, 0, NULL), 0);
+	ck_assert_int_eq(thinp_pool_commit(p), 0);
+	thinp_thin_close(t);
+	ck_assert_int_eq(thinp_pool_close(p), 0);
+	free(buf);
+}
+
+START_TEST(test_cut_commit_with_overwrites)
+{
+	uint64_t seed = mu_seed(DEFAULT_SEED) ^ 0x686f6c64ull; /* "hold" */
+	struct hold_run ref = {.seed = seed};
+	hold_case(&ref);
+	ck_assert_msg(ref.writes >= 3, "the commit wrote %" PRIu64 " metadata blocks, expected a few",
+		      ref.writes);
+	for (int skip = 0; skip < 2; skip++)
+		for (uint64_t k = 1; k <= ref.writes; k++) {
+			struct hold_run hr = {.seed = seed, .k = k, .skip = skip};
+			hold_case(&hr);
+			ck_assert_msg(hr.writes == ref.writes,
+				      "the commit wrote %" PRIu64 " blocks, %" PRIu64 " without the cut",
+				      hr.writes, ref.writes);
+		}
+	fprintf(stderr, "commit held with overwrites: seed %" PRIu64 ", cut after each of its %" PRIu64
+		" metadata writes, with and without the flush after it\n", seed, ref.writes);
+}
+END_TEST
+
 static const struct cfg cfgs[] = {
 	{"zeroing", false, false, 0, 260, 0},
 	{"skip-zeroing-small-cache", false, true, 16, 260, 0x5a5a},
@@ -1255,8 +1431,10 @@ int main(void)
 	tcase_add_loop_test(tt, test_crash_torn, 0, (int)(sizeof(torn_cfgs) / sizeof(torn_cfgs[0])));
 	suite_add_tcase(s, tt);
 	TCase *td = tcase_create("directed");
+	tcase_set_timeout(td, 300); /* a held commit cut at each of its writes: seconds when busy */
 	tcase_add_test(td, test_passdown_cow);
 	tcase_add_test(td, test_passdown_cow_full);
+	tcase_add_test(td, test_cut_commit_with_overwrites);
 	suite_add_tcase(s, td);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
