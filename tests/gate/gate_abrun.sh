@@ -3,9 +3,9 @@
 # repetitions of a libthinp case and its baselines. OUT/base and OUT/new are complete run
 # dirs naming one pair; the engine case ran once per side per repetition, with that side's
 # engine, base first in repetition 1 and new first in 2 (ABBA); every other case ran once
-# per repetition, the same record in both sides; ci/gate compare reads the pair (two pairs:
-# inconclusive, exit 0). Refused with exit 2: a base engine that does not exist, a selection
-# without an engine case. Needs fio, qemu-img, gnuplot and the engine (THINP_ENGINE; make).
+# per repetition, the same record in both sides; each step records its 10th-percentile
+# latency; ci/gate compare reads the pair (two pairs: inconclusive, exit 0). Refused with
+# exit 2: a base engine that does not exist, a selection without an engine case. Needs fio, qemu-img, gnuplot and the engine (THINP_ENGINE; make).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -54,6 +54,9 @@ for cid, c in d["base"]["cases"].items():
         need([r["ab_first"] for r in b] == ["base", "new"] == [r["ab_first"] for r in n],
              f"{cid}: base first in rep 1, new first in rep 2")
         need(b[0]["steps"] != n[0]["steps"], f"{cid}: measured per side")
+        alls = [st["all"] for r in b + n for st in r["steps"].values()]
+        need(all(0 < a["lat_p10_us"] <= a["lat_p50_us"] for a in alls),
+             f"{cid}: each step's lat_p10_us (the gate's statistic), at most its p50")
         cb = " ".join(b[0]["commands"]); cn = " ".join(n[0]["commands"])
         need(f"external:{base_so}" in cb and base_so not in cn, f"{cid}: base side ran {base_so}")
         need(f"external:{new_so}" in cn, f"{cid}: new side ran {new_so}")
