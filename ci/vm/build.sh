@@ -39,7 +39,7 @@ MODULES=(virtio_pci virtio_blk virtio_rng 9pnet_virtio 9p loop dm-mod dm-thin-po
 	dm-snapshot dm-zero dm-flakey crc32c_intel crc32c_generic libcrc32c ext4 xfs)
 # Tools in the image (host paths are looked up with command -v).
 TOOLS=(bash kmod dmsetup lvm losetup blkdiscard blockdev lsblk mke2fs pdata_tools fio dd
-	fallocate sha256sum cmp truncate stat mkfs.xfs python3)
+	fallocate sha256sum cmp truncate stat mkfs.xfs python3 blkid)
 # The standard library's parts a guest without a terminal, network or GUI never imports
 # (tests, IDEs, Tk, the build config, bytecode caches), left out of the image (about 40 of
 # its 54 MB); what scenarios/run imports stays.

@@ -17,6 +17,10 @@ Modules, from the bottom up:
   docker_env   the Docker driver's scenarios' shared set-up (`thinp docker` home, image, overlay
                lower dir, data volume)
   matrix       the case matrix, baselines, selection, repetition order
+  kernel_setup, kernel_lvm, kernel_counters, kernel_backend  --backend kernel: the kernel's
+               dm-thin as a backend (loop-lvm as Docker made it, direct-lvm by LVM on
+               --data-dev), the device registry and its teardown, the refusals, the loop/LV
+               devices' counters, the kernel twins of libthinp's cases
   kernel_vm    kernel dm-thin in a qemu VM (--kernel) and merging its results (--kernel-results)
   kernel_results  reading a kernel_perf output dir, kernel.csv
   kernel_facts    what a run's kernel dir says beyond costs (pool tables, block checks, ...)

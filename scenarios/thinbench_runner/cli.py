@@ -52,7 +52,9 @@ from . import plan_cases, report
 from .abrun import run_ab
 from .case import SCALES
 from .environment import git
-from .kernel_backend import BACKENDS, IOENGINES, OPTIONS as KERNEL_OPTIONS, matrix_for
+from .kernel_backend import (BACKENDS, IOENGINES, OPTIONS as KERNEL_OPTIONS, matrix_for,
+                             select_direct)
+from .kernel_lvm import disk_refusal
 from .kernel_setup import host_refusal
 from .kernel_vm import check_kernel_results, kernel_meta, kernel_origin, merge_kernel
 from .matrix import select
@@ -103,6 +105,9 @@ def parser():
                          "comma-separated (one run dir)")
     ap.add_argument("--kernel-ioengine", choices=IOENGINES, default="psync",
                     help="fio's engine on the kernel's thin devices (direct=1; default psync)")
+    ap.add_argument("--force", action="store_true",
+                    help="with --backend kernel --data-dev: use the disk even though it holds a "
+                         "filesystem, partition table or LVM label (destroyed)")
     ap.add_argument("--no-report", action="store_true",
                     help="the cases only (cases.json, env.json): no summary, charts or report "
                          "(no gnuplot needed; make one later with --report DIR)")
@@ -125,11 +130,8 @@ def backends(args, ap):
 
 def refuse_kernel(args):
     """Exit 2 unless this host can run the kernel cases (after --list: listing needs none)."""
-    if args.data_dev:
-        log("scenarios/run: --backend kernel runs loop-lvm only so far; direct-lvm on "
-            f"--data-dev {args.data_dev} is not implemented: drop --data-dev/--metadata-dev")
-        raise SystemExit(2)
-    why = host_refusal()
+    why = disk_refusal(args.data_dev, args.force) if args.data_dev else None
+    why = why or host_refusal()
     if why:
         log("scenarios/run: " + why)
         raise SystemExit(2)
@@ -182,16 +184,24 @@ def main(argv):
         check_kernel_results(args.kernel_results)
     if args.report:
         return rebuild(args, ap)
-    if bool(args.data_dev) != bool(args.metadata_dev):
-        ap.error("--data-dev and --metadata-dev go together")
+    args.backends = backends(args, ap)
+    if bool(args.data_dev) != bool(args.metadata_dev) and \
+            (args.metadata_dev or "libthinp" in args.backends):
+        ap.error("--data-dev and --metadata-dev go together (--backend kernel alone takes "
+                 "--data-dev only: LVM splits it)")
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
 
-    args.backends = backends(args, ap)
     KERNEL_OPTIONS["ioengine"] = args.kernel_ioengine
     cases = select(matrix_for(args.backends), args)
+    no_direct = None
+    if "kernel" in args.backends:
+        cases, no_direct = select_direct(cases, args.backends, args.data_dev)
     if args.list:
         return list_cases(args, cases)
+    if no_direct:
+        log("scenarios/run: " + no_direct)
+        raise SystemExit(2)
     if "kernel" in args.backends:
         refuse_kernel(args)
     if not cases and not plan_cases.selected(args.only):

@@ -10,6 +10,7 @@ import os
 from . import fiorun
 from .case import Case
 from .kernel_counters import Snapshot, device_metrics
+from .kernel_lvm import LvmPool
 from .kernel_setup import DOCKER_LOW_WATER, KernelPool, run_q
 from .matrix import baseline_ids, build_matrix
 from .units import KiB
@@ -26,17 +27,34 @@ OPTIONS = {"ioengine": "psync"}
 
 
 def kernel_cases(matrix):
-    """The kernel twin of every libthinp loop-lvm case of SCENARIOS: the same scenario,
+    """The kernel twin of every libthinp case of SCENARIOS: the same scenario, mode,
     parameters, quick flag and group (so it has the same baselines and sits beside its twin
-    in a repetition's order)."""
+    in a repetition's order). direct-lvm twins run on --data-dev only (select_direct)."""
     out = []
     for c in matrix:
-        if c.backend != "thinp" or c.scenario not in SCENARIOS or c.mode != "loop" or \
-                c.params.get("cow"):
+        if c.backend != "thinp" or c.scenario not in SCENARIOS or c.params.get("cow"):
             continue
         out.append(Case(c.scenario, BACKEND, c.mode, c.params, c.quick, RUNNERS[c.scenario],
                         group=c.group))
     return out
+
+
+def select_direct(cases, backends, data_dev):
+    """CASES without the kernel's direct-lvm cases when there is no --data-dev (and, in a
+    kernel-only run, without the direct-lvm baselines, whose raw store is that disk too); a
+    message for exit 2 when that leaves no kernel case of a selection that had some."""
+    if data_dev:
+        if "libthinp" not in backends:
+            cases = [c for c in cases if c.backend == BACKEND or c.mode != "direct"]
+        return cases, None
+    kd = [c for c in cases if c.backend == BACKEND and c.mode == "direct"]
+    keep = [c for c in cases if c not in kd and
+            ("libthinp" in backends or c.mode != "direct")]
+    if kd and not any(c.backend == BACKEND for c in keep):
+        return keep, ("direct-lvm on the kernel needs --data-dev DEV: the disk the seed's LVM "
+                      "procedure takes over (pvcreate, vgcreate, lvcreate, lvconvert; its "
+                      "contents are destroyed)")
+    return keep, None
 
 
 def matrix_for(backends):
@@ -74,7 +92,7 @@ def unmeasured(ctx, step, jobfile, section, envv, dev):
 
 
 def with_pool(ctx, fn, block=64 * KiB, zero=False):
-    pool = KernelPool(ctx, block, zero)
+    pool = (LvmPool if ctx.case.mode == "direct" else KernelPool)(ctx, block, zero)
     try:
         return fn(pool)
     finally:

@@ -2,6 +2,7 @@
 /sys/block/<dev>/stat deltas (the bios dm-thin sent them) and the pool's status deltas, put
 into the step's metrics under the names libthinp's rows use (docs/kernel-backend.md)."""
 import os
+import stat
 
 from .procs import CaseError
 
@@ -13,9 +14,16 @@ STAT_FIELDS = {0: "reads", 2: "read_sectors", 4: "writes", 6: "write_sectors",
 
 
 def block_stat(dev):
-    """{field: count} of DEV (/dev/loopN or a name) from /sys/block/<name>/stat."""
-    name = os.path.basename(os.path.realpath(dev))
-    path = f"/sys/block/{name}/stat"
+    """{field: count} of the block device DEV (a node: /dev/loopN, /dev/mapper/NAME) from
+    /sys/dev/block/MAJOR:MINOR/stat (without udev, /dev/mapper/NAME is a node of its own, not
+    a link to /dev/dm-N, so the name says nothing)."""
+    try:
+        st = os.stat(dev)
+    except OSError as e:
+        raise CaseError(f"cannot stat {dev}: {e}")
+    if not stat.S_ISBLK(st.st_mode):
+        raise CaseError(f"{dev} is not a block device")
+    path = f"/sys/dev/block/{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}/stat"
     try:
         vals = [int(x) for x in open(path).read().split()]
     except (OSError, ValueError) as e:

@@ -23,7 +23,8 @@ INTERRUPT_ENV = "SCENARIOS_KERNEL_INTERRUPT"
 
 
 class Registry:
-    """What the kernel cases created, in creation order: ("dm", name) and ("loop", /dev/loopN).
+    """What the kernel cases created, in creation order: ("dm", name), ("loop", /dev/loopN),
+    and for direct-lvm ("pv", disk), ("vg", name), ("file", an lvm profile).
     teardown() removes them newest first; a dm device another one still holds is retried
     after its holder is gone (the reverse order already puts thins before their pool)."""
 
@@ -62,7 +63,7 @@ class Registry:
         errors = []
         while len(self.items) > upto:
             kind, name = self.items[-1]
-            err = remove_dm(name) if kind == "dm" else detach_loop(name)
+            err = REMOVE[kind](name)
             # (dropped only once tried: a signal in the middle leaves it for CLEANUP)
             self.items.pop()
             if err:
@@ -97,11 +98,33 @@ def remove_dm(name):
     return f"dmsetup remove {name}: {err.strip()}"
 
 
+def remove_vg(vg):  # (its LVs, the pool's included, go with it)
+    rc, _, err = run_q(["vgremove", "-ff", "-y", vg], timeout=120)
+    return "" if rc == 0 or run_q(["vgs", vg])[0] != 0 else f"vgremove {vg}: {err.strip()}"
+
+
+def remove_pv(dev):
+    rc, _, err = run_q(["pvremove", "-ff", "-y", dev], timeout=120)
+    return "" if rc == 0 else f"pvremove {dev}: {err.strip()}"
+
+
+def remove_file(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return ""
+
+
 def detach_loop(dev):
     rc, _, err = run_q(["losetup", "-d", dev])
     if rc != 0 and os.path.exists(f"/sys/block/{os.path.basename(dev)}/loop"):
         return f"losetup -d {dev}: {err.strip()}"
     return ""
+
+
+REMOVE = {"dm": remove_dm, "loop": detach_loop, "vg": remove_vg, "pv": remove_pv,
+          "file": remove_file}
 
 
 # -- refusals ---------------------------------------------------------------------------------

@@ -7,8 +7,11 @@
 #     message names root and the VM's way (make vm-bench), nothing is written;
 #  3. no device-mapper thin-pool target (skipped on a host that has one): exit 2, the message
 #     names modprobe dm-thin-pool and make vm-bench, nothing is written;
-#  4. --data-dev with the kernel (direct-lvm not done yet): exit 2, naming the option.
-# Needs python3 only (no case runs).
+#  4. direct-lvm: kernel direct-lvm cases alone without --data-dev: exit 2 naming --data-dev;
+#     a --data-dev holding a filesystem (mkfs.ext4 on a file): exit 2 naming it and --force;
+#     with --force the disk check passes (the host checks come next: here the root or
+#     device-mapper refusal); --metadata-dev alone is a usage error.
+# Needs python3 and mkfs.ext4 (no case runs).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -42,12 +45,15 @@ echo "== 1. the matrix"
 "$RUN" --list --full >"$WORK/l.list"
 python3 -B - "$WORK/k.list" "$WORK/l.list" <<'EOF' || fails=$((fails + 1))
 import re, sys
-ids = lambda p: [l.split()[0] for l in open(p) if re.match(r"^[a-z]", l) and "." in l.split()[0]]
+# (the matrix's case ids: they end in the mode, then the zeroing and CoW-policy marks)
+ids = lambda p: [l.split()[0] for l in open(p)
+                 if re.match(r"^[a-z]\S*\.(loop|direct)(\.z[01])?(\.cow-\S+)?\s", l)]
 k, l = ids(sys.argv[1]), ids(sys.argv[2])
 kern = {i for i in k if ".kernel." in i}
 want = {re.sub(r"\.thinp\.loop", ".kernel.loop", i) for i in l
         if re.match(r"^(alloc|cow|overwrite|blocksize|edge|commit)\.", i)
         and ".thinp.loop" in i and ".cow-" not in i}
+# (the direct-lvm twins are listed with --data-dev only)
 bad = []
 if kern != want:
     bad.append(f"kernel cases != the twins: missing {sorted(want - kern)[:5]}, "
@@ -83,9 +89,22 @@ else
 		"make vm-bench" -- "$RUN" --backend kernel "${only[@]}"
 fi
 
-echo "== 4. --data-dev"
-expect_refusal datadev 2 "--data-dev /dev/nonexistent" "loop-lvm only" -- \
-	"$RUN" --backend kernel "${only[@]}" --data-dev /dev/nonexistent --metadata-dev /dev/nonexistent2
+echo "== 4. direct-lvm"
+donly=(--scale tiny --only '^alloc\.bs=4k\.order=seq\.kernel\.direct\.z0$' --out "$WORK/out" --tmp "$WORK")
+n=$("$RUN" --backend kernel --list --data-dev /dev/null --only '\.kernel\.direct' | grep -c '\.kernel\.direct' || true)
+[ "$n" -gt 0 ] || fail "--data-dev lists no kernel direct-lvm case"
+expect_refusal nodatadev 2 "direct-lvm on the kernel needs --data-dev DEV" -- \
+	"$RUN" --backend kernel "${donly[@]}"
+truncate -s 64M "$WORK/disk.img"
+mkfs.ext4 -q -F "$WORK/disk.img"
+expect_refusal diskinuse 2 "--data-dev $WORK/disk.img holds a filesystem \(ext4\)" "--force" -- \
+	"$RUN" --backend kernel "${donly[@]}" --data-dev "$WORK/disk.img"
+if [ "$(id -u)" = 0 ]; then
+	expect_refusal force 2 "no device-mapper thin-pool target|needs root" -- \
+		"${nobody[@]}" "$RUN" --backend kernel "${donly[@]}" --data-dev "$WORK/disk.img" --force
+fi
+expect_refusal metaonly 2 "--data-dev and --metadata-dev go together" -- \
+	"$RUN" --backend kernel "${donly[@]}" --metadata-dev "$WORK/disk.img"
 
 [ "$fails" = 0 ] || { echo "FAILED: $fails"; exit 1; }
 echo "PASS"

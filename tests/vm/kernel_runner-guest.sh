@@ -6,8 +6,12 @@
 #     the run exits 130, and `dmsetup ls`, `losetup -a` and `lvs` show nothing left;
 #  2. a tiny run: the kernel rows exist, with the device counters dm-thin's rules fix exactly
 #     (one block per first write; a 4 KiB CoW copies the whole 64 KiB block: one block read
-#     per IO; the second pass allocates nothing), and nothing is left behind either.
-# Environment (from the host): KR_STEPS ("N:SIG ..."), KR_ONLY (the cases' --only patterns).
+#     per IO; the second pass allocates nothing), and nothing is left behind either;
+#  3. direct-lvm on the ddisk disk: refused (exit 2) while it holds ext4, without --force; a
+#     run interrupted at a seeded step of the LVM set-up leaves no PV, VG, LV or dm device; a
+#     tiny run (--force) has its rows by the same rules.
+# Environment (from the host): KR_STEPS ("N:SIG ..."), KR_ONLY (the cases' --only patterns),
+# KR_DSTEP (the direct-lvm run's interrupt step), KR_DONLY (its cases).
 set -uo pipefail
 
 fails=0
@@ -30,7 +34,9 @@ left_behind() { # NAME: what a run left (empty when nothing)
 	dm=$(dmsetup ls 2>&1 | grep -v '^No devices found')
 	lo=$(losetup -a 2>&1)
 	lv=$(lvs --noheadings 2>&1 | grep -v 'No volume groups')
-	[ -z "$dm$lo$lv" ] || printf 'dmsetup ls: %s\nlosetup -a: %s\nlvs: %s\n' "$dm" "$lo" "$lv"
+	pv=$(pvs --noheadings 2>&1 | grep -v 'No physical volume')
+	[ -z "$dm$lo$lv$pv" ] ||
+		printf 'dmsetup ls: %s\nlosetup -a: %s\nlvs: %s\npvs: %s\n' "$dm" "$lo" "$lv" "$pv"
 }
 
 echo "== 1. interrupted runs"
@@ -52,7 +58,8 @@ rc=0
 [ "$rc" = 0 ] || fail "tiny run: exit $rc ($(tail -n 5 "$OUT/run.log"))"
 left=$(left_behind)
 [ -z "$left" ] || fail "tiny run left: $left"
-python3 -B - "$OUT/run/cases.json" <<'EOF' || fails=$((fails + 1))
+check_rows() { # CASES.JSON
+python3 -B - "$1" <<'EOF' || fails=$((fails + 1))
 import json, sys
 cases = json.load(open(sys.argv[1]))["cases"]
 bad = []
@@ -88,5 +95,34 @@ for cid, c in kern.items():
 print("\n".join("FAIL: " + b for b in bad) or "ok: kernel rows")
 sys.exit(1 if bad else 0)
 EOF
+}
+check_rows "$OUT/run/cases.json"
+
+echo "== 3. direct-lvm"
+ddisk=/dev/disk/by-id/virtio-ddisk
+drun=(python3 "$IN/scenarios/run" --backend kernel --scale tiny --repeat 1 --no-report
+	--tmp /scratch --data-dev "$ddisk")
+for p in $KR_DONLY; do drun+=(--only "$p"); done
+mkfs.ext4 -q -F "$ddisk"
+rc=0
+"${drun[@]}" --out /scratch/d-refused >"$OUT/d-refused.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "holds a filesystem (ext4)" "$OUT/d-refused.log" ||
+	fail "direct-lvm on an ext4 disk without --force: exit $rc ($(tail -n 2 "$OUT/d-refused.log"))"
+blkid -p "$ddisk" | grep -q 'TYPE="ext4"' || fail "the refused run touched the disk"
+rc=0
+SCENARIOS_KERNEL_INTERRUPT=$KR_DSTEP "${drun[@]}" --force --out "/scratch/d-int" \
+	>"$OUT/d-int.log" 2>&1 || rc=$?
+grep -q "SCENARIOS_KERNEL_INTERRUPT=$KR_DSTEP" "$OUT/d-int.log" ||
+	fail "direct interrupt $KR_DSTEP: never reached ($(tail -n 3 "$OUT/d-int.log"))"
+[ "$rc" = 130 ] || fail "direct interrupt $KR_DSTEP: exit $rc, want 130"
+left=$(left_behind)
+[ -z "$left" ] || fail "direct interrupt $KR_DSTEP left: $left"
+echo "direct-lvm interrupt at $KR_DSTEP: exit $rc, left: ${left:-nothing}"
+rc=0
+"${drun[@]}" --force --out "$OUT/drun" >"$OUT/drun.log" 2>&1 || rc=$?
+[ "$rc" = 0 ] || fail "direct-lvm tiny run: exit $rc ($(tail -n 5 "$OUT/drun.log"))"
+left=$(left_behind)
+[ -z "$left" ] || fail "direct-lvm tiny run left: $left"
+check_rows "$OUT/drun/cases.json"
 echo "guest: $fails failure(s)"
 [ "$fails" = 0 ]

@@ -2,11 +2,13 @@
 # scenarios/run --backend kernel on the real dm-thin, in the VM (tests/vm/kernel_runner-guest.sh;
 # part of make vm-test): its set-up and clean-up — runs interrupted by SIGINT/SIGTERM/SIGHUP
 # right after a seeded set-up step leave no dm device, loop device or LV behind — and a tiny
-# run's kernel rows with the device counters dm-thin's rules fix exactly.
+# run's kernel rows with the device counters dm-thin's rules fix exactly; then direct-lvm on a
+# second disk: refused while it holds ext4 (no --force), an interrupted LVM set-up leaves no
+# PV/VG/LV, a tiny run's rows.
 # Seeded: THINP_SEED (default: from the clock; printed, with the line that reruns it) picks
 # the steps (two of the 12 set-up steps of the two cases, one of them SIGINT).
 # Artifacts: build/vm/kernel_runner/ (VM_KR_OUT): job.log, int-*.log, run/, console.log.
-# Environment: VM_KR_TIMEOUT (600 s), VM_ACCEL.
+# Environment: VM_KR_TIMEOUT (900 s), VM_ACCEL.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -22,7 +24,10 @@ import random
 r = random.Random($seed)
 a, b = r.sample(range(1, 13), 2)
 print(f'{a}:INT {b}:' + r.choice(['TERM', 'HUP']))")
-echo "kernel_runner: interrupting at steps $steps (of 12)"
+# direct-lvm's alloc case: pv, vg, the profile, create_thin, thin 1 (5 steps)
+donly='^alloc\.bs=4k\.order=seq\.kernel\.direct\.z0$ ^cow\.bs=4k\.order=seq\.kernel\.direct$'
+dstep=$(python3 -c "import random; print(random.Random($seed + 1).randint(1, 5))"):INT
+echo "kernel_runner: interrupting at steps $steps (of 12); direct-lvm at $dstep"
 
 rm -rf "$res"
 mkdir -p "$res"
@@ -36,9 +41,10 @@ done
 bash "$repo/ci/vm/build.sh"
 rc=0
 bash "$repo/ci/vm/run.sh" "$repo/tests/vm/kernel_runner-guest.sh" --disk 1G:scratch \
-	--file "$tmp/scenarios" --env "KR_STEPS=$steps" --env "KR_ONLY=$only" \
-	--timeout "${VM_KR_TIMEOUT:-600}" --out "$res" || rc=$?
-grep -E '^(FAIL|ok|interrupt|==|cow|alloc)' "$res/job.log" 2>/dev/null || true
+	--disk 512M:ddisk --file "$tmp/scenarios" --env "KR_STEPS=$steps" --env "KR_ONLY=$only" \
+	--env "KR_DSTEP=$dstep" --env "KR_DONLY=$donly" \
+	--timeout "${VM_KR_TIMEOUT:-900}" --out "$res" || rc=$?
+grep -E '^(FAIL|ok|interrupt|direct|==|cow|alloc)' "$res/job.log" 2>/dev/null || true
 cat "$res/vm-times.txt" 2>/dev/null || true
 if [ "$rc" != 0 ]; then
 	echo "kernel_runner: FAILED (exit $rc; THINP_SEED=$seed; artifacts in $res)"
