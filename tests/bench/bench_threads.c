@@ -6,7 +6,9 @@
  *
  *   overwrite   random 4 KiB writes into blocks provisioned beforehand
  *   provision   a 4 KiB first write into each block of the region (zeroing on,
- *               the kernel's default: the block is zeroed, then written), every data
+ *               the kernel's default: the block is zeroed, then written; --zeroing off
+ *               writes the 4 KiB alone, to tell the zeroing's memory traffic from the
+ *               pool's own cost), every data
  *               block written once before by a scratch thin, deleted (no page faults
  *               of fresh memory, no sparse file filled in)
  *
@@ -17,9 +19,11 @@
  * another: the figures are the IO paths' locks, not the commit.
  *
  * Run (after make): BUILD/tests/tools/bench_threads [--reps 5] [--ops N] [--direct-ops N]
- *   [--blocks N] [--dir DIR] [--seed S] [--only mem|direct]
+ *   [--blocks N] [--dir DIR] [--seed S] [--only mem|direct] [--zeroing on|off]
  * or `make bench-threads ARGS=...`. Prints one line per case and repetition,
- * then per case the median ratio with its min-max; exit 1 on an IO error. */
+ * then per case the median ratio with its min-max (RESULT) and what an op cost the threads
+ * (COST: CPU time and sleeps per op, which a loaded machine barely moves); exit 1 on an IO
+ * error. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -32,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +56,7 @@ struct opts {
 	uint64_t seed;
 	const char *dir;
 	const char *only;
+	bool no_zeroing; /* --zeroing off: provisioning writes only its 4 KiB (skip_block_zeroing) */
 };
 
 struct worker {
@@ -59,6 +65,8 @@ struct worker {
 	bool provision;
 	uint64_t first, blocks, ops, seed;
 	double t0, t1; /* this thread's own start and end */
+	double cpu;    /* this thread's CPU seconds meanwhile */
+	long nvcsw;    /* and its voluntary context switches: the times it slept on a lock */
 	int err;
 	char pad[64]; /* the two threads' structs never share a cache line */
 };
@@ -71,11 +79,19 @@ static uint64_t splitmix(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-static double now_s(void)
+static double clock_s(clockid_t id)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double now_s(void) { return clock_s(CLOCK_MONOTONIC); }
+
+static long thread_nvcsw(void)
+{
+	struct rusage ru;
+	return getrusage(RUSAGE_THREAD, &ru) ? 0 : ru.ru_nvcsw;
 }
 
 static void *run_worker(void *arg)
@@ -90,6 +106,8 @@ static void *run_worker(void *arg)
 	uint64_t s = w->seed;
 	int err = 0;
 	pthread_barrier_wait(w->start);
+	long cs0 = thread_nvcsw();
+	double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
 	w->t0 = now_s();
 	if (w->provision) {
 		/* a random 4 KiB of each block: partial, so zeroed first */
@@ -105,14 +123,23 @@ static void *run_worker(void *arg)
 		}
 	}
 	w->t1 = now_s();
+	w->cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+	w->nvcsw = thread_nvcsw() - cs0;
 	w->err = err;
 	free(buf);
 	return NULL;
 }
 
-/* One repetition: a fresh pool, NTHR threads; returns ops/s or < 0. */
+/* What the threads of a run spent per op: CPU microseconds and sleeps (voluntary context
+ * switches: waits for a lock, or for IO). Unlike ops/s, on a loaded machine these barely move
+ * with the load, and a lock that two threads fight over shows as sleeps. */
+struct run_cost {
+	double cpu_us, sleeps;
+};
+
+/* One repetition: a fresh pool, NTHR threads; returns ops/s or < 0, and *COST. */
 static double one_run(const struct opts *o, bool direct, bool provision, int nthr, unsigned rep,
-		      const char *dir)
+		      const char *dir, struct run_cost *cost)
 {
 	uint64_t data_bytes = (uint64_t)MAX_THR * o->blocks * BLOCK;
 	struct tp_dev *data = NULL, *meta = NULL;
@@ -137,7 +164,9 @@ static double one_run(const struct opts *o, bool direct, bool provision, int nth
 			thinp_dev_close(data);
 		return -1;
 	}
-	struct thinp_pool_opts po = {.block_sectors = BLOCK / 512, .no_commit_timer = true};
+	struct thinp_pool_opts po = {.block_sectors = BLOCK / 512,
+				     .no_commit_timer = true,
+				     .skip_block_zeroing = o->no_zeroing};
 	struct thinp_pool *p;
 	char err[256];
 	if ((r = thinp_pool_format(data, meta, &po, &p, err, sizeof(err)))) {
@@ -217,14 +246,19 @@ static double one_run(const struct opts *o, bool direct, bool provision, int nth
 	}
 	double el = t1 - t0;
 	uint64_t total = 0;
+	double cpu = 0, sleeps = 0;
 	for (int i = 0; i < nthr; i++) {
 		if (w[i].err) {
 			fprintf(stderr, "bench_threads: a write failed: %s\n", thinp_pool_error(p));
 			goto out;
 		}
 		total += provision ? o->blocks : w[i].ops;
+		cpu += w[i].cpu;
+		sleeps += (double)w[i].nvcsw;
 	}
 	ops_s = (double)total / el;
+	cost->cpu_us = cpu * 1e6 / (double)total;
+	cost->sleeps = sleeps / (double)total;
 out:
 	if (t)
 		thinp_thin_close(t);
@@ -253,21 +287,33 @@ static int run_case(const struct opts *o, bool direct, bool provision, const cha
 	const char *name = provision ? "provision" : "overwrite";
 	const char *store = direct ? "direct" : "mem";
 	double ratio[MAX_REPS], one[MAX_REPS], two[MAX_REPS];
+	double cpu1[MAX_REPS], cpu2[MAX_REPS], sl1[MAX_REPS], sl2[MAX_REPS];
 	for (unsigned rep = 0; rep < o->reps; rep++) {
 		/* 1 and 2 threads alternate, so a burst of load hits both alike */
-		one[rep] = one_run(o, direct, provision, 1, rep, dir);
-		two[rep] = one_run(o, direct, provision, 2, rep, dir);
+		struct run_cost c1, c2;
+		one[rep] = one_run(o, direct, provision, 1, rep, dir, &c1);
+		two[rep] = one_run(o, direct, provision, 2, rep, dir, &c2);
 		if (one[rep] < 0 || two[rep] < 0)
 			return 1;
 		ratio[rep] = two[rep] / one[rep];
-		printf("%-9s %-6s rep %u: 1 thread %.0f ops/s, 2 threads %.0f ops/s, ratio %.2f\n",
-		       name, store, rep + 1, one[rep], two[rep], ratio[rep]);
+		cpu1[rep] = c1.cpu_us;
+		cpu2[rep] = c2.cpu_us;
+		sl1[rep] = c1.sleeps;
+		sl2[rep] = c2.sleeps;
+		printf("%-9s %-6s rep %u: 1 thread %.0f ops/s, 2 threads %.0f ops/s, ratio %.2f; "
+		       "per op: CPU %.2f / %.2f us, sleeps %.3f / %.3f\n",
+		       name, store, rep + 1, one[rep], two[rep], ratio[rep], c1.cpu_us, c2.cpu_us,
+		       c1.sleeps, c2.sleeps);
 		fflush(stdout);
 	}
 	double m1 = median(one, o->reps), m2 = median(two, o->reps), mr = median(ratio, o->reps);
 	printf("RESULT %s %s: 1 thread %.0f ops/s, 2 threads %.0f ops/s, 2/1 ratio %.2f "
 	       "[%.2f-%.2f] (median [min-max] of %u)\n",
 	       name, store, m1, m2, mr, ratio[0], ratio[o->reps - 1], o->reps);
+	printf("COST %s %s: per op, 1 thread CPU %.2f us and %.3f sleeps, 2 threads CPU %.2f us and "
+	       "%.3f sleeps (medians of %u)\n",
+	       name, store, median(cpu1, o->reps), median(sl1, o->reps), median(cpu2, o->reps),
+	       median(sl2, o->reps), o->reps);
 	return 0;
 }
 
@@ -276,7 +322,7 @@ static int usage(const char *msg)
 	fprintf(stderr,
 		"bench_threads: %s\n"
 		"usage: bench_threads [--reps 1..%d] [--ops N] [--direct-ops N] [--blocks N] [--dir DIR] [--seed S] "
-		"[--only mem|direct]\n",
+		"[--only mem|direct] [--zeroing on|off]\n",
 		msg, MAX_REPS);
 	return 2;
 }
@@ -308,6 +354,14 @@ int main(int argc, char **argv)
 			return usage(msg);
 		}
 		i++;
+		if (!strcmp(a, "--zeroing")) {
+			if (strcmp(v, "on") && strcmp(v, "off")) {
+				snprintf(msg, sizeof(msg), "--zeroing %s: give on or off", v);
+				return usage(msg);
+			}
+			o.no_zeroing = !strcmp(v, "off");
+			continue;
+		}
 		if (!strcmp(a, "--dir") || !strcmp(a, "--only")) {
 			*(!strcmp(a, "--dir") ? &o.dir : &o.only) = v;
 			if (o.only && strcmp(o.only, "mem") && strcmp(o.only, "direct")) {
@@ -337,8 +391,9 @@ int main(int argc, char **argv)
 	}
 	printf("bench_threads: seed %" PRIu64 " (THINP_SEED), %u repetitions, %" PRIu64
 	       " overwrites per thread (%" PRIu64 " on the O_DIRECT file), %" PRIu64
-	       " blocks of 64 KiB per thread, %ld CPUs online\n",
-	       o.seed, o.reps, o.ops, o.direct_ops, o.blocks, sysconf(_SC_NPROCESSORS_ONLN));
+	       " blocks of 64 KiB per thread, zeroing %s, %ld CPUs online\n",
+	       o.seed, o.reps, o.ops, o.direct_ops, o.blocks, o.no_zeroing ? "off" : "on",
+	       sysconf(_SC_NPROCESSORS_ONLN));
 	int rc = 0;
 	if (!o.only || !strcmp(o.only, "mem")) {
 		rc |= run_case(&o, false, false, NULL);
