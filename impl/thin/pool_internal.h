@@ -25,6 +25,8 @@
  * counters is what record() adds to, so counting needs no lock all threads take either.
  * A commit (pool_commit) releases the slots for its IO alone, keeping md_mutex and the
  * barrier: the fast path goes on during a commit's writes and flushes, nothing else does.
+ * md_mutex and the slots spin briefly before they sleep (init_pool): handing the lock over
+ * through the kernel on every provision made two provisioning threads slower than one.
  *
  * The helpers the IO paths call per block are static inline here, so splitting the pool
  * into files costs the hot paths no calls. */
