@@ -20,10 +20,10 @@ fail() {
 	fails=$((fails + 1))
 }
 disk=/dev/disk/by-id/virtio-scratch
-mkfs.ext4 -q -F "$disk" && mkdir -p /scratch && mount "$disk" /scratch || {
+if ! { mkfs.ext4 -q -F "$disk" && mkdir -p /scratch && mount "$disk" /scratch; }; then
 	echo "FAIL: scratch disk"
 	exit 1
-}
+fi
 trap 'cd /; umount /scratch 2>/dev/null' EXIT
 run=(python3 "$IN/scenarios/run" --backend kernel --scale tiny --repeat 1 --no-report
 	--tmp /scratch)
@@ -106,8 +106,9 @@ for p in $KR_DONLY; do drun+=(--only "$p"); done
 mkfs.ext4 -q -F "$ddisk"
 rc=0
 "${drun[@]}" --out /scratch/d-refused >"$OUT/d-refused.log" 2>&1 || rc=$?
-[ "$rc" = 2 ] && grep -q "holds a filesystem (ext4)" "$OUT/d-refused.log" ||
+if [ "$rc" != 2 ] || ! grep -q "holds a filesystem (ext4)" "$OUT/d-refused.log"; then
 	fail "direct-lvm on an ext4 disk without --force: exit $rc ($(tail -n 2 "$OUT/d-refused.log"))"
+fi
 blkid -p "$ddisk" | grep -q 'TYPE="ext4"' || fail "the refused run touched the disk"
 rc=0
 SCENARIOS_KERNEL_INTERRUPT=$KR_DSTEP "${drun[@]}" --force --out "/scratch/d-int" \
