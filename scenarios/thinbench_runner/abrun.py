@@ -13,18 +13,16 @@ directories (OUT/base, OUT/new: cases.json, env.json, summary.csv, report) whose
 import copy
 import json
 import os
-import re
 import secrets
 import shutil
 import time
 
 from . import report
-from .case import Ctx
 from .environment import Env
 from .kernel_backend import describe as kernel_describe
 from .matrix import baseline_ids, rep_order
-from .procs import CLEANUP, CaseError, install_signals, log
-from .runner import relativize, save_cases
+from .procs import CLEANUP, install_signals, log
+from .runner import relativize, run_rep, save_cases
 from .units import fmt_eta
 
 SIDES = ("base", "new")
@@ -41,30 +39,10 @@ def first_side(rep):
 
 
 def one_rep(env, c, rep, out, failed, what):
-    """One repetition of case C into run dir OUT (runner.repetitions' body, per side)."""
+    """One repetition of case C into run dir OUT for side WHAT (runner.run_rep; a failure and
+    SCENARIOS_FAIL's match are keyed WHAT:CASE)."""
     log(f"    {what}: {c.label} rep {rep}")
-    ctx = Ctx(env, c, rep, out)
-    t0 = time.time()
-    rec = {"rep": rep, "status": "ok"}
-    inject = os.environ.get("SCENARIOS_FAIL")
-    try:
-        if inject and re.search(inject, f"{what}:{c.cid}"):
-            raise CaseError("injected failure (SCENARIOS_FAIL, for the tests)")
-        rec["steps"] = c.fn(ctx)
-    except CaseError as e:
-        msg = str(e)
-        rec["status"] = "skipped" if msg.startswith("skipped:") else "failed"
-        rec["error"] = msg
-        if rec["status"] == "failed":
-            failed.append((f"{what}:{c.cid}", rep, msg))
-            log(f"    FAILED: {msg}")
-    finally:
-        ctx.cleanup()
-        os.sync()  # every case starts with a clean page cache
-    rec["secs"] = round(time.time() - t0, 3)
-    if rep == 1:
-        rec["commands"] = ctx.commands
-    return rec
+    return run_rep(env, c, rep, out, failed, key=f"{what}:{c.cid}")
 
 
 def copy_case_files(c, src, dst):

@@ -100,13 +100,44 @@ def finish(out, failed, t_start, what=""):
     return 0
 
 
+def run_rep(env, c, rep, out, failed, key=None):
+    """One repetition of case C into run dir OUT: its record (status, steps, secs; the
+    commands in repetition 1). A failure is appended to FAILED as (KEY, rep, message); KEY
+    (default the case id) is also what SCENARIOS_FAIL (a regular expression, for the tests)
+    is matched against."""
+    key = key or c.cid
+    inject = os.environ.get("SCENARIOS_FAIL")
+    ctx = Ctx(env, c, rep, out)
+    t0 = time.time()
+    rec = {"rep": rep, "status": "ok"}
+    try:
+        if inject and re.search(inject, key):
+            raise CaseError("injected failure (SCENARIOS_FAIL, for the tests)")
+        rec["steps"] = c.fn(ctx)
+    except CaseError as e:
+        msg = str(e)
+        rec["status"] = "skipped" if msg.startswith("skipped:") else "failed"
+        rec["error"] = msg
+        if rec["status"] == "failed":
+            failed.append((key, rep, msg))
+            log(f"    FAILED: {msg}")
+        else:
+            log(f"    {msg}")
+    finally:
+        ctx.cleanup()
+        os.sync()  # every case starts with a clean page cache
+    rec["secs"] = round(time.time() - t0, 3)
+    if rep == 1:  # (the same every repetition, bar scratch paths)
+        rec["commands"] = ctx.commands
+    return rec
+
+
 def repetitions(env, args, cases, out, results, failed, t_start):
     """Every case once per repetition, in rep_order; cases.json rewritten after each
     repetition. SCENARIOS_FAIL (a regular expression, for the tests) fails the cases it
     matches."""
     total = len(cases) * args.repeat
     done = 0
-    inject = os.environ.get("SCENARIOS_FAIL")
     last = {}
     for rep in range(1, args.repeat + 1):
         order = rep_order(cases, args.seed + rep)
@@ -119,28 +150,7 @@ def repetitions(env, args, cases, out, results, failed, t_start):
             eta = sum(known) + avg * (len(rem) - len(known))
             log(f"[{done}/{total}] {c.label} rep {rep}/{args.repeat} … "
                 f"eta {fmt_eta(eta)}")
-            ctx = Ctx(env, c, rep, out)
-            t0 = time.time()
-            rec = {"rep": rep, "status": "ok"}
-            try:
-                if inject and re.search(inject, c.cid):
-                    raise CaseError("injected failure (SCENARIOS_FAIL, for the tests)")
-                rec["steps"] = c.fn(ctx)
-            except CaseError as e:
-                msg = str(e)
-                rec["status"] = "skipped" if msg.startswith("skipped:") else "failed"
-                rec["error"] = msg
-                if rec["status"] == "failed":
-                    failed.append((c.cid, rep, msg))
-                    log(f"    FAILED: {msg}")
-                else:
-                    log(f"    {msg}")
-            finally:
-                ctx.cleanup()
-                os.sync()  # every case starts with a clean page cache
-            rec["secs"] = round(time.time() - t0, 3)
-            if rep == 1:  # (the same every repetition, bar scratch paths)
-                rec["commands"] = ctx.commands
+            rec = run_rep(env, c, rep, out, failed)
             last[c.cid] = rec["secs"]
             results[c.cid]["reps"].append(rec)
         save_cases(out, results)
@@ -160,6 +170,9 @@ def relativize(out):
                 text = fh.read()
             if root not in text and ROOT not in text:
                 continue
-            text = text.replace(root, "").replace(ROOT, ".")
+            # only absolute paths: a relative link that climbs to / and back down into the
+            # checkout (a run dir outside it) holds ROOT too, after its "..", and stays
+            text = re.sub(r"(?<![\w.])" + re.escape(root), "", text)
+            text = re.sub(r"(?<![\w.])" + re.escape(ROOT) + r"(?![\w.-])", ".", text)
             with open(path, "w", encoding="utf-8", errors="surrogateescape") as fh:
                 fh.write(text)
