@@ -159,7 +159,7 @@ def rebuild(args, ap):
 def list_cases(args, cases):
     for c in cases:
         print(f"{c.cid:60s} {'quick' if c.quick else 'full '}  {c.label}")
-    for p in plan_cases.selected(args.only):
+    for p in plan_cases.selected(args):
         print(f"{p:60s} quick  planning case (once, after the repetitions)")
     if args.kernel:
         km = kernel_meta(args)
@@ -204,7 +204,7 @@ def main(argv):
         raise SystemExit(2)
     if "kernel" in args.backends:
         refuse_kernel(args)
-    if not cases and not plan_cases.selected(args.only):
+    if not cases and not plan_cases.selected(args):
         log("scenarios/run: no case matches --only " + " ".join(args.only or []))
         return 2
     commit = git("rev-parse", "--short", "HEAD") or "nogit"

@@ -33,11 +33,16 @@ def case_ids():
     return [f"plan.{f[:-5]}" for f in sorted(os.listdir(PLANS)) if f.endswith(".yaml")]
 
 
-def selected(only):
-    ids = case_ids()
-    if not only:
-        return ids
-    return [i for i in ids if any(re.search(p, i) or fnmatch.fnmatch(i, p) for p in only)]
+def selected(args):
+    """The planning cases a run's options select: libthinp's (none with --backend kernel
+    alone), by --only and --exclude as the matrix's cases are."""
+    if "libthinp" not in (getattr(args, "backends", None) or ["libthinp"]):
+        return []
+
+    def match(i, pats):
+        return any(re.search(p, i) or fnmatch.fnmatch(i, p) for p in pats)
+    only, exclude = getattr(args, "only", None), getattr(args, "exclude", None) or []
+    return [i for i in case_ids() if (not only or match(i, only)) and not match(i, exclude)]
 
 
 class PlanCtx:
@@ -160,7 +165,7 @@ def run_case(env, cid, scale, out, seed):
 def run_all(env, args, out):
     """Every selected planning case, in order; [(id, 1, why)] of those that failed."""
     failed = []
-    ids = selected(getattr(args, "only", None))
+    ids = selected(args)
     for k, cid in enumerate(ids, 1):
         log(f"[plan {k}/{len(ids)}] {cid} ({args.scale} scale)")
         rec = run_case(env, cid, args.scale, out, getattr(args, "seed", 1))

@@ -63,8 +63,7 @@ def run(args, argv, cases, out):
         t_start = time.time()
         log(f"scenarios/run: {len(cases)} cases x {args.repeat} repetitions -> {out}")
         repetitions(env, args, cases, out, results, failed, t_start)
-        if "libthinp" in getattr(args, "backends", ["libthinp"]):  # (issue #13)
-            failed += plan_cases.run_all(env, args, out)
+        failed += plan_cases.run_all(env, args, out)  # (issue #13; libthinp's only)
         if args.kernel:
             km = kernel_meta(args)
             rec = run_kernel(env, out, km)
