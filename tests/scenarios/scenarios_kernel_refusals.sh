@@ -55,6 +55,11 @@ want = {re.sub(r"\.thinp\.loop", ".kernel.loop", i) for i in l
         and ".thinp.loop" in i and ".cow-" not in i}
 # (the direct-lvm twins are listed with --data-dev only)
 bad = []
+# the planning cases replay on libthinp only: none in a kernel-only run, all six otherwise
+nplan = lambda p: sum(1 for line in open(p) if line.startswith("plan."))
+if nplan(sys.argv[1]) or nplan(sys.argv[2]) < 6:
+    bad.append(f"planning cases listed: kernel-only {nplan(sys.argv[1])} (want 0), "
+               f"libthinp {nplan(sys.argv[2])} (want 6)")
 if kern != want:
     bad.append(f"kernel cases != the twins: missing {sorted(want - kern)[:5]}, "
                f"extra {sorted(kern - want)[:5]}")
