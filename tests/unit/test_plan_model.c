@@ -5,14 +5,15 @@
  *   - leaves of sequential inserts: the split rule (halves, appends in the right one) on its
  *     edges, 1000 mappings = 7 leaves (what a real pool showed: 8 new metadata blocks with the
  *     internal node), and against a seeded simulation of libthinp's insert/split;
- *   - random inserts: the expected leaves against a seeded simulation of the same split rule
- *     (1,000 to 60,000 keys; fill 62-69%, not yet ln 2);
+ *   - random inserts: the expected leaves against the mean of 16 seeded simulations of the
+ *     same split rule (1,000 to 60,000 keys; fill 62-72%, not yet ln 2);
  *   - N sequential 64 KiB writes provision N blocks; N random 4 KiB writes over a range of R
  *     blocks provision R(1 - (1 - 1/R)^N), by hand and against a seeded draw;
  *   - sequential and random updates of one image copy their union (by hand, seeded draw);
  *   - random fresh keys after an image, alone and with sequential appends after them: the
  *     container's leaves against a seeded simulation of the split rule (both were misses of
- *     the model that the planning validation cases found on a real pool);
+ *     the model that the planning validation cases found on a real pool), and appends
+ *     after a span the random writes nearly fill (their own half-full leaves);
  *   - the same near a split, averaged over the spread of each container's distinct count;
  *   - churn: a step on the end of a life starts the successor (not the old one's last moment);
  *   - events: dm-thin's low-water time (once), Docker's dm.min_free_space time (strictly
@@ -127,16 +128,21 @@ static unsigned simulate_random(struct mu_rng *rng, unsigned n, unsigned cap)
 START_TEST(test_random_fill)
 {
 	/* not the asymptotic ln 2: at these sizes the splits come in waves and the fill stays
-	 * lower; the model's expectation must match a simulation within 4% */
+	 * lower; the model's expectation must match a simulation within 4%. The mean of 16
+	 * runs: one run's count spreads by 2.6% at 60,000 keys (sd 8.5 leaves in 100 runs), so
+	 * a single draw missed the bar for 30 of seeds 1-200 though the mean is within 0.3% */
 	struct mu_rng rng;
 	mu_rng_init(&rng, seed ^ 0x5eed);
 	static const unsigned sizes[] = { 1000, 5000, 20000, 60000 };
 	for (unsigned i = 0; i < 4; i++) {
-		unsigned n = sizes[i], sim = simulate_random(&rng, n, 252);
+		unsigned n = sizes[i];
+		double sim = 0;
+		for (int k = 0; k < 16; k++)
+			sim += simulate_random(&rng, n, 252) / 16.0;
 		double model = plan_leaves_random(n, 252);
-		printf("test_plan_model: %u random keys: %u leaves (fill %.3f), model %.1f\n", n,
-		       sim, (double)n / (sim * 252.0), model);
-		ck_assert_msg(fabs(model - sim) <= 0.04 * sim + 1, "%u keys: %f vs %u", n, model,
+		printf("test_plan_model: %u random keys: %.2f leaves (fill %.3f), model %.1f\n", n,
+		       sim, n / (sim * 252.0), model);
+		ck_assert_msg(fabs(model - sim) <= 0.04 * sim + 1, "%u keys: %f vs %f", n, model,
 		              sim);
 	}
 	ck_assert(plan_leaves_random(200, 252) == 1);
@@ -348,6 +354,60 @@ START_TEST(test_random_and_appends)
 		ck_assert_msg(fabs(model - sim[st]) <= 0.08 * sim[st], "step %d: model %f, sim %f",
 		              st, model, sim[st]);
 	}
+}
+END_TEST
+
+START_TEST(test_appends_after_saturating_span)
+{
+	/* the 64 KiB validation case at quick scale: per 40-minute step, 546 random 4 KiB draws
+	 * over 2048 blocks after a 512-block image and 34 sequential 64 KiB blocks after the
+	 * span, 12 steps, the span 96% full at the end. Once the appends have left the random
+	 * region's last leaf they fill leaves of their own at cap / 2; counted as random keys of
+	 * the region the model said 18.2 leaves at step 9 where the split rule makes 16.1 (and a
+	 * real pool's metadata was 12.6% under the plan) */
+	struct plan_spec s = base_spec();
+	s.mix[0] = (struct plan_write){ 4096, 0.5, PLAN_RANDOM };
+	s.mix[1] = (struct plan_write){ 64 << 10, 0.5, PLAN_SEQUENTIAL };
+	s.nr_mix = 2;
+	s.write_span = 2048ull * (64 << 10);
+	struct mu_rng rng;
+	mu_rng_init(&rng, seed ^ 0x5a7);
+	double sim[13] = { 0 };
+	const int runs = 40;
+	for (int k = 0; k < runs; k++) {
+		struct leafsim t;
+		leafsim_init(&t, 64, 252);
+		for (uint64_t b = 0; b < 512; b++)
+			leafsim_insert(&t, b);
+		uint64_t next = 512 + 2048;
+		for (int st = 1; st <= 12; st++) {
+			for (int i = 0; i < 546; i++)
+				leafsim_insert(&t, 512 + mu_below(&rng, 2048));
+			for (int i = 0; i < 34; i++)
+				leafsim_insert(&t, next++);
+			sim[st] += (double)t.nr / runs;
+		}
+		leafsim_free(&t);
+	}
+	for (int st = 1; st <= 12; st++) {
+		struct plan_container c;
+		plan_container_blocks(&s, 512, st * 2 * 546.0 * 4096, &c);
+		double model = 4 + c.leaves - 1;
+		printf("test_plan_model: step %d: %.0f random of 2048 + %.0f appended: %.2f leaves, "
+		       "model %.2f\n",
+		       st, c.fresh_rand, c.fresh_seq, sim[st], model);
+		ck_assert_msg(fabs(model - sim[st]) <= 0.08 * sim[st], "step %d: model %f, sim %f",
+		              st, model, sim[st]);
+	}
+	/* the same at a quarter of the sizes on 512 KiB blocks (the tiny validation case): a
+	 * 16-block image, 64 blocks of span, 13 appends all stay in the copied last leaf, and
+	 * no appends' leaf means no internal node (one made 18 metadata blocks for 15) */
+	s.write_span = 64ull * (64 << 10);
+	struct plan_container c;
+	plan_container_blocks(&s, 16, 2 * 13.0 * (64 << 10), &c);
+	ck_assert(c.fresh_seq == 13);
+	ck_assert_msg(c.leaves == 1 && c.internal == 0, "leaves %f, internal %f", c.leaves,
+	              c.internal);
 }
 END_TEST
 
@@ -623,6 +683,7 @@ static Suite *plan_model_suite(void)
 	tcase_add_test(tc, test_mixed_updates);
 	tcase_add_test(tc, test_random_after_image);
 	tcase_add_test(tc, test_random_and_appends);
+	tcase_add_test(tc, test_appends_after_saturating_span);
 	tcase_add_test(tc, test_churn_life_end);
 	tcase_add_test(tc, test_random_spread);
 	tcase_add_test(tc, test_min_free_space);
