@@ -235,7 +235,7 @@ class Env:
             "cpu": cpu, "cpus": os.cpu_count(), "memory_bytes": mem,
             "virtualization": virt,
             "kernel": os.uname().release, "kernel_version": os.uname().version,
-            "os": first_line(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+            "os": os_name() or "unknown (no os-release)",
             "fio": first_line([self.fio, "--version"]),
             "qemu_img": first_line(["qemu-img", "--version"]),
             "qemu_nbd": first_line(["qemu-nbd", "--version"]),
@@ -262,6 +262,19 @@ class Env:
             "kernel_dm_thin": kernel_origin(self.args),
             "cases": len(cases),
         }
+
+
+def os_name():
+    """os-release's PRETTY_NAME, or None where there is none (the VM's guest)."""
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        try:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    if line.startswith("PRETTY_NAME="):
+                        return line.split("=", 1)[1].strip().strip('"') or None
+        except OSError:
+            continue
+    return None
 
 
 def first_line(cmd):
