@@ -22,7 +22,7 @@ from .environment import Env
 from .kernel_backend import describe as kernel_describe
 from .matrix import baseline_ids, rep_order
 from .procs import CLEANUP, install_signals, log
-from .runner import relativize, run_rep, save_cases
+from .runner import list_failed, relativize, run_rep, save_cases
 from .units import fmt_eta
 
 SIDES = ("base", "new")
@@ -130,9 +130,4 @@ def run_ab(args, argv, cases, out):
         relativize(dirs[s])
     log(f"scenarios/run: A/B done in {fmt_eta(time.time() - t_start)}; compare with "
         f"ci/gate compare {dirs['base']} {dirs['new']} --layers timing")
-    if failed:
-        log(f"scenarios/run: {len(failed)} case repetitions FAILED:")
-        for cid, rep, msg in failed:
-            log(f"  {cid} rep {rep}: {msg[:200]}")
-        return 1
-    return 0
+    return list_failed(failed)

@@ -91,12 +91,17 @@ def run(args, argv, cases, out):
 def finish(out, failed, t_start, what=""):
     relativize(out)
     log(f"scenarios/run: done in {fmt_eta(time.time() - t_start)}: {out}{what}")
-    if failed:
-        log(f"scenarios/run: {len(failed)} case repetitions FAILED:")
-        for cid, rep, msg in failed:
-            log(f"  {cid} rep {rep}: {msg[:200]}")
-        return 1
-    return 0
+    return list_failed(failed)
+
+
+def list_failed(failed):
+    """The failed repetitions, listed; the run's exit status (1 when there are any)."""
+    if not failed:
+        return 0
+    log(f"scenarios/run: {len(failed)} case repetitions FAILED:")
+    for cid, rep, msg in failed:
+        log(f"  {cid} rep {rep}: {msg[:200]}")
+    return 1
 
 
 def run_rep(env, c, rep, out, failed, key=None):
