@@ -45,12 +45,9 @@ args+=" ${VM_BENCH_RUN_ARGS:-}"
 bash "$here/build.sh"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/thinbench-vm-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-# the runner without the run dirs or caches a checkout may hold
-mkdir -p "$tmp/scenarios"
-(cd "$repo/scenarios" && find . -name __pycache__ -prune -o -type f -print) | while read -r f; do
-	mkdir -p "$tmp/scenarios/$(dirname "$f")"
-	cp "$repo/scenarios/$f" "$tmp/scenarios/$f"
-done
+# shellcheck source=ci/vm/lib.sh
+. "$here/lib.sh"
+vm_copy_scenarios "$repo" "$tmp/scenarios"
 rc=0
 bash "$here/run.sh" "$here/bench-guest.sh" --disk 2G:scratch --file "$tmp/scenarios" \
 	--env "BENCH_ARGS=$args" --timeout "$timeout" --out "$tmp/vm" || rc=$?

@@ -70,3 +70,14 @@ vm_add_closure() {
 vm_pack_cpio() {
 	(cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >"$2"
 }
+
+# vm_copy_scenarios REPO DEST: the runner (REPO/scenarios) into DEST for a guest's --file,
+# without the run dirs or caches a checkout may hold.
+vm_copy_scenarios() {
+	local f
+	mkdir -p "$2"
+	(cd "$1/scenarios" && find . -name __pycache__ -prune -o -type f -print) | while read -r f; do
+		mkdir -p "$2/$(dirname "$f")"
+		cp "$1/scenarios/$f" "$2/$f"
+	done
+}

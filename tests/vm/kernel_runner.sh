@@ -33,11 +33,9 @@ rm -rf "$res"
 mkdir -p "$res"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/thinbench-kr.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/scenarios"
-(cd "$repo/scenarios" && find . -name __pycache__ -prune -o -type f -print) | while read -r f; do
-	mkdir -p "$tmp/scenarios/$(dirname "$f")"
-	cp "$repo/scenarios/$f" "$tmp/scenarios/$f"
-done
+# shellcheck source=ci/vm/lib.sh
+. "$repo/ci/vm/lib.sh"
+vm_copy_scenarios "$repo" "$tmp/scenarios"
 bash "$repo/ci/vm/build.sh"
 rc=0
 bash "$repo/ci/vm/run.sh" "$repo/tests/vm/kernel_runner-guest.sh" --disk 1G:scratch \
