@@ -10,6 +10,7 @@
  *   engine_warnings.c  warnings about input that does not do what fio users may expect
  *   engine_sink.c      thinp_stats files and the per-job summary lines
  *   engine_stats.c     per-class counters and histograms (plain C11, no fio headers)
+ *   engine_loops.c     thinp_losetup: the loop devices behind a pool and their IO counters
  *
  * Everything here is compiled against fio's headers. The .so is linked with
  * hidden visibility, so these names stay inside it; only `ioengine` is
@@ -61,6 +62,7 @@ struct thinp_options {
 	char *data_path;
 	char *meta_path;
 	unsigned int mode;
+	unsigned int losetup;
 	unsigned int create;
 	unsigned long long data_size;
 	unsigned long long meta_size;
@@ -101,9 +103,23 @@ int options_parse_dev(struct thinp_options *o);
 
 /* Pool options that must agree between jobs sharing a pool. */
 struct pool_cfg {
-	unsigned int mode, zero, cow, discard, no_space, no_space_timeout, commit_interval, cache,
-	        read_only;
+	unsigned int mode, losetup, zero, cow, discard, no_space, no_space_timeout, commit_interval,
+	        cache, read_only;
 	unsigned long long block_size; /* as opened: the pool's own */
+};
+
+/* One loop device behind a pool (thinp_losetup=1): its name and its block-layer counters
+ * (/sys/block/NAME/stat), so a stats file shows the IO really went through it. */
+struct loop_counters {
+	uint64_t reads, read_sectors, writes, write_sectors, flushes;
+};
+enum {
+	LOOP_DATA,
+	LOOP_META,
+	LOOP_NR
+};
+struct pool_loops {
+	char name[LOOP_NR][32]; /* "loop3"; "" = not found (the stats file says so) */
 };
 
 struct sink_job {
@@ -127,6 +143,10 @@ struct tsink {
 	unsigned int active;     /* jobs attached and not yet ended */
 	struct thinp_pool *pool; /* of the current interval; NULL between intervals */
 	struct thinp_class_stats base[THINP_NR_CLASSES], acc[THINP_NR_CLASSES];
+	/* the same intervals' loop-device counters (thinp_losetup=1) */
+	struct loop_counters loop_base[LOOP_NR], loop_acc[LOOP_NR];
+	bool loops; /* a pool of the file's jobs was behind loop devices */
+	struct pool_loops loop_names;
 };
 
 struct tpool {
@@ -136,6 +156,7 @@ struct tpool {
 	struct thinp_pool *pool;
 	struct thinp_control *control; /* DIR/control served while open (thinp_pool=DIR) */
 	struct pool_cfg cfg;
+	struct pool_loops loops;   /* thinp_losetup=1: the loops behind data_path, meta_path */
 	unsigned long long *snaps; /* thin ids this process snapshotted (siblings reuse them) */
 	size_t nr_snaps;
 };
@@ -237,6 +258,22 @@ int job_prefill(struct tjob *j, uint64_t off, uint64_t len);
 void job_warn_inputs(struct tjob *j);
 /* With the pool open: a queue-mode job whose LEN-byte range may not fit. */
 void job_warn_no_space(struct tjob *j, uint64_t len);
+
+/* ---- engine_loops.c ---- */
+
+/* thinp_losetup=1 without root: the job failed with the way out named (1), else 0. */
+int loops_check_root(struct thread_data *td, const struct thinp_options *o);
+/* The loop devices whose backing files are DATA and META (canonical paths), into OUT; a
+ * note names them. */
+void loops_find(const char *data, const char *meta, struct pool_loops *out);
+/* Their counters now (zeros for a device not found or not readable). */
+void loops_read(const struct pool_loops *l, struct loop_counters now[LOOP_NR]);
+/* ACC += NOW - BASE, per device. */
+void loops_add(struct loop_counters acc[LOOP_NR], const struct loop_counters now[LOOP_NR],
+               const struct loop_counters base[LOOP_NR]);
+/* The stats file's "loop_devices" value: null, or per device its name and counters. */
+void loops_json(FILE *f, bool used, const struct pool_loops *l,
+                const struct loop_counters c[LOOP_NR]);
 
 /* ---- engine_sink.c ---- */
 

@@ -58,6 +58,7 @@ static void cfg_from_opts(struct pool_cfg *c, const struct thinp_options *o)
 {
 	memset(c, 0, sizeof(*c));
 	c->mode = o->mode;
+	c->losetup = o->losetup;
 	c->zero = o->zero;
 	c->cow = o->cow;
 	c->discard = o->discard;
@@ -74,6 +75,8 @@ static const char *cfg_conflict(const struct pool_cfg *have, const struct pool_c
 {
 	if (have->mode != want->mode)
 		return "thinp_mode";
+	if (have->losetup != want->losetup)
+		return "thinp_losetup";
 	if (have->zero != want->zero)
 		return "thinp_zero";
 	if (have->cow != want->cow)
@@ -147,6 +150,7 @@ static int open_pool(struct thread_data *td, const struct thinp_options *o, cons
 		.meta_size = file_size(meta, o->meta_size),
 		.direct = o->mode == MODE_DIRECT,
 		.direct_metadata = o->mode == MODE_DIRECT,
+		.losetup = o->losetup,
 		/* dm-thin's rule: format exactly when the superblock is all zeros (a
 		 * new file reads as zeros), open otherwise; never reformat */
 		.how = o->create ? THINP_OPEN_ANY : THINP_OPEN_EXISTING,
@@ -186,6 +190,8 @@ int registry_acquire(struct tjob *j)
 		return job_fail(td, EINVAL,
 		                "no pool given: set thinp_pool=<dir>, or both "
 		                "thinp_data= and thinp_metadata=");
+	if (loops_check_root(td, o))
+		return 1;
 	if (o->pool_dir && o->create && mkdir(o->pool_dir, 0755) && errno != EEXIST)
 		return job_fail(td, errno, "cannot create the pool directory %s: %s", o->pool_dir,
 		                strerror(errno));
@@ -246,6 +252,8 @@ int registry_acquire(struct tjob *j)
 		tp->data_path = data;
 		tp->meta_path = meta;
 		data = meta = NULL;
+		if (o->losetup)
+			loops_find(tp->data_path, tp->meta_path, &tp->loops);
 		if (o->pool_dir)
 			serve_control(tp);
 		tp->next = thinp_pool_registry.pools;

@@ -78,10 +78,23 @@ int sink_attach(struct tjob *j)
 	if (!s->pool) {
 		s->pool = j->tp->pool;
 		thinp_pool_stats(s->pool, s->base);
+		if (j->tp->cfg.losetup) {
+			s->loops = true;
+			s->loop_names = j->tp->loops;
+		}
+		loops_read(&s->loop_names, s->loop_base);
 	}
 	s->active++;
 	j->sink = s;
 	return 0;
+}
+
+/* The loop devices' counters of the interval that ends (registry lock held). */
+static void bank_loops(struct tsink *s)
+{
+	struct loop_counters now[LOOP_NR];
+	loops_read(&s->loop_names, now);
+	loops_add(s->loop_acc, now, s->loop_base);
 }
 
 /* The job ends (registry lock held, pool still open). */
@@ -92,6 +105,7 @@ static void sink_detach(struct tjob *j)
 		struct thinp_class_stats now[THINP_NR_CLASSES];
 		thinp_pool_stats(s->pool, now);
 		add_counters(s->acc, now, s->base);
+		bank_loops(s);
 		s->pool = NULL;
 	}
 	j->sink = NULL;
@@ -107,6 +121,7 @@ void sinks_pool_closing(struct thinp_pool *pool)
 		struct thinp_class_stats now[THINP_NR_CLASSES];
 		thinp_pool_stats(pool, now);
 		add_counters(s->acc, now, s->base);
+		bank_loops(s);
 		s->pool = NULL;
 	}
 }
@@ -166,13 +181,18 @@ static int write_sink(struct tjob *j, struct tsink *s)
 	/* block-level counters: finished intervals plus the running one */
 	struct thinp_class_stats now[THINP_NR_CLASSES], delta[THINP_NR_CLASSES];
 	memcpy(delta, s->acc, sizeof(delta));
+	struct loop_counters loops[LOOP_NR];
+	memcpy(loops, s->loop_acc, sizeof(loops));
 	if (s->pool) {
 		thinp_pool_stats(s->pool, now);
 		add_counters(delta, now, s->base);
+		struct loop_counters lnow[LOOP_NR];
+		loops_read(&s->loop_names, lnow);
+		loops_add(loops, lnow, s->loop_base);
 	}
 
 	fprintf(f, "{\n  \"schema\": %d,\n  \"engine\": \"thinp\",\n  \"built_against\": ",
-		THINP_STATS_SCHEMA);
+	        THINP_STATS_SCHEMA);
 	ts_json_string(f, THINP_FIO_VERSION);
 	fprintf(f, ",\n  \"latency\": \"ns inside the libthinp call per IO; an IO is classed by "
 	           "the dearest outcome among the pool blocks it touched\",\n");
@@ -181,12 +201,12 @@ static int write_sink(struct tjob *j, struct tsink *s)
 	fprintf(f, ",\n    \"metadata\": ");
 	ts_json_string(f, tp->meta_path);
 	fprintf(f,
-	        ",\n    \"mode\": \"%s\",\n    \"block_size\": %llu,\n    \"zeroing\": %s,\n"
+	        ",\n    \"mode\": \"%s\",\n    \"losetup\": %s,\n    \"block_size\": %llu,\n    \"zeroing\": %s,\n"
 	        "    \"discard\": \"%s\",\n    \"no_space\": \"%s\",\n"
 	        "    \"commit_interval_ms\": %u,\n",
-	        mode_names[tp->cfg.mode], tp->cfg.block_size, tp->cfg.zero ? "true" : "false",
-	        discard_names[tp->cfg.discard], no_space_names[tp->cfg.no_space],
-	        tp->cfg.commit_interval);
+	        mode_names[tp->cfg.mode], tp->cfg.losetup ? "true" : "false", tp->cfg.block_size,
+	        tp->cfg.zero ? "true" : "false", discard_names[tp->cfg.discard],
+	        no_space_names[tp->cfg.no_space], tp->cfg.commit_interval);
 	fprintf(f,
 	        "    \"pool_mode\": \"%s\",\n    \"transaction_id\": %llu,\n"
 	        "    \"used_data_blocks\": %llu,\n    \"total_data_blocks\": %llu,\n"
@@ -196,6 +216,8 @@ static int write_sink(struct tjob *j, struct tsink *s)
 	        (unsigned long long)st.used_data_blocks, (unsigned long long)st.total_data_blocks,
 	        (unsigned long long)st.used_meta_blocks, (unsigned long long)st.total_meta_blocks);
 	ts_json_string(f, line);
+	fprintf(f, ",\n    \"loop_devices\": ");
+	loops_json(f, s->loops, &s->loop_names, loops);
 	fprintf(f, ",\n    \"blocks\": ");
 	ts_json_pool_classes(f, delta, 6);
 	fprintf(f, "\n  },\n  \"errors\": ");

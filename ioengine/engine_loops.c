@@ -1,0 +1,134 @@
+/* thinp_losetup=1: the pool's files reached through buffered loop devices, as
+ * Docker's loop-lvm put dm-thin's bios on /dev/loopN over its sparse files.
+ * libthinp attaches them (autoclear: a loop detaches itself when its last
+ * opener closes, so a killed fio leaves none behind); here the engine finds
+ * which loops those are and reads their block-layer counters, so a stats file
+ * shows that the IO really went through the loop driver and how much of it. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+static const char *const loop_role[LOOP_NR] = { "data", "metadata" };
+
+int loops_check_root(struct thread_data *td, const struct thinp_options *o)
+{
+	/* the library would fail with EPERM on /dev/loop-control; say what to do instead */
+	if (!o->losetup || geteuid() == 0)
+		return 0;
+	return job_fail(td, EPERM,
+	                "thinp_losetup=1 attaches loop devices, which needs root (uid %u): run "
+	                "fio as root, or drop thinp_losetup to reach the pool's files through "
+	                "the page cache directly",
+	                (unsigned)geteuid());
+}
+
+/* The first line of /sys/block/NAME/loop/FILE into BUF; false if unreadable. */
+static bool read_sys(const char *name, const char *file, char *buf, size_t len)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/sys/block/%s/%s", name, file);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool ok = fgets(buf, (int)len, f) != NULL;
+	fclose(f);
+	if (ok)
+		buf[strcspn(buf, "\n")] = '\0';
+	return ok;
+}
+
+void loops_find(const char *data, const char *meta, struct pool_loops *out)
+{
+	const char *want[LOOP_NR] = { data, meta };
+	memset(out, 0, sizeof(*out));
+	DIR *d = opendir("/sys/block");
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char backing[4096];
+		if (strncmp(e->d_name, "loop", 4) || strlen(e->d_name) >= sizeof(out->name[0]) ||
+		    !read_sys(e->d_name, "loop/backing_file", backing, sizeof(backing)))
+			continue;
+		/* only an autoclear loop is one libthinp attached for this open */
+		char ac[8];
+		if (!read_sys(e->d_name, "loop/autoclear", ac, sizeof(ac)) || ac[0] != '1')
+			continue;
+		for (int i = 0; i < LOOP_NR; i++)
+			if (!out->name[i][0] && !strcmp(backing, want[i]))
+				snprintf(out->name[i], sizeof(out->name[i]), "%s", e->d_name);
+	}
+	closedir(d);
+	note("thinp: the pool's data and metadata through loop devices /dev/%s + /dev/%s "
+	     "(buffered, autoclear)\n",
+	     out->name[LOOP_DATA][0] ? out->name[LOOP_DATA] : "(not found)",
+	     out->name[LOOP_META][0] ? out->name[LOOP_META] : "(not found)");
+}
+
+void loops_read(const struct pool_loops *l, struct loop_counters now[LOOP_NR])
+{
+	memset(now, 0, sizeof(struct loop_counters) * LOOP_NR);
+	for (int i = 0; i < LOOP_NR; i++) {
+		char line[512];
+		if (!l->name[i][0] || !read_sys(l->name[i], "stat", line, sizeof(line)))
+			continue;
+		/* Documentation/block/stat.rst: reads, merges, sectors, ticks, writes, merges,
+		 * sectors, ticks, in_flight, io_ticks, queue time, 4 discard fields, flushes */
+		uint64_t f[17] = { 0 };
+		int n = sscanf(line,
+		               "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
+		               " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
+		               " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
+		               " %" SCNu64 " %" SCNu64,
+		               &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9],
+		               &f[10], &f[11], &f[12], &f[13], &f[14], &f[15], &f[16]);
+		if (n < 7)
+			continue;
+		now[i] = (struct loop_counters){ .reads = f[0],
+			                         .read_sectors = f[2],
+			                         .writes = f[4],
+			                         .write_sectors = f[6],
+			                         .flushes = n >= 16 ? f[15] : 0 };
+	}
+}
+
+void loops_add(struct loop_counters acc[LOOP_NR], const struct loop_counters now[LOOP_NR],
+               const struct loop_counters base[LOOP_NR])
+{
+	for (int i = 0; i < LOOP_NR; i++) {
+		acc[i].reads += now[i].reads - base[i].reads;
+		acc[i].read_sectors += now[i].read_sectors - base[i].read_sectors;
+		acc[i].writes += now[i].writes - base[i].writes;
+		acc[i].write_sectors += now[i].write_sectors - base[i].write_sectors;
+		acc[i].flushes += now[i].flushes - base[i].flushes;
+	}
+}
+
+void loops_json(FILE *f, bool used, const struct pool_loops *l,
+                const struct loop_counters c[LOOP_NR])
+{
+	if (!used) {
+		fprintf(f, "null");
+		return;
+	}
+	fprintf(f, "{");
+	for (int i = 0; i < LOOP_NR; i++) {
+		fprintf(f, "%s\n      \"%s\": {\"device\": ", i ? "," : "", loop_role[i]);
+		if (l->name[i][0])
+			fprintf(f, "\"/dev/%s\"", l->name[i]);
+		else
+			fprintf(f, "null");
+		fprintf(f,
+		        ", \"reads\": %" PRIu64 ", \"read_bytes\": %" PRIu64
+		        ", \"writes\": %" PRIu64 ", \"write_bytes\": %" PRIu64
+		        ", \"flushes\": %" PRIu64 "}",
+		        c[i].reads, c[i].read_sectors * 512, c[i].writes, c[i].write_sectors * 512,
+		        c[i].flushes);
+	}
+	fprintf(f, "\n    }");
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# thinp_losetup=1: the pool's files through buffered loop devices (Docker's loop-lvm).
+#  - as root: the stats file names the two loops and their counters show the job's writes
+#    went through them (the data loop wrote at least what the pool wrote to its data
+#    device), and once fio exits no loop is left over the pool's files;
+#  - fio killed (SIGKILL) while the loops are attached: they detach themselves all the same;
+#  - two jobs sharing a pool must agree on thinp_losetup;
+#  - not root (root dropped with setpriv, or a non-root caller): fio refuses, naming the way
+#    out.
+source "$(dirname "$0")/lib.sh"
+fio_pid=""
+trap '[ -z "$fio_pid" ] || kill -KILL "$fio_pid" 2>/dev/null || true; cleanup' EXIT
+
+# the loop devices whose backing file is under DIR (none: prints nothing)
+loops_over() {
+	local f b
+	for f in /sys/block/loop*/loop/backing_file; do
+		[ -r "$f" ] || continue
+		b=$(cat "$f" 2>/dev/null) || continue
+		case $b in "$1"/*) echo "$(basename "$(dirname "$(dirname "$f")")") $b" ;; esac
+	done
+}
+
+# wait (bounded) until no loop device is attached over DIR's files
+no_loops_left() {
+	local dir=$1 what=$2 left=""
+	for _ in $(seq 500); do
+		left=$(loops_over "$dir")
+		[ -z "$left" ] && break
+		sleep 0.02
+	done
+	[ -z "$left" ] || { echo "FAIL: $what: loop devices left over $dir: $left"; exit 1; }
+	echo "  ok: no loop device left over $dir ($what)"
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+	step "not root: thinp_losetup=1 is refused"
+	must_fail nonroot 'thinp_losetup=1 attaches loop devices, which needs root.*drop thinp_losetup' \
+		--ioengine=external:"$ENGINE" --name=j --thinp_pool="$WORK/nr" --thinp_create=1 \
+		--thinp_losetup=1 --rw=write --bs=4k --size=64k
+	echo "PASS (not root: the loop-device runs need root and were not run)"
+	exit 0
+fi
+
+P=$(readlink -f "$WORK")/pool
+step "a job through loop devices: the stats file names them, their counters move"
+must_fio through --ioengine=external:"$ENGINE" --name=j --thinp_pool="$P" --thinp_create=1 \
+	--thinp_losetup=1 --thinp_data_size=64m --thinp_metadata_size=8m --thinp_zero=0 \
+	--rw=write --bs=64k --size=4m --end_fsync=1 --thinp_stats="$WORK/through.stats.json"
+python3 - "$WORK/through.stats.json" "$P" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+p, pool = s["pool"], sys.argv[2]
+assert p["losetup"] is True, p["losetup"]
+lo = p["loop_devices"]
+assert lo and lo["data"]["device"] and lo["metadata"]["device"], lo
+assert lo["data"]["device"] != lo["metadata"]["device"], lo
+written = sum(c["data_bytes_written"] + c["data_bytes_zeroed"] for c in p["blocks"].values())
+assert written >= 4 << 20, written
+# everything the pool wrote to its data device went through the data loop
+assert lo["data"]["write_bytes"] >= written, (lo["data"], written)
+assert lo["data"]["flushes"] >= 1, lo["data"]
+assert lo["metadata"]["write_bytes"] > 0, lo["metadata"]
+print(f"  ok: data {lo['data']['device']} wrote {lo['data']['write_bytes']} bytes "
+      f"(pool: {written}), metadata {lo['metadata']['device']} "
+      f"{lo['metadata']['write_bytes']} bytes")
+EOF
+grep -q "through loop devices /dev/loop[0-9]* + /dev/loop[0-9]*" "$WORK/through.err" ||
+	{ echo "FAIL: no note naming the loop devices"; exit 1; }
+no_loops_left "$P" "after fio exited"
+
+step "without thinp_losetup the same pool has no loop device and says so"
+must_fio plain --ioengine=external:"$ENGINE" --name=j --thinp_pool="$P" \
+	--rw=write --bs=64k --size=1m --thinp_stats="$WORK/plain.stats.json"
+python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["pool"]; assert p["losetup"] is False and p["loop_devices"] is None, p' \
+	"$WORK/plain.stats.json"
+
+step "fio killed with SIGKILL while the loops are attached: they detach themselves"
+K=$(readlink -f "$WORK")/killed
+"$FIO" --ioengine=external:"$ENGINE" --name=k --thinp_pool="$K" --thinp_create=1 \
+	--thinp_losetup=1 --thinp_data_size=64m --thinp_metadata_size=8m --rw=randwrite \
+	--bs=4k --size=32m --time_based --runtime=3600 --thread >"$WORK/killed.out" 2>&1 &
+fio_pid=$!
+attached=""
+for _ in $(seq 3000); do
+	attached=$(loops_over "$K")
+	[ "$(printf '%s\n' "$attached" | grep -c loop)" -ge 2 ] && break
+	kill -0 "$fio_pid" 2>/dev/null || { cat "$WORK/killed.out"; echo "FAIL: fio ended early"; exit 1; }
+	sleep 0.02
+done
+[ "$(printf '%s\n' "$attached" | grep -c loop)" -ge 2 ] ||
+	{ cat "$WORK/killed.out"; echo "FAIL: fio never attached two loops over $K"; exit 1; }
+echo "  attached: $(echo "$attached" | tr '\n' ' ')"
+kill -KILL "$fio_pid"
+wait "$fio_pid" 2>/dev/null || true
+fio_pid=""
+no_loops_left "$K" "after SIGKILL"
+
+step "jobs sharing a pool must agree on thinp_losetup"
+must_fail mixed 'thinp_losetup differs' --thread --ioengine=external:"$ENGINE" \
+	--thinp_pool="$P" --rw=write --bs=64k --size=64k \
+	--name=a --thinp_losetup=1 --name=b --stonewall=0 --thinp_losetup=0
+no_loops_left "$P" "after the refused pair"
+
+if command -v setpriv >/dev/null && id nobody >/dev/null 2>&1; then
+	step "root dropped (setpriv to nobody): thinp_losetup=1 is refused"
+	N=$WORK/nobody
+	mkdir -m 1777 "$N"
+	rc=0
+	(cd "$N" && setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
+		"$FIO" --ioengine=external:"$ENGINE" --name=j --thinp_pool="$N/pool" \
+		--thinp_create=1 --thinp_losetup=1 --rw=write --bs=4k --size=64k) \
+		>"$WORK/nobody.out" 2>&1 || rc=$?
+	sed "s/^/  [nobody] /" "$WORK/nobody.out"
+	[ "$rc" -ne 0 ] || { echo "FAIL: fio as nobody exited 0"; exit 1; }
+	grep -q 'thinp_losetup=1 attaches loop devices, which needs root (uid [0-9]*): run fio as root, or drop thinp_losetup' \
+		"$WORK/nobody.out" || { echo "FAIL: the refusal does not name the way out"; exit 1; }
+	echo "  ok: exit $rc, the refusal names root and thinp_losetup"
+fi
+echo PASS
