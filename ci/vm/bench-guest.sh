@@ -11,6 +11,9 @@ die() {
 }
 disk=/dev/disk/by-id/virtio-scratch
 [ -b "$disk" ] || die "no scratch disk ($disk)"
+for d in ddisk mdisk; do # (direct-lvm: --data-dev, --metadata-dev)
+	[ -b "/dev/disk/by-id/virtio-$d" ] || die "no $d disk (/dev/disk/by-id/virtio-$d)"
+done
 mkfs.ext4 -q -F "$disk" || die "mkfs.ext4 $disk"
 mkdir -p /scratch
 mount "$disk" /scratch || die "mount $disk"

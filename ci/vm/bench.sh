@@ -7,8 +7,12 @@
 #   --out DIR        the run dir (default results/<date>-vm-<commit>)
 #   --repeat N       repetitions per case (default 1: TCG is slow)
 #   --only PATTERN   narrow the cases (scenarios/run --only; default: every scenario that has
-#                    a kernel twin, libthinp and kernel, loop-lvm, with the raw baselines)
-#   --timeout S      the VM's bound (default 1800 s)
+#                    a kernel twin, libthinp and kernel, loop-lvm and direct-lvm, with the raw
+#                    baselines)
+#   --timeout S      the VM's bound (default 3600 s)
+# direct-lvm: the guest gets two more virtual disks, ddisk (1 GiB) and mdisk (128 MiB), as
+# --data-dev and --metadata-dev: the kernel's twins make the seed's LVM thin pool on ddisk,
+# libthinp's direct cases use both disks raw (the same kind of disk, one after the other).
 # Environment: THINP, THINP_IOENGINE (the binaries put in the guest), VM_ACCEL, VM_BENCH_RUN_ARGS
 #   (more scenarios/run options, e.g. --kernel-ioengine io_uring).
 # The VM's own files (console.log, vm-times.txt: boot and job times, accel.txt) land in
@@ -17,7 +21,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-out="" repeat=1 timeout=1800 only=()
+out="" repeat=1 timeout=3600 only=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--out) out=${2:?--out needs DIR}; shift 2 ;;
@@ -31,11 +35,12 @@ done
 [[ $repeat =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: bad --repeat '$repeat' (a count >= 1)" >&2; exit 2; }
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo nogit)
 out=$(realpath -m "${out:-$repo/results/$(date +%F)-vm-$commit}")
-[ "${#only[@]}" -gt 0 ] || only=('^(alloc|cow|overwrite|blocksize|edge|commit)\..*\.(thinp|kernel)\.loop(\.z[01])?$')
+[ "${#only[@]}" -gt 0 ] || only=('^(alloc|cow|overwrite|blocksize|edge|commit)\..*\.(thinp|kernel)\.(loop|direct)(\.z[01])?$')
 
 # the guest has fio but no qemu-img (the qemu peers) and no floor driver
 args="--backend libthinp,kernel --scale tiny --repeat $repeat"
 args+=" --exclude \\.(qcow2|raw)-(bench|nbd)\\. --exclude \\.floor\\."
+args+=" --data-dev /dev/disk/by-id/virtio-ddisk --metadata-dev /dev/disk/by-id/virtio-mdisk"
 for p in "${only[@]}"; do
 	[[ $p != *[[:space:]]* ]] || { echo "bench.sh: --only '$p': no spaces in a pattern" >&2; exit 2; }
 	args+=" --only $p"
@@ -49,7 +54,8 @@ trap 'rm -rf "$tmp"' EXIT
 . "$here/lib.sh"
 vm_copy_scenarios "$repo" "$tmp/scenarios"
 rc=0
-bash "$here/run.sh" "$here/bench-guest.sh" --disk 2G:scratch --file "$tmp/scenarios" \
+bash "$here/run.sh" "$here/bench-guest.sh" --disk 2G:scratch --disk 1G:ddisk \
+	--disk 128M:mdisk --file "$tmp/scenarios" \
 	--env "BENCH_ARGS=$args" --timeout "$timeout" --out "$tmp/vm" || rc=$?
 if [ ! -f "$tmp/vm/run/cases.json" ]; then
 	echo "bench.sh: the guest wrote no cases.json (exit $rc); see $out/vm/console.log" >&2
