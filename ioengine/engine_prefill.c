@@ -39,6 +39,11 @@ int job_prefill(struct tjob *j, uint64_t off, uint64_t len)
 	}
 	free(probe);
 	munmap(zeros, bs);
+	/* Committed before the job, so the job's first commit does not carry the prefill's
+	 * mappings: the kernel runner's prefill is committed by the pool status it reads
+	 * before the measured step, and the two must count the same commits. */
+	if (!r && filled)
+		r = thinp_pool_commit(j->tp->pool);
 	if (r)
 		return job_fail(td, -r, "thinp_prefill failed: %s", POOL_MSG(j->tp->pool));
 	note("thinp: job '%s': prefilled %llu of %llu blocks of thin %llu\n", td->o.name,
