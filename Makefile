@@ -347,15 +347,8 @@ VM_SCALE ?= ci
 vm-image:
 	@bash ci/vm/build.sh
 
-# Kernel vs libthinp per-write costs (provision / CoW / overwrite, 4k-1m, loop-lvm and the
-# seed's direct-lvm with its autoextend check) inside the VM, every case 3 times (ratios as
-# median [min-max]): build/vm/kernel_perf/ (TCG: 6-7.5 min; VM_PERF_ARGS=--quick: 4k and
-# 64k, 3 min idle, 5 min loaded; VM_PERF_ARGS="--reps N" or KP_REPS=N for another count).
-.PHONY: vm-perf
-vm-perf: cli engine
-	bash tests/vm/kernel_perf.sh $(VM_PERF_ARGS)
-
-# scenarios/run's libthinp and kernel cases (--scale tiny, loop-lvm) in one boot of the VM,
+# scenarios/run's libthinp and kernel cases (--scale tiny, loop-lvm and direct-lvm on two
+# more virtual disks) in one boot of the VM,
 # merged into one run dir (results/<date>-vm-<commit>; docs/kernel-backend.md). VM_BENCH_ARGS:
 # ci/vm/bench.sh's options, e.g. "--repeat 3 --out DIR".
 .PHONY: vm-bench
