@@ -75,6 +75,7 @@ struct tp_dev {
 	unsigned align;                /* required buffer/offset alignment (1 or 512/4096 for O_DIRECT) */
 	unsigned caps;                 /* tp_dev_caps */
 	char name[256];
+	struct tp_flusher *flusher;    /* dev_flusher.c's thread, once a flush was started */
 	/* IO counters, one shard per group of threads, each on cache lines of its own (the
 	 * padding): two pool threads doing IO at once do not write the same line, nor the
 	 * line of SIZE that every IO reads. Read them with tp_dev_ctr(). */
@@ -145,16 +146,15 @@ static inline int tp_dev_pwritev(struct tp_dev *d, const struct iovec *iov, int 
 	return tp_dev_pwritev_generic(d, iov, cnt, off, flags);
 }
 
-/* A flush of D that runs while the caller does other IO (on a thread when D
- * has TP_DEV_CAP_ASYNC_FLUSH, else right away in tp_dev_flush_start). Every
- * started flush must be waited for. */
+/* A flush of D that runs while the caller does other IO (on D's flusher thread when D has
+ * TP_DEV_CAP_ASYNC_FLUSH, else right away in tp_dev_flush_start). The flusher is started by
+ * D's first such flush and lives until tp_dev_close: a commit hands it the flush instead of
+ * creating and joining a thread of its own. Every started flush must be waited for. */
 struct tp_flush_job {
 	struct tp_dev *d;
 	int r;
-	bool threaded;
-	/* the pthread_t (glibc's is an unsigned long): pthread.h here would bring
-	 * time.h's struct tm into the pdata layer, which has its own */
-	unsigned long thread;
+	bool queued; /* handed to the flusher: tp_dev_flush_wait waits for DONE */
+	bool done;   /* set by the flusher, under its lock */
 };
 void tp_dev_flush_start(struct tp_dev *d, struct tp_flush_job *job);
 /* The flush's result: 0 or a negative errno. */

@@ -310,6 +310,8 @@ int tp_dev_open(const char *path, unsigned flags, uint64_t size, struct tp_dev *
 
 void tp_dev_close(struct tp_dev *d)
 {
-	if (d)
+	if (d) {
+		tp_flusher_stop(d);
 		d->ops->close(d);
+	}
 }

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
-#include <pthread.h>
 
 void tp_dev_init(struct tp_dev *d, const struct tp_dev_ops *ops, const char *name, uint64_t size,
                  unsigned align)
@@ -185,45 +184,6 @@ int tp_fd_pwritev_full(int fd, const struct iovec *iov, int cnt, uint64_t off, b
 			r = tp_fd_fsync(fd, data_only);
 	}
 	return r;
-}
-
-static void *flush_main(void *arg)
-{
-	struct tp_flush_job *job = arg;
-
-	job->r = tp_dev_flush(job->d);
-	return NULL;
-}
-
-_Static_assert(sizeof(pthread_t) == sizeof(unsigned long), "tp_flush_job holds a pthread_t");
-
-void tp_dev_flush_start(struct tp_dev *d, struct tp_flush_job *job)
-{
-	pthread_t t;
-
-	job->d = d;
-	job->r = 0;
-	job->threaded = false;
-	/* Without the capability (wrappers, test devices that record the
-	 * order of IO across devices) the flush stays in line, in order. */
-	if ((d->caps & TP_DEV_CAP_ASYNC_FLUSH) &&
-	    pthread_create(&t, NULL, flush_main, job) == 0) {
-		memcpy(&job->thread, &t, sizeof(t));
-		job->threaded = true;
-		return;
-	}
-	job->r = tp_dev_flush(d);
-}
-
-int tp_dev_flush_wait(struct tp_flush_job *job)
-{
-	if (job->threaded) {
-		pthread_t t;
-		memcpy(&t, &job->thread, sizeof(t));
-		pthread_join(t, NULL);
-		job->threaded = false;
-	}
-	return job->r;
 }
 
 /* Threads take shards round robin, once each. */

@@ -112,6 +112,9 @@ int tp_fd_lock_excl(int fd);
 
 int tp_fd_fsync(int fd, bool data_only);
 
+/* End D's flusher thread, if it has one (tp_dev_close, before the device's own close). */
+void tp_flusher_stop(struct tp_dev *d);
+
 /* posix_memalign that returns 0/-ENOMEM and tolerates align < sizeof(void *). */
 int tp_alloc_aligned(void **out, size_t align, size_t len);
 
