@@ -281,11 +281,11 @@ gate-selftest: all
 		$(sort $(wildcard tests/gate/*.sh))
 
 # ThreadSanitizer runs only the tests with threads (test_*concurrency*, the control socket, the
-# commit with its data flush on a second thread, the FUSE bridge's workers); it cannot
+# commit with its data flush on a second thread, the device flusher, the FUSE bridge's workers); it cannot
 # share a build with ASan. Address-space randomisation is turned off (setarch -R, inherited by
 # the tests) where possible: older TSan runtimes abort on kernels with large mmap_rnd_bits
 # ("unexpected memory mapping").
-TSAN_TESTS   = $(filter %concurrency %_control %commit_io %_expose,$(UNIT_BINS))
+TSAN_TESTS   = $(filter %concurrency %_control %commit_io %_expose %_flusher,$(UNIT_BINS))
 TSAN_SETARCH = $(shell setarch -R true >/dev/null 2>&1 && echo setarch -R)
 tsan:
 	@$(MAKE) --no-print-directory deps
