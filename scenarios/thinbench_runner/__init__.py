@@ -21,10 +21,13 @@ Modules, from the bottom up:
                dm-thin as a backend (loop-lvm as Docker made it, direct-lvm by LVM on
                --data-dev), the device registry and its teardown, the refusals, the loop/LV
                devices' counters, the kernel twins of libthinp's cases
-  kernel_vm    kernel dm-thin in a qemu VM (--kernel) and merging its results (--kernel-results)
-  kernel_results  reading a kernel_perf output dir, kernel.csv
-  kernel_facts    what a run's kernel dir says beyond costs (pool tables, block checks, ...)
-  kernel_report   the kernel section, chart and headline cell
+  kernel_vm    make vm-bench's run in the VM (--kernel) or a finished one merged as kernel/
+               (--kernel-results)
+  kernel_results  each kernel twin's steps beside libthinp's (the run's or kernel/'s rows),
+               kernel.csv
+  kernel_facts    where the kernel rows ran, the pools as the runner made them
+  kernel_tables   the kernel section's tables
+  kernel_report   the kernel section, the headline's kernel cell
   rundata      a run dir read back: repetitions aggregated, summary.csv
   gnuplot, charts  the charts
   report       report.md and commands.md

@@ -94,8 +94,6 @@ def page(run, d, rel):
     L += ["", "## Charts", ""]
     for name, text in CHART_TEXT.items():
         png = os.path.join(d, "charts", name + ".png")
-        if name.startswith("kernel-"):  # (in the kernel section)
-            continue
         if os.path.exists(png):
             L += [f"### {text}", "", f"![{text}]({rel}/charts/{name}.png)", "",
                   f"[SVG]({rel}/charts/{name}.svg) · [data]({rel}/charts/{name}.dat)", ""]
@@ -111,10 +109,8 @@ def page(run, d, rel):
         text = docker_text(run, scen)
         if text:
             L += [f"## {title}", "", text, ""]
-    if run.kernel:  # the run's kernel section (measured in a VM), its links into the run
-        made = [n for n in ("kernel-ratios-loop", "kernel-ratios-direct")
-                if os.path.exists(os.path.join(d, "charts", n + ".png"))]
-        L += kernel_section(run, prefix=rel + "/", charts_made=made)
+    if run.kernel:  # the run's kernel section (its own twins or a merged VM run's)
+        L += kernel_section(run, prefix=rel + "/")
     L += plan_section(d, rel + "/", ROOT)
     # What `make vm-test` checks is not in any run's files, so the page points to where the
     # project states it instead of restating numbers this run did not measure.

@@ -1,6 +1,6 @@
 """The host charts of a run (gnuplot, PNG and SVG, from .dat files written beside them):
 latency per outcome class, write amplification, cost relative to raw, snapshot depth, commit
-cost, the fill-to-full timelines; the kernel's charts come from kernel_report."""
+cost, the fill-to-full timelines."""
 import os
 
 from .case import cid
@@ -214,17 +214,12 @@ CHART_TEXT = {
     "fill-timeline-loop": "fill-to-full timeline (loop-lvm)",
     "fill-timeline-direct": "fill-to-full timeline (direct-lvm)",
     "commit-cost": "commit cost: fsync every 1/16/256 writes",
-    "kernel-ratios-loop": "kernel dm-thin vs libthinp in one VM, ratios to overwrite (loop-lvm)",
-    "kernel-ratios-direct": "kernel dm-thin vs libthinp in one VM, ratios to overwrite "
-                            "(direct-lvm)",
 }
 
 
 def charts(run):
-    from .kernel_report import chart_kernel
     made = []
-    for f in (chart_latency, chart_amp, chart_ratio, chart_chain, chart_commit, chart_fill,
-              chart_kernel):
+    for f in (chart_latency, chart_amp, chart_ratio, chart_chain, chart_commit, chart_fill):
         r = f(run)
         if isinstance(r, list):
             made += r

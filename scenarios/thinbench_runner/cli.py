@@ -14,20 +14,19 @@ run: every case runs --repeat times, the repetitions interleaved (rep 1 of every
   scenarios/run --report DIR        rebuild summary.csv, charts and report.md of a run
   scenarios/run --backend kernel    the same cases on the kernel's dm-thin (root, device-mapper;
                                     loop-lvm as Docker set it up; docs/kernel-backend.md)
-  scenarios/run --kernel            also measure the kernel's dm-thin beside libthinp in a qemu
-                                    VM (tests/vm/kernel_perf.sh; several minutes under TCG)
-  scenarios/run --kernel-results build/vm/kernel_perf    merge a finished `make vm-perf`
-  scenarios/run --report DIR --kernel-results KDIR       ... into an existing run
+  scenarios/run --kernel            also run `make vm-bench` (libthinp and the kernel twins in
+                                    a qemu VM; tens of minutes under TCG) into OUT/kernel/
+  scenarios/run --kernel-results VMRUN                   merge a finished `make vm-bench` run
+  scenarios/run --report DIR --kernel-results VMRUN      ... into an existing run
 
-Kernel dm-thin: the real kernel is only reached in a VM (ci/vm/; TCG here, emulated), so its
-absolute times mean nothing next to the host's. The run keeps tests/vm/kernel_perf.sh's output
-dir as OUT/kernel/ and reports ratios within the VM (provision, CoW and overwrite-after-CoW
-mean latency ÷ overwrite, same set-up, engine and size, per repetition in the VM: median
-[min–max], 3 repetitions by default) for the kernel and for libthinp in the
-same VM, beside libthinp's host ratios of this run: OUT/kernel.csv, a report section and
-charts/kernel-ratios-*. summary.csv keeps its schema: its kernel_us/ratio_kernel columns stay
-empty (no kernel on the host), and the VM run is one row (kernel.set=quick|full.kernel-perf.vm)
-whose status records a failure of the VM part; the run then goes on and exits 1 at the end.
+Kernel dm-thin: the report's kernel section pairs every kernel twin (...kernel.loop,
+...kernel.direct) with libthinp's same case, step by step: from the run's own rows (a
+--backend libthinp,kernel run, or make vm-bench's), or from a VM run merged as OUT/kernel/
+(its cases.json, env.json, vm/). Where the kernel ran emulated (vm/accel.txt), only ratios
+(÷ overwrite, ÷ raw) are shown; the bytes per IO on the data and metadata devices side by
+side; loop-lvm ÷ direct-lvm on both backends; OUT/kernel.csv (docs/kernel-backend.md). With
+--kernel the VM run is one row (kernel.vm-bench.vm) whose status records a failure of the VM
+part; the run then goes on and exits 1 at the end.
 
 Modes: loop-lvm = the pool on sparse files through the page cache (thinp_mode=loop; Docker's
 default); direct-lvm = O_DIRECT on block devices (thinp_mode=direct) — loop devices made with
@@ -39,10 +38,9 @@ fill-to-full driver the Makefile builds from scenarios/tools/fill.c; default
 $BUILD/bin/thinp-fill), BUILD (build dir, default build), FIO, SCENARIOS_SCALE
 (tiny|quick|full: sizes; tests use tiny), TMPDIR (scratch:
 must be a real filesystem, default /var/tmp; the VM's disk images go under TMPDIR or /tmp, as
-with `make vm-perf`), KP_* (passed to tests/vm/kernel_perf.sh, e.g. KP_REPS: repetitions
-in the VM, default 3; KP_TIMEOUT: its VM timeout, default 300 + 300 x KP_REPS s),
-SCENARIOS_KERNEL_TIMEOUT (bound on the whole VM part, default KP_TIMEOUT + 900 s),
-SCENARIOS_KERNEL_PERF (the script --kernel runs; tests put a stand-in there).
+with `make vm-bench`), SCENARIOS_KERNEL_TIMEOUT (bound on the VM part, default 4500 s),
+SCENARIOS_KERNEL_BENCH (the script --kernel runs, default ci/vm/bench.sh; tests put a
+stand-in there).
 """
 import argparse
 import json
@@ -84,14 +82,14 @@ def parser():
                     "(destroyed)")
     ap.add_argument("--list", action="store_true", help="show the selected cases and exit")
     ap.add_argument("--kernel", action="store_true",
-                    help="also measure the kernel's dm-thin beside libthinp in a qemu VM "
-                         "(tests/vm/kernel_perf.sh, --quick unless --full; builds the VM image "
-                         "first if needed; several minutes under TCG), after the host cases; "
-                         "its output goes to OUT/kernel/")
+                    help="also run make vm-bench (ci/vm/bench.sh: libthinp and the kernel "
+                         "twins, tiny scale, in a qemu VM; builds the VM image first if needed; "
+                         "tens of minutes under TCG), after the host cases; its rows go to "
+                         "OUT/kernel/")
     ap.add_argument("--kernel-results", metavar="DIR",
-                    help="merge a finished tests/vm/kernel_perf.sh output dir (`make vm-perf`: "
-                         "build/vm/kernel_perf) instead of booting the VM; with --report, into "
-                         "that existing run")
+                    help="merge a finished `make vm-bench` run dir (its kernel twins and "
+                         "libthinp's rows beside them) instead of booting the VM; with --report, "
+                         "into that existing run")
     ap.add_argument("--scale", choices=sorted(SCALES), default=None,
                     help="sizes (default: quick, full with --full; env SCENARIOS_SCALE)")
     ap.add_argument("--tmp", metavar="DIR", help="scratch parent dir (default $TMPDIR or "
@@ -140,8 +138,8 @@ def refuse_kernel(args):
 def rebuild(args, ap):
     """--report DIR: rebuild a run's files (merging --kernel-results DIR first)."""
     if args.kernel:
-        ap.error("--report only rebuilds: merge the VM's figures with --kernel-results DIR "
-                 "(make vm-perf writes build/vm/kernel_perf)")
+        ap.error("--report only rebuilds: merge the VM's rows with --kernel-results VMRUN "
+                 "(a `make vm-bench` run dir under results/)")
     for f in ("env.json", "cases.json"):
         if not os.path.isfile(os.path.join(args.report, f)):
             ap.error(f"--report {args.report}: no {f} there (not a scenarios/run output dir)")
@@ -163,7 +161,7 @@ def list_cases(args, cases):
         print(f"{p:60s} quick  planning case (once, after the repetitions)")
     if args.kernel:
         km = kernel_meta(args)
-        print(f"{km['id']:60s} {'full ' if args.full else 'quick'}  {km['label']} (--kernel; "
+        print(f"{km['id']:60s} quick  {km['label']} (--kernel; "
               "once, after the host cases)")
     print(f"{len(cases)} cases x {args.repeat} repetitions"
           f" ({'full' if args.full else 'quick'} matrix, {args.scale} sizes)")

@@ -1,5 +1,5 @@
-"""The one reader of fio's JSON report (--output-format=json), for scenarios/run,
-tests/vm/kernel_perf_report.py and tests/engine/check.py.
+"""The one reader of fio's JSON report (--output-format=json), for scenarios/run and
+tests/engine/check.py.
 
 Which latency: **lat** (fio's `lat_ns` = slat + clat: from the moment fio set the IO up to
 its completion), never clat alone. The runner compares engines of different kinds on one
@@ -11,10 +11,9 @@ run the IO after ->commit). Only lat is the whole IO, as the application waits f
 all of them, and a ratio is only fair between two numbers of the same kind. (Measured: with
 io_uring at iodepth 1, slat is 10-40 us per write, as much as the write itself; with the
 synchronous engines lat - clat is fio's own work before issuing, such as filling the write
-buffer: a fraction of a us on a host.) The VM benchmark (tests/vm/kernel_perf_report.py:
-psync on the kernel's dm-thin, the thinp engine on libthinp, both synchronous at iodepth 1)
-reads the same number, so its ratios are of the same kind as the host's; under TCG
-emulation fio's own work is 2-25 us per IO, the same fio for both engines.
+buffer: a fraction of a us on a host.) The kernel twins (psync on the kernel's dm-thin, the
+thinp engine on libthinp, both synchronous at iodepth 1) read the same number; under TCG
+emulation fio's own work is 2-25 us per IO, the same fio for both backends.
 
 Percentiles: fio computes percentiles of lat only with `lat_percentiles=1` (every job file
 in scenarios/jobs/ sets it); without it (fio's default) it has them for clat only. Such a

@@ -1,283 +1,164 @@
-"""Kernel dm-thin, measured in a qemu VM by tests/vm/kernel_perf.sh (`scenarios/run --kernel`,
-or a finished `make vm-perf` merged with --kernel-results DIR); docs/vm-harness.md.
+"""Kernel dm-thin beside libthinp, from a run's own rows: every `...kernel.loop` /
+`...kernel.direct` twin of summary.csv/cases.json paired with libthinp's case of the same
+scenario, parameters and mode (`...thinp.loop`, `...thinp.direct`), step by step.
 
-The run keeps that output dir as RUN/kernel/; kernel.csv and the report's kernel section are
-computed from its kernel_perf.csv. Absolute times in an emulated guest mean nothing next to
-the host's, so only ratios within the VM are reported: each case's mean latency ÷ the
-overwrite mean of the same setup, engine and write size (the same device). A CSV with
-repetitions (columns reps, ratio_min, ratio_max after the first ten) gives per row the median
-ratio over the repetitions (each taken against its own repetition's overwrite) and its range;
-those are used as they are. The single-run CSV (the first ten columns only) gives one
-measurement: its ratio is computed from the two mean latencies, and the range is that one
-value.
-"""
+The rows come from the run itself (`scenarios/run --backend libthinp,kernel`, natively or in
+the VM by `make vm-bench`), or from such a run merged into a host run as RUN/kernel/
+(`scenarios/run --report RUN --kernel-results VMRUN`: its cases.json, env.json and vm/). Where
+the kernel ran emulated (the run's vm/accel.txt names TCG, or has no accelerator), absolute
+times mean nothing beside a host's: the section shows each case's cost as ratios to the same
+backend's overwrite steady state and to the case's raw baseline, both taken inside one
+repetition of the same boot. Natively, the absolute mean latencies are shown as well."""
 import csv
 import os
 import statistics
 
-from .case import cid
-from .units import bs_bytes
+from .units import human
 
 KERNEL_DIR = "kernel"
-KERNEL_NOTE = ("not measured in this run: `scenarios/run --kernel` measures it in a qemu VM "
-               "(tests/vm/kernel_perf.sh, several minutes under TCG), `scenarios/run "
-               "--kernel-results DIR` merges a finished `make vm-perf` (build/vm/kernel_perf)")
-KERNEL_PERF_COLUMNS = ["setup", "engine", "case", "bs", "iops", "lat_mean_us", "lat_p50_us",
-                       "lat_p99_us", "ratio_to_overwrite", "accel"]
-KERNEL_PERF_REP_COLUMNS = ["reps", "ratio_min", "ratio_max"]
+KERNEL_NOTE = ("not measured in this run: `scenarios/run --backend libthinp,kernel` measures "
+               "it (root, device-mapper), `make vm-bench` in a qemu VM; `scenarios/run "
+               "--report RUN --kernel-results VMRUN` merges a finished `make vm-bench` run")
 KERNEL_SETUPS = {"loop-lvm": "loop", "direct-lvm": "direct"}
-KERNEL_ENGINES = ("kernel", "libthinp")
-KERNEL_CASES = ("provision", "overwrite", "cow", "cow-overwrite")
-KERNEL_RATIO_CASES = ("provision", "cow", "cow-overwrite")
-KERNEL_CASE_TEXT = {"provision": "provision ÷ overwrite", "cow": "CoW ÷ overwrite",
-                    "cow-overwrite": "overwrite after CoW ÷ overwrite"}
+MODE_SETUP = {v: k for k, v in KERNEL_SETUPS.items()}
 KERNEL_CSV_COLUMNS = [
-    "setup", "bs", "case", "kernel_ratio", "libthinp_vm_ratio", "libthinp_vs_kernel",
-    "host_ratio", "host_ratio_min", "host_ratio_max", "host_case", "host_overwrite_case",
-    "kernel_lat_mean_us", "kernel_overwrite_lat_mean_us", "libthinp_vm_lat_mean_us",
-    "libthinp_vm_overwrite_lat_mean_us", "accel",
-    "kernel_ratio_min", "kernel_ratio_max", "kernel_reps",
-    "libthinp_vm_ratio_min", "libthinp_vm_ratio_max", "libthinp_vm_reps",
+    "kernel_case", "thinp_case", "setup", "scenario", "params", "step", "ios",
+    "kernel_us", "thinp_us", "thinp_vs_kernel",
+    "kernel_ratio_overwrite", "thinp_ratio_overwrite",
+    "kernel_ratio_raw", "thinp_ratio_raw",
+    "kernel_data_read_per_io", "thinp_data_read_per_io",
+    "kernel_data_written_per_io", "thinp_data_written_per_io",
+    "kernel_meta_written_per_io", "thinp_meta_written_per_io", "accel",
 ]
-KERNEL_HINT = ("a tests/vm/kernel_perf.sh output dir is expected (`make vm-perf` writes "
-               "build/vm/kernel_perf; `scenarios/run --kernel` makes one in the run)")
+KERNEL_HINT = ("a run dir with kernel rows is expected (`make vm-bench` writes one under "
+               "results/; `scenarios/run --backend libthinp,kernel` makes one natively)")
 
 
 class KernelDataError(Exception):
     pass
 
 
-def load_kernel(d):
-    """Read and check a kernel_perf output dir. Returns a dict (rows by (setup, engine, bs,
-    case), accel, autoextend, ...); raises KernelDataError naming the problem."""
-    if not os.path.isdir(d):
-        raise KernelDataError(f"{d}: no such directory ({KERNEL_HINT})")
-    path = os.path.join(d, "kernel_perf.csv")
-    if not os.path.isfile(path):
-        job = os.path.join(d, "job.log")
-        raise KernelDataError(
-            f"{d} has no kernel_perf.csv: " + (
-                f"the VM job did not get as far as its results (see {job})"
-                if os.path.exists(job) else KERNEL_HINT))
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        raise KernelDataError(f"{path} is empty ({KERNEL_HINT})")
-    head = [h.strip() for h in rows[0]]
-    missing = [c for c in KERNEL_PERF_COLUMNS if c not in head]
-    if missing:
-        raise KernelDataError(f"{path}: header {','.join(head)!r} lacks column(s) "
-                              f"{', '.join(missing)} (expected {','.join(KERNEL_PERF_COLUMNS)})")
-    has_reps = any(c in head for c in KERNEL_PERF_REP_COLUMNS)
-    missing = [c for c in KERNEL_PERF_REP_COLUMNS if c not in head]
-    if has_reps and missing:
-        raise KernelDataError(f"{path}: header {','.join(head)!r} has some of the repetition "
-                              f"columns but lacks {', '.join(missing)} (expected all of "
-                              f"{', '.join(KERNEL_PERF_REP_COLUMNS)}, or none)")
-    by, order_bs = {}, []
-    for n, r in enumerate(rows[1:], start=2):
-        if not any(x.strip() for x in r):
-            continue
-        if len(r) != len(head):
-            raise KernelDataError(f"{path} line {n}: {len(r)} fields, the header has {len(head)}")
-        x = check_row(dict(zip(head, (v.strip() for v in r))), f"{path} line {n}", has_reps)
-        key = (x["setup"], x["engine"], x["bs"], x["case"])
-        if key in by:
-            raise KernelDataError(f"{path} line {n}: a second row for {' '.join(key)}")
-        by[key] = x
-        if x["bs"] not in order_bs:
-            order_bs.append(x["bs"])
-    if not by:
-        raise KernelDataError(f"{path} has a header but no result rows (the VM job failed? "
-                              f"see {os.path.join(d, 'job.log')})")
-    k = {"dir": d, "rows": by, "bs": sorted(order_bs, key=bs_bytes),
-         "setups": [s for s in KERNEL_SETUPS if any(key[0] == s for key in by)],
-         "has_reps": has_reps, "reps": max(x["reps"] for x in by.values())}
-    if not any(kernel_ratio(k, s, e, bs, c) is not None for (s, e, bs, c) in by
-               if c in KERNEL_RATIO_CASES):
-        raise KernelDataError(f"{path}: no case has an overwrite row of the same setup, engine "
-                              "and bs, so no ratio can be computed")
-    read_accel(k, d)
-    k["autoextend"] = None
-    aep = os.path.join(d, "autoextend.txt")
-    if os.path.isfile(aep):
-        k["autoextend"] = open(aep).read().strip()
-    k["vm_times"] = kv_line(os.path.join(d, "vm-times.txt"))
-    info = os.path.join(d, "info.txt")
-    k["guest"] = kv_line(info) if os.path.isfile(info) else {}
-    k["quick"] = "1m" not in k["bs"]
-    return k
+def twin_of(cid):
+    """libthinp's case id for the kernel case CID (the id differs only in the backend)."""
+    parts = cid.split(".")
+    i = max(n for n, p in enumerate(parts) if p == "kernel")
+    return ".".join(parts[:i] + ["thinp"] + parts[i + 1:])
 
 
-def check_row(x, where, has_reps):
-    """One kernel_perf.csv row, its numbers converted; KernelDataError naming a bad field."""
-    if x["setup"] not in KERNEL_SETUPS:
-        raise KernelDataError(f"{where}: unknown setup {x['setup']!r} "
-                              f"(expected {' or '.join(KERNEL_SETUPS)})")
-    if x["engine"] not in KERNEL_ENGINES:
-        raise KernelDataError(f"{where}: unknown engine {x['engine']!r} "
-                              f"(expected {' or '.join(KERNEL_ENGINES)})")
-    if x["case"] not in KERNEL_CASES:
-        raise KernelDataError(f"{where}: unknown case {x['case']!r} "
-                              f"(expected one of {', '.join(KERNEL_CASES)})")
-    if bs_bytes(x["bs"]) is None:
-        raise KernelDataError(f"{where}: bs {x['bs']!r} is not a size like 4k, 64k, 1m")
-    for k in ("iops", "lat_mean_us", "lat_p50_us", "lat_p99_us"):
-        try:
-            x[k] = float(x[k])
-        except ValueError:
-            raise KernelDataError(f"{where}: {k} {x[k]!r} is not a number") from None
-    if not x["lat_mean_us"] > 0:
-        raise KernelDataError(f"{where}: lat_mean_us {x['lat_mean_us']} is not positive")
-    for k in ("ratio_to_overwrite",) + (("ratio_min", "ratio_max") if has_reps else ()):
-        try:
-            x[k] = float(x[k]) if x[k] != "" else None
-        except ValueError:
-            raise KernelDataError(f"{where}: {k} {x[k]!r} is not a number") from None
-        if x[k] is not None and not x[k] > 0:
-            raise KernelDataError(f"{where}: {k} {x[k]} is not positive")
-    if has_reps:
-        if not x["reps"].isdigit() or int(x["reps"]) < 1:
-            raise KernelDataError(f"{where}: reps {x['reps']!r} is not a positive integer")
-        x["reps"] = int(x["reps"])
-        r, lo, hi = x["ratio_to_overwrite"], x["ratio_min"], x["ratio_max"]
-        if (r is None) != (lo is None) or (r is None) != (hi is None):
-            raise KernelDataError(f"{where}: ratio_to_overwrite, ratio_min and ratio_max "
-                                  "must be all given or all empty")
-        if r is not None and not lo - 1e-9 <= r <= hi + 1e-9:
-            raise KernelDataError(f"{where}: ratio_to_overwrite {r} is not within "
-                                  f"[ratio_min {lo}, ratio_max {hi}]")
-    else:
-        x["reps"] = 1
-    return x
+def overwrite_of(c, backend):
+    """The overwrite steady-state case of C's mode and write size for BACKEND."""
+    bs = c["params"].get("bs")
+    return f"overwrite.bs={human(bs)}.{backend}.{c['mode']}" if bs else None
 
 
-def read_accel(k, d):
-    """The accelerator: accel.txt (first line; 'reason: ...', 'cpu: ...'), else the CSV's
-    accel column when all rows agree."""
-    k["accel"], k["accel_reason"], k["accel_detail"] = None, "", ""
-    ap = os.path.join(d, "accel.txt")
+def read_vm(d):
+    """The VM's files of a run (vm/accel.txt: first line the accelerator, 'reason: ...',
+    'cpu: ...'; vm/vm-times.txt: key=value words); None for a run made on its host."""
+    vd = os.path.join(d, "vm")
+    if not os.path.isdir(vd):
+        return None
+    vm = {"accel": None, "reason": "", "cpu": "", "times": {}}
+    ap = os.path.join(vd, "accel.txt")
     if os.path.isfile(ap):
         lines = [l.strip() for l in open(ap).read().splitlines()]
-        k["accel"] = (lines[0] if lines else "") or None
+        vm["accel"] = (lines[0] if lines else "") or None
         for l in lines[1:]:
-            if l.startswith("reason:"):
-                k["accel_reason"] = l.split(":", 1)[1].strip()
-            elif l.startswith("cpu:"):
-                k["accel_detail"] = l.split(":", 1)[1].strip()
-    k["accel_source"] = "accel.txt" if k["accel"] else None
-    if not k["accel"]:
-        vals = {x["accel"] for x in k["rows"].values() if x["accel"]}
-        k["accel"] = vals.pop() if len(vals) == 1 else None
-        k["accel_source"] = "kernel_perf.csv" if k["accel"] else None
-
-
-def kv_line(path):
-    """key=value words of a one-line file (vm-times.txt, info.txt); {} if absent."""
-    if not os.path.isfile(path):
-        return {}
-    out = {}
-    for w in open(path).read().split():
-        if "=" in w:
-            a, b = w.split("=", 1)
-            out[a] = b
-    return out
+            for key in ("reason", "cpu"):
+                if l.startswith(key + ":"):
+                    vm[key] = l.split(":", 1)[1].strip()
+    tp = os.path.join(vd, "vm-times.txt")
+    if os.path.isfile(tp):
+        vm["times"] = dict(w.split("=", 1) for w in open(tp).read().split() if "=" in w)
+    return vm
 
 
 def emulated(k):
-    return (k.get("accel") or "").lower() != "kvm"
+    """True unless the kernel ran on its host or under KVM (an unknown accelerator counts as
+    emulated)."""
+    vm = k.get("vm")
+    return vm is not None and (vm.get("accel") or "").lower() != "kvm"
 
 
-def kernel_ratio(k, setup, engine, bs, case):
-    """The case's mean latency ÷ the overwrite mean, same setup, engine and bs (in the VM): the
-    median over the repetitions (taken per repetition, by kernel_perf) when the CSV has them,
-    else from the two mean latencies of the single run."""
-    s = kernel_spread(k, setup, engine, bs, case)
-    return s[0] if s else None
+def load_kernel(src, d):
+    """The kernel side of the run SRC (a rundata.Run holding the kernel rows) whose dir is D:
+    the step pairs and what the run says about where they ran. KernelDataError without a
+    kernel row."""
+    kc = [i for i, c in src.cases.items() if c["backend"] == "kernel"]
+    if not kc:
+        raise KernelDataError(f"{d}: no kernel case in cases.json ({KERNEL_HINT})")
+    pairs = []
+    for i in kc:
+        c = src.cases[i]
+        t = twin_of(i)
+        for step in src.steps(i):
+            pairs.append(step_pair(src, i, t if t in src.cases else None, step))
+    if not any(p["kernel_us"] for p in pairs):
+        raise KernelDataError(f"{d}: no kernel case has a successful repetition "
+                              "(see cases.json's errors)")
+    vm = read_vm(d)
+    return {"dir": d, "run": src, "vm": vm, "pairs": pairs,
+            "setups": [s for s, m in KERNEL_SETUPS.items()
+                       if any(p["mode"] == m for p in pairs)],
+            "reps": max(len(src.rep_values(i, s, "all", "cost_us")) or 0
+                        for i in kc for s in src.steps(i) or [""]),
+            "accel": (vm or {}).get("accel") or ("host" if vm is None else None)}
 
 
-def kernel_spread(k, setup, engine, bs, case):
-    """(median ratio, min, max, repetitions) of kernel_ratio; None without a ratio."""
-    a = k["rows"].get((setup, engine, bs, case))
-    b = k["rows"].get((setup, engine, bs, "overwrite"))
-    if not a or not b or not b["lat_mean_us"]:
-        return None
-    if k.get("has_reps"):
-        if a["ratio_to_overwrite"] is None:
-            return None
-        return a["ratio_to_overwrite"], a["ratio_min"], a["ratio_max"], a["reps"]
-    r = a["lat_mean_us"] / b["lat_mean_us"]
-    return r, r, r, 1
+def per_io(run, cid, step, keys):
+    """The median over repetitions of the sum of KEYS per IO of CID's STEP (class all)."""
+    ios = run.rep_values(cid, step, "all", "ios")
+    vals = [run.rep_values(cid, step, "all", k) for k in keys]
+    xs = [sum(v.get(r, 0) for v in vals) / ios[r] for r in ios
+          if ios[r] and any(r in v for v in vals)]
+    return statistics.median(xs) if xs else None
 
 
-def host_analogs(run, mode, bs, case):
-    """The host cases of this run that measure the VM's CASE: ((case id, step), (overwrite
-    case id, step)), either None when the run has no such case. Random order first (the VM
-    replays a shuffled log of distinct blocks), zeroing off (both VM set-ups skip zeroing)."""
-    b = bs_bytes(bs)
-    ow = cid("overwrite", "thinp", mode, None, bs=b)
-    ow = (ow, "steady") if ow in run.cases and run.row(ow, "steady") else None
-    if case == "overwrite":
-        return ow, ow
-    num = None
-    for order in ("rand", "seq"):
-        if case == "provision":
-            i, step = cid("alloc", "thinp", mode, False, bs=b, order=order), "first-write"
-        else:
-            i = cid("cow", "thinp", mode, None, bs=b, order=order)
-            step = "first" if case == "cow" else "second"
-        if i in run.cases and run.row(i, step):
-            num = (i, step)
-            break
-    return num, ow
+def step_pair(run, kid, tid, step):
+    """One kernel step beside libthinp's same step: costs, ratios, bytes per IO."""
+    c = run.cases[kid]
+    row = {"kernel_case": kid, "thinp_case": tid or "", "setup": MODE_SETUP.get(c["mode"], c["mode"]),
+           "mode": c["mode"], "scenario": c["scenario"], "params": c["params"], "step": step}
+    for side, cid in (("kernel", kid), ("thinp", tid)):
+        r = run.row(cid, step) if cid else None
+        ok = bool(r and r.get("median_us"))
+        row[f"{side}_us"] = r["median_us"] if ok else None
+        row[f"{side}_ratio_raw"] = r.get("ratio_raw") if ok else None
+        if side == "kernel":
+            row["ios"] = r.get("ios") if ok else None
+        ow = overwrite_of(c, "kernel" if side == "kernel" else "thinp")
+        pr = run.pair_ratio(cid, ow, step, "steady") if ok and ow in run.cases else None
+        row[f"{side}_ratio_overwrite"] = pr[0] if pr else None
+        if not ok:
+            for k in ("data_read", "data_written", "meta_written"):
+                row[f"{side}_{k}_per_io"] = None
+            continue
+        row[f"{side}_data_read_per_io"] = per_io(run, cid, step, ["data_read"])
+        # (libthinp counts its zeroing apart; the kernel's is a data-device write like any)
+        row[f"{side}_data_written_per_io"] = per_io(
+            run, cid, step, ["data_written"] + (["data_zeroed"] if side == "thinp" else []))
+        row[f"{side}_meta_written_per_io"] = per_io(run, cid, step, ["meta_written"])
+    k, t = row["kernel_us"], row["thinp_us"]
+    row["thinp_vs_kernel"] = t / k if k and t else None
+    return row
 
 
-def host_ratio(run, mode, bs, case):
-    """Median [min, max] over repetitions of cost(case) / cost(overwrite), libthinp on the host
-    in this run (both taken in the same repetition), and the two case ids."""
-    num, ow = host_analogs(run, mode, bs, case)
-    if not num or not ow:
-        return None, None, None, num, ow
-    a = run.rep_values(num[0], num[1], "all", "cost_us")
-    b = run.rep_values(ow[0], ow[1], "all", "cost_us")
-    rs = [a[r] / b[r] for r in a if r in b and b[r]]
-    if not rs:
-        return None, None, None, num, ow
-    return statistics.median(rs), min(rs), max(rs), num, ow
-
-
-def kernel_rows(run):
-    """One dict per setup × bs × ratio case: kernel.csv's rows."""
-    k = run.kernel
-    out = []
-    for setup in k["setups"]:
-        mode = KERNEL_SETUPS[setup]
-        for bs in k["bs"]:
-            for case in KERNEL_RATIO_CASES:
-                kr = kernel_ratio(k, setup, "kernel", bs, case)
-                lr = kernel_ratio(k, setup, "libthinp", bs, case)
-                if kr is None and lr is None:
-                    continue
-                h, hmin, hmax, num, ow = host_ratio(run, mode, bs, case)
-                g = lambda e, c: (k["rows"].get((setup, e, bs, c)) or {}).get("lat_mean_us")
-                ks = kernel_spread(k, setup, "kernel", bs, case) or (None,) * 4
-                ls = kernel_spread(k, setup, "libthinp", bs, case) or (None,) * 4
-                out.append({
-                    "setup": setup, "bs": bs, "case": case, "kernel_ratio": kr,
-                    "libthinp_vm_ratio": lr,
-                    "libthinp_vs_kernel": lr / kr if kr and lr is not None else None,
-                    "host_ratio": h, "host_ratio_min": hmin, "host_ratio_max": hmax,
-                    "host_case": f"{num[0]}:{num[1]}" if num else "",
-                    "host_overwrite_case": f"{ow[0]}:{ow[1]}" if ow else "",
-                    "kernel_lat_mean_us": g("kernel", case),
-                    "kernel_overwrite_lat_mean_us": g("kernel", "overwrite"),
-                    "libthinp_vm_lat_mean_us": g("libthinp", case),
-                    "libthinp_vm_overwrite_lat_mean_us": g("libthinp", "overwrite"),
-                    "accel": k["accel"] or "",
-                    "kernel_ratio_min": ks[1], "kernel_ratio_max": ks[2], "kernel_reps": ks[3],
-                    "libthinp_vm_ratio_min": ls[1], "libthinp_vm_ratio_max": ls[2],
-                    "libthinp_vm_reps": ls[3],
-                })
+def loop_direct(k):
+    """The seed's claim (loop-lvm performs poorly vs direct-lvm) per backend: for every step
+    both set-ups ran, loop-lvm's cost ÷ direct-lvm's (each the median over repetitions).
+    {backend: [(kernel case id without its mode, step, ratio)]}."""
+    run, out = k["run"], {"kernel": [], "thinp": []}
+    for p in k["pairs"]:
+        if p["mode"] != "loop":
+            continue
+        for side in out:
+            lid = p["kernel_case"] if side == "kernel" else p["thinp_case"]
+            if not lid:
+                continue
+            did = lid.replace(f".{side}.loop", f".{side}.direct")
+            a, b = run.row(lid, p["step"]), run.row(did, p["step"])
+            if a and b and a.get("median_us") and b.get("median_us"):
+                out[side].append((lid.replace(f".{side}.loop", ""), p["step"],
+                                  a["median_us"] / b["median_us"]))
     return out
 
 
@@ -288,10 +169,38 @@ def write_kernel_csv(run):
             os.unlink(path)
         return None
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=KERNEL_CSV_COLUMNS, lineterminator="\n")
+        w = csv.DictWriter(f, fieldnames=KERNEL_CSV_COLUMNS, extrasaction="ignore",
+                           lineterminator="\n")
         w.writeheader()
-        for r in kernel_rows(run):
-            w.writerow({c: ("" if r.get(c) is None else
-                            f"{r[c]:.6g}" if isinstance(r[c], float) else r[c])
+        for p in run.kernel["pairs"]:
+            out = dict(p, accel=run.kernel["accel"] or "",
+                       params=";".join(f"{a}={b}" for a, b in p["params"].items()))
+            w.writerow({c: ("" if out.get(c) is None else
+                            f"{out[c]:.6g}" if isinstance(out[c], float) else out[c])
                         for c in KERNEL_CSV_COLUMNS})
     return path
+
+
+def kernel_of(run):
+    """The kernel side of RUN: from RUN/kernel/ when a VM run was merged there, else from
+    RUN's own kernel rows; None when it has neither. KernelDataError when what is there
+    cannot be used."""
+    kd = os.path.join(run.dir, KERNEL_DIR)
+    if os.path.isdir(kd):
+        check_dir(kd)
+        return load_kernel(type(run)(kd), kd)
+    if any(c["backend"] == "kernel" for c in run.cases.values()):
+        return load_kernel(run, run.dir)
+    return None
+
+
+def check_dir(d):
+    """KernelDataError unless D looks like a run dir (cases.json and env.json)."""
+    if os.path.isfile(os.path.join(d, "kernel_perf.csv")):
+        raise KernelDataError(
+            f"{d} is the output of the removed tests/vm/kernel_perf.sh, which is not read any "
+            "more: run `make vm-bench` and merge its run dir with `scenarios/run --report RUN "
+            "--kernel-results VMRUN`")
+    for f in ("cases.json", "env.json"):
+        if not os.path.isfile(os.path.join(d, f)):
+            raise KernelDataError(f"{d} has no {f} ({KERNEL_HINT})")

@@ -5,6 +5,7 @@ import os
 from . import ROOT
 from .charts import CHART_TEXT, charts
 from .docker_report import DOCKER_TITLES, docker_text
+from .kernel_facts import where
 from .kernel_report import kernel_section
 from .kernel_results import KERNEL_DIR, emulated, write_kernel_csv
 from .plan_report import section as plan_section
@@ -118,9 +119,9 @@ def write_report(run, made):
     L.append(f"- **overlayfs**: {e.get('overlayfs')}")
     if run.kernel:
         k = run.kernel
-        L.append(f"- **kernel dm-thin**: in a qemu VM ({k['accel'] or 'accelerator unknown'}"
-                 f"{', emulated: ratios only' if emulated(k) else ''}); "
-                 f"{e.get('kernel_dm_thin') or ''} — see *Kernel dm-thin in a VM* below")
+        L.append(f"- **kernel dm-thin**: {where(k)}"
+                 f"{' (emulated: ratios only)' if emulated(k) else ''}; "
+                 f"{e.get('kernel_dm_thin') or ''} — see *Kernel dm-thin beside libthinp* below")
     else:
         L.append(f"- **kernel dm-thin**: {run.kernel_error or e.get('kernel_dm_thin')}")
     L.append(f"- **Command**: `{e.get('command')}` ({e.get('options', {}).get('repeat')} "
@@ -130,8 +131,9 @@ def write_report(run, made):
              "[env.json](env.json), [cases.json](cases.json) (every repetition), "
              "[commands.md](commands.md) (exact commands), `fio/` (fio JSON), `stats/` "
              "(the engine's per-class JSON), `charts/`" +
-             (", [kernel.csv](kernel.csv) (the kernel's ratios in a VM; its raw output in "
-              f"`{KERNEL_DIR}/`)" if run.kernel else "") + ".")
+             (", [kernel.csv](kernel.csv) (each kernel step beside libthinp's" +
+              (f"; the merged VM run's rows in `{KERNEL_DIR}/`" if run.kernel["run"] is not run
+               else "") + ")" if run.kernel else "") + ".")
     L.append("")
     L.append("## Method")
     L.append("")
@@ -171,13 +173,11 @@ def write_report(run, made):
     L.append(headline_table(run))
     L.append("")
     if run.kernel or run.kernel_error:
-        L += kernel_section(run, charts_made=made)
-    if [m for m in made if not m.startswith("kernel-")]:
+        L += kernel_section(run)
+    if made:
         L.append("## Charts")
         L.append("")
         for m in made:
-            if m.startswith("kernel-"):  # (in the kernel section)
-                continue
             L.append(f"### {CHART_TEXT.get(m, m)}")
             L.append("")
             L.append(f"![{CHART_TEXT.get(m, m)}](charts/{m}.png)")

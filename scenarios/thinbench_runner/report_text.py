@@ -1,8 +1,8 @@
 """Tables and paragraphs shared by report.md and BENCHMARKS.md: the headline (cost per IO,
 ratios to raw and qcow2, the kernel column), fill to full, the seed's example."""
 from .case import cid
-from .kernel_report import kernel_cell
-from .kernel_results import KERNEL_NOTE, emulated
+from .kernel_report import kernel_cell, kernel_note
+from .kernel_results import KERNEL_NOTE
 from .units import KiB, MiB, MODE_LABEL, fbytes, fnum, fratio
 
 
@@ -63,13 +63,7 @@ def headline_table(run, with_cmd=False):
                  "× raw columns for the cost of the formats themselves.")
     lines.append("")
     if run.kernel:
-        k = run.kernel
-        lines.append(f"² kernel dm-thin: this write's mean latency ÷ the overwrite mean (same size, "
-                     f"same device) of the kernel's dm-thin, in the row's set-up inside a qemu VM "
-                     f"({k['accel'] or 'accelerator unknown'}"
-                     f"{': emulated' if emulated(k) else ''}), and libthinp's same ratio in that "
-                     f"VM. Only ratios: absolute times in the VM are not comparable with the "
-                     f"columns to the left. See the kernel section.")
+        lines.append(kernel_note(run))
     else:
         lines.append(f"¹ kernel dm-thin: {run.kernel_error or KERNEL_NOTE}.")
     return "\n".join(lines)

@@ -7,7 +7,7 @@ import json
 import os
 import statistics
 
-from .kernel_results import KERNEL_DIR, KernelDataError, load_kernel
+from .kernel_results import KernelDataError, kernel_of
 from .units import SIZE_KEYS, human
 
 # summary.csv's layout version, in its last column "schema" (readers such as ci/gate check it;
@@ -41,14 +41,12 @@ class Run:
         self.rows = []
         self.by_key = {}
         self._aggregate()
-        # the kernel's dm-thin, measured in a VM (RUN/kernel/, see kernel_results)
+        # the kernel's dm-thin: this run's kernel twins, or a VM run's in RUN/kernel/
         self.kernel, self.kernel_error = None, None
-        kd = os.path.join(d, KERNEL_DIR)
-        if os.path.isdir(kd):
-            try:
-                self.kernel = load_kernel(kd)
-            except KernelDataError as e:
-                self.kernel_error = str(e)
+        try:
+            self.kernel = kernel_of(self)
+        except KernelDataError as e:
+            self.kernel_error = str(e)
 
     # -- per repetition ----------------------------------------------------------------------
     def rep_values(self, cid, step, cls, key):
