@@ -204,7 +204,7 @@ static int fio_thinp_init(struct thread_data *td)
 	 * area): without this the pool copies every write into a buffer of its own first, a
 	 * fresh 1 MiB one per 1 MiB write, where the raw peer (direct=1) writes in place. This
 	 * runs before fio sets up the buffers. */
-	if (o->mode == MODE_DIRECT)
+	if (opts_odirect(o))
 		td->flags |= (unsigned long long)FIO_RAWIO << TD_ENG_FLAG_SHIFT;
 	atomic_init(&j->errors_logged, 0);
 	atomic_init(&j->counting, !td->o.ramp_time);

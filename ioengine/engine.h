@@ -101,6 +101,12 @@ int options_parse_dev(struct thinp_options *o);
  * One mutex guards all of it; it is taken only when jobs start and end, never
  * on the IO path. */
 
+/* The pool's devices are opened O_DIRECT: direct-lvm, or the loops of thinp_losetup=1. */
+static inline bool opts_odirect(const struct thinp_options *o)
+{
+	return o->mode == MODE_DIRECT || o->losetup;
+}
+
 /* Pool options that must agree between jobs sharing a pool. */
 struct pool_cfg {
 	unsigned int mode, losetup, zero, cow, discard, no_space, no_space_timeout, commit_interval,
@@ -120,6 +126,13 @@ enum {
 };
 struct pool_loops {
 	char name[LOOP_NR][32]; /* "loop3"; "" = not found (the stats file says so) */
+};
+/* thinp_mode=loop: buffered loops attached by the engine over the pool's files (locked
+ * against a second process while the pool is open), which the pool opens O_DIRECT. */
+struct loop_hold {
+	char dev[LOOP_NR][64]; /* /dev/loopN */
+	int loop_fd[LOOP_NR];  /* ours, until the pool has the devices open */
+	int lock_fd[LOOP_NR];  /* the files' flocks, held while the pool is open */
 };
 
 struct sink_job {
@@ -157,6 +170,7 @@ struct tpool {
 	struct thinp_control *control; /* DIR/control served while open (thinp_pool=DIR) */
 	struct pool_cfg cfg;
 	struct pool_loops loops;   /* thinp_losetup=1: the loops behind data_path, meta_path */
+	struct loop_hold hold;     /* thinp_mode=loop + thinp_losetup=1: the engine's loops */
 	unsigned long long *snaps; /* thin ids this process snapshotted (siblings reuse them) */
 	size_t nr_snaps;
 };
@@ -271,6 +285,14 @@ void loops_read(const struct pool_loops *l, struct loop_counters now[LOOP_NR]);
 /* ACC += NOW - BASE, per device. */
 void loops_add(struct loop_counters acc[LOOP_NR], const struct loop_counters now[LOOP_NR],
                const struct loop_counters base[LOOP_NR]);
+/* Files PATH[] (created sparse at thinp_data_size / thinp_metadata_size with
+ * thinp_create=1 when absent) through loops: 0, or 1 with the job failed and nothing left. */
+int loops_attach(struct thread_data *td, const struct thinp_options *o, const char *path[LOOP_NR],
+                 struct loop_hold *h);
+/* The pool has opened (or failed to open) H->dev[]: drop our descriptors of the loops. */
+void loops_attached(struct loop_hold *h);
+/* The pool closed: the files' locks go. */
+void loops_release(struct loop_hold *h);
 /* The stats file's "loop_devices" value: null, or per device its name and counters. */
 void loops_json(FILE *f, bool used, const struct pool_loops *l,
                 const struct loop_counters c[LOOP_NR]);

@@ -1,14 +1,21 @@
-/* thinp_losetup=1: the pool's files reached through buffered loop devices, as
- * Docker's loop-lvm put dm-thin's bios on /dev/loopN over its sparse files.
- * libthinp attaches them (autoclear: a loop detaches itself when its last
- * opener closes, so a killed fio leaves none behind); here the engine finds
- * which loops those are and reads their block-layer counters, so a stats file
- * shows that the IO really went through the loop driver and how much of it. */
+/* thinp_losetup=1: the pool's files reached through loop devices, as Docker's
+ * loop-lvm put dm-thin's bios on /dev/loopN over its sparse files. With
+ * thinp_mode=loop the engine attaches buffered loops itself and the pool opens
+ * them O_DIRECT: each IO then reaches the loop driver at once, as a bio from
+ * dm-thin does, and the loop writes it into the file's page cache (a buffered
+ * open of the loop would add a second page cache above the loop and defer its
+ * hop to writeback). With thinp_mode=direct libthinp attaches them
+ * --direct-io=on. Either way with autoclear: a loop detaches itself when its
+ * last opener closes, so a killed fio leaves none behind. The engine also
+ * finds which loops those are and reads their block-layer counters, so a
+ * stats file shows the IO really went through the loop driver. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -131,4 +138,94 @@ void loops_json(FILE *f, bool used, const struct pool_loops *l,
 		        c[i].flushes);
 	}
 	fprintf(f, "\n    }");
+}
+
+/* A sparse file of SIZE bytes at PATH, made for a new pool. */
+static int make_file(const char *path, unsigned long long size)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	int r = ftruncate(fd, (off_t)size) ? -errno : 0;
+	close(fd);
+	if (r)
+		unlink(path);
+	return r;
+}
+
+void loops_release(struct loop_hold *h)
+{
+	for (int i = 0; i < LOOP_NR; i++) {
+		if (h->lock_fd[i] >= 0)
+			close(h->lock_fd[i]);
+		h->lock_fd[i] = -1;
+	}
+}
+
+int loops_attach(struct thread_data *td, const struct thinp_options *o, const char *path[LOOP_NR],
+                 struct loop_hold *h)
+{
+	const unsigned long long size[LOOP_NR] = { o->data_size, o->meta_size };
+	bool made[LOOP_NR] = { false, false };
+	int loop_fd[LOOP_NR] = { -1, -1 };
+	int r = 0, i;
+	for (i = 0; i < LOOP_NR; i++)
+		h->lock_fd[i] = -1;
+	for (i = 0; i < LOOP_NR && !r; i++) {
+		if (access(path[i], F_OK)) {
+			if (!o->create) {
+				r = job_fail(
+				        td, ENOENT,
+				        "no pool at %s + %s: %s is missing (set thinp_create=1 to "
+				        "create a new pool)",
+				        path[LOOP_DATA], path[LOOP_META], path[i]);
+				break;
+			}
+			int e = make_file(path[i], size[i]);
+			if (e) {
+				r = job_fail(td, -e, "cannot create %s: %s", path[i], strerror(-e));
+				break;
+			}
+			made[i] = true;
+		}
+		/* The pool opens the loops O_EXCL, which keeps out other openers of those
+		 * loops but not a second loop over the same file: this lock does, as
+		 * libthinp's own flock of a file it opens. */
+		h->lock_fd[i] = open(path[i], O_RDONLY | O_CLOEXEC);
+		if (h->lock_fd[i] < 0 || flock(h->lock_fd[i], LOCK_EX | LOCK_NB)) {
+			int e = errno == EWOULDBLOCK ? EBUSY : errno;
+			r = job_fail(td, e, "cannot open %s: %s%s", path[i], strerror(e),
+			             e == EBUSY ?
+			                     " (another process has this pool open; use thread=1 "
+			                     "to share one pool between jobs)" :
+			                     "");
+			break;
+		}
+		int e = thinp_loop_attach(path[i], false, h->dev[i], sizeof(h->dev[i]),
+		                          &loop_fd[i]);
+		if (e)
+			r = job_fail(td, -e, "cannot attach a loop device to %s: %s", path[i],
+			             strerror(-e));
+	}
+	/* (on success the caller opens h->dev[] before loops_attached closes these) */
+	for (i = 0; i < LOOP_NR; i++)
+		h->loop_fd[i] = loop_fd[i];
+	if (r) {
+		loops_attached(h);
+		loops_release(h);
+		for (i = 0; i < LOOP_NR; i++)
+			if (made[i])
+				unlink(path[i]);
+	}
+	return r;
+}
+
+void loops_attached(struct loop_hold *h)
+{
+	/* the pool's own descriptors keep the loops now; with autoclear they go with it */
+	for (int i = 0; i < LOOP_NR; i++) {
+		if (h->loop_fd[i] >= 0)
+			close(h->loop_fd[i]);
+		h->loop_fd[i] = -1;
+	}
 }

@@ -225,11 +225,13 @@ struct fio_option thinp_fio_options[] = {
 		.type = FIO_OPT_BOOL,
 		.off1 = offsetof(struct thinp_options, losetup),
 		.help = "1 = reach the pool's two files through loop devices, as Docker's loop-lvm "
-			"put dm-thin on /dev/loopN over its sparse files: buffered with "
-			"thinp_mode=loop (the loop driver's hop and the files' page cache), "
-			"--direct-io=on with thinp_mode=direct. Root only (an error otherwise). The "
-			"loops detach themselves when the pool closes, also when fio is killed; "
-			"thinp_stats names them with their IO counters. Default 0: the files directly",
+			"put dm-thin on /dev/loopN over its sparse files. thinp_mode=loop: buffered "
+			"loops, which the pool opens O_DIRECT, so each IO reaches the loop driver at "
+			"once (as a dm-thin bio) and the loop writes the files' page cache; "
+			"thinp_mode=direct: loops with --direct-io=on. Root only (an error "
+			"otherwise). The loops detach themselves when the pool closes, also when fio "
+			"is killed; thinp_stats names them with their IO counters. Default 0: the "
+			"files directly",
 		.def = "0",
 		.category = FIO_OPT_C_ENGINE,
 		.group = FIO_OPT_G_INVALID,

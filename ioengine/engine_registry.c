@@ -139,18 +139,22 @@ static void serve_control(struct tpool *tp)
 		        err);
 }
 
-/* (registry lock held) */
+/* (registry lock held) HOLD: thinp_mode=loop + thinp_losetup=1, the engine's loops over
+ * DATA and META, which the pool opens instead (O_DIRECT, whole). */
 static int open_pool(struct thread_data *td, const struct thinp_options *o, const char *data,
-                     const char *meta, struct thinp_pool **out)
+                     const char *meta, struct loop_hold *hold, struct thinp_pool **out)
 {
+	bool own_loops = o->losetup && o->mode == MODE_LOOP;
+	if (own_loops && loops_attach(td, o, (const char *[LOOP_NR]){ data, meta }, hold))
+		return 1;
 	struct thinp_pool_paths where = {
-		.data = data,
-		.metadata = meta,
-		.data_size = file_size(data, o->data_size),
-		.meta_size = file_size(meta, o->meta_size),
-		.direct = o->mode == MODE_DIRECT,
-		.direct_metadata = o->mode == MODE_DIRECT,
-		.losetup = o->losetup,
+		.data = own_loops ? hold->dev[LOOP_DATA] : data,
+		.metadata = own_loops ? hold->dev[LOOP_META] : meta,
+		.data_size = own_loops ? 0 : file_size(data, o->data_size),
+		.meta_size = own_loops ? 0 : file_size(meta, o->meta_size),
+		.direct = opts_odirect(o),
+		.direct_metadata = opts_odirect(o),
+		.losetup = o->losetup && !own_loops,
 		/* dm-thin's rule: format exactly when the superblock is all zeros (a
 		 * new file reads as zeros), open otherwise; never reformat */
 		.how = o->create ? THINP_OPEN_ANY : THINP_OPEN_EXISTING,
@@ -171,6 +175,11 @@ static int open_pool(struct thread_data *td, const struct thinp_options *o, cons
 	char err[512] = "";
 	bool formatted = false;
 	int r = thinp_pool_open_paths(&where, &po, out, &formatted, err, sizeof(err));
+	if (own_loops) {
+		loops_attached(hold);
+		if (r)
+			loops_release(hold);
+	}
 	if (r)
 		return job_fail(td, -r, "%s%s", *err ? err : strerror(-r), open_hint(r, o));
 	if (formatted)
@@ -240,7 +249,7 @@ int registry_acquire(struct tjob *j)
 			job_fail(td, ENOMEM, "out of memory");
 			goto out;
 		}
-		if (open_pool(td, o, data, meta, &pool)) {
+		if (open_pool(td, o, data, meta, &tp->hold, &pool)) {
 			pthread_mutex_unlock(&thinp_pool_registry.lock);
 			free(tp);
 			goto out;
@@ -294,6 +303,8 @@ void registry_release(struct tjob *j)
 	if (r)
 		log_err("thinp: closing the pool %s + %s failed: %s\n", tp->data_path,
 		        tp->meta_path, strerror(-r));
+	if (tp->cfg.losetup && tp->cfg.mode == MODE_LOOP)
+		loops_release(&tp->hold);
 	pthread_mutex_unlock(&thinp_pool_registry.lock);
 	free(tp->snaps);
 	free(tp->data_path);

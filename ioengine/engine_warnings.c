@@ -75,7 +75,7 @@ void job_warn_inputs(struct tjob *j)
 		     "goes to thin device %llu of the pool named by thinp_pool (or thinp_data and "
 		     "thinp_metadata)\n",
 		     td->o.name, td->o.filename, j->o->dev_id);
-	if (j->o->mode == MODE_DIRECT)
+	if (opts_odirect(j->o))
 		warn_rmw(td);
 }
 

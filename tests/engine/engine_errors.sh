@@ -94,8 +94,8 @@ for o in thinp_pool thinp_data thinp_metadata thinp_mode thinp_create thinp_data
 	grep -Eq "^$o +: .{20}" "$WORK/help.out" || { cat "$WORK/help.out"; echo "FAIL: $o missing"; exit 1; }
 done
 n=$(grep -c '^thinp_' "$WORK/help.out")
-[ "$n" -eq 22 ] || { cat "$WORK/help.out"; echo "FAIL: $n options listed, expected 22"; exit 1; }
-echo "  ok: 22 options"
+[ "$n" -eq 23 ] || { cat "$WORK/help.out"; echo "FAIL: $n options listed, expected 23"; exit 1; }
+echo "  ok: 23 options"
 
 step "fio-src.sh refuses a fio source of another version"
 fake=$WORK/fake-fio
