@@ -1,4 +1,5 @@
 #include "pdata/block_manager.h"
+#include "pdata/bm_slab.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -26,6 +27,7 @@ struct bm {
 	size_t nr_cached;
 	size_t nr_buckets;
 	struct bm_block **buckets;
+	struct bm_slab slab; /* every cached block's header and data */
 	/* Second-chance clock over every cached block: a hit only sets
 	 * `referenced` (no relinking, as a hot btree root is hit on every
 	 * lookup); eviction sweeps from the hand, skipping locked blocks and
@@ -98,6 +100,7 @@ int bm_create(struct tp_dev *dev, size_t cache_blocks, struct bm **out)
 		return -ENOMEM;
 	}
 	bm->st.capacity = cache_blocks;
+	bm_slab_init(&bm->slab, sizeof(struct bm_block));
 	*out = bm;
 	return 0;
 }
@@ -117,8 +120,7 @@ static void unhash_free(struct bm *bm, struct bm_block *blk)
 		pp = &(*pp)->hnext;
 	*pp = blk->hnext;
 	ring_remove(bm, blk);
-	free(blk->data);
-	free(blk);
+	bm_slab_put(&bm->slab, blk);
 	bm->nr_cached--;
 }
 
@@ -210,13 +212,12 @@ static int get_block(struct bm *bm, uint64_t b, const struct bm_validator *v, en
 		}
 	} else {
 		bm->st.misses++;
-		blk = calloc(1, sizeof(*blk));
+		/* huge pages once the cache can fill a chunk: a small one keeps its 4 KiB pages */
+		uint8_t *data;
+		blk = bm_slab_get(&bm->slab, bm->capacity >= bm->slab.per_chunk, &data);
 		if (!blk)
 			return -ENOMEM;
-		if (posix_memalign((void **)&blk->data, TP_BLOCK_SIZE, TP_BLOCK_SIZE)) {
-			free(blk);
-			return -ENOMEM;
-		}
+		blk->data = data;
 		blk->bm = bm;
 		blk->b = b;
 		if (mode == GET_ZERO) {
@@ -228,16 +229,14 @@ static int get_block(struct bm *bm, uint64_t b, const struct bm_validator *v, en
 				snprintf(bm->err, sizeof(bm->err),
 					 "reading metadata block %llu failed: %s",
 					 (unsigned long long)b, strerror(-r));
-				free(blk->data);
-				free(blk);
+				bm_slab_put(&bm->slab, blk);
 				return r;
 			}
 			char msg[200] = "";
 			if (v && v->check(blk->data, b, msg, sizeof(msg))) {
 				snprintf(bm->err, sizeof(bm->err), "%s block %llu: %s", v->name,
 					 (unsigned long long)b, msg);
-				free(blk->data);
-				free(blk);
+				bm_slab_put(&bm->slab, blk);
 				return -EILSEQ;
 			}
 			blk->v = v;
@@ -526,15 +525,7 @@ void bm_destroy(struct bm *bm)
 {
 	if (!bm)
 		return;
-	for (size_t i = 0; i < bm->nr_buckets; i++) {
-		struct bm_block *blk = bm->buckets[i];
-		while (blk) {
-			struct bm_block *next = blk->hnext;
-			free(blk->data);
-			free(blk);
-			blk = next;
-		}
-	}
+	bm_slab_destroy(&bm->slab);
 	free(bm->buckets);
 	free(bm->sorted);
 	free(bm);
