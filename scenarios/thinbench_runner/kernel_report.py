@@ -90,6 +90,12 @@ def kernel_section(run, prefix=""):
     L.append("")
     for setup in k["setups"]:
         L += [f"### {setup}: cost", ""] + cost_table(k, setup) + [""]
+    if "loop-lvm" in k["setups"]:
+        L += ["— where the twin has no overwrite case of its write size. The raw baseline of "
+              "loop-lvm is fio on the backing file through the page cache (buffered, as "
+              "Docker's loop devices were); the kernel's IO goes with direct=1 through dm-thin "
+              "and the loop driver, so its × raw there holds that hop too; direct-lvm's raw "
+              "baseline is the data disk itself, O_DIRECT.", ""]
     ok, n, bad = data_agreement(k)
     mr = meta_ratios(k)
     L += ["### Bytes per IO on the devices", "",

@@ -21,6 +21,8 @@ def fb(x):
     """Bytes per IO, whole or in KiB."""
     if x is None:
         return "—"
+    if x == 0:
+        return "0"
     if x >= 1024 and abs(x / 1024 - round(x / 1024)) < 0.05:
         return f"{x / 1024:.0f} KiB"
     return f"{x:.0f}" if x >= 10 else f"{x:.1f}"

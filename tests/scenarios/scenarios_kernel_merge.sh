@@ -150,6 +150,8 @@ fr = lambda x: "—" if x is None else f"{x:.2f}×"
 def fb(x):
     if x is None:
         return "—"
+    if x == 0:
+        return "0"
     if x >= 1024 and abs(x / 1024 - round(x / 1024)) < 0.05:
         return f"{x / 1024:.0f} KiB"
     return f"{x:.0f}" if x >= 10 else f"{x:.1f}"
