@@ -44,7 +44,8 @@
  * allows, then cuts the power after each of the commit's metadata writes
  * (hold_case below).
  *
- * THINP_SEED overrides the seed, THINP_TEST_SCALE scales the number of cut
+ * THINP_SEED overrides the seed, THINP_TEST_SCALE scales the workload's
+ * op count (so the cut points next to its commits) and the evenly spread cut
  * points. */
 #include <check.h>
 #include <errno.h>
@@ -125,10 +126,12 @@ static void gen_workload(struct mu_rng *rng, const struct cfg *cfg, struct workl
 	} live[MAX_LIVE];
 	unsigned nlive = 0;
 	uint64_t next_id = 1;
-	wl->ops = calloc(cfg->nops, sizeof(*wl->ops));
+	/* at least 40 ops: a few commits with writes between them even at a tiny scale */
+	unsigned want = (unsigned)mu_scaled(cfg->nops, 40);
+	wl->ops = calloc(want, sizeof(*wl->ops));
 	ck_assert(wl->ops);
 	wl->nops = 0;
-	while (wl->nops < cfg->nops) {
+	while (wl->nops < want) {
 		struct op o = {0};
 		unsigned x = (unsigned)mu_below(rng, 1000);
 		if (!nlive || (nlive < 2 && x < 30)) {
