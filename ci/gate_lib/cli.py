@@ -62,8 +62,9 @@ def parser():
         sp.add_argument("--out", help="directory for verdict.md, junit.xml, verdict.json")
         sp.add_argument("--alpha", type=float, default=0.05,
                         help="timing layer: the rank test's significance level (default 0.05)")
-        # 20: on a loaded 2-core machine unchanged A/B runs showed paired shifts up to 16%
-        # (ci/README.md); smaller regressions are the instruction layer's to catch
+        # 15, for A/B runs of 20 repetitions: on a loaded 2-core machine their unchanged
+        # rows stayed well below it and ~30% slowdowns well above (ci/README.md); smaller
+        # regressions are the instruction layer's to catch
         sp.add_argument("--min-effect", type=float, default=timing.MIN_EFFECT,
                         help="timing layer: smallest change (new / base) that counts, in %% "
                              f"(default {timing.MIN_EFFECT:g})")
