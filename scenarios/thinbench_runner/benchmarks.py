@@ -48,6 +48,7 @@ def page(run, d, rel):
          f"Commit `{e.get('git_describe')}`{' (dirty tree)' if e.get('git_dirty') else ''}, "
          f"{e.get('date')}.", "",
          "- **loop-lvm**: " + str(e.get("loop_lvm")),
+         *[f"- **Note**: {n}" for n in e.get("notes") or []],
          "- **direct-lvm**: " + (f"{e['direct_lvm']['kind']}; {e['direct_lvm']['engine']}"
                                  if e.get("direct_lvm") else "not measured"),
          "- **overlayfs**: " + str(e.get("overlayfs")),
@@ -60,7 +61,8 @@ def page(run, d, rel):
          "included); tables give the median over repetitions. Every ratio is computed inside "
          "one repetition between two cases of the same run on the same store, then summarised "
          "as median [min–max] over repetitions. *raw* = the same fio job on the backing store "
-         "(loop-lvm: a sparse file through the page cache; direct-lvm: the data device with "
+         "(loop-lvm: a sparse file through the page cache — libthinp's loop-lvm reaches its own "
+         "files through loop devices; direct-lvm: the data device with "
          "O_DIRECT); *qcow2* = 64 KiB clusters through `qemu-img bench` (in-process, like the "
          "engine) and, where marked, qemu-nbd + fio's nbd engine. First-write cases never write "
          "a block twice (iologs with one write per block). Byte counts are libthinp's exact "

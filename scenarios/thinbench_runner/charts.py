@@ -5,11 +5,19 @@ import os
 
 from .case import cid
 from .gnuplot import Chart, categorical, style
-from .units import KiB, MiB, MODE_LABEL, human
+from .units import KiB, MiB, MODE_LABEL, human, thinp_loop_mode
 
 SIZES_K = [4, 8, 16, 32, 56, 64, 128, 256, 512, 1024]
 # the block-size chart draws one line for both modes when their amplifications agree so far
 SAME_BYTES_WITHIN = 0.01
+
+
+def bmode(run, backend, mode):
+    """The mode in BACKEND's ids for store MODE: libthinp's loop-lvm is its file variant in a
+    run that had no loop devices (not root)."""
+    if backend == "thinp" and mode == "loop":
+        return thinp_loop_mode(run.cases)
+    return mode
 
 
 def chart_latency(run):
@@ -23,13 +31,14 @@ def chart_latency(run):
                 ("overwrite (CoW already broken)", "cow", "second", None, 13, {"order": "seq"})):
             pts = []
             for bs in [s * KiB for s in SIZES_K]:
-                i = cid(scen, "thinp", mode, zero, bs=bs, **params)
+                i = cid(scen, "thinp", bmode(run, "thinp", mode), zero, bs=bs, **params)
                 if i not in run.cases:
                     continue
                 cls = run.dominant_class(i, step)
                 if cls:
                     pts.append((bs // KiB, run.get(i, "median_us", step, cls), cls))
-            c.add(f"{label} ({MODE_LABEL[mode]})", [(x, y) for x, y, _ in pts], style(mode, pt))
+            c.add(f"{label} ({MODE_LABEL[bmode(run, 'thinp', mode)]})", [(x, y) for x, y, _ in pts],
+                  style(mode, pt))
         # raw baseline (fio psync on the backing store)
         pts = []
         for bs in [s * KiB for s in SIZES_K]:
@@ -54,7 +63,7 @@ def chart_amp(run):
              "first", None, "linespoints lw 2 pt 9 ps 1.3 dt 2")):
         pts = []
         for bs in [s * KiB for s in SIZES_K]:
-            i = cid(scen, "thinp", "loop", zero, bs=bs, order="seq")
+            i = cid(scen, "thinp", bmode(run, "thinp", "loop"), zero, bs=bs, order="seq")
             if i in run.cases:
                 pts.append((bs // KiB, run.get(i, "bytes_amp", step)))
         c.add(label, pts, st)
@@ -67,7 +76,7 @@ def chart_amp(run):
             for mode in ("loop", "direct"):
                 pts = []
                 for block in [s * KiB for s in (64, 128, 256, 512, 1024)]:
-                    i = cid("blocksize", "thinp", mode, None, op=op, block=block, bs=bs)
+                    i = cid("blocksize", "thinp", bmode(run, "thinp", mode), None, op=op, block=block, bs=bs)
                     if i in run.cases:
                         a = run.get(i, "bytes_amp", step)
                         if a is not None:
@@ -81,7 +90,7 @@ def chart_amp(run):
         if same and mode == "direct" and series.get((bs, op, "loop"), ([],))[0]:
             continue
         name = f"{'allocate' if op == 'alloc' else 'CoW first write'}, {human(bs)} writes"
-        c2.add(name + ("" if same else f" ({MODE_LABEL[mode]})"), pts, style(mode, pt))
+        c2.add(name + ("" if same else f" ({MODE_LABEL[bmode(run, 'thinp', mode)]})"), pts, style(mode, pt))
     if same:
         c2.ylabel += (f"; both modes count the same bytes (within "
                       f"{SAME_BYTES_WITHIN:.0%})")
@@ -100,10 +109,10 @@ def chart_ratio(run):
                                             ("CoW already broken", "cow", "second", None, 13)):
             pts = []
             for bs in [s * KiB for s in SIZES_K]:
-                i = cid(scen, "thinp", mode, zero, bs=bs, order="seq")
+                i = cid(scen, "thinp", bmode(run, "thinp", mode), zero, bs=bs, order="seq")
                 if i in run.cases:
                     pts.append((bs // KiB, run.get(i, "ratio_raw", step)))
-            c.add(f"{label} ({MODE_LABEL[mode]})", pts, style(mode, pt))
+            c.add(f"{label} ({MODE_LABEL[bmode(run, 'thinp', mode)]})", pts, style(mode, pt))
         pts = []
         for bs in [s * KiB for s in SIZES_K]:
             i = cid("alloc", "qcow2-bench", mode, None, bs=bs, order="seq")
@@ -128,11 +137,11 @@ def chart_chain(run):
                                    ("qcow2-nbd", "qcow2 backing chain (qemu-nbd + fio)", 9)):
             pts = []
             for depth in (1, 2, 4, 8, 16):
-                i = cid("chain", backend, mode, None, depth=depth)
+                i = cid("chain", backend, bmode(run, backend, mode), None, depth=depth)
                 if i in run.cases:
                     pts.append((depth, run.get(i, "median_us", "read")))
                     ds.append(depth)
-            c.add(f"{label} ({MODE_LABEL[mode]})", pts, style(mode, pt))
+            c.add(f"{label} ({MODE_LABEL[bmode(run, backend, mode)]})", pts, style(mode, pt))
         i = cid("chain", "raw-psync", mode, None, depth=0)
         r = run.get(i, "median_us", "read") if i in run.cases else None
         if r is not None and ds:
@@ -195,10 +204,10 @@ def chart_commit(run):
                                    ("qcow2-bench", "qcow2 (qemu-img bench)", 5)):
             pts = []
             for f in (1, 16, 256):
-                i = cid("commit", backend, mode, False if backend == "thinp" else None, fsync=f)
+                i = cid("commit", backend, bmode(run, backend, mode), False if backend == "thinp" else None, fsync=f)
                 if i in run.cases:
                     pts.append((f, run.get(i, "median_us", "first-write")))
-            c.add(f"{label} ({MODE_LABEL[mode]})", pts, style(mode, pt))
+            c.add(f"{label} ({MODE_LABEL[bmode(run, backend, mode)]})", pts, style(mode, pt))
     c.settings = ["set logscale x 2", "set xtics (1, 16, 256)", "set xrange [0.7:400]",
                   "set logscale y 10",
                   "set format y '%g'"]

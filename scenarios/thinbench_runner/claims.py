@@ -3,7 +3,7 @@ rule, the command that reproduces it), and a few more computed comparisons. Ever
 a rule over the run's numbers with a named threshold below; the rule printed beside the
 verdict is written from the same constant, so the page states the threshold it used."""
 from .case import cid
-from .units import KiB, MiB, MODE_LABEL, fbytes, fnum, fratio, fspread
+from .units import KiB, MiB, MODE_LABEL, fbytes, fnum, fratio, fspread, thinp_loop_mode
 
 # A ratio above this is a cost that matters ("adds latency", "performs worse"): 10 % more
 # than the same write on the raw store, beyond what the p50 ratios of identical runs move.
@@ -54,9 +54,17 @@ def key_ratio(r):
     return r.get("ratio_raw_p50") if r.get("ratio_raw_p50") is not None else r.get("ratio_raw")
 
 
+def loop_variant(run):
+    """(lm, tm): libthinp's loop-lvm variant in RUN ("loop": loop devices; "file": the file
+    variant of a run without root) and MODE -> the thinp id's mode for that store mode."""
+    lm = thinp_loop_mode(run.cases)
+    return lm, (lambda m: lm if m == "loop" else m)
+
+
 def claims(run, rel):
     """(claim, what was measured, verdict, rule, reproduce) rows."""
     out = []
+    lm, tm = loop_variant(run)
     pair_ratio = lambda a, b, sa, sb=None: run.pair_ratio(a, b, sa, sb)
     fr = fspread
     rep = run.env.get("options", {}).get("repeat", 3)
@@ -65,14 +73,15 @@ def claims(run, rel):
         return "scenarios/run " + " ".join(f"--only '{p}'" for p in pats) + f" --repeat {rep}"
 
     # 1. a 56 KB write allocates one 64 KB block
-    i = cid("alloc", "thinp", "loop", False, bs=56 * KiB, order="seq")
+    i = cid("alloc", "thinp", lm, False, bs=56 * KiB, order="seq")
     r = run.row(i, "first-write")
     if r and r.get("alloc_per_io") is not None:
         bpi, api = r.get("blocks_per_io"), r.get("alloc_per_io")
         ok = abs(bpi - 1) < EXACT_BLOCKS and abs(api - 64 * KiB) < EXACT_BYTES
         meas = (f"56 KiB first writes at a block start: {bpi:.3g} pool block touched and "
-                f"{fbytes(api)} of pool space allocated per write (thinp, loop-lvm, 64 KiB blocks)")
-        st = cid("alloc", "thinp", "loop", False, bs=56 * KiB, order="stream")
+                f"{fbytes(api)} of pool space allocated per write (thinp, {MODE_LABEL[lm]}, "
+                "64 KiB blocks)")
+        st = cid("alloc", "thinp", lm, False, bs=56 * KiB, order="stream")
         sr = run.row(st, "stream")
         if sr and sr.get("blocks_per_io") is not None:
             meas += (f"; a contiguous stream of 56 KiB writes straddles block boundaries: "
@@ -84,7 +93,7 @@ def claims(run, rel):
     # 2. > 64 KB uses multiple blocks
     rows = []
     for bs in (128 * KiB, MiB):
-        i = cid("alloc", "thinp", "loop", False, bs=bs, order="seq")
+        i = cid("alloc", "thinp", lm, False, bs=bs, order="seq")
         r = run.row(i, "first-write")
         if r and r.get("alloc_per_io") is not None:
             rows.append((bs, r["alloc_per_io"]))
@@ -96,7 +105,7 @@ def claims(run, rel):
                     "holds" if ok else "does not hold", "allocated/write = write size",
                     only("^alloc\\.bs=128k\\.", "^alloc\\.bs=1m\\.")))
     # 3. CoW granularity 64 KB / a 32 KB update copies one 64 KB block, not the file
-    t = cid("seed", "thinp", "loop", None, update="32k")
+    t = cid("seed", "thinp", lm, None, update="32k")
     o = cid("seed", "overlayfs", "loop", None, update="32k")
     tc = run.extra(t, "update", "copied") if t in run.cases else None
     oc = run.extra(o, "update", "copied") if o in run.cases else None
@@ -115,7 +124,7 @@ def claims(run, rel):
         out.append(("“Updating 32KB of a 1GB file copies a single 64KB block”, not the file "
                     "(file-level CoW copies the entire 1GB file)", meas, verdict,
                     "thinp copied = 64 KiB and overlayfs copied ≥ file size", only("^seed\\.")))
-    i = cid("cow", "thinp", "loop", None, bs=4 * KiB, order="seq")
+    i = cid("cow", "thinp", lm, None, bs=4 * KiB, order="seq")
     r = run.row(i, "first")
     if r and r.get("read_amp") is not None:
         copied = r["read_amp"] * (r.get("bytes_per_io") or 0)
@@ -127,16 +136,16 @@ def claims(run, rel):
     # 4. allocate-on-demand adds latency (small writes)
     parts, holds_in = [], []
     for mode in ("loop", "direct"):
-        i = cid("alloc", "thinp", mode, False, bs=4 * KiB, order="seq")
+        i = cid("alloc", "thinp", tm(mode), False, bs=4 * KiB, order="seq")
         r = run.row(i, "first-write")
-        ow = cid("overwrite", "thinp", mode, None, bs=4 * KiB)
+        ow = cid("overwrite", "thinp", tm(mode), None, bs=4 * KiB)
         if r and r.get("ratio_raw") is not None:
-            s = f"{MODE_LABEL[mode]}: 4 KiB first write {fnum(r['median_us'])} µs = {rr(r)}"
+            s = f"{MODE_LABEL[tm(mode)]}: 4 KiB first write {fnum(r['median_us'])} µs = {rr(r)}"
             if ow in run.cases:
                 s += f", {fr(pair_ratio(i, ow, 'first-write', 'steady'))} a thinp overwrite"
             parts.append(s)
             if key_ratio(r) > MATERIAL_RATIO:
-                holds_in.append(MODE_LABEL[mode])
+                holds_in.append(MODE_LABEL[tm(mode)])
     if parts:
         out.append(("Allocate-on-demand “may add latency to the application’s read and write "
                     "operations”", "; ".join(parts), modes_verdict(holds_in, len(parts)),
@@ -146,15 +155,15 @@ def claims(run, rel):
     # 5. CoW has a noticeable impact
     parts, holds_in = [], []
     for mode in ("loop", "direct"):
-        i = cid("cow", "thinp", mode, None, bs=4 * KiB, order="seq")
+        i = cid("cow", "thinp", tm(mode), None, bs=4 * KiB, order="seq")
         r = run.row(i, "first")
         if r and r.get("ratio_raw") is not None:
-            parts.append(f"{MODE_LABEL[mode]}: 4 KiB CoW {fnum(r['median_us'])} µs = "
+            parts.append(f"{MODE_LABEL[tm(mode)]}: 4 KiB CoW {fnum(r['median_us'])} µs = "
                          f"{rr(r, 'a raw overwrite')}, "
                          f"{fr(pair_ratio(i, i, 'first', 'second'))} the "
                          "second (already broken) pass")
             if key_ratio(r) > NOTICEABLE_RATIO:
-                holds_in.append(MODE_LABEL[mode])
+                holds_in.append(MODE_LABEL[tm(mode)])
     if parts:
         out.append(("Copy-on-write “can have a noticeable impact on container performance”",
                     "; ".join(parts), modes_verdict(holds_in, len(parts)),
@@ -163,13 +172,13 @@ def claims(run, rel):
     # 6. once allocated, IO goes straight to the block
     parts, worst = [], 0
     for mode in ("loop", "direct"):
-        for i, step, what in ((cid("overwrite", "thinp", mode, None, bs=4 * KiB), "steady",
+        for i, step, what in ((cid("overwrite", "thinp", tm(mode), None, bs=4 * KiB), "steady",
                                "4 KiB random overwrite"),
-                              (cid("cow", "thinp", mode, None, bs=4 * KiB, order="seq"), "second",
+                              (cid("cow", "thinp", tm(mode), None, bs=4 * KiB, order="seq"), "second",
                                "CoW already broken")):
             r = run.row(i, step)
             if r and r.get("ratio_raw") is not None:
-                parts.append(f"{MODE_LABEL[mode]} {what}: {rr(r)}")
+                parts.append(f"{MODE_LABEL[tm(mode)]} {what}: {rr(r)}")
                 worst = max(worst, key_ratio(r))
     if parts:
         out.append(("“Once a block is allocated … subsequent reads and writes can operate "
@@ -179,9 +188,9 @@ def claims(run, rel):
                     f"overwrites of provisioned blocks ≤ {x(DIRECT_WITHIN_RATIO)} raw (p50 ratio)",
                     only("^overwrite\\.bs=4k\\.", "^cow\\.bs=4k\\.order=seq\\.")))
     # 7. small writes worse than AUFS (file-level driver)
-    i = cid("alloc", "thinp", "loop", False, bs=4 * KiB, order="seq")
+    i = cid("alloc", "thinp", lm, False, bs=4 * KiB, order="seq")
     r = run.row(i, "first-write")
-    c = run.row(cid("cow", "thinp", "loop", None, bs=4 * KiB, order="seq"), "first")
+    c = run.row(cid("cow", "thinp", lm, None, bs=4 * KiB, order="seq"), "first")
     if r and r.get("ratio_raw") is not None:
         meas = (f"new data: a 4 KiB first write costs {rr(r)} — the same write to a sparse "
                 "file, which is what a file-level driver does with new data (it writes into the "
@@ -194,7 +203,7 @@ def claims(run, rel):
                     "worse with devicemapper than with AUFS”", meas,
                     "holds for small writes of new data" if key_ratio(r) > MATERIAL_RATIO else
                     "does not hold for new data",
-                    f"thinp (loop-lvm, Docker preset) first write > {x(MATERIAL_RATIO)} a file "
+                    f"thinp ({MODE_LABEL[lm]}, Docker preset) first write > {x(MATERIAL_RATIO)} a file "
                     "write (p50 ratio)",
                     only("^alloc\\.bs=4k\\.order=seq\\.", "^cow\\.bs=4k\\.order=seq\\.")))
     # 8. loop-lvm slower than direct-lvm
@@ -209,24 +218,27 @@ def claims(run, rel):
                                  dict(scenario="commit", zero=False, fsync=1), "first-write")):
         a = dict(a_args)
         scen, zero = a.pop("scenario"), a.pop("zero")
-        lo, di = cid(scen, "thinp", "loop", zero, **a), cid(scen, "thinp", "direct", zero, **a)
+        lo, di = cid(scen, "thinp", lm, zero, **a), cid(scen, "thinp", "direct", zero, **a)
         if lo in run.cases and di in run.cases:
             t = pair_ratio(di, lo, step)
             if t:
-                parts.append(f"{label}: direct-lvm {fr(t)} loop-lvm")
+                parts.append(f"{label}: direct-lvm {fr(t)} {MODE_LABEL[lm]}")
                 faster_loop.append(t[0] > LOOP_FASTER_ABOVE)
     if parts:
         kernel_loop = bool(run.kernel and "loop-lvm" in run.kernel["setups"])
-        v = ("does not hold for libthinp: its loop-lvm (the pool's files through the page "
-             "cache) is faster per IO than direct-lvm (O_DIRECT), fsync every write included. "
-             "Docker's loop-lvm also goes through the kernel loop driver, " +
-             ("which the kernel section below measures in a VM" if kernel_loop else
-              "which this run did not measure (no kernel results)")
+        v = ((f"does not hold for libthinp: its loop-lvm through loop devices (buffered, as "
+              "Docker's; the loop driver's hop and the files' page cache) is faster per IO "
+              "than direct-lvm (O_DIRECT), fsync every write included" if lm == "loop" else
+              f"not measured as Docker ran it: this run had no loop devices (not root), and "
+              f"libthinp's {MODE_LABEL[lm]} (the pool's files through the page cache, without "
+              "the loop driver) is faster per IO than direct-lvm (O_DIRECT), fsync every write "
+              "included") + (". The kernel section below measures dm-thin's own loop-lvm"
+                             if kernel_loop else "")
              if all(faster_loop) else
              "holds" if not any(faster_loop) else "mixed: see the ratios")
         out.append(("“loop-lvm … suffers from poor performance”; direct-lvm is for production",
-                    "; ".join(parts), v, "direct-lvm cost / loop-lvm cost, same run, per "
-                    f"repetition (> {LOOP_FASTER_ABOVE:g}: loop-lvm faster)",
+                    "; ".join(parts), v, f"direct-lvm cost / {MODE_LABEL[lm]} cost, same run, "
+                    f"per repetition (> {LOOP_FASTER_ABOVE:g}: {MODE_LABEL[lm]} faster)",
                     only("^alloc\\.bs=4k\\.order=seq\\.thinp", "^cow\\.bs=4k\\.order=seq\\.thinp",
                          "^overwrite\\.bs=4k\\.thinp", "^commit\\.fsync=1\\.thinp")))
     # 9. reads follow pointers down the stack
@@ -236,11 +248,11 @@ def claims(run, rel):
             a, b = cid("chain", backend, mode, None, depth=16), cid("chain", backend, mode, None,
                                                                     depth=1)
             if a in run.cases and b in run.cases:
-                parts.append(f"{name} {MODE_LABEL[mode]}: depth 16 = "
+                parts.append(f"{name} {MODE_LABEL[tm(mode)]}: depth 16 = "
                              f"{fr(pair_ratio(a, b, 'read'))} depth 1")
     if parts:
-        thin = [pair_ratio(cid("chain", "thinp", m, None, depth=16),
-                           cid("chain", "thinp", m, None, depth=1), "read")
+        thin = [pair_ratio(cid("chain", "thinp", tm(m), None, depth=16),
+                           cid("chain", "thinp", tm(m), None, depth=1), "read")
                 for m in ("loop", "direct")]
         flat = all(t and t[0] < FLAT_DEPTH_RATIO for t in thin if t)
         out.append(("Reads through image layers: the driver “follows the pointer” down the "
@@ -251,11 +263,11 @@ def claims(run, rel):
     # 10. zeroing
     parts = []
     for mode in ("loop", "direct"):
-        a = cid("alloc", "thinp", mode, True, bs=4 * KiB, order="seq")
-        b = cid("alloc", "thinp", mode, False, bs=4 * KiB, order="seq")
+        a = cid("alloc", "thinp", tm(mode), True, bs=4 * KiB, order="seq")
+        b = cid("alloc", "thinp", tm(mode), False, bs=4 * KiB, order="seq")
         if a in run.cases and b in run.cases:
             r = run.row(a, "first-write")
-            parts.append(f"{MODE_LABEL[mode]}: zeroing on = "
+            parts.append(f"{MODE_LABEL[tm(mode)]}: zeroing on = "
                          f"{fr(pair_ratio(a, b, 'first-write'))} zeroing off, "
                          f"{r.get('bytes_amp', 0):.3g}× bytes written (zeroes included)")
     if parts:
@@ -279,6 +291,7 @@ def p50_ratio(run, a, b, step_a, step_b):
 def cow_policy_lines(run):
     """The CoW/zeroing policies against the floor and qcow2, per mode: markdown bullets."""
     out = []
+    _, tm = loop_variant(run)
     for mode in ("loop", "direct"):
         floor = cid("cow", "floor", mode, None, bs=4 * KiB, order="seq")
         if floor not in run.cases:
@@ -297,7 +310,7 @@ def cow_policy_lines(run):
                          f"{fspread(run.pair_ratio(q, floor, 'first'))} floor")
         for pol, goal_f, goal_q in (("kernel", KERNEL_FLOOR_GOAL, None),
                                     ("merged", MERGED_FLOOR_GOAL, MERGED_QCOW2_GOAL)):
-            i = cid("cow", "thinp", mode, None, cow=pol, bs=4 * KiB, order="seq")
+            i = cid("cow", "thinp", tm(mode), None, cow=pol, bs=4 * KiB, order="seq")
             r = run.row(i, "first")
             if not r or r.get("median_us") is None:
                 continue
@@ -315,7 +328,7 @@ def cow_policy_lines(run):
                 s += " — goal " + ", ".join(goals)
             parts.append(s)
         for pol in ("kernel", "merged"):
-            i = cid("alloc", "thinp", mode, True, cow=pol, bs=4 * KiB, order="seq")
+            i = cid("alloc", "thinp", tm(mode), True, cow=pol, bs=4 * KiB, order="seq")
             r = run.row(i, "first-write")
             if not r or r.get("median_us") is None:
                 continue
@@ -325,7 +338,7 @@ def cow_policy_lines(run):
                          f"{fspread(p50_ratio(run, i, floor, 'first-write', 'write'))}), "
                          f"{fratio(r, 'ratio_qcow2')} qcow2")
         if parts:
-            out.append(f"- **CoW/zeroing policy, {MODE_LABEL[mode]}** (`thinp_cow`; "
+            out.append(f"- **CoW/zeroing policy, {MODE_LABEL[tm(mode)]}** (`thinp_cow`; "
                        "per-repetition ratios of mean latencies, median [min–max]; the goals "
                        "are judged on these): " + "; ".join(parts) + ".")
     return out
@@ -334,22 +347,23 @@ def cow_policy_lines(run):
 def observations(run):
     """A few more computed comparisons the headline table implies."""
     out = cow_policy_lines(run)
+    _, tm = loop_variant(run)
     parts = []
     for mode in ("loop", "direct"):
-        r = run.row(cid("alloc", "thinp", mode, False, bs=MiB, order="seq"), "first-write")
+        r = run.row(cid("alloc", "thinp", tm(mode), False, bs=MiB, order="seq"), "first-write")
         if r and r.get("ratio_raw") is not None:
-            parts.append(f"{MODE_LABEL[mode]} {rr(r)}")
+            parts.append(f"{MODE_LABEL[tm(mode)]} {rr(r)}")
     if parts:
         out.append("- **Multi-block writes**: a 1 MiB first write (16 blocks) costs "
                    + "; ".join(parts) + ". Per-class and per-size numbers: the latency chart "
                    "above and the report's scenario 1 table.")
     parts = []
     for mode in ("loop", "direct"):
-        i = cid("commit", "thinp", mode, False, fsync=1)
+        i = cid("commit", "thinp", tm(mode), False, fsync=1)
         r = run.row(i, "first-write")
         if r and r.get("ratio_raw") is not None:
             fl = run.row(i, "first-write", "flush")
-            parts.append(f"{MODE_LABEL[mode]}: {fnum(r['median_us'])} µs per write = {fratio(r)} "
+            parts.append(f"{MODE_LABEL[tm(mode)]}: {fnum(r['median_us'])} µs per write = {fratio(r)} "
                          f"raw + fsync, {fratio(r, 'ratio_qcow2')} qcow2 with a flush per write"
                          + (f"; one flush (commit) {fnum(fl['median_us'])} µs" if fl else ""))
     if parts:

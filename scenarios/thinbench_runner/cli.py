@@ -28,8 +28,10 @@ side; loop-lvm ÷ direct-lvm on both backends; OUT/kernel.csv (docs/kernel-backe
 --kernel the VM run is one row (kernel.vm-bench.vm) whose status records a failure of the VM
 part; the run then goes on and exits 1 at the end.
 
-Modes: loop-lvm = the pool on sparse files through the page cache (thinp_mode=loop; Docker's
-default); direct-lvm = O_DIRECT on block devices (thinp_mode=direct) — loop devices made with
+Modes: loop-lvm = the pool on sparse files behind buffered loop devices (thinp_losetup=1, root;
+Docker's default); without root its twin ....thinp.file... (the files through the page cache,
+no loop device) runs instead, and the notes say so; direct-lvm = O_DIRECT on block devices
+(thinp_mode=direct) — loop devices made with
 `losetup --direct-io=on` over preallocated files when root can, else preallocated files
 opened with O_DIRECT (env.json says which).
 

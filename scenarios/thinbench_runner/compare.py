@@ -49,6 +49,12 @@ def main(old, new):
     bad, n, devdiff = [], 0, 0
     a = json.load(open(os.path.join(old, "cases.json")))["cases"]
     b = json.load(open(os.path.join(new, "cases.json")))["cases"]
+    # what a thinp.loop case measured: loop devices since they exist, the files before (the
+    # same id, another store: never compared as one thing)
+    la, lb = (json.load(open(os.path.join(r, "env.json"))).get("loop_lvm")
+              if os.path.exists(os.path.join(r, "env.json")) else None for r in (old, new))
+    if la != lb:
+        bad.append(f"loop-lvm store differs: old {la!r}, new {lb!r}")
     if list(a) != list(b):
         bad.append(f"case lists differ: only old {sorted(set(a) - set(b))}, only new {sorted(set(b) - set(a))}")
     for cid in a:

@@ -252,8 +252,13 @@ class Env:
             "root": self.root,
             "scratch": {"dir": self.tmp, "filesystem": fs[1] if len(fs) > 1 else None,
                         "device": fs[0] if fs else None},
-            "loop_lvm": "libthinp on sparse files in the scratch dir, through the page cache "
-                        "(thinp_mode=loop)",
+            "loop_lvm": ("libthinp on sparse files in the scratch dir through buffered loop "
+                         "devices, opened O_DIRECT (thinp_losetup=1: the loop driver's hop and "
+                         "the files' page cache, as Docker's dm-thin; ids ....thinp.loop...)"
+                         if self.root else
+                         "not root, no loop devices: libthinp's loop-lvm file variant, its "
+                         "sparse files through the page cache (thinp_mode=loop; ids "
+                         "....thinp.file...)"),
             "direct_lvm": ({"kind": self.direct.get("kind"), "detail": self.direct.get("detail"),
                             "engine": "thinp_mode=direct (O_DIRECT on data and metadata)"}
                            if self.direct else None),

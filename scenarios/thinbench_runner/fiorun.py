@@ -12,12 +12,16 @@ JOBS = os.path.join(ROOT, "scenarios", "jobs")
 
 
 def thinp_opts(ctx, mode, block=64 * KiB, zero=False, extra=None, data_size=None):
-    """The engine's options for a pool of CTX's case: loop-lvm on sparse files in the work dir,
-    direct-lvm on the run's direct devices."""
+    """The engine's options for a pool of CTX's case: loop-lvm on sparse files in the work dir
+    through buffered loop devices (thinp_losetup=1, as Docker's dm-thin; root), its file
+    variant on the same files without them, direct-lvm on the run's direct devices."""
     env = ctx.env
     o = {"ioengine": f"external:{env.engine}", "thinp_create": 1,
-         "thinp_mode": mode, "thinp_zero": int(bool(zero)), "thinp_block_size": block}
+         "thinp_mode": "direct" if mode == "direct" else "loop",
+         "thinp_zero": int(bool(zero)), "thinp_block_size": block}
     if mode == "loop":
+        o["thinp_losetup"] = 1
+    if mode != "direct":
         o["thinp_pool"] = os.path.join(ctx.work, "pool")
         o["thinp_data_size"] = data_size or env.scale["direct"]
         o["thinp_metadata_size"] = env.scale["meta"]
@@ -158,4 +162,18 @@ def engine_classes(job, st, all_, used_before, block):
         all_["used_blocks"] = used
         all_["alloc_bytes"] = (used - used_before) * pool.get("block_size", block)
     all_["pool_time_us"] = sum(c["lat_mean_us"] * c["ios"] for c in out.values())
+    loop_counters(all_, pool.get("loop_devices"))
     return out
+
+
+def loop_counters(all_, loops):
+    """thinp_losetup=1: what went through the loop devices during the step (their
+    /sys/block stat deltas, from the engine), so a case record shows the loop driver was
+    used."""
+    if not loops:
+        return
+    for role, key in (("data", "loop_data"), ("metadata", "loop_meta")):
+        d = loops.get(role) or {}
+        all_[key + "_read"] = d.get("read_bytes", 0)
+        all_[key + "_written"] = d.get("write_bytes", 0)
+        all_[key + "_flushes"] = d.get("flushes", 0)

@@ -10,7 +10,7 @@ import re
 
 from .case import cid
 from .claims import KERNEL_FLOOR_GOAL, MERGED_FLOOR_GOAL, MERGED_QCOW2_GOAL, x
-from .units import KiB, MiB, fnum, fratio, fspread
+from .units import FILE_MODE, KiB, MiB, MODE_LABEL, fnum, fratio, fspread
 
 # 4 KiB first write + fsync each, direct-lvm: at most this of qcow2 with a flush per write.
 FSYNC_QCOW2_GOAL = 1.0
@@ -102,7 +102,8 @@ def fsync_rows(run):
         rows.append((goal, "not in this run", "not measured", f"`{COMMIT_FILE}`"))
     else:
         w, s = float(m[1]), float(m[2])
-        rows.append((goal, f"{w:.2f} writes, {s:.2f} waits (strace -c, loop-lvm)",
+        rows.append((goal, f"{w:.2f} writes, {s:.2f} waits (strace -c, "
+                           f"{MODE_LABEL[FILE_MODE]})",
                      verdict(w <= FSYNC_WRITES_GOAL and s <= FSYNC_WAITS_GOAL),
                      f"`{COMMIT_FILE}` (tests/bench/commit_syscalls.sh)"))
     return rows

@@ -1,11 +1,12 @@
 """The case matrix (quick and full), each case's baselines, --only, and the order of one
 repetition."""
 import fnmatch
+import os
 import random
 import re
 
 from .case import Case
-from .units import KiB, MiB, MODES
+from .units import FILE_MODE, KiB, MiB, MODES, MODE_LABEL, store_mode
 from .workloads.chain import sc_chain
 from .workloads.commit import sc_commit
 from .workloads.cow import sc_cow
@@ -87,7 +88,11 @@ def build_matrix():
             add("seed", "overlayfs", mode, dict(update="32k"), True, sc_seed)
             add("seed", "raw-file", mode, dict(update="32k"), True, sc_seed)
     add_docker(add)
-    cases.sort(key=lambda c: (SCENARIO_ORDER.index(c.scenario), c.group, MODES.index(c.mode)))
+    # libthinp's loop-lvm twins without loop devices (the engine's cases)
+    cases += [Case(c.scenario, c.backend, FILE_MODE, c.params, c.quick, c.fn)
+              for c in cases if c.backend == "thinp" and c.mode == "loop"]
+    order = ("loop", FILE_MODE, "direct")
+    cases.sort(key=lambda c: (SCENARIO_ORDER.index(c.scenario), c.group, order.index(c.mode)))
     seen = set()
     for c in cases:
         assert c.cid not in seen, c.cid
@@ -169,16 +174,20 @@ def baseline_ids(c, by_id):
     for b in base:
         # reads through a chain compare with reads of the raw store (no chain: depth 0)
         g = "chain.depth=0" if c.scenario == "chain" and b.startswith("raw") else c.group
-        out.append(f"{g}.{b}.{c.mode}")
+        out.append(f"{g}.{b}.{store_mode(c.mode)}")
     return [i for i in out if i in by_id]
+
+
+def matches(pat, cid):
+    """--only's and --exclude's test: a regular expression found in the id, or a glob."""
+    return bool(re.search(pat, cid)) or fnmatch.fnmatch(cid, pat)
 
 
 def select(cases, args):
     pool = cases if args.full else [c for c in cases if c.quick]
     if args.only:
         pats = args.only
-        chosen = [c for c in pool if any(re.search(p, c.cid) or fnmatch.fnmatch(c.cid, p)
-                                         for p in pats)]
+        chosen = [c for c in pool if any(matches(p, c.cid) for p in pats)]
         by_id = {c.cid: c for c in cases}
         extra, todo = [], list(chosen)
         while todo:  # baselines, and theirs (qcow2's raw image), transitively
@@ -188,10 +197,39 @@ def select(cases, args):
                     extra.append(by_id[b])
                     todo.append(by_id[b])
         pool = [c for c in cases if c in chosen or c in extra]
+    pool = loop_variant(pool, cases, args)
     if getattr(args, "exclude", None):  # (after the baselines: it can drop those too)
         pool = [c for c in pool if not any(re.search(p, c.cid) or fnmatch.fnmatch(c.cid, p)
                                            for p in args.exclude)]
     return pool
+
+
+def loop_variant(pool, cases, args):
+    """Which of libthinp's loop-lvm variants run. As root: the loop-device cases (thinp.loop),
+    and a file variant (thinp.file) only when an --only pattern names it (matches its id but
+    not its loop twin's, e.g. 'thinp\\.file'). Without root (no loop devices): each thinp.loop
+    case is replaced by its file twin, and the run's notes say so (args.notes)."""
+    root = os.geteuid() == 0
+    notes = args.notes = getattr(args, "notes", [])
+    if root:
+        def named(c):
+            twin = c.cid.replace(f".thinp.{FILE_MODE}", ".thinp.loop", 1)
+            return any(matches(p, c.cid) and not matches(p, twin) for p in args.only or [])
+        return [c for c in pool if c.mode != FILE_MODE or named(c)]
+    by_id = {c.cid: c for c in cases}
+    out, swapped = [], 0
+    for c in pool:
+        if c.backend == "thinp" and c.mode == "loop":
+            c = by_id[c.cid.replace(".thinp.loop", f".thinp.{FILE_MODE}", 1)]
+            swapped += 1
+        if c not in out:
+            out.append(c)
+    if swapped:
+        notes.append(f"not root: libthinp's loop-lvm cases need loop devices; their "
+                     f"{MODE_LABEL[FILE_MODE]} variant ran instead ({swapped} cases, ids "
+                     f"....thinp.{FILE_MODE}...: the pool's files through the page cache, "
+                     "without the loop driver's hop)")
+    return out
 
 
 def rep_order(cases, seed):

@@ -113,6 +113,8 @@ def write_report(run, made):
     L.append(f"- **Scratch**: `{e.get('scratch', {}).get('dir')}` on "
              f"{e.get('scratch', {}).get('filesystem')} ({e.get('scratch', {}).get('device')})")
     L.append(f"- **loop-lvm**: {e.get('loop_lvm')}")
+    for n in e.get("notes") or []:
+        L.append(f"- **Note**: {n}")
     dl = e.get("direct_lvm")
     L.append("- **direct-lvm**: " + (f"{dl['kind']} — {dl['detail']}; {dl['engine']}"
                                       if dl else "not measured in this run"))

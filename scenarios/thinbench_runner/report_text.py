@@ -3,13 +3,14 @@ ratios to raw and qcow2, the kernel column), fill to full, the seed's example.""
 from .case import cid
 from .kernel_report import kernel_cell, kernel_note
 from .kernel_results import KERNEL_NOTE
-from .units import KiB, MiB, MODE_LABEL, fbytes, fnum, fratio
+from .units import KiB, MiB, MODE_LABEL, fbytes, fnum, fratio, thinp_loop_mode
 
 
 def headline_rows(run):
     """(label, thinp case, step, qcow2 case) for the headline table."""
     out = []
-    for mode in ("loop", "direct"):
+    lm = thinp_loop_mode(run.cases)
+    for mode in (lm, "direct"):
         items = [
             ("allocate 4 KiB, zeroing off (Docker preset)", cid("alloc", "thinp", mode, False, bs=4 * KiB, order="seq"), "first-write"),
             ("allocate 4 KiB, zeroing on", cid("alloc", "thinp", mode, True, bs=4 * KiB, order="seq"), "first-write"),
@@ -72,9 +73,10 @@ def headline_table(run, with_cmd=False):
 
 def fill_text(run):
     L = []
-    i = cid("fill", "thinp", "loop", None, nospace="error-fio")
+    lm = thinp_loop_mode(run.cases)
+    i = cid("fill", "thinp", lm, None, nospace="error-fio")
     if i in run.cases and run.row(i, "fill"):
-        L.append(f"- **fio view, loop-lvm, error mode**: {fnum(run.extra(i, 'fill', 'ios'))} first "
+        L.append(f"- **fio view, {MODE_LABEL[lm]}, error mode**: {fnum(run.extra(i, 'fill', 'ios'))} first "
                  f"writes (one per block of a range 1.25× the pool), "
                  f"{fnum(run.extra(i, 'fill', 'errors'))} of them refused with ENOSPC; "
                  f"provision {fnum(run.get(i, 'median_us', 'fill', 'write_provision'))} µs, then "
@@ -107,10 +109,11 @@ def fill_text(run):
 
 
 def seed_text(run):
-    t = cid("seed", "thinp", "loop", None, update="32k")
+    lm = thinp_loop_mode(run.cases)
+    t = cid("seed", "thinp", lm, None, update="32k")
     o = cid("seed", "overlayfs", "loop", None, update="32k")
     L = []
-    for i, name in ((t, "block-level CoW (thinp, loop-lvm)"),
+    for i, name in ((t, f"block-level CoW (thinp, {MODE_LABEL[lm]})"),
                     (cid("seed", "thinp", "direct", None, update="32k"),
                      "block-level CoW (thinp, direct-lvm)"),
                     (o, "file-level copy-up (overlayfs)"),

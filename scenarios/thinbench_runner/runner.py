@@ -55,6 +55,9 @@ def run(args, argv, cases, out):
         env.setup(cases, out)
         info = env.describe(cases, argv)
         info["output"] = out
+        info["notes"] = list(getattr(args, "notes", []))
+        for n in info["notes"]:
+            log("scenarios/run: note: " + n)
         if "kernel" in getattr(args, "backends", ()):
             info["kernel_backend"] = kernel_describe()
         json.dump(info, open(os.path.join(out, "env.json"), "w"), indent=1)

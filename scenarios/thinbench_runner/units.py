@@ -3,7 +3,26 @@ BENCHMARKS.md."""
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
 MODES = ("loop", "direct")
-MODE_LABEL = {"loop": "loop-lvm", "direct": "direct-lvm"}
+# libthinp's loop-lvm without loop devices: the pool's sparse files through the page cache
+# directly. Its own id (`....thinp.file...`), never "loop": loop-lvm cases go through loop
+# devices as Docker's dm-thin did, which needs root; a run without root runs these instead.
+FILE_MODE = "file"
+MODE_LABEL = {"loop": "loop-lvm", "direct": "direct-lvm",
+              FILE_MODE: "loop-lvm files (no loop device)"}
+
+
+def store_mode(mode):
+    """The store a mode's baselines use: the file variant's are loop-lvm's (the same files)."""
+    return "loop" if mode == FILE_MODE else mode
+
+
+def thinp_loop_mode(ids):
+    """Which of libthinp's loop-lvm variants a run with these case ids holds: "loop" (loop
+    devices) when it ran any, else "file" when it ran those, else "loop"."""
+    ids = list(ids)
+    if any(".thinp.loop" in i for i in ids):
+        return "loop"
+    return FILE_MODE if any(".thinp.file" in i for i in ids) else "loop"
 # parameters that are sizes (written 4k, 64k, 1m in case ids and labels)
 SIZE_KEYS = ("bs", "block")
 

@@ -55,7 +55,7 @@ def thinp_chain(ctx, depth, size, sl, envv):
     rm_f(os.path.join(ctx.fio_dir, f"r{ctx.rep}-base.json"))
     # the layers with the thinp CLI (a few ms each; an fio process costs ~0.3 s): the
     # same steps as the [layer] section of 04-chain.fio
-    pool = ([o["thinp_pool"]] if c.mode == "loop" else
+    pool = ([o["thinp_pool"]] if "thinp_pool" in o else
             ["--data", o["thinp_data"], "--metadata", o["thinp_metadata"]])
     piece = os.path.join(ctx.work, "layer.bin")
     with open(piece, "wb") as f:

@@ -32,7 +32,7 @@ def fio_fill(ctx):
     envv = {"BS": 4 * KiB, "SKIP": block - 4 * KiB, "SIZE": data + data // 4, "FILLED": data,
             "FILLSIZE": (data + data // 4) // block * 4 * KiB,
             "IOSIZE": min(nblk, 4096) * 4 * KiB}
-    o = fiorun.thinp_opts(ctx, "loop", block, False,
+    o = fiorun.thinp_opts(ctx, c.mode, block, False,
                           {"thinp_dev": 1, "thinp_no_space": "error",
                            "thinp_dev_size": data + data // 4}, data_size=data)
     job, st, dev = fiorun.fio_step(ctx, "fill", "08-fill.fio", "fill", o,
