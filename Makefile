@@ -341,7 +341,8 @@ deps:
 # kernel against the real dm-thin), Docker's driver on it (tests/vm/docker_kernel.sh:
 # tests/cli/docker_driver.sh with BACKEND=kernel, about 3 min under TCG) and the passdown
 # power-cut check, and scenarios/run --backend kernel's set-up and cleanup (tests/vm/
-# kernel_runner.sh: interrupted runs leave nothing); all always run.
+# kernel_runner.sh: interrupted runs leave nothing), and libthinp's metadata bytes per commit
+# against the kernel's (tests/vm/meta_commit.sh, the engine's cases); all always run.
 VM_SCALE ?= ci
 .PHONY: vm-image vm-test
 vm-image:
@@ -357,7 +358,7 @@ vm-bench: cli engine
 		bash ci/vm/bench.sh $(VM_BENCH_ARGS)
 
 REPLAY_BIN := $(abspath $(BUILDDIR)/tests/tools/replay)
-vm-test: cli $(BUILDDIR)/tests/tools/replay
+vm-test: cli engine $(BUILDDIR)/tests/tools/replay
 	@rc=0; THINP=$(abspath $(THINP_BIN)) REPLAY=$(REPLAY_BIN) \
 		VM_SMOKE_OUT=$(abspath $(BUILDDIR))/vm/smoke bash tests/vm/smoke.sh || rc=1; \
 	THINP=$(abspath $(THINP_BIN)) REPLAY=$(REPLAY_BIN) VM_SCALE=$(VM_SCALE) \
@@ -368,6 +369,8 @@ vm-test: cli $(BUILDDIR)/tests/tools/replay
 		bash tests/vm/docker_kernel.sh || rc=1; \
 	VM_PC_OUT=$(abspath $(BUILDDIR))/vm/passdown_crash bash tests/vm/passdown_crash.sh || rc=1; \
 	VM_KR_OUT=$(abspath $(BUILDDIR))/vm/kernel_runner bash tests/vm/kernel_runner.sh || rc=1; \
+	THINP=$(abspath $(THINP_BIN)) THINP_IOENGINE=$(abspath $(ENGINE_SO)) \
+		VM_MC_OUT=$(abspath $(BUILDDIR))/vm/meta_commit bash tests/vm/meta_commit.sh || rc=1; \
 	exit $$rc
 
 # ---- install ----------------------------------------------------------------------------------
