@@ -61,10 +61,13 @@ def device_metrics(pool, before, after, ios, block):
     # dm-thin's commit is persistent-data's two-phase one: dm_tm_pre_commit() and
     # dm_tm_commit() each end in dm_bm_flush(), an empty REQ_PREFLUSH after the dirty blocks
     # (and the metadata device gets no other flush), so two flushes are one commit: the
-    # count libthinp's rows have as `commits` (docs/dm-thin-behaviour.md)
-    out["commits"] = m["flushes"] // 2
-    if out["commits"]:
-        out["meta_written_per_commit"] = out["meta_written"] / out["commits"]
+    # count libthinp's rows have as `commits` (docs/dm-thin-behaviour.md). A device that
+    # does not account flushes (direct-lvm's tmeta, a bio-based dm-linear device, shows 0
+    # flushes beside its commits' writes) leaves the count unknown, not 0.
+    if m["flushes"] or not m["writes"]:
+        out["commits"] = m["flushes"] // 2
+        if out["commits"]:
+            out["meta_written_per_commit"] = out["meta_written"] / out["commits"]
     used0, used1 = before.status["used_data_blocks"], after.status["used_data_blocks"]
     out["used_blocks"] = used1
     out["alloc_blocks"] = used1 - used0
