@@ -8,7 +8,7 @@
  *   e  a CoW copy reads the old block twice, the second read uncounted: slower, same
  *      counters
  *   f  as e with three uncounted reads: the CoW step's IOs measured ~43% slower (with b
- *      and e together, two more reads: ~30%); the timing layer's detection test, by hand:
+ *      and e together, two more reads: ~26%); the timing layer's detection tests, by hand:
  *      ci/README.md
  * Without the flag gate_inject() is the constant false and the sites compile to nothing. */
 #ifndef THINP_PDATA_GATE_INJECT_H
