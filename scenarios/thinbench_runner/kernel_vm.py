@@ -31,6 +31,8 @@ def kernel_origin(args):
     """env.json's kernel_dm_thin: where the run's kernel figures come from."""
     if getattr(args, "kernel", False):
         return "measured in a qemu VM by this run (`scenarios/run --kernel`: make vm-bench)"
+    if "kernel" in getattr(args, "backends", ()):
+        return "this run's kernel twins (`--backend ...kernel`)"
     if getattr(args, "kernel_results", None):
         return (f"the `make vm-bench` run {os.path.basename(os.path.abspath(args.kernel_results))}"
                 " (merged with `--kernel-results`)")

@@ -121,9 +121,10 @@ def write_report(run, made):
     L.append(f"- **overlayfs**: {e.get('overlayfs')}")
     if run.kernel:
         k = run.kernel
+        src = e.get("kernel_dm_thin") if k["run"] is not run else "this run's kernel twins"
         L.append(f"- **kernel dm-thin**: {where(k)}"
-                 f"{' (emulated: ratios only)' if emulated(k) else ''}; "
-                 f"{e.get('kernel_dm_thin') or ''} — see *Kernel dm-thin beside libthinp* below")
+                 f"{' (emulated: ratios only)' if emulated(k) else ''}; {src}"
+                 " — see *Kernel dm-thin beside libthinp* below")
     else:
         L.append(f"- **kernel dm-thin**: {run.kernel_error or e.get('kernel_dm_thin')}")
     L.append(f"- **Command**: `{e.get('command')}` ({e.get('options', {}).get('repeat')} "

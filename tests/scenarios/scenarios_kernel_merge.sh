@@ -219,6 +219,8 @@ cp -r "$FIX" "$WORK/vm"
 "$RUN" --report "$WORK/vm" >"$WORK/vm.log" 2>&1 || { cat "$WORK/vm.log"; fail "--report on the fixture"; }
 check "$WORK/vm" "$WORK/vm" 1
 grep -q "^Measured in a qemu VM (TCG" "$WORK/vm/report.md" || fail "the report does not say where the kernel ran"
+grep -q "^- \*\*kernel dm-thin\*\*: in a qemu VM (TCG.*; this run's kernel twins — see" "$WORK/vm/report.md" ||
+	fail "the report's kernel bullet does not say the rows are the run's own"
 
 echo "== merged into a host run (--report RUN --kernel-results VMRUN)"
 strip_kernel "$FIX" "$WORK/host"
