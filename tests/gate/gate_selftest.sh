@@ -204,6 +204,34 @@ PY
 expect 2 "$GATE" compare "$WORK/runC" "$WORK/runC" --layers exact
 grep -q "summary.csv: schema 9, this gate reads 0, 1" "$WORK/out" || fail "summary schema message: $(cat "$WORK/out")"
 
+echo "== a kernel run: only the bytes its bios moved are exact (its commits follow its timer)"
+for d in runK1 runK2; do
+	cp -r "$ROOT/tests/fixtures/kernel_vmbench" "$WORK/$d"
+	echo "case,schema" >"$WORK/$d/summary.csv"
+done
+python3 -B - "$WORK/runK2/cases.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = d["cases"]["alloc.bs=4k.order=seq.kernel.loop.z0"]
+step = next(iter(c["reps"][0]["steps"].values()))
+step["all"]["meta_written"] += 4096
+step["all"]["meta_flushes"] += 2
+step["all"]["data_writes"] += 1
+json.dump(d, open(sys.argv[1], "w"))
+PY
+expect 0 "$GATE" compare "$WORK/runK1" "$WORK/runK2" --layers exact --out "$WORK/v"
+python3 -B - "$WORK/runK2/cases.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = d["cases"]["alloc.bs=4k.order=seq.kernel.loop.z0"]
+step = next(iter(c["reps"][0]["steps"].values()))
+step["all"]["data_written"] += 4096
+json.dump(d, open(sys.argv[1], "w"))
+PY
+expect 1 "$GATE" compare "$WORK/runK1" "$WORK/runK2" --layers exact --out "$WORK/v"
+grep -q "alloc.bs=4k.order=seq.kernel.loop.z0 .*data_written: .* (+4,096" "$WORK/out" || fail "no kernel data_written change shown: $(cat "$WORK/out")"
+grep -q "meta_written" "$WORK/out" && fail "a kernel metadata count gated: $(cat "$WORK/out")"
+
 if [ "$fails" -ne 0 ]; then
 	echo "$fails failures"
 	exit 1
