@@ -275,7 +275,8 @@ START_TEST(test_skip_reads_no_mapping_node)
 	struct msgs m;
 	uint64_t full_blocks, full_dev, skip_blocks, skip_dev;
 
-	build_pool(&p, seed_used(), mu_scaled(DEFAULT_MAPPINGS, 1000));
+	/* no fewer than 24000: a tree of over 100 mapping leaves, what the checks below need */
+	build_pool(&p, seed_used(), mu_scaled(DEFAULT_MAPPINGS, 24000));
 	ck_assert_msg(p.nr_dev_leaves > 100, "only %" PRIu64 " mapping leaves", p.nr_dev_leaves);
 	ck_assert_msg(check(&p, p.meta, false, &m, &full_blocks, &full_dev) == 0, "full: %s",
 	              m.text);
