@@ -11,15 +11,8 @@ source "$(dirname "$0")/lib.sh"
 fio_pid=""
 trap '[ -z "$fio_pid" ] || kill -KILL "$fio_pid" 2>/dev/null || true; cleanup' EXIT
 
-# the loop devices whose backing file is under DIR (none: prints nothing)
-loops_over() {
-	local f b
-	for f in /sys/block/loop*/loop/backing_file; do
-		[ -r "$f" ] || continue
-		b=$(cat "$f" 2>/dev/null) || continue
-		case $b in "$1"/*) echo "$(basename "$(dirname "$(dirname "$f")")") $b" ;; esac
-	done
-}
+# loops_over DIR
+source "$ENGINE_ROOT/tests/support/loops.sh"
 
 # wait (bounded) until no loop device is attached over DIR's files
 no_loops_left() {

@@ -29,15 +29,8 @@ trap cleanup EXIT
 export SCENARIOS_SCALE=tiny
 fail() { echo "FAIL: $*"; exit 1; }
 
-# the loop devices whose backing file is under DIR
-loops_over() {
-	local f b
-	for f in /sys/block/loop*/loop/backing_file; do
-		[ -r "$f" ] || continue
-		b=$(cat "$f" 2>/dev/null) || continue
-		case $b in "$1"/*) echo "$(basename "$(dirname "$(dirname "$f")")") $b" ;; esac
-	done
-}
+# loops_over DIR
+source "$ROOT/tests/support/loops.sh"
 no_loops_left() {
 	local left=""
 	for _ in $(seq 500); do # bounded: autoclear runs as the last opener closes
