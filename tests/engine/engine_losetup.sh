@@ -9,7 +9,8 @@
 #    out.
 source "$(dirname "$0")/lib.sh"
 fio_pid=""
-trap '[ -z "$fio_pid" ] || kill -KILL "$fio_pid" 2>/dev/null || true; cleanup' EXIT
+NR_DIRS=()
+trap '[ -z "$fio_pid" ] || kill -KILL "$fio_pid" 2>/dev/null || true; rm -rf "${NR_DIRS[@]}"; cleanup' EXIT
 
 # loops_over DIR
 source "$ENGINE_ROOT/tests/support/loops.sh"
@@ -111,11 +112,15 @@ no_loops_left "$K" "after SIGKILL"
 
 if command -v setpriv >/dev/null && id nobody >/dev/null 2>&1; then
 	step "root dropped (setpriv to nobody): thinp_losetup=1 is refused"
-	N=$WORK/nobody
-	mkdir -m 1777 "$N"
+	# (nobody's own dir and the engine where nobody can read them: the checkout, and $WORK
+	# in it, may sit under a 0700 directory)
+	source "$ENGINE_ROOT/tests/support/nobody.sh"
+	N=$(nobody_scratch)
+	NR_DIRS+=("$N")
+	NENGINE=$(nobody_stage "$N" "$ENGINE")
 	rc=0
 	(cd "$N" && setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
-		"$FIO" --ioengine=external:"$ENGINE" --name=j --thinp_pool="$N/pool" \
+		"$FIO" --ioengine=external:"$NENGINE" --name=j --thinp_pool="$N/pool" \
 		--thinp_create=1 --thinp_losetup=1 --rw=write --bs=4k --size=64k) \
 		>"$WORK/nobody.out" 2>&1 || rc=$?
 	sed "s/^/  [nobody] /" "$WORK/nobody.out"

@@ -77,12 +77,17 @@ only=(--scale tiny --only '^alloc\.bs=4k\.order=seq\.kernel\.loop\.z0$' --out "$
 echo "== 2. not root"
 if [ "$(id -u)" = 0 ]; then
 	command -v setpriv >/dev/null || { echo "FAIL: root without setpriv (util-linux)"; exit 1; }
-	nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+	# (the runner where nobody can read it: a 0700 directory above the checkout hides it)
+	source "$ROOT/tests/support/nobody.sh"
+	nobody_runner "$WORK" "$ROOT"
+	nobody=("${NOBODY[@]}" env "${NOBODY_ENV[@]}")
+	NRUN=$NOBODY_RUN
 else
 	nobody=()
+	NRUN=$RUN
 fi
 expect_refusal notroot 2 "needs root" "this is uid [1-9]" "make vm-bench" -- \
-	"${nobody[@]}" "$RUN" --backend kernel "${only[@]}"
+	"${nobody[@]}" "$NRUN" --backend kernel "${only[@]}"
 
 echo "== 3. no device-mapper"
 if [ "$(id -u)" != 0 ]; then
@@ -106,7 +111,7 @@ expect_refusal diskinuse 2 "--data-dev $WORK/disk.img holds a filesystem \(ext4\
 	"$RUN" --backend kernel "${donly[@]}" --data-dev "$WORK/disk.img"
 if [ "$(id -u)" = 0 ]; then
 	expect_refusal force 2 "no device-mapper thin-pool target|needs root" -- \
-		"${nobody[@]}" "$RUN" --backend kernel "${donly[@]}" --data-dev "$WORK/disk.img" --force
+		"${nobody[@]}" "$NRUN" --backend kernel "${donly[@]}" --data-dev "$WORK/disk.img" --force
 fi
 expect_refusal metaonly 2 "--data-dev and --metadata-dev go together" -- \
 	"$RUN" --backend kernel "${donly[@]}" --metadata-dev "$WORK/disk.img"

@@ -23,7 +23,7 @@ chmod 755 "$WORK"
 run_pid=""
 cleanup() {
 	[ -z "$run_pid" ] || kill -KILL -- "-$run_pid" 2>/dev/null || true
-	rm -rf "$WORK"
+	rm -rf "$WORK" "${NR:-}"
 }
 trap cleanup EXIT
 export SCENARIOS_SCALE=tiny
@@ -31,6 +31,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 # loops_over DIR
 source "$ROOT/tests/support/loops.sh"
+# NOBODY, nobody_scratch, nobody_runner
+source "$ROOT/tests/support/nobody.sh"
 no_loops_left() {
 	local left=""
 	for _ in $(seq 500); do # bounded: autoclear runs as the last opener closes
@@ -122,17 +124,19 @@ fi
 echo "  ok: exit 130, nothing left"
 
 echo "== 3. not root: the file twins run instead, and the run says so"
-nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
-listed=$("${nobody[@]}" "$RUN" --list --only '^overwrite\.bs=4k\.thinp\.loop$')
+# (nobody's own scratch dir, and the runner and binaries where nobody can read them)
+NR=$(nobody_scratch)
+nobody_runner "$NR" "$ROOT"
+nobody=("${NOBODY[@]}" env "${NOBODY_ENV[@]}")
+listed=$("${nobody[@]}" "$NOBODY_RUN" --list --only '^overwrite\.bs=4k\.thinp\.loop$')
 echo "$listed" | sed 's/^/  /'
 echo "$listed" | grep -q '^overwrite\.bs=4k\.thinp\.file ' || fail "--list as nobody has no file twin"
 ! echo "$listed" | grep -q '\.thinp\.loop' || fail "--list as nobody still has a thinp.loop case"
-mkdir -m 777 "$WORK/nr"
-(cd "$WORK/nr" && "${nobody[@]}" env HOME="$WORK/nr" "$RUN" --repeat 1 --out "$WORK/nr/run" \
-	--tmp "$WORK/nr/scratch" --only '^overwrite\.bs=4k\.thinp\.loop$') >"$WORK/nr.log" 2>&1 ||
+(cd "$NR" && "${nobody[@]}" HOME="$NR" "$NOBODY_RUN" --repeat 1 --out "$NR/run" \
+	--tmp "$NR/scratch" --only '^overwrite\.bs=4k\.thinp\.loop$') >"$WORK/nr.log" 2>&1 ||
 	{ cat "$WORK/nr.log"; fail "the run as nobody failed"; }
 grep -q "note: not root" "$WORK/nr.log" || { cat "$WORK/nr.log"; fail "the run's log has no note"; }
-python3 -B - "$WORK/nr/run" <<'EOF'
+python3 -B - "$NR/run" <<'EOF'
 import json, os, sys
 out = sys.argv[1]
 cases = json.load(open(os.path.join(out, "cases.json")))["cases"]
