@@ -118,6 +118,8 @@ struct pool_cfg {
  * (/sys/block/NAME/stat), so a stats file shows the IO really went through it. */
 struct loop_counters {
 	uint64_t reads, read_sectors, writes, write_sectors, flushes;
+	/* ms, Documentation/block/stat.rst: where the loop's time went (io_ticks: busy) */
+	uint64_t read_ticks, write_ticks, flush_ticks, io_ticks, time_in_queue;
 };
 enum {
 	LOOP_DATA,

@@ -100,7 +100,12 @@ void loops_read(const struct pool_loops *l, struct loop_counters now[LOOP_NR])
 			                         .read_sectors = f[2],
 			                         .writes = f[4],
 			                         .write_sectors = f[6],
-			                         .flushes = n >= 16 ? f[15] : 0 };
+			                         .flushes = n >= 16 ? f[15] : 0,
+			                         .read_ticks = f[3],
+			                         .write_ticks = f[7],
+			                         .flush_ticks = n >= 17 ? f[16] : 0,
+			                         .io_ticks = n >= 10 ? f[9] : 0,
+			                         .time_in_queue = n >= 11 ? f[10] : 0 };
 	}
 }
 
@@ -113,6 +118,11 @@ void loops_add(struct loop_counters acc[LOOP_NR], const struct loop_counters now
 		acc[i].writes += now[i].writes - base[i].writes;
 		acc[i].write_sectors += now[i].write_sectors - base[i].write_sectors;
 		acc[i].flushes += now[i].flushes - base[i].flushes;
+		acc[i].read_ticks += now[i].read_ticks - base[i].read_ticks;
+		acc[i].write_ticks += now[i].write_ticks - base[i].write_ticks;
+		acc[i].flush_ticks += now[i].flush_ticks - base[i].flush_ticks;
+		acc[i].io_ticks += now[i].io_ticks - base[i].io_ticks;
+		acc[i].time_in_queue += now[i].time_in_queue - base[i].time_in_queue;
 	}
 }
 
@@ -133,9 +143,12 @@ void loops_json(FILE *f, bool used, const struct pool_loops *l,
 		fprintf(f,
 		        ", \"reads\": %" PRIu64 ", \"read_bytes\": %" PRIu64
 		        ", \"writes\": %" PRIu64 ", \"write_bytes\": %" PRIu64
-		        ", \"flushes\": %" PRIu64 "}",
+		        ", \"flushes\": %" PRIu64 ", \"read_ticks_ms\": %" PRIu64
+		        ", \"write_ticks_ms\": %" PRIu64 ", \"flush_ticks_ms\": %" PRIu64
+		        ", \"io_ticks_ms\": %" PRIu64 ", \"time_in_queue_ms\": %" PRIu64 "}",
 		        c[i].reads, c[i].read_sectors * 512, c[i].writes, c[i].write_sectors * 512,
-		        c[i].flushes);
+		        c[i].flushes, c[i].read_ticks, c[i].write_ticks, c[i].flush_ticks,
+		        c[i].io_ticks, c[i].time_in_queue);
 	}
 	fprintf(f, "\n    }");
 }

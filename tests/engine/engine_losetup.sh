@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # thinp_losetup=1: the pool's files through buffered loop devices (Docker's loop-lvm).
 #  - as root: the stats file names the two loops and their counters show the job's writes
-#    went through them (the data loop wrote at least what the pool wrote to its data
+#    went through them (their time fields too: busy no longer than fio ran) (the data loop wrote at least what the pool wrote to its data
 #    device), and once fio exits no loop is left over the pool's files;
 #  - fio killed (SIGKILL) while the loops are attached: they detach themselves all the same;
 #  - a second process opening the same pool through loops is refused (busy);
@@ -38,12 +38,21 @@ fi
 
 P=$(readlink -f "$WORK")/pool
 step "a job through loop devices: the stats file names them, their counters move"
+t0=$(date +%s%N)
 must_fio through --ioengine=external:"$ENGINE" --name=j --thinp_pool="$P" --thinp_create=1 \
 	--thinp_losetup=1 --thinp_data_size=64m --thinp_metadata_size=8m --thinp_zero=0 \
 	--rw=write --bs=64k --size=4m --end_fsync=1 --thinp_stats="$WORK/through.stats.json"
-python3 - "$WORK/through.stats.json" "$P" <<'EOF'
+t1=$(date +%s%N)
+python3 - "$WORK/through.stats.json" "$P" "$(((t1 - t0) / 1000000))" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
+# the loops' /sys/block time fields (ms): a loop cannot be busy longer than fio ran
+for role in ("data", "metadata"):
+    d = s["pool"]["loop_devices"][role]
+    for k in ("read_ticks_ms", "write_ticks_ms", "flush_ticks_ms", "io_ticks_ms",
+              "time_in_queue_ms"):
+        assert isinstance(d[k], int) and d[k] >= 0, (role, k, d)
+    assert d["io_ticks_ms"] <= int(sys.argv[3]) + 1, (role, d, sys.argv[3])
 p, pool = s["pool"], sys.argv[2]
 assert p["losetup"] is True, p["losetup"]
 lo = p["loop_devices"]
