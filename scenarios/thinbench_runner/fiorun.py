@@ -2,8 +2,11 @@
 (thinp_stats: libthinp's exact per-class counters), turned into the metrics cases.json keeps."""
 import json
 import os
+import stat
+import time
 
 from . import ROOT, fiojson
+from .kernel_counters import TIME_KEYS, block_stat, stat_delta, time_metrics
 from .diskio import write_pattern, zero_head
 from .procs import CaseError, children_io, sh
 from .units import KiB
@@ -63,9 +66,18 @@ def fio_step(ctx, step, jobfile, section, opts, envvars, stats=True):
     cmd += [f"--{k}={v}" for k, v in o.items()]
     cmd += [jpath, f"--section={section}"]
     envv = {k: str(v) for k, v in envvars.items()}
+    devs = direct_devices(o)
+    t0 = {r: block_stat(d) for r, d in devs.items()}
     r0, w0 = children_io()
+    c0 = time.monotonic()
     p = sh(cmd, ctx, check=False, env=envv)
+    c1 = time.monotonic()
     r1, w1 = children_io()
+    # window_ms: the fio process's wall time, which holds the devices' counted interval (a
+    # device cannot have been busy longer)
+    dev = {"dev_read": r1 - r0, "dev_written": w1 - w0, "window_ms": round((c1 - c0) * 1e3, 1)}
+    for r, d in devs.items():
+        dev.update(time_metrics(r, stat_delta(t0[r], block_stat(d))))
     try:
         data = fiojson.load(out_json)
     except (OSError, ValueError) as e:
@@ -81,7 +93,19 @@ def fio_step(ctx, step, jobfile, section, opts, envvars, stats=True):
     fiojson.compact(out_json, data)
     if st_path and st:
         compact_stats(st_path, st)
-    return job, st, {"dev_read": r1 - r0, "dev_written": w1 - w0}
+    return job, st, dev
+
+
+def direct_devices(o):
+    """{data, meta: node} of a direct-lvm pool's block devices in the engine options O (their
+    /sys/block time fields are the step's device time; loop-lvm's loops exist only inside
+    fio: the engine reports theirs)."""
+    out = {}
+    for role, key in (("data", "thinp_data"), ("meta", "thinp_metadata")):
+        p = o.get(key)
+        if p and os.path.exists(p) and stat.S_ISBLK(os.stat(p).st_mode):
+            out[role] = p
+    return out
 
 
 def compact_stats(path, st):
@@ -113,6 +137,8 @@ def fio_metrics(job, st=None, dev=None, used_before=0, block=64 * KiB):
             "lat_p50_us": lat.p50 / 1e3, "lat_p99_us": lat.p99 / 1e3,
             "iops": x["iops"], "mbps": x["bw_bytes"] / 1e6, "errors": job.get("total_err", 0)}
     all_["cost_us"] = all_["lat_mean_us"]
+    if job.get("job_runtime"):
+        all_["runtime_ms"] = job["job_runtime"]  # (the step's wall time, for its busy times)
     sync = job.get("sync", {})
     if sync.get("total_ios"):
         slat = fiojson.latency(sync)
@@ -177,3 +203,8 @@ def loop_counters(all_, loops):
         all_[key + "_read"] = d.get("read_bytes", 0)
         all_[key + "_written"] = d.get("write_bytes", 0)
         all_[key + "_flushes"] = d.get("flushes", 0)
+        # (the names the kernel's devices have: data_busy_ms, meta_write_ms, ...)
+        side = "data" if role == "data" else "meta"
+        for k, name in TIME_KEYS.items():
+            if f"{k}_ms" in d:
+                all_[f"{side}_{name}"] = d[f"{k}_ms"]

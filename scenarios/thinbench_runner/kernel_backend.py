@@ -6,6 +6,7 @@ same as libthinp's: the same job files, sections, iologs (offsets), sizes and se
 (origin written whole, then a snapshot; overwrite's range written first).
 docs/kernel-backend.md."""
 import os
+import time
 
 from . import fiorun
 from .case import Case
@@ -79,9 +80,12 @@ def fio_opts(dev=None):
 
 def measured(ctx, pool, step, jobfile, section, envv, dev=None):
     """Run one fio step on POOL's thin; its metrics with the device and pool deltas."""
+    c0 = time.monotonic()
     before = Snapshot(pool)
     job, _, rusage = fiorun.fio_step(ctx, step, jobfile, section, fio_opts(dev), envv)
     after = Snapshot(pool)
+    # (the devices' counted interval is snapshot to snapshot: their busy times fit in it)
+    rusage["window_ms"] = round((time.monotonic() - c0) * 1e3, 1)
     m = fiorun.fio_metrics(job, None, rusage)
     m["all"].update(device_metrics(pool, before, after, m["all"]["ios"], pool.block))
     return m

@@ -10,20 +10,32 @@ SECTOR = 512
 # /sys/block/<dev>/stat, Documentation/block/stat.rst: the fields kept (index: name); the
 # discard fields exist since 4.18, the flush fields since 5.5
 STAT_FIELDS = {0: "reads", 2: "read_sectors", 4: "writes", 6: "write_sectors",
-               11: "discards", 13: "discard_sectors", 15: "flushes"}
+               11: "discards", 13: "discard_sectors", 15: "flushes",
+               # the time fields, ms (in_flight, 8, is a gauge, not a count: left out)
+               3: "read_ticks", 7: "write_ticks", 16: "flush_ticks", 9: "io_ticks",
+               10: "time_in_queue"}
+# the time fields as a step's metrics name them (SIDE_<name>: data_busy_ms, meta_write_ms)
+TIME_KEYS = {"io_ticks": "busy_ms", "read_ticks": "read_ms", "write_ticks": "write_ms",
+             "flush_ticks": "flush_ms", "time_in_queue": "queue_ms"}
 
 
-def block_stat(dev):
-    """{field: count} of the block device DEV (a node: /dev/loopN, /dev/mapper/NAME) from
-    /sys/dev/block/MAJOR:MINOR/stat (without udev, /dev/mapper/NAME is a node of its own, not
-    a link to /dev/dm-N, so the name says nothing)."""
+def sys_dir(dev):
+    """/sys/dev/block/MAJOR:MINOR of the block device node DEV (without udev,
+    /dev/mapper/NAME is a node of its own, not a link to /dev/dm-N, so the name says
+    nothing)."""
     try:
         st = os.stat(dev)
     except OSError as e:
         raise CaseError(f"cannot stat {dev}: {e}")
     if not stat.S_ISBLK(st.st_mode):
         raise CaseError(f"{dev} is not a block device")
-    path = f"/sys/dev/block/{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}/stat"
+    return f"/sys/dev/block/{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+
+
+def block_stat(dev, path=None):
+    """{field: count} of the block device DEV (a node: /dev/loopN, /dev/mapper/NAME) from
+    its /sys stat file (or the stat file PATH)."""
+    path = path or sys_dir(dev) + "/stat"
     try:
         vals = [int(x) for x in open(path).read().split()]
     except (OSError, ValueError) as e:
@@ -35,13 +47,29 @@ def stat_delta(before, after):
     return {k: after[k] - before[k] for k in before}
 
 
+def time_metrics(side, delta):
+    """SIDE's time fields of a stat delta as metrics: {data_busy_ms: .., data_write_ms: ..}."""
+    return {f"{side}_{v}": delta.get(k, 0) for k, v in TIME_KEYS.items()}
+
+
+def disks_under(dev):
+    """The stat files of the devices under the dm device DEV (its /sys slaves: the disk an LV
+    sits on); [] for a device with none (a loop device)."""
+    d = sys_dir(dev) + "/slaves"
+    names = sorted(os.listdir(d)) if os.path.isdir(d) else []
+    return [os.path.join(d, n, "stat") for n in names]
+
+
 class Snapshot:
-    """The counters of POOL's devices (and its status) at one moment."""
+    """The counters of POOL's devices (and its status) at one moment; for an LVM pool also
+    those of the disks under its metadata LV (dm-linear accounts no flushes: the disk does)."""
 
     def __init__(self, pool):
         os.sync()  # (the loop devices' own page cache is not flushed: only what reached them)
         self.status = pool.status()
         self.dev = {k: block_stat(d) for k, d in pool.loops.items()}
+        self.under = {r: {p: block_stat(None, p) for p in disks_under(d)}
+                      for r, d in pool.loops.items()}
 
 
 def device_metrics(pool, before, after, ios, block):
@@ -64,10 +92,26 @@ def device_metrics(pool, before, after, ios, block):
     # count libthinp's rows have as `commits` (docs/dm-thin-behaviour.md). A device that
     # does not account flushes (direct-lvm's tmeta, a bio-based dm-linear device, shows 0
     # flushes beside its commits' writes) leaves the count unknown, not 0.
+    # An LVM pool's tmeta is such a device: its commits are counted on the disk under it,
+    # where the flushes land. Since Linux 5.2 (694cfe7f31db) dm-thin flushes the data device
+    # before each commit, so where tdata sits on the same disk one commit is three flushes
+    # there (loop-lvm's two loops show the 1 + 2 apart: data_flushes = meta_flushes / 2).
+    out.update(time_metrics("data", d))
+    out.update(time_metrics("meta", m))
     if m["flushes"] or not m["writes"]:
         out["commits"] = m["flushes"] // 2
-        if out["commits"]:
-            out["meta_written_per_commit"] = out["meta_written"] / out["commits"]
+        out["commits_from"] = "metadata device flushes / 2"
+    elif before.under.get("metadata"):
+        mu = set(before.under["metadata"])
+        disk_fl = sum(after.under["metadata"][p]["flushes"] - before.under["metadata"][p]["flushes"]
+                      for p in mu)
+        shared = bool(mu & set(before.under.get("data", {})))
+        out["meta_disk_flushes"] = disk_fl
+        out["commits"] = disk_fl // (3 if shared else 2)
+        out["commits_from"] = ("flushes of the disk under tmeta and tdata / 3" if shared else
+                               "flushes of the disk under tmeta / 2")
+    if out.get("commits"):
+        out["meta_written_per_commit"] = out["meta_written"] / out["commits"]
     used0, used1 = before.status["used_data_blocks"], after.status["used_data_blocks"]
     out["used_blocks"] = used1
     out["alloc_blocks"] = used1 - used0

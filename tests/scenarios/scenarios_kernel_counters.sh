@@ -2,8 +2,10 @@
 # kernel_counters.device_metrics on stand-in counters (no device-mapper needed): a step's
 # commits are the metadata device's flushes / 2 (persistent-data's two flushes per commit),
 # its metadata bytes per commit beside them, as libthinp's rows have `commits`, and no count
-# where the device does not account flushes (writes without a flush); the other counters keep
-# their names. Seeded: THINP_SEED (printed) picks the counts.
+# where the device does not account flushes (writes without a flush) unless the disk under it
+# (an LVM pool's) does: then a commit is three flushes there where tdata shares the disk, two
+# where it does not; the devices' time fields (busy, read, write, flush, queue ms) come
+# through; the other counters keep their names. Seeded: THINP_SEED (printed) picks the counts.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,10 +20,11 @@ bad = []
 
 
 class Snap:
-    def __init__(self, meta, used, used_meta):
+    def __init__(self, meta, used, used_meta, data=None, under=None):
         zero = {k: 0 for k in kc.STAT_FIELDS.values()}
-        self.dev = {"data": dict(zero), "metadata": dict(zero, **meta)}
+        self.dev = {"data": dict(zero, **(data or {})), "metadata": dict(zero, **meta)}
         self.status = {"used_data_blocks": used, "used_meta_blocks": used_meta}
+        self.under = under or {}
 
 
 for _ in range(50):
@@ -46,6 +49,35 @@ after = Snap({"flushes": 0, "writes": 16, "write_sectors": 128}, 14, 100)
 m = kc.device_metrics(None, before, after, ios=64, block=65536)
 if "commits" in m or "meta_written_per_commit" in m:
     bad.append(f"writes without flushes: commits {m.get('commits')}, want none (unknown)")
+# the LVM pool: tmeta (dm-linear) shows no flushes, the disk under it does; with tdata on the
+# same disk a commit is three flushes there (the data flush before it, its own two)
+for shared in (True, False):
+    commits, base = r.randint(1, 40), r.randint(0, 1000)
+    per = 3 if shared else 2
+    disk = lambda n: {"/sys/x/slaves/vdc/stat": dict({k: 0 for k in kc.STAT_FIELDS.values()},
+                                                     flushes=n)}
+    und = lambda n: {"metadata": disk(n), "data": disk(n) if shared else
+                     {"/sys/y/slaves/vdd/stat": {"flushes": 0}}}
+    before = Snap({"writes": 0, "write_sectors": 0}, 10, 100, under=und(base))
+    after = Snap({"writes": 3 * commits, "write_sectors": 24 * commits}, 14, 100,
+                 under=und(base + per * commits))
+    m = kc.device_metrics(None, before, after, ios=64, block=65536)
+    if m.get("commits") != commits or m.get("meta_disk_flushes") != per * commits:
+        bad.append(f"LVM (shared disk {shared}): {per * commits} disk flushes: commits "
+                   f"{m.get('commits')}, want {commits}")
+    elif m.get("meta_written_per_commit") != 4096 * 3:
+        bad.append(f"LVM: meta_written_per_commit {m.get('meta_written_per_commit')}")
+# the time fields (ms) of both devices: a step's busy, read, write, flush and queue time
+t = {k: r.randint(0, 5000) for k in ("io_ticks", "read_ticks", "write_ticks", "flush_ticks",
+                                     "time_in_queue")}
+before = Snap({}, 10, 100)
+after = Snap(t, 10, 100, data={k: v + 1 for k, v in t.items()})
+m = kc.device_metrics(None, before, after, ios=64, block=65536)
+for k, name in (("io_ticks", "busy_ms"), ("read_ticks", "read_ms"), ("write_ticks", "write_ms"),
+                ("flush_ticks", "flush_ms"), ("time_in_queue", "queue_ms")):
+    if m.get(f"meta_{name}") != t[k] or m.get(f"data_{name}") != t[k] + 1:
+        bad.append(f"{k}: meta_{name} {m.get(f'meta_{name}')} (want {t[k]}), "
+                   f"data_{name} {m.get(f'data_{name}')} (want {t[k] + 1})")
 print("\n".join("FAIL: " + b for b in bad) or "PASS")
 sys.exit(1 if bad else 0)
 PY
