@@ -29,6 +29,17 @@ KERNEL_CSV_COLUMNS = [
     "kernel_data_read_per_io", "thinp_data_read_per_io",
     "kernel_data_written_per_io", "thinp_data_written_per_io",
     "kernel_meta_written_per_io", "thinp_meta_written_per_io", "accel",
+    # issue 11's fidelity figures (kernel_fidelity.py): class ÷ overwrite per repetition,
+    # median and range; per IO µs of the devices' busy time and the rest; bytes per commit
+    "reps", "kernel_ratio_overwrite_min", "kernel_ratio_overwrite_max",
+    "thinp_ratio_overwrite_min", "thinp_ratio_overwrite_max",
+    "thinp_vs_kernel_overwrite", "thinp_vs_kernel_overwrite_min",
+    "thinp_vs_kernel_overwrite_max", "within_25pct",
+    "kernel_total_us_per_io", "kernel_data_busy_us_per_io", "kernel_meta_busy_us_per_io",
+    "kernel_rest_us_per_io", "thinp_total_us_per_io", "thinp_data_busy_us_per_io",
+    "thinp_meta_busy_us_per_io", "thinp_rest_us_per_io",
+    "kernel_meta_per_commit", "thinp_meta_per_commit", "thinp_vs_kernel_per_commit",
+    "within_10pct",
 ]
 KERNEL_HINT = ("a run dir with kernel rows is expected (`make vm-bench` writes one under "
                "results/; `scenarios/run --backend libthinp,kernel` makes one natively)")
@@ -172,13 +183,60 @@ def write_kernel_csv(run):
         w = csv.DictWriter(f, fieldnames=KERNEL_CSV_COLUMNS, extrasaction="ignore",
                            lineterminator="\n")
         w.writeheader()
+        fid = fidelity_columns(run.kernel)
         for p in run.kernel["pairs"]:
             out = dict(p, accel=run.kernel["accel"] or "",
-                       params=";".join(f"{a}={b}" for a, b in p["params"].items()))
+                       params=";".join(f"{a}={b}" for a, b in p["params"].items()),
+                       **fid.get((p["kernel_case"], p["step"]), {}))
             w.writerow({c: ("" if out.get(c) is None else
                             f"{out[c]:.6g}" if isinstance(out[c], float) else out[c])
                         for c in KERNEL_CSV_COLUMNS})
     return path
+
+
+def fidelity_columns(k):
+    """{(kernel case, step): kernel.csv's fidelity columns} (kernel_fidelity's figures)."""
+    from . import kernel_fidelity as kf
+    out = {}
+    col = lambda p: out.setdefault((p["kernel_case"], p["step"]), {})
+    for r in kf.fidelity_rows(k):
+        c = col(r["pair"])
+        c["reps"] = r["reps"]
+        for name, key in (("kernel", "kernel_ratio_overwrite"), ("thinp", "thinp_ratio_overwrite"),
+                          ("quotient", "thinp_vs_kernel_overwrite")):
+            m, lo, hi = r[name]
+            if name == "quotient":
+                c[key] = m
+            c[key + "_min"], c[key + "_max"] = lo, hi
+        c["within_25pct"] = "" if r["within"] is None else ("yes" if r["within"] else "no")
+    for p, a, b in kf.time_rows(k):
+        for side, t in (("kernel", a), ("thinp", b)):
+            for key in ("total", "data", "meta", "rest"):
+                name = {"data": "data_busy", "meta": "meta_busy"}.get(key, key)
+                col(p)[f"{side}_{name}_us_per_io"] = t[key]
+    for p, a, b, q, ok in kf.commit_rows(k):
+        col(p).update(kernel_meta_per_commit=a, thinp_meta_per_commit=b,
+                      thinp_vs_kernel_per_commit=q,
+                      within_10pct="" if ok is None else ("yes" if ok else "no"))
+    return out
+
+
+def fill_summary(run):
+    """summary.csv's kernel_us and ratio_kernel on libthinp's rows (class all) whose kernel
+    twin is in the same run: ratio_kernel, libthinp's cost ÷ the twin's in the same
+    repetition (median), wherever the two ran in one machine (natively or in one VM boot);
+    kernel_us, the twin's median µs, only where the kernel ran natively (emulated µs mean
+    nothing beside a host's). A merged VM run's twins ran elsewhere: neither."""
+    k = run.kernel
+    if not k or k["run"] is not run:
+        return
+    for p in k["pairs"]:
+        r = run.row(p["thinp_case"], p["step"]) if p["thinp_case"] else None
+        if not r:
+            continue
+        pr = run.pair_ratio(p["thinp_case"], p["kernel_case"], p["step"])
+        r["ratio_kernel"] = pr[0] if pr else None
+        r["kernel_us"] = None if emulated(k) else p["kernel_us"]
 
 
 def kernel_of(run):

@@ -7,7 +7,7 @@ import json
 import os
 import statistics
 
-from .kernel_results import KernelDataError, kernel_of
+from .kernel_results import KernelDataError, fill_summary, kernel_of
 from .units import SIZE_KEYS, human
 
 # summary.csv's layout version, in its last column "schema" (readers such as ci/gate check it;
@@ -47,6 +47,7 @@ class Run:
             self.kernel = kernel_of(self)
         except KernelDataError as e:
             self.kernel_error = str(e)
+        fill_summary(self)
 
     # -- per repetition ----------------------------------------------------------------------
     def rep_values(self, cid, step, cls, key):

@@ -76,6 +76,9 @@ import csv, json, math, os, re, statistics, sys
 out, src, emu = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 cases = json.load(open(os.path.join(src, "cases.json")))["cases"]
 bad = []
+# (a run whose steps carry the devices' time fields must show them)
+want_time = any("data_busy_ms" in st.get("all", {}) for c in cases.values() if c["backend"] == "kernel"
+                for r in c["reps"] for st in r.get("steps", {}).values())
 
 def reps(cid, step, key):
     return {r["rep"]: r["steps"][step]["all"][key] for r in cases.get(cid, {}).get("reps", [])
@@ -207,6 +210,122 @@ for side, name in (("kernel", "kernel dm-thin"), ("thinp", "libthinp")):
             f"loop-lvm ÷ direct-lvm geometric mean {g:.2f}× (from {min(rs):.2f}× to {max(rs):.2f}×).")
     if line not in sec:
         bad.append(f"report claim: want {line!r}")
+# issue 11's fidelity: class ÷ overwrite per repetition (provision and CoW at 4/64 KiB)
+def fx(xs):
+    if not xs:
+        return "—"
+    m, lo, hi = statistics.median(xs), min(xs), max(xs)
+    return f"{m:.2f}×" + ("" if lo == hi else f" [{lo:.2f}–{hi:.2f}]")
+
+def rep_ratio(cid, oid, step):
+    a, b = reps(cid, step, "cost_us"), reps(oid, "steady", "cost_us")
+    return {r: a[r] / b[r] for r in a if b.get(r)}
+
+setup = {"loop": "loop-lvm", "direct": "direct-lvm"}
+fid = {}
+for w in want:
+    c = cases[w["kernel_case"]]
+    if c["scenario"] not in ("alloc", "cow") or c["params"].get("bs") not in (4096, 65536):
+        continue
+    bs = hum(c["params"]["bs"])
+    kr = rep_ratio(w["kernel_case"], f"overwrite.bs={bs}.kernel.{w['mode']}", w["step"])
+    tr = rep_ratio(w["thinp_case"], f"overwrite.bs={bs}.thinp.{w['mode']}", w["step"])
+    q = [tr[r] / kr[r] for r in kr if r in tr]
+    ok = None if not q else 0.75 <= statistics.median(q) <= 1.25
+    fid.setdefault(w["mode"], []).append(ok)
+    short = w["kernel_case"].replace(f".kernel.{w['mode']}", "")
+    line = (f"| {setup[w['mode']]} | `{short}` | {w['step']} | {fx(list(kr.values()))} | "
+            f"{fx(list(tr.values()))} | {fx(q)} | "
+            f"{'—' if ok is None else 'yes' if ok else '**no**'} |")
+    if line not in sec:
+        bad.append(f"report fidelity row: want {line!r}")
+    r = rows.get((w["kernel_case"], w["step"]), {})
+    if q and (r.get("within_25pct") != ("yes" if ok else "no") or
+              not math.isclose(float(r.get("thinp_vs_kernel_overwrite") or "nan"),
+                               statistics.median(q), rel_tol=1e-5)):
+        bad.append(f"kernel.csv fidelity {short} {w['step']}: {r.get('thinp_vs_kernel_overwrite')} "
+                   f"{r.get('within_25pct')}, want {statistics.median(q):.6g}")
+judged = [x for m in ("loop", "direct") for x in fid.get(m, []) if x is not None]
+line = (f"**{sum(judged)} of {len(judged)} provision/CoW steps within ±25% of the kernel's "
+        "class ÷ overwrite ratio** (" + ", ".join(
+            f"{setup[m]} {sum(x for x in fid[m] if x is not None)} of "
+            f"{sum(x is not None for x in fid[m])}" for m in ("loop", "direct")
+            if any(x is not None for x in fid.get(m, []))) + ").")
+if not judged or line not in sec:
+    bad.append(f"report: no fidelity count line {line!r}")
+
+# metadata bytes per commit, both sides, within ±10%
+cm = {}
+for w in want:
+    pc = {}
+    for side in ("kernel", "thinp"):
+        mw, nc = reps(w[f"{side}_case"], w["step"], "meta_written"), reps(w[f"{side}_case"], w["step"], "commits")
+        xs = [mw[r] / nc[r] for r in mw if nc.get(r)]
+        pc[side] = statistics.median(xs) if xs else None
+    a, b = pc["kernel"], pc["thinp"]
+    q = b / a if a and b is not None else None
+    ok = None if q is None else 0.9 <= q <= 1.1
+    if ok is not None:
+        cm.setdefault(w["mode"], []).append(ok)
+    short = w["kernel_case"].replace(f".kernel.{w['mode']}", "")
+    f0 = lambda x: "—" if x is None else f"{x:.0f}"
+    line = (f"| `{short}` | {w['step']} | {f0(a)} | {f0(b)} | {'—' if q is None else f'{q:.2f}×'} | "
+            f"{'—' if ok is None else 'yes' if ok else '**no**'} |")
+    if line not in sec:
+        bad.append(f"report commit row: want {line!r}")
+nj = sum(len(v) for v in cm.values())
+line = f"**Within ±10% in {sum(sum(v) for v in cm.values())} of {nj} steps** ("
+if nj and line not in sec:
+    bad.append(f"report: no per-commit count {line!r}")
+
+# where the time goes: per IO µs, median over repetitions, kernel / libthinp
+def split(cid, step):
+    ios, cost = reps(cid, step, "ios"), reps(cid, step, "cost_us")
+    db, mb = reps(cid, step, "data_busy_ms"), reps(cid, step, "meta_busy_ms")
+    rr = [r for r in cost if ios.get(r) and r in db and r in mb]
+    if not rr:
+        return None
+    t = [cost[r] for r in rr]
+    d = [db[r] * 1e3 / ios[r] for r in rr]
+    m = [mb[r] * 1e3 / ios[r] for r in rr]
+    rest = [a - b - c for a, b, c in zip(t, d, m)]
+    return [statistics.median(x) for x in (t, d, m, rest)]
+
+def u(x):
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}"
+nt = 0
+for w in want:
+    a, b = split(w["kernel_case"], w["step"]), split(w["thinp_case"], w["step"])
+    if not a or not b:
+        continue
+    nt += 1
+    short = w["kernel_case"].replace(f".kernel.{w['mode']}", "")
+    cells = [f"`{short}`", w["step"], f"{u(a[0])} / {u(b[0])}"]
+    for i in (1, 2, 3):
+        cells.append(f"{u(a[i])}" + (f" ({a[i] / a[0]:.0%})" if a[0] else "") + " / " +
+                     f"{u(b[i])}" + (f" ({b[i] / b[0]:.0%})" if b[0] else ""))
+    line = "| " + " | ".join(cells) + " |"
+    if line not in sec:
+        bad.append(f"report time row: want {line!r}")
+if want_time and not nt:
+    bad.append("report: no step with the devices' time fields on both sides")
+
+# summary.csv: libthinp's rows carry ratio_kernel (libthinp ÷ its twin, per repetition, median)
+# when the twins are the run's own; kernel_us only natively
+if os.path.realpath(out) == os.path.realpath(src):
+    srows = {(r["case"], r["step"]): r for r in csv.DictReader(open(os.path.join(out, "summary.csv")))
+             if r["class"] == "all"}
+    for w in want:
+        r = srows.get((w["thinp_case"], w["step"]))
+        x, y = reps(w["thinp_case"], w["step"], "cost_us"), reps(w["kernel_case"], w["step"], "cost_us")
+        rs = [x[k] / y[k] for k in x if y.get(k)]
+        if not r or not rs:
+            continue
+        if r["ratio_kernel"] == "" or not math.isclose(float(r["ratio_kernel"]), statistics.median(rs), rel_tol=1e-5):
+            bad.append(f"summary.csv {w['thinp_case']} {w['step']} ratio_kernel {r['ratio_kernel']!r}, "
+                       f"want {statistics.median(rs):.6g}")
+        if emu != (r["kernel_us"] == ""):
+            bad.append(f"summary.csv {w['thinp_case']} kernel_us {r['kernel_us']!r} (emulated {emu})")
 print("FAIL:\n  " + "\n  ".join(bad[:30]) if bad else
       f"  ok: {len(want)} kernel steps ({agree} of {n} with the same data-device bytes per IO) "
       "in kernel.csv and the report as computed from cases.json")
