@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Build (or check up to date) the thinbench VM: Debian's kernel (vmlinux extracted from
 # linux-image-amd64, booted via PVH) and a base initramfs holding busybox, bash, kmod,
-# dmsetup, lvm2, thin-provisioning-tools, fio, util-linux and e2fsprogs with their
-# library closure and the dm-thin / virtio / 9p / ext4 modules, and python3 with the part of
-# its standard library scenarios/run needs (make vm-bench). Debian packages only.
+# dmsetup, lvm2 (with dmeventd and its thin plugin), thin-provisioning-tools, fio, util-linux
+# and e2fsprogs with their library closure and the dm-thin / virtio / 9p / ext4 modules, and
+# python3 with the part of its standard library scenarios/run needs (make vm-bench). Debian
+# packages only.
 # thinbench's own binaries are not in the base image: ci/vm/run.sh appends them, fresh
 # from the repo, as a second cpio archive at every boot.
 #
@@ -32,14 +33,17 @@ for a in "$@"; do
 done
 
 # Host packages: the tools copied into the image, qemu to boot it, and the build tools.
-PACKAGES=(qemu-system-x86 busybox-static lvm2 dmsetup thin-provisioning-tools fio kmod cpio
-	e2fsprogs util-linux coreutils bash xz-utils xfsprogs python3)
+PACKAGES=(qemu-system-x86 busybox-static lvm2 dmsetup dmeventd thin-provisioning-tools fio kmod
+	cpio e2fsprogs util-linux coreutils bash xz-utils xfsprogs python3)
 # Kernel modules the guest loads (dependencies are resolved with modprobe --show-depends).
 MODULES=(virtio_pci virtio_blk virtio_rng 9pnet_virtio 9p loop dm-mod dm-thin-pool
 	dm-snapshot dm-zero dm-flakey crc32c_intel crc32c_generic libcrc32c ext4 xfs)
 # Tools in the image (host paths are looked up with command -v).
 TOOLS=(bash kmod dmsetup lvm losetup blkdiscard blockdev lsblk mke2fs pdata_tools fio dd
-	fallocate sha256sum cmp truncate stat mkfs.xfs python3 blkid)
+	fallocate sha256sum cmp truncate stat mkfs.xfs python3 blkid dmeventd)
+# dmeventd's thin plugin (dlopened by name, so no ldd finds it): it polls a monitored LVM thin
+# pool and runs lvextend --use-policies in-process through liblvm2cmd (the autoextend profile)
+DM_PLUGINS=(libdevmapper-event-lvm2thin.so)
 # The standard library's parts a guest without a terminal, network or GUI never imports
 # (tests, IDEs, Tk, the build config, bytecode caches), left out of the image (about 40 of
 # its 54 MB); what scenarios/run imports stays.
@@ -96,13 +100,18 @@ for t in "${TOOLS[@]}"; do
 	p=$(PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH command -v "$t") || vm_die "'$t' not found on the host"
 	tool_paths+=("$p")
 done
+plugin_paths=()
+for p in "${DM_PLUGINS[@]}"; do
+	f=$(dpkg -L dmeventd | grep -v /device-mapper/ | grep -m1 "/$p\$") || vm_die "dmeventd ships no $p (dpkg -L dmeventd)"
+	plugin_paths+=("$f")
+done
 bb=$(command -v busybox)
 key=$({
 	echo "kernel $kpkg $kver_deb"
 	echo "modules ${MODULES[*]}"
 	dpkg-query -W "${PACKAGES[@]}" libc6 libdevmapper1.02.1 2>/dev/null
 	sha256sum "$here/build.sh" "$here/lib.sh" "$here/init" "$here/guest-run" | awk '{print $1}'
-	sha256sum "${tool_paths[@]}" "$bb" | awk '{print $1}'
+	sha256sum "${tool_paths[@]}" "$bb" "${plugin_paths[@]}" | awk '{print $1}'
 } | sha256sum | cut -d' ' -f1)
 if [ "$force" = 0 ] && [ -f "$VM_CACHE/stamp" ] && [ "$(cat "$VM_CACHE/stamp")" = "$key" ] &&
 	[ -f "$VM_CACHE/vmlinux" ] && [ -f "$VM_CACHE/base.cpio" ]; then
@@ -183,7 +192,7 @@ depmod -b "$root" "$kver"
 printf '%s\n' "${MODULES[@]}" >"$root/etc/thinbench/modules"
 
 vm_log "copying tools and their libraries"
-vm_add_closure "$root" "${tool_paths[@]}"
+vm_add_closure "$root" "${tool_paths[@]}" "${plugin_paths[@]}"
 cp "$bb" "$root/usr/bin/busybox"
 # python3's standard library (the interpreter itself came with TOOLS)
 pyver=$(readlink -f "$(PATH=/usr/bin:$PATH command -v python3)")
