@@ -8,7 +8,7 @@ docs/kernel-backend.md."""
 import os
 import time
 
-from . import fiorun
+from . import fiorun, kernel_autoextend
 from .case import Case
 from .kernel_counters import Snapshot, device_metrics
 from .kernel_lvm import LvmPool
@@ -62,7 +62,8 @@ def matrix_for(backends):
     """The cases of a run on BACKENDS (a subset of BACKENDS): libthinp's matrix as it was, the
     kernel twins, and for a kernel-only run the kernel cases' own baselines."""
     lib = build_matrix()
-    kern = kernel_cases(lib)
+    # (the autoextend case is the kernel's own: LVM's policy on its direct-lvm pool)
+    kern = kernel_cases(lib) + [kernel_autoextend.case()]
     if "libthinp" in backends:
         return lib + (kern if BACKEND in backends else [])
     by_id = {c.cid: c for c in lib}
@@ -95,8 +96,9 @@ def unmeasured(ctx, step, jobfile, section, envv, dev):
     fiorun.fio_step(ctx, step, jobfile, section, fio_opts(dev), envv)
 
 
-def with_pool(ctx, fn, block=64 * KiB, zero=False):
-    pool = (LvmPool if ctx.case.mode == "direct" else KernelPool)(ctx, block, zero)
+def with_pool(ctx, fn, block=64 * KiB, zero=False, pool_class=None):
+    cls = pool_class or (LvmPool if ctx.case.mode == "direct" else KernelPool)
+    pool = cls(ctx, block, zero)
     try:
         return fn(pool)
     finally:
