@@ -341,7 +341,8 @@ deps:
 # kernel against the real dm-thin), Docker's driver on it (tests/vm/docker_kernel.sh:
 # tests/cli/docker_driver.sh with BACKEND=kernel, about 3 min under TCG) and the passdown
 # power-cut check, and scenarios/run --backend kernel's set-up and cleanup (tests/vm/
-# kernel_runner.sh: interrupted runs leave nothing), and libthinp's metadata bytes per commit
+# kernel_runner.sh: interrupted runs leave nothing), LVM's autoextend on its direct-lvm pool
+# (tests/vm/kernel_autoextend.sh), and libthinp's metadata bytes per commit
 # against the kernel's (tests/vm/meta_commit.sh, the engine's cases); all always run.
 VM_SCALE ?= ci
 .PHONY: vm-image vm-test
@@ -369,6 +370,7 @@ vm-test: cli engine $(BUILDDIR)/tests/tools/replay
 		bash tests/vm/docker_kernel.sh || rc=1; \
 	VM_PC_OUT=$(abspath $(BUILDDIR))/vm/passdown_crash bash tests/vm/passdown_crash.sh || rc=1; \
 	VM_KR_OUT=$(abspath $(BUILDDIR))/vm/kernel_runner bash tests/vm/kernel_runner.sh || rc=1; \
+	VM_AE_OUT=$(abspath $(BUILDDIR))/vm/kernel_autoextend bash tests/vm/kernel_autoextend.sh || rc=1; \
 	THINP=$(abspath $(THINP_BIN)) THINP_IOENGINE=$(abspath $(ENGINE_SO)) \
 		VM_MC_OUT=$(abspath $(BUILDDIR))/vm/meta_commit bash tests/vm/meta_commit.sh || rc=1; \
 	exit $$rc
