@@ -105,7 +105,9 @@ def device_metrics(pool, before, after, ios, block):
         mu = set(before.under["metadata"])
         disk_fl = sum(after.under["metadata"][p]["flushes"] - before.under["metadata"][p]["flushes"]
                       for p in mu)
-        shared = bool(mu & set(before.under.get("data", {})))
+        # (the same disk under both LVs: .../<tmeta>/slaves/vdc and .../<tdata>/slaves/vdc)
+        disk = lambda paths: {os.path.basename(os.path.dirname(p)) for p in paths}
+        shared = bool(disk(mu) & disk(before.under.get("data", {})))
         out["meta_disk_flushes"] = disk_fl
         out["commits"] = disk_fl // (3 if shared else 2)
         out["commits_from"] = ("flushes of the disk under tmeta and tdata / 3" if shared else

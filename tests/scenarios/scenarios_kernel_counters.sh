@@ -54,10 +54,11 @@ if "commits" in m or "meta_written_per_commit" in m:
 for shared in (True, False):
     commits, base = r.randint(1, 40), r.randint(0, 1000)
     per = 3 if shared else 2
-    disk = lambda n: {"/sys/x/slaves/vdc/stat": dict({k: 0 for k in kc.STAT_FIELDS.values()},
-                                                     flushes=n)}
-    und = lambda n: {"metadata": disk(n), "data": disk(n) if shared else
-                     {"/sys/y/slaves/vdd/stat": {"flushes": 0}}}
+    # (each LV's own /sys dir: the same disk shows under both as .../slaves/vdc)
+    disk = lambda lv, n: {f"/sys/dev/block/254:{lv}/slaves/vdc/stat":
+                          dict({k: 0 for k in kc.STAT_FIELDS.values()}, flushes=n)}
+    und = lambda n: {"metadata": disk(1, n), "data": disk(0, n) if shared else
+                     {"/sys/dev/block/254:0/slaves/vdd/stat": {"flushes": 0}}}
     before = Snap({"writes": 0, "write_sectors": 0}, 10, 100, under=und(base))
     after = Snap({"writes": 3 * commits, "write_sectors": 24 * commits}, 14, 100,
                  under=und(base + per * commits))
