@@ -114,8 +114,8 @@ class LvmPool(KernelPool):
         REGISTRY.add("pv", disk)
         sh(["vgcreate", "-q", vg, disk], ctx, what="vgcreate")
         REGISTRY.add("vg", vg)
-        sh(["lvcreate", "-q", "--wipesignatures", "y", "-n", "thinpool", vg, "-l", f"{self.DATA_PCT}%VG"],
-           ctx,
+        sh(["lvcreate", "-q", "--wipesignatures", "y", "-n", "thinpool", vg, "-l",
+            f"{self.DATA_PCT}%VG"], ctx,
            what="lvcreate thinpool")
         sh(["lvcreate", "-q", "--wipesignatures", "y", "-n", "thinpoolmeta", vg, "-l", "1%VG"],
            ctx, what="lvcreate thinpoolmeta")

@@ -42,8 +42,8 @@ left_behind() { # what a run left (empty when nothing)
 	done
 	prof=$(ls /etc/lvm/profile/ 2>&1)
 	[ -z "$dm$lo$lv$vg$pv$lab$dmev$prof" ] ||
-		printf 'dmsetup ls: %s\nlosetup -a: %s\nlvs: %s\nvgs: %s\npvs: %s\nblkid: %s\ndmeventd: %s\nprofiles: %s\n' \
-			"$dm" "$lo" "$lv" "$vg" "$pv" "$lab" "$dmev" "$prof"
+		printf '%s\n' "dmsetup ls: $dm" "losetup -a: $lo" "lvs: $lv" "vgs: $vg" "pvs: $pv" \
+			"blkid: $lab" "dmeventd: $dmev" "profiles: $prof"
 }
 
 check_rows() { # CASES.JSON HOW: the case's rows, grown by HOW

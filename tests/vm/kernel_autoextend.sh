@@ -17,7 +17,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 res=${VM_AE_OUT:-$repo/build/vm/kernel_autoextend}
 seed=${THINP_SEED:-$(date +%s)}
-echo "kernel_autoextend: THINP_SEED=$seed (rerun: THINP_SEED=$seed bash tests/vm/kernel_autoextend.sh)"
+echo "kernel_autoextend: THINP_SEED=$seed" \
+	"(rerun: THINP_SEED=$seed bash tests/vm/kernel_autoextend.sh)"
 step=$(python3 -c "import random; print(random.Random($seed).randint(1, 7))")
 echo "kernel_autoextend: interrupting at set-up step $step (of 7)"
 
