@@ -119,7 +119,8 @@ def time_split(run, cid, step):
     t = {"total": [cost[r] for r in reps], "data": [db[r] * 1e3 / ios[r] for r in reps],
          "meta": [mb[r] * 1e3 / ios[r] for r in reps]}
     t["rest"] = [a - b - c for a, b, c in zip(t["total"], t["data"], t["meta"])]
-    out = {k: statistics.median(x) for k, x in t.items()}
+    t["window"] = [win[r] * 1e3 / ios[r] for r in reps if win.get(r)]
+    out = {k: (statistics.median(x) if x else None) for k, x in t.items()}
     busy = [max(db[r], mb[r]) / win[r] for r in reps if win.get(r)]
     io = [cost[r] * ios[r] / 1e3 / win[r] for r in reps if win.get(r)]
     out["busy_of_window"] = max(busy) if busy else None
@@ -151,7 +152,7 @@ def pct(part, total):
 
 def time_table(rows, setup):
     L = ["| case | step | total µs/IO, kernel / libthinp | data busy | metadata busy | "
-         "rest (CPU) |", "|---|---|---:|---:|---:|---:|"]
+         "rest (CPU) | counted window |", "|---|---|---:|---:|---:|---:|---:|"]
     for p, a, b in rows:
         if p["setup"] != setup:
             continue
@@ -159,6 +160,7 @@ def time_table(rows, setup):
         for key in ("data", "meta", "rest"):
             cells.append(f"{us(a[key])}{pct(a[key], a['total'])} / "
                          f"{us(b[key])}{pct(b[key], b['total'])}")
+        cells.append(f"{us(a['window'])} / {us(b['window'])}")
         L.append("| " + " | ".join(cells) + " |")
     return L
 

@@ -183,10 +183,12 @@ def time_section(k):
          "busy (`/sys/block` io_ticks over the counted window ÷ the step's IOs: loop-lvm's "
          "loop devices on both backends; direct-lvm's `_tdata`/`_tmeta` LVs for the kernel, "
          "the raw disks for libthinp); the rest, total − both, is CPU: mapping lookups, "
-         "locks, copies, and here the emulation. The window holds a little more than the "
-         "IOs (the kernel's: the status commit after the step; libthinp's: the pool's open "
-         "and closing commit), so a device's busy time can exceed its share of the IOs' "
-         "latency, and the rest can go below 0. " +
+         "locks, copies, and here the emulation; the counted window ÷ the IOs last. The "
+         "devices' counters cover that window, which holds more than the IOs (the kernel's: "
+         "the `sync` and status commit around the step; libthinp's loop-lvm: the engine's "
+         "job from the pool's open to its end; libthinp's direct-lvm: the whole fio process, "
+         "its pool open, prefill and closing commit too), so a busy time can exceed the "
+         "IOs' latency — device work off the IOs' path — and the rest then goes below 0. " +
          (f"Checked: no device was busy longer than its window (at most {busy:.0%} of it), "
           if busy is not None and busy <= 1.0 else
           f"**A device was busy {busy:.0%} of its window: a counter is wrong**, "

@@ -289,7 +289,9 @@ def split(cid, step):
     d = [db[r] * 1e3 / ios[r] for r in rr]
     m = [mb[r] * 1e3 / ios[r] for r in rr]
     rest = [a - b - c for a, b, c in zip(t, d, m)]
-    return [statistics.median(x) for x in (t, d, m, rest)]
+    win = reps(cid, step, "window_ms")
+    w = [win[r] * 1e3 / ios[r] for r in rr]
+    return [statistics.median(x) for x in (t, d, m, rest, w)]
 
 def u(x):
     return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}"
@@ -304,6 +306,7 @@ for w in want:
     for i in (1, 2, 3):
         cells.append(f"{u(a[i])}" + (f" ({a[i] / a[0]:.0%})" if a[0] else "") + " / " +
                      f"{u(b[i])}" + (f" ({b[i] / b[0]:.0%})" if b[0] else ""))
+    cells.append(f"{u(a[4])} / {u(b[4])}")
     line = "| " + " | ".join(cells) + " |"
     if line not in sec:
         bad.append(f"report time row: want {line!r}")
