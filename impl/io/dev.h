@@ -28,7 +28,8 @@ struct tp_io_counters {
 
 struct tp_dev;
 
-/* Counter shards per device (threads are spread over them round robin). */
+/* Counter shards per device that a thread owns while it lives (tp_thread_shard()); one more,
+ * the last, is shared by the threads beyond that many. */
 #define TP_CTR_SHARDS 4
 
 /* Most buffers one tp_dev_pwritev takes (IOV_MAX is 1024 on Linux). */
@@ -76,14 +77,30 @@ struct tp_dev {
 	unsigned caps;                 /* tp_dev_caps */
 	char name[256];
 	struct tp_flusher *flusher;    /* dev_flusher.c's thread, once a flush was started */
-	/* IO counters, one shard per group of threads, each on cache lines of its own (the
-	 * padding): two pool threads doing IO at once do not write the same line, nor the
-	 * line of SIZE that every IO reads. Read them with tp_dev_ctr(). */
+	/* IO counters, one shard per thread that owns one (tp_thread_shard()) and a shared one
+	 * last, each on cache lines of its own (the padding): two pool threads doing IO at once
+	 * do not write the same line, nor the line of SIZE that every IO reads, and a thread
+	 * adds to its own shard with a plain load and store, no locked instruction. Read them
+	 * with tp_dev_ctr(). */
 	struct tp_ctr_shard {
 		struct tp_io_counters c;
 		char pad[128 - sizeof(struct tp_io_counters) % 64];
-	} ctr_shard[TP_CTR_SHARDS];
+	} ctr_shard[TP_CTR_SHARDS + 1];
 };
+
+/* The calling thread's shard: 0..TP_CTR_SHARDS-1, which no other live thread of the process
+ * uses (claimed at the thread's first call; a shard whose owner has exited is taken over),
+ * or TP_CTR_SHARDS, shared by every thread that found none free. Callers keep per-thread
+ * state of their own in arrays of TP_CTR_SHARDS + 1 and, in an owned entry, add without
+ * atomic read-modify-writes (tp_own_add). */
+unsigned tp_thread_shard(void);
+
+/* *F += V in a shard only the calling thread writes: relaxed atomic load and store (plain
+ * moves), so readers summing the shards see whole values and the writer pays no lock. */
+static inline void tp_own_add(uint64_t *f, uint64_t v)
+{
+	__atomic_store_n(f, __atomic_load_n(f, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+}
 
 /* The counters: the sum of the shards (each a relaxed atomic load; a count taken while IO
  * runs may be mid-update between shards, as any snapshot of running counters is). */

@@ -186,16 +186,6 @@ int tp_fd_pwritev_full(int fd, const struct iovec *iov, int cnt, uint64_t off, b
 	return r;
 }
 
-/* Threads take shards round robin, once each. */
-unsigned tp_ctr_shard_of_thread(void)
-{
-	static unsigned next;
-	static _Thread_local unsigned mine = ~0u;
-	if (mine == ~0u)
-		mine = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED) % TP_CTR_SHARDS;
-	return mine;
-}
-
 #define CTR_FIELDS(X)                                                                            \
 	X(reads) X(writes) X(bytes_read) X(bytes_written) X(flushes) X(zero_ops) X(bytes_zeroed) \
 	X(discards) X(bytes_discarded)
@@ -203,7 +193,7 @@ unsigned tp_ctr_shard_of_thread(void)
 struct tp_io_counters tp_dev_ctr(const struct tp_dev *d)
 {
 	struct tp_io_counters sum = {0};
-	for (unsigned i = 0; i < TP_CTR_SHARDS; i++) {
+	for (unsigned i = 0; i <= TP_CTR_SHARDS; i++) {
 		const struct tp_io_counters *c = &d->ctr_shard[i].c;
 #define ADD(f) sum.f += __atomic_load_n(&c->f, __ATOMIC_RELAXED);
 		CTR_FIELDS(ADD)
@@ -215,7 +205,7 @@ struct tp_io_counters tp_dev_ctr(const struct tp_dev *d)
 void tp_dev_ctr_bytes(const struct tp_dev *d, uint64_t *read, uint64_t *written)
 {
 	uint64_t r = 0, w = 0;
-	for (unsigned i = 0; i < TP_CTR_SHARDS; i++) {
+	for (unsigned i = 0; i <= TP_CTR_SHARDS; i++) {
 		r += __atomic_load_n(&d->ctr_shard[i].c.bytes_read, __ATOMIC_RELAXED);
 		w += __atomic_load_n(&d->ctr_shard[i].c.bytes_written, __ATOMIC_RELAXED);
 	}
@@ -225,7 +215,7 @@ void tp_dev_ctr_bytes(const struct tp_dev *d, uint64_t *read, uint64_t *written)
 
 void tp_dev_ctr_reset(struct tp_dev *d)
 {
-	for (unsigned i = 0; i < TP_CTR_SHARDS; i++)
+	for (unsigned i = 0; i <= TP_CTR_SHARDS; i++)
 		memset(&d->ctr_shard[i].c, 0, sizeof(d->ctr_shard[i].c));
 }
 

@@ -47,11 +47,18 @@ static inline int tp_dev_check_range(const struct tp_dev *d, uint64_t off, uint6
 
 /* Counters count completed operations only: a failed op moved no bytes, and
  * amplification figures are computed from these. Several pool threads share a device: each
- * thread adds to its own shard (relaxed atomics still, as threads share a shard when there
- * are more threads than shards). */
-unsigned tp_ctr_shard_of_thread(void);
-#define TP_CTR_ADD(d, field, v)                                                                   \
-	__atomic_fetch_add(&(d)->ctr_shard[tp_ctr_shard_of_thread()].c.field, (v), __ATOMIC_RELAXED)
+ * thread adds to the shard it owns without a locked instruction (one right after a 4 KiB copy
+ * waits for the copy's stores to drain), or atomically to the shared last shard. */
+static inline void tp_ctr_add(struct tp_dev *d, size_t field_off, uint64_t v)
+{
+	unsigned s = tp_thread_shard();
+	uint64_t *f = (uint64_t *)((char *)&d->ctr_shard[s].c + field_off);
+	if (s < TP_CTR_SHARDS)
+		tp_own_add(f, v);
+	else
+		__atomic_fetch_add(f, v, __ATOMIC_RELAXED);
+}
+#define TP_CTR_ADD(d, field, v) tp_ctr_add((d), offsetof(struct tp_io_counters, field), (v))
 static inline void tp_ctr_read(struct tp_dev *d, uint64_t len)
 {
 	TP_CTR_ADD(d, reads, 1);

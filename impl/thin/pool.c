@@ -206,16 +206,6 @@ static void *timer_main(void *arg)
 
 /* ---- open / close ---- */
 
-unsigned pool_slot(void)
-{
-	/* round robin over the threads as they first come: two IO threads get two slots */
-	static unsigned next;
-	static _Thread_local unsigned slot; /* 0: none yet */
-	if (!slot)
-		slot = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED) % NR_SLOTS + 1;
-	return slot - 1;
-}
-
 static void close_devs(struct tp_dev *data, struct tp_dev *meta)
 {
 	if (data)
@@ -239,6 +229,7 @@ static int init_pool(struct thinp_pool *p)
 		pthread_mutex_init(&p->slots[i].md, &ma);
 		pthread_mutex_init(&p->slots[i].stats_lock, NULL);
 	}
+	pthread_mutex_init(&p->stats_base_lock, NULL);
 	pthread_mutexattr_destroy(&ma);
 	pthread_cond_init(&p->space_cv, NULL);
 	/* Writers first: a stream of readers must not starve a CoW of its
@@ -277,6 +268,7 @@ static void destroy_pool(struct thinp_pool *p)
 		pthread_mutex_destroy(&p->slots[i].md);
 		pthread_mutex_destroy(&p->slots[i].stats_lock);
 	}
+	pthread_mutex_destroy(&p->stats_base_lock);
 	pthread_cond_destroy(&p->space_cv);
 	pthread_rwlock_destroy(&p->commit_barrier);
 	for (unsigned i = 0; i < NR_CELLS; i++)

@@ -21,8 +21,10 @@
  * for lookups from cached metadata only (tmd_lookup_peek): the fast path of reads and
  * overwrites of provisioned blocks, which takes no barrier and no md_mutex, so two threads
  * overwriting run side by side instead of taking turns on one mutex. A thread keeps its slot
- * (pool_slot()); threads beyond NR_SLOTS share them. The slot's shard of the per-class
- * counters is what record() adds to, so counting needs no lock all threads take either.
+ * (pool_slot(): the device layer's tp_thread_shard(), so no other live thread has it, except
+ * the last slot, which the threads beyond TP_CTR_SHARDS share). The slot's shard of the
+ * per-class counters is what record() adds to: in an owned slot with plain loads and stores
+ * (no lock, no locked instruction), in the shared one under its stats_lock.
  * A commit (pool_commit) releases the slots for its IO alone, keeping md_mutex and the
  * barrier: the fast path goes on during a commit's writes and flushes, nothing else does.
  * md_mutex and the slots spin briefly before they sleep (init_pool): handing the lock over
@@ -47,14 +49,14 @@
                      * keeps the locks one thread holds under ThreadSanitizer's 64 */
 #define MAX_RUN_BYTES (16u << 20) /* and at most this many bytes */
 #define COPY_CHUNK (1u << 20)
-#define NR_SLOTS 4u
+#define NR_SLOTS (TP_CTR_SHARDS + 1u) /* the last shared by threads that own none */
 
 /* A slot of the shared metadata lock and a shard of the per-class counters (pool_slot()). */
 struct pool_slot {
 	pthread_mutex_t md;
-	pthread_mutex_t stats_lock;
+	pthread_mutex_t stats_lock; /* the shared slot's counters only */
 	struct thinp_class_stats stats[THINP_NR_CLASSES];
-	char pad[64]; /* two slots' mutexes never share a cache line */
+	char pad[128]; /* two slots' written words never share a cache line (nor its pair) */
 };
 
 struct thinp_pool {
@@ -92,6 +94,10 @@ struct thinp_pool {
 	size_t nr_changed, cap_changed;
 
 	struct pool_slot slots[NR_SLOTS];
+	/* thinp_pool_stats_reset(): the counters' sums then, which thinp_pool_stats subtracts
+	 * (owned slots are written by their thread alone, so a reset cannot zero them) */
+	pthread_mutex_t stats_base_lock;
+	struct thinp_class_stats stats_base[THINP_NR_CLASSES];
 
 	pthread_mutex_t timer_lock;
 	pthread_cond_t timer_cv;
@@ -158,16 +164,27 @@ static inline void add_cost(struct thinp_class_stats *a, const struct thinp_clas
 	a->meta_bytes_written += b->meta_bytes_written;
 }
 
-/* The calling thread's slot (chosen at its first call, then kept), 0..NR_SLOTS-1. */
-unsigned pool_slot(void);
+/* The calling thread's slot, 0..NR_SLOTS-1: its own below TP_CTR_SHARDS, else the shared last. */
+static inline unsigned pool_slot(void) { return tp_thread_shard(); }
 
 static inline void record(struct thinp_pool *p, enum thinp_class c,
 			  const struct thinp_class_stats *cost)
 {
-	struct pool_slot *s = &p->slots[pool_slot()];
-	pthread_mutex_lock(&s->stats_lock);
-	add_cost(&s->stats[c], cost);
-	pthread_mutex_unlock(&s->stats_lock);
+	unsigned i = pool_slot();
+	struct thinp_class_stats *a = &p->slots[i].stats[c];
+	if (i < TP_CTR_SHARDS) {
+		tp_own_add(&a->ops, cost->ops);
+		tp_own_add(&a->bytes_requested, cost->bytes_requested);
+		tp_own_add(&a->data_bytes_read, cost->data_bytes_read);
+		tp_own_add(&a->data_bytes_written, cost->data_bytes_written);
+		tp_own_add(&a->data_bytes_zeroed, cost->data_bytes_zeroed);
+		tp_own_add(&a->meta_bytes_read, cost->meta_bytes_read);
+		tp_own_add(&a->meta_bytes_written, cost->meta_bytes_written);
+		return;
+	}
+	pthread_mutex_lock(&p->slots[i].stats_lock);
+	add_cost(a, cost);
+	pthread_mutex_unlock(&p->slots[i].stats_lock);
 }
 
 static inline enum thinp_class dearer(enum thinp_class a, enum thinp_class b)

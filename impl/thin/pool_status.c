@@ -20,26 +20,54 @@ const char *thinp_class_name(enum thinp_class c)
 	return (unsigned)c < THINP_NR_CLASSES ? class_names[c] : "unknown";
 }
 
-void thinp_pool_stats(struct thinp_pool *p, struct thinp_class_stats out[THINP_NR_CLASSES])
+/* The counters' sums since the pool opened: owned slots field by field with atomic loads
+ * (their threads add without a lock), the shared slot under its lock. */
+static void stats_sum(struct thinp_pool *p, struct thinp_class_stats out[THINP_NR_CLASSES])
 {
 	memset(out, 0, sizeof(p->slots[0].stats));
 	for (unsigned i = 0; i < NR_SLOTS; i++) {
 		struct pool_slot *s = &p->slots[i];
-		pthread_mutex_lock(&s->stats_lock);
-		for (unsigned c = 0; c < THINP_NR_CLASSES; c++)
-			add_cost(&out[c], &s->stats[c]);
-		pthread_mutex_unlock(&s->stats_lock);
+		if (i == NR_SLOTS - 1)
+			pthread_mutex_lock(&s->stats_lock);
+		for (unsigned c = 0; c < THINP_NR_CLASSES; c++) {
+			const struct thinp_class_stats *a = &s->stats[c];
+			struct thinp_class_stats v = {
+				.ops = __atomic_load_n(&a->ops, __ATOMIC_RELAXED),
+				.bytes_requested = __atomic_load_n(&a->bytes_requested, __ATOMIC_RELAXED),
+				.data_bytes_read = __atomic_load_n(&a->data_bytes_read, __ATOMIC_RELAXED),
+				.data_bytes_written = __atomic_load_n(&a->data_bytes_written, __ATOMIC_RELAXED),
+				.data_bytes_zeroed = __atomic_load_n(&a->data_bytes_zeroed, __ATOMIC_RELAXED),
+				.meta_bytes_read = __atomic_load_n(&a->meta_bytes_read, __ATOMIC_RELAXED),
+				.meta_bytes_written = __atomic_load_n(&a->meta_bytes_written, __ATOMIC_RELAXED)};
+			add_cost(&out[c], &v);
+		}
+		if (i == NR_SLOTS - 1)
+			pthread_mutex_unlock(&s->stats_lock);
 	}
+}
+
+void thinp_pool_stats(struct thinp_pool *p, struct thinp_class_stats out[THINP_NR_CLASSES])
+{
+	pthread_mutex_lock(&p->stats_base_lock);
+	stats_sum(p, out);
+	for (unsigned c = 0; c < THINP_NR_CLASSES; c++) {
+		const struct thinp_class_stats *b = &p->stats_base[c];
+		out[c].ops -= b->ops;
+		out[c].bytes_requested -= b->bytes_requested;
+		out[c].data_bytes_read -= b->data_bytes_read;
+		out[c].data_bytes_written -= b->data_bytes_written;
+		out[c].data_bytes_zeroed -= b->data_bytes_zeroed;
+		out[c].meta_bytes_read -= b->meta_bytes_read;
+		out[c].meta_bytes_written -= b->meta_bytes_written;
+	}
+	pthread_mutex_unlock(&p->stats_base_lock);
 }
 
 void thinp_pool_stats_reset(struct thinp_pool *p)
 {
-	for (unsigned i = 0; i < NR_SLOTS; i++) {
-		struct pool_slot *s = &p->slots[i];
-		pthread_mutex_lock(&s->stats_lock);
-		memset(s->stats, 0, sizeof(s->stats));
-		pthread_mutex_unlock(&s->stats_lock);
-	}
+	pthread_mutex_lock(&p->stats_base_lock);
+	stats_sum(p, p->stats_base);
+	pthread_mutex_unlock(&p->stats_base_lock);
 }
 
 /* ---- status ---- */
