@@ -285,7 +285,7 @@ gate-selftest: all
 # share a build with ASan. Address-space randomisation is turned off (setarch -R, inherited by
 # the tests) where possible: older TSan runtimes abort on kernels with large mmap_rnd_bits
 # ("unexpected memory mapping").
-TSAN_TESTS   = $(filter %concurrency %_control %commit_io %_expose %_flusher,$(UNIT_BINS))
+TSAN_TESTS   = $(filter %concurrency %_control %commit_io %_expose %_flusher %_shard,$(UNIT_BINS))
 TSAN_SETARCH = $(shell setarch -R true >/dev/null 2>&1 && echo setarch -R)
 tsan:
 	@$(MAKE) --no-print-directory deps
