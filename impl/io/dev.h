@@ -35,6 +35,14 @@ struct tp_dev;
 /* Most buffers one tp_dev_pwritev takes (IOV_MAX is 1024 on Linux). */
 #define TP_DEV_IOV_MAX 256
 
+/* One of the writes a tp_dev_pwrite_batch issues together, and most of them in one batch. */
+struct tp_dev_write {
+	const void *buf;
+	size_t len;
+	uint64_t off;
+};
+#define TP_DEV_BATCH_MAX 8
+
 enum tp_write_flags {
 	/* The write is durable when the call returns, as if followed by a flush
 	 * of just this range: RWF_DSYNC (a FUA write on a block device opened
@@ -68,6 +76,11 @@ struct tp_dev_ops {
 	 * predate it keep compiling: NULL means tp_dev_pwritev_generic. */
 	int (*pwritev)(struct tp_dev *d, const struct iovec *iov, int cnt, uint64_t off,
 		       unsigned flags);
+	/* Write CNT (<= TP_DEV_BATCH_MAX) buffers, each at its own offset, all in flight at
+	 * once; when it returns every one has completed, in no particular order, so the caller
+	 * makes them independent (where two overlap, they carry the same bytes). Optional, after
+	 * pwritev for the same reason: NULL means one pwrite after the other. */
+	int (*pwrite_batch)(struct tp_dev *d, const struct tp_dev_write *w, int cnt);
 };
 
 struct tp_dev {
@@ -162,6 +175,10 @@ static inline int tp_dev_pwritev(struct tp_dev *d, const struct iovec *iov, int 
 		return d->ops->pwritev(d, iov, cnt, off, flags);
 	return tp_dev_pwritev_generic(d, iov, cnt, off, flags);
 }
+
+/* The writes W[0..CNT) at once (the pwrite_batch op), or one after the other where the device
+ * cannot: each completed one is counted as a write; the first failure is returned. */
+int tp_dev_pwrite_batch(struct tp_dev *d, const struct tp_dev_write *w, int cnt);
 
 /* A flush of D that runs while the caller does other IO (on D's flusher thread when D has
  * TP_DEV_CAP_ASYNC_FLUSH, else right away in tp_dev_flush_start). The flusher is started by

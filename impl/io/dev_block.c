@@ -19,6 +19,8 @@ struct block_dev {
 	int fd;
 	int file_fd; /* a loop device's backing file (tp_block_set_backing_file), else -1 */
 	bool rdonly;
+	bool direct;
+	struct tp_aio_ctxs aio; /* batched writes, when opened O_DIRECT */
 };
 
 static struct block_dev *to_block(struct tp_dev *d)
@@ -74,6 +76,13 @@ static int block_pwritev(struct tp_dev *d, const struct iovec *iov, int cnt, uin
 	if (flags & TP_WRITE_DSYNC)
 		tp_ctr_flush(d);
 	return 0;
+}
+
+static int block_pwrite_batch(struct tp_dev *d, const struct tp_dev_write *w, int cnt)
+{
+	struct block_dev *b = to_block(d);
+	/* without O_DIRECT io_submit would write in line: plain writes are the same */
+	return tp_dev_batch_fd(d, b->direct ? &b->aio : NULL, b->fd, b->rdonly, w, cnt);
 }
 
 static int block_flush(struct tp_dev *d)
@@ -191,6 +200,7 @@ static void block_close(struct tp_dev *d)
 {
 	struct block_dev *b = to_block(d);
 
+	tp_aio_ctxs_destroy(&b->aio);
 	close(b->fd);
 	if (b->file_fd >= 0)
 		close(b->file_fd);
@@ -207,6 +217,7 @@ static const struct tp_dev_ops block_ops = {
 	.refresh_size = block_refresh_size,
 	.close = block_close,
 	.pwritev = block_pwritev,
+	.pwrite_batch = block_pwrite_batch,
 };
 
 int tp_dev_open_block(const char *path, unsigned flags, struct tp_dev **out)
@@ -270,6 +281,8 @@ int tp_dev_open_block(const char *path, unsigned flags, struct tp_dev **out)
 	b->fd = fd;
 	b->file_fd = -1;
 	b->rdonly = rdonly;
+	b->direct = flags & TP_DEV_DIRECT;
+	tp_aio_ctxs_init(&b->aio);
 	tp_dev_init(&b->dev, &block_ops, path, size, align);
 	b->dev.caps = TP_DEV_CAP_ASYNC_FLUSH;
 	*out = &b->dev;

@@ -224,3 +224,48 @@ void tp_dev_ctr_set(struct tp_dev *d, const struct tp_io_counters *c)
 	tp_dev_ctr_reset(d);
 	d->ctr_shard[0].c = *c;
 }
+
+int tp_dev_pwrite_batch(struct tp_dev *d, const struct tp_dev_write *w, int cnt)
+{
+	if (cnt < 0 || cnt > TP_DEV_BATCH_MAX)
+		return -EINVAL;
+	if (d->ops->pwrite_batch)
+		return d->ops->pwrite_batch(d, w, cnt);
+	for (int i = 0; i < cnt; i++) {
+		int r = tp_dev_pwrite(d, w[i].buf, w[i].len, w[i].off);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int tp_dev_batch_fd(struct tp_dev *d, struct tp_aio_ctxs *c, int fd, bool rdonly,
+		    const struct tp_dev_write *w, int cnt)
+{
+	bool done[TP_DEV_BATCH_MAX];
+	int r = 0;
+
+	if (cnt < 0 || cnt > TP_DEV_BATCH_MAX)
+		return -EINVAL;
+	for (int i = 0; i < cnt && !r; i++)
+		r = tp_dev_check_range(d, w[i].off, w[i].len);
+	if (r)
+		return r;
+	if (rdonly)
+		return -EROFS;
+	r = c ? tp_aio_pwrite_batch(c, fd, w, cnt, done) : -EOPNOTSUPP;
+	if (r == -EOPNOTSUPP) {
+		r = 0;
+		for (int i = 0; i < cnt; i++) {
+			done[i] = false;
+			if (!r) {
+				r = tp_fd_pwrite_full(fd, w[i].buf, w[i].len, w[i].off);
+				done[i] = !r;
+			}
+		}
+	}
+	for (int i = 0; i < cnt; i++)
+		if (done[i])
+			tp_ctr_write(d, w[i].len);
+	return r;
+}

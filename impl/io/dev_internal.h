@@ -6,6 +6,7 @@
 #include "io/dev.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -121,6 +122,28 @@ int tp_fd_fsync(int fd, bool data_only);
 
 /* End D's flusher thread, if it has one (tp_dev_close, before the device's own close). */
 void tp_flusher_stop(struct tp_dev *d);
+
+/* Linux AIO contexts of one device for its batched writes (dev_aio.c): the idle ones, kept for
+ * the next batch. */
+#define TP_AIO_IDLE_MAX 16
+struct tp_aio_ctxs {
+	pthread_mutex_t lock;
+	uint64_t idle[TP_AIO_IDLE_MAX];
+	int nidle;
+	bool unavailable; /* AIO refused once: batches are plain writes from then on */
+};
+void tp_aio_ctxs_init(struct tp_aio_ctxs *c);
+void tp_aio_ctxs_destroy(struct tp_aio_ctxs *c);
+void tp_aio_disable(struct tp_aio_ctxs *c);
+/* W[0..CNT) written to the O_DIRECT descriptor FD all at once; DONE[i] says which completed
+ * (to count them). -EOPNOTSUPP, nothing written, when AIO cannot be used here: the caller
+ * writes them one by one. */
+int tp_aio_pwrite_batch(struct tp_aio_ctxs *c, int fd, const struct tp_dev_write *w, int cnt,
+			bool *done);
+/* The device's share of a batch: range and read-only checks, the writes (through C, or one by
+ * one where C is NULL or AIO refuses), each completed one counted. */
+int tp_dev_batch_fd(struct tp_dev *d, struct tp_aio_ctxs *c, int fd, bool rdonly,
+		    const struct tp_dev_write *w, int cnt);
 
 /* posix_memalign that returns 0/-ENOMEM and tolerates align < sizeof(void *). */
 int tp_alloc_aligned(void **out, size_t align, size_t len);

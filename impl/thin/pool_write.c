@@ -12,12 +12,29 @@
 #include "pdata/gate_inject.h"
 #include "thin/pool_internal.h"
 
-/* Copy a whole block, as kcopyd does for a CoW (chunked, so 1 GiB blocks do
- * not need 1 GiB of memory). */
-static int copy_block(struct thinp_pool *p, uint64_t from, uint64_t to,
-		      struct thinp_class_stats *cost)
+/* The data write's bytes can go to the device as they are (O_DIRECT alignment), so it needs no
+ * read-modify-write of its edges and can be issued together with another write. */
+static bool data_io_direct(struct thinp_pool *p, const void *buf, size_t len, uint64_t off)
+{
+	unsigned a = p->data->align > 1 ? p->data->align : 1;
+	return off % a == 0 && len % a == 0 && (uintptr_t)buf % a == 0;
+}
+
+/* A CoW in the kernel's order: the whole block copied, as kcopyd does (chunked, so 1 GiB blocks
+ * do not need 1 GiB of memory), then the write of LEN bytes of DATA at BOFF inside it (DATA NULL:
+ * the copy alone). The kernel issues the write once the copy has completed; here the copy
+ * carries the write's bytes as well, so the two no longer depend on each other and the data
+ * write goes to the device together with the copy's last write (tp_dev_pwrite_batch): one wait
+ * where the kernel's order has two. The device writes and holds the same bytes as in the
+ * kernel's order (the block, then LEN more), and the caller maps TO only after both completed.
+ * A write that needs a read-modify-write of its edges (unaligned for O_DIRECT) goes after the
+ * copy, as the kernel's does. */
+static int copy_block(struct thinp_pool *p, uint64_t from, uint64_t to, const uint8_t *data,
+		      uint64_t boff, size_t len, struct thinp_class_stats *cost)
 {
 	size_t chunk = p->block_bytes < COPY_CHUNK ? (size_t)p->block_bytes : COPY_CHUNK;
+	uint64_t doff = to * p->block_bytes + boff;
+	bool together = data && data_io_direct(p, data, len, doff);
 	void *buf;
 	if (posix_memalign(&buf, 4096, chunk))
 		return -ENOMEM;
@@ -30,10 +47,27 @@ static int copy_block(struct thinp_pool *p, uint64_t from, uint64_t to,
 			struct thinp_class_stats unseen = { 0 }; /* slower, same counters */
 			r = pool_data_io(p, false, buf, chunk, from * p->block_bytes + done, &unseen);
 		}
-		if (!r)
+		if (r)
+			break;
+		uint64_t s = boff > done ? boff : done;
+		uint64_t e = boff + len < done + chunk ? boff + len : done + chunk;
+		if (together && s < e)
+			memcpy((uint8_t *)buf + (s - done), data + (s - boff), (size_t)(e - s));
+		if (together && done + chunk >= p->block_bytes) {
+			struct tp_dev_write w[2] = {
+				{ .buf = buf, .len = chunk, .off = to * p->block_bytes + done },
+				{ .buf = data, .len = len, .off = doff },
+			};
+			r = tp_dev_pwrite_batch(p->data, w, 2);
+			if (!r)
+				cost->data_bytes_written += chunk + len;
+		} else {
 			r = pool_data_io(p, true, buf, chunk, to * p->block_bytes + done, cost);
+		}
 	}
 	free(buf);
+	if (!r && data && !together)
+		r = pool_data_io(p, true, (void *)data, len, doff, cost);
 	return r;
 }
 
@@ -214,8 +248,11 @@ retry:
 		if (!whole && merged) {
 			r = merged_block(p, true, map.data_block, nb, buf, boff, len, cost);
 			written = true;
-		} else if (!whole || gate_inject('a')) {
-			r = copy_block(p, map.data_block, nb, cost);
+		} else if (!whole) {
+			r = copy_block(p, map.data_block, nb, buf, boff, len, cost);
+			written = true;
+		} else if (gate_inject('a')) {
+			r = copy_block(p, map.data_block, nb, NULL, 0, 0, cost);
 		}
 	} else if (whole) {
 		*cls = THINP_WRITE_PROVISION_FULL;
