@@ -29,17 +29,46 @@ command -v python3 >/dev/null || { echo "differential: python3 is needed" >&2; e
 
 rm -rf "$out"
 mkdir -p "$out"
-rc=0
-for cfg in "docker-loop 64k off" "zeroing-192k 192k on"; do
-	read -r label bs zero <<<"$cfg"
+# one image for both runs (built or checked here, not by two builders at once)
+bash "$repo/ci/vm/build.sh"
+
+# one pool configuration: its trace, then smoke.sh (the VM, then libthinp on the host);
+# its exit status in $out/$label.rc
+one_config() {
+	local label=$1 bs=$2 zero=$3 one=0
 	python3 "$here/gen_trace.py" --seed "$seed-$label" --steps "$steps" --block-size "$bs" \
 		--zeroing "$zero" >"$out/$label.trace"
-	echo "== differential $label: seed $seed-$label, $steps operations, $bs blocks, zeroing $zero"
-	one=0
 	VM_SMOKE_TRACE=$out/$label.trace VM_SMOKE_OUT=$out/$label VM_SMOKE_NAME="differential $label" \
 		VM_SMOKE_STRICT=1 VM_SMOKE_TIMEOUT=$timeout bash "$here/smoke.sh" >"$out/$label.log" 2>&1 || one=1
+	echo "$one" >"$out/$label.rc"
+}
+
+# The two configurations run side by side: each VM spends most of its time in one guest
+# process after another (dmsetup, dd per operation), so two of them use two host CPUs about
+# twice as well as one after the other. Each has its own VM, scratch disks and output dir.
+configs=("docker-loop 64k off" "zeroing-192k 192k on")
+pids=()
+cleanup_configs() {
+	local p
+	for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || true; done
+}
+trap cleanup_configs EXIT
+trap 'exit 130' INT TERM
+for cfg in "${configs[@]}"; do
+	read -r label bs zero <<<"$cfg"
+	echo "== differential $label: seed $seed-$label, $steps operations, $bs blocks, zeroing $zero"
+	set -m # (each in its own process group, so an interrupt stops all of its processes)
+	one_config "$label" "$bs" "$zero" &
+	pids+=($!)
+	set +m
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+pids=()
+rc=0
+for cfg in "${configs[@]}"; do
+	read -r label _ <<<"$cfg"
 	grep -E '^(FAIL|NOTE|differential)|^  model' "$out/$label.log" | cut -c1-300 || true
-	if [ "$one" != 0 ]; then
+	if [ "$(cat "$out/$label.rc" 2>/dev/null)" != 0 ]; then
 		rc=1
 		echo "  (full log: $out/$label.log; the last lines:)"
 		tail -n 30 "$out/$label.log" | sed 's/^/  | /'
