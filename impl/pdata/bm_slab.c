@@ -22,28 +22,34 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-#define PAGE 4096u
-#define CHUNK (2u << 20)
+#define PAGE BM_SLAB_PAGE
+#define CHUNK BM_SLAB_CHUNK
 
 void bm_slab_init(struct bm_slab *s, size_t hdr_size)
 {
 	memset(s, 0, sizeof(*s));
 	hdr_size = (hdr_size + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
 	s->hdr_size = hdr_size;
+	uint64_t odd = hdr_size;
+	while (!(odd & 1)) {
+		odd >>= 1;
+		s->hdr_tz++;
+	}
+	/* Newton's iteration doubles the correct low bits of an inverse; odd * odd = 1 mod 8 */
+	uint64_t inv = odd;
+	for (int k = 0; k < 5; k++)
+		inv *= 2 - odd * inv;
+	s->page_mul = inv * PAGE;
 	/* the most blocks whose headers and pages fit in a chunk, headers in whole pages */
 	size_t n = CHUNK / (PAGE + hdr_size);
 	while ((n * hdr_size + PAGE - 1) / PAGE + n > CHUNK / PAGE)
 		n--;
 	s->per_chunk = n;
 	s->hdr_pages = (n * hdr_size + PAGE - 1) / PAGE;
+	s->page_base = s->hdr_pages * PAGE;
 }
 
-static uint8_t *page_of(const struct bm_slab *s, void *hdr)
-{
-	uintptr_t base = (uintptr_t)hdr & ~(uintptr_t)(CHUNK - 1);
-	size_t i = ((uintptr_t)hdr - base) / s->hdr_size;
-	return (uint8_t *)base + (s->hdr_pages + i) * PAGE;
-}
+static uint8_t *page_of(const struct bm_slab *s, void *hdr) { return bm_slab_page(s, hdr); }
 
 /* A 2 MiB-aligned chunk (a huge page can only back an aligned one): map twice the size and
  * unmap the ends. */

@@ -14,12 +14,30 @@
 
 struct bm_slab {
 	size_t hdr_size;   /* bytes per header, pointer-aligned */
+	/* a header's page from its offset in the chunk without a division: hdr_size is 2^hdr_tz
+	 * times an odd number whose inverse mod 2^64, times the page size, is page_mul (offsets
+	 * are exact multiples of hdr_size); the pages start page_base bytes into the chunk */
+	unsigned hdr_tz;
+	uint64_t page_mul;
+	size_t page_base;
 	size_t per_chunk;  /* blocks per chunk */
 	size_t hdr_pages;  /* 4 KiB pages of headers at the start of a chunk */
 	void **chunks;
 	size_t nr_chunks, chunks_cap;
 	void *free;        /* free headers, linked through their first word */
 };
+
+#define BM_SLAB_PAGE  4096u
+#define BM_SLAB_CHUNK (2u << 20)
+
+/* HDR's page, from HDR's address alone (no load of the header): a caller holding a header
+ * pointer whose header is not in the CPU's caches yet can start fetching both at once. */
+static inline uint8_t *bm_slab_page(const struct bm_slab *s, const void *hdr)
+{
+	uintptr_t base = (uintptr_t)hdr & ~(uintptr_t)(BM_SLAB_CHUNK - 1);
+	uint64_t off = (((uint64_t)(uintptr_t)hdr - base) >> s->hdr_tz) * s->page_mul;
+	return (uint8_t *)base + s->page_base + (size_t)off;
+}
 
 /* HDR_SIZE: sizeof the header (at least a pointer). */
 void bm_slab_init(struct bm_slab *s, size_t hdr_size);

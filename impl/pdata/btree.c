@@ -111,9 +111,11 @@ static int lookup_one(struct btree_info *info, uint64_t root, uint64_t key, uint
 	int r = bt_read_node(info, &sp, root, vs, &blk);
 	if (r)
 		return r;
+	bool bounded = false;
+	uint64_t hi = 0;
 	for (;;) {
 		const uint8_t *d = bm_block_data(blk);
-		int i = lower_bound(d, key);
+		int i = lookup_slot(d, key, bounded, hi);
 		if (i < 0) {
 			tm_unlock(info->tm, blk);
 			return -ENODATA;
@@ -128,6 +130,10 @@ static int lookup_one(struct btree_info *info, uint64_t root, uint64_t key, uint
 			return 0;
 		}
 		uint64_t child = val64(d, (uint32_t)i);
+		if ((uint32_t)i + 1 < n_nr(d)) {
+			bounded = true;
+			hi = key_at(d, (uint32_t)i + 1);
+		}
 		tm_unlock(info->tm, blk);
 		r = bt_read_node(info, &sp, child, vs, &blk);
 		if (r)
@@ -164,11 +170,13 @@ int btree_lookup(struct btree_info *info, uint64_t root, const uint64_t *keys, v
 static int peek_one(struct btree_info *info, uint64_t root, uint64_t key, uint32_t vs,
 		    void *value)
 {
+	bool bounded = false;
+	uint64_t hi = 0;
 	for (unsigned depth = 0;; depth++) {
 		const uint8_t *d = tm_peek(info->tm, root, &tp_btree_validator);
 		if (!d || depth > BTREE_MAX_DEPTH || !node_fits(d, vs) || !(is_leaf(d) || n_nr(d)))
 			return -EAGAIN;
-		int i = lower_bound(d, key);
+		int i = lookup_slot(d, key, bounded, hi);
 		if (i < 0)
 			return -ENODATA;
 		if (is_leaf(d)) {
@@ -178,6 +186,10 @@ static int peek_one(struct btree_info *info, uint64_t root, uint64_t key, uint32
 			return 0;
 		}
 		root = val64(d, (uint32_t)i);
+		if ((uint32_t)i + 1 < n_nr(d)) {
+			bounded = true;
+			hi = key_at(d, (uint32_t)i + 1);
+		}
 	}
 }
 

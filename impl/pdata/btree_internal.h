@@ -94,21 +94,9 @@ static inline void init_node(uint8_t *d, uint32_t flags, uint32_t value_size)
  * waits for (docs/benchmark-method.md). Unsorted (corrupt) keys give some index in range, as
  * the plain halving did. */
 #define LB_STEPS 4
-static inline int lower_bound(const uint8_t *d, uint64_t key)
+/* The search from guess G, given key[lo] <= key < key[hi] (hi == n: past the last key). */
+static inline int lb_from(const uint8_t *d, uint64_t key, int lo, int hi, int g)
 {
-	int n = (int)n_nr(d);
-	if (n == 0 || key < key_at(d, 0))
-		return -1;
-	uint64_t first = key_at(d, 0), last = key_at(d, (uint32_t)(n - 1));
-	if (key >= last)
-		return n - 1;
-	/* first <= key < last: some lo in [0, n-2] has key[lo] <= key < key[lo + 1] */
-	int lo = 0, hi = n - 1;
-	int g = (int)((double)(key - first) / (double)(last - first) * (double)(n - 1));
-	if (g < 0)
-		g = 0;
-	if (g > n - 2)
-		g = n - 2;
 	if (key_at(d, (uint32_t)g) <= key) {
 		lo = g;
 		for (int s = 0; s < LB_STEPS && lo + 1 < hi; s++) {
@@ -136,6 +124,46 @@ static inline int lower_bound(const uint8_t *d, uint64_t key)
 			hi = mid;
 	}
 	return lo;
+}
+
+static inline int lower_bound(const uint8_t *d, uint64_t key)
+{
+	int n = (int)n_nr(d);
+	if (n == 0 || key < key_at(d, 0))
+		return -1;
+	uint64_t first = key_at(d, 0), last = key_at(d, (uint32_t)(n - 1));
+	if (key >= last)
+		return n - 1;
+	/* first <= key < last: some lo in [0, n-2] has key[lo] <= key < key[lo + 1] */
+	int g = (int)((double)(key - first) / (double)(last - first) * (double)(n - 1));
+	if (g < 0)
+		g = 0;
+	if (g > n - 2)
+		g = n - 2;
+	return lb_from(d, key, 0, n - 1, g);
+}
+
+/* lower_bound for a lookup's descent. A node below the root lies between two keys of its
+ * parent: its first key (in the line of its header) and the parent's next key, HI (exclusive;
+ * BOUNDED false where none is known: a root, or the last child of a last child). With both the
+ * guess needs no load of the node's last key, which sits lines away from its header: a node
+ * out of the CPU's caches then costs its header's line and, fetched together, the guessed
+ * key's line and that slot's value line (software prefetch), instead of four lines in a row.
+ * A wrong HI (corruption) only makes the guess poor: the search itself never trusts it. */
+static inline int lookup_slot(const uint8_t *d, uint64_t key, bool bounded, uint64_t hi)
+{
+	int n = (int)n_nr(d);
+	if (!bounded || hi <= key || n < 2)
+		return lower_bound(d, key);
+	uint64_t first = key_at(d, 0);
+	if (key < first)
+		return -1;
+	/* first <= key < hi: the n keys spread over [first, hi) */
+	int g = (int)((double)(key - first) / (double)(hi - first) * (double)n);
+	if (g > n - 1)
+		g = n - 1;
+	__builtin_prefetch(cval_ptr(d, (uint32_t)g));
+	return lb_from(d, key, 0, n, g);
 }
 
 /* Copy COUNT entries from src[si] to dst[di] (same value size; may overlap
