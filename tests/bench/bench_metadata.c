@@ -582,7 +582,10 @@ static void json_result(FILE *f, const struct result *r, double base_ns)
  * L's pairs (a buffer of L's metadata, huge pages where the kernel gives them). Any design pays at
  * least the first size's work plus one such read (the mapping's own line: L's tree does not
  * fit the CPU's caches when its chase is DRAM-bound); this one pays DESIGN_LINES_PER_NODE
- * reads for every node not in the CPU's caches (at least the leaf). */
+ * reads for every node not in the CPU's caches (at least the leaf): the hash bucket, then the
+ * block's header with the node's first line (fetched together: block_manager.c's
+ * lookup_fetch), then the guessed key's line with its value's line (lookup_slot in
+ * btree_internal.h). */
 #define GOAL_X10K             1.5
 #define DESIGN_LINES_PER_NODE 3
 static void print_bound(const struct result *l, double base_ns, double base_best, FILE *f,
