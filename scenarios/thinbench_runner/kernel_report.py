@@ -164,8 +164,9 @@ def commit_section(k):
           ", ".join(per) + ")." if judged else "No step has commits on both sides.") +
          (" No kernel commit count in " + ", ".join(none) + " (no flush seen)." if none
           else "") +
-         " Under TCG the kernel's 1 s timer commits during slow steps: the same changes "
-         "split over more commits, so fewer bytes per commit (docs/kernel-backend.md).", ""]
+         (" Emulated, the kernel's 1 s timer can commit during a slow step: the same "
+          "changes split over more commits, fewer bytes each (docs/kernel-backend.md)."
+          if emulated(k) else ""), ""]
     for setup in k["setups"]:
         L += [f"#### {setup}", ""] + kf.commit_table(rows, setup) + [""]
     return L
