@@ -44,7 +44,8 @@
 #include "thin/metadata.h"
 #include "thinp.h"
 
-#define NR_CELLS 1024u
+#define NR_CELLS 16384u
+#define CELL_RUN 256u /* consecutive blocks of a thin on consecutive cells (cell()) */
 #define MAX_RUN 32u /* whole blocks of one write handled together (pool_write_whole_run); also
                      * keeps the locks one thread holds under ThreadSanitizer's 64 */
 #define MAX_RUN_BYTES (16u << 20) /* and at most this many bytes */
@@ -261,11 +262,16 @@ static inline void md_unlock(struct thinp_pool *p, struct meta_mark *m,
 
 /* ---- the IO paths (pool_io.c, pool_write.c) ---- */
 
-/* The cell (striped lock) of virtual block VBLOCK of thin ID. */
+/* The cell (striped lock) of virtual block VBLOCK of thin ID. Every IO writes its cell's lock
+ * word, so where cells fall decides which cache lines threads share: each run of CELL_RUN
+ * aligned blocks of a thin takes CELL_RUN consecutive cells, the run's place hashed from the
+ * thin and the run. Threads working on different thins or different regions then write
+ * different lines (a block hashed alone sent every thread over every line of the array, and
+ * two overwriting threads moved a line between their cores on about half their writes). */
 static inline pthread_rwlock_t *cell(struct thinp_pool *p, uint64_t id, uint64_t vblock)
 {
-	uint64_t h = (id * 0x9E3779B97F4A7C15ull) ^ (vblock * 0xC2B2AE3D27D4EB4Full);
-	return &p->cells[(h >> 32) % NR_CELLS];
+	uint64_t h = (id * 0x9E3779B97F4A7C15ull) ^ ((vblock / CELL_RUN) * 0xC2B2AE3D27D4EB4Full);
+	return &p->cells[(h >> 32) % (NR_CELLS / CELL_RUN) * CELL_RUN + vblock % CELL_RUN];
 }
 
 /* The mapping of VBLOCK of thin ID from cached metadata under the shared metadata lock
