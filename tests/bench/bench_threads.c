@@ -23,7 +23,9 @@
  * or `make bench-threads ARGS=...`. Prints one line per case and repetition,
  * then per case the median ratio with its min-max (RESULT) and what an op cost the threads
  * (COST: CPU time and sleeps per op, which a loaded machine barely moves); exit 1 on an IO
- * error. */
+ * error. The memory overwrite case also runs its floor in each repetition (FLOOR: the same
+ * threads' 4 KiB copies at the same offsets into plain memory, no pool), so its ratio can be
+ * read against what the machine's memory lets two threads do at all. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -64,6 +66,7 @@ struct worker {
 	pthread_barrier_t *start;
 	bool provision;
 	uint64_t first, blocks, ops, seed;
+	uint8_t *floor; /* set: the floor run, the same 4 KiB copies into this memory, no pool */
 	double t0, t1; /* this thread's own start and end */
 	double cpu;    /* this thread's CPU seconds meanwhile */
 	long nvcsw;    /* and its voluntary context switches: the times it slept on a lock */
@@ -119,7 +122,12 @@ static void *run_worker(void *arg)
 		uint64_t pages = w->blocks * (BLOCK / K4);
 		for (uint64_t i = 0; i < w->ops && !err; i++) {
 			uint64_t off = w->first * BLOCK + splitmix(&s) % pages * K4;
-			err = thinp_write(w->t, buf, K4, off, 0, NULL);
+			if (w->floor) {
+				memcpy(w->floor + off, buf, K4);
+				__asm__ volatile("" ::: "memory"); /* every copy is made */
+			} else {
+				err = thinp_write(w->t, buf, K4, off, 0, NULL);
+			}
 		}
 	}
 	w->t1 = now_s();
@@ -136,6 +144,63 @@ static void *run_worker(void *arg)
 struct run_cost {
 	double cpu_us, sleeps;
 };
+
+/* Start NTHR workers W together and wait for them: ops/s from the first one's start to the last
+ * one's end (the main thread's own clock could start late on a loaded machine), and *COST; < 0
+ * when a write failed. */
+static double time_workers(struct worker *w, int nthr, struct run_cost *cost)
+{
+	pthread_barrier_t start;
+	pthread_barrier_init(&start, NULL, (unsigned)nthr + 1);
+	pthread_t th[MAX_THR];
+	for (int i = 0; i < nthr; i++) {
+		w[i].start = &start;
+		pthread_create(&th[i], NULL, run_worker, &w[i]);
+	}
+	pthread_barrier_wait(&start);
+	for (int i = 0; i < nthr; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&start);
+	double t0 = w[0].t0, t1 = w[0].t1;
+	for (int i = 1; i < nthr; i++) {
+		t0 = w[i].t0 < t0 ? w[i].t0 : t0;
+		t1 = w[i].t1 > t1 ? w[i].t1 : t1;
+	}
+	uint64_t total = 0;
+	double cpu = 0, sleeps = 0;
+	for (int i = 0; i < nthr; i++) {
+		if (w[i].err)
+			return -1;
+		total += w[i].provision ? w[i].blocks : w[i].ops;
+		cpu += w[i].cpu;
+		sleeps += (double)w[i].nvcsw;
+	}
+	cost->cpu_us = cpu * 1e6 / (double)total;
+	cost->sleeps = sleeps / (double)total;
+	return (double)total / (t1 - t0);
+}
+
+/* The floor of the memory overwrite case: the same threads, offsets and 4 KiB copies into
+ * plain memory of the same size (written once first, as the pool's regions are), no pool. Its
+ * 2/1 ratio is what the memory system allows two threads on this machine. */
+static double floor_run(const struct opts *o, int nthr, unsigned rep, struct run_cost *cost)
+{
+	size_t bytes = (size_t)MAX_THR * o->blocks * BLOCK;
+	void *mem;
+	if (posix_memalign(&mem, K4, bytes)) {
+		fprintf(stderr, "bench_threads: no memory for the floor's %zu bytes\n", bytes);
+		return -1;
+	}
+	memset(mem, 0xa5, bytes);
+	struct worker w[MAX_THR];
+	for (int i = 0; i < nthr; i++)
+		w[i] = (struct worker){.floor = mem, .first = (uint64_t)i * o->blocks,
+				       .blocks = o->blocks, .ops = o->ops,
+				       .seed = o->seed * 1000003u + rep * 31u + (unsigned)i};
+	double ops_s = time_workers(w, nthr, cost);
+	free(mem);
+	return ops_s;
+}
 
 /* One repetition: a fresh pool, NTHR threads; returns ops/s or < 0, and *COST. */
 static double one_run(const struct opts *o, bool direct, bool provision, int nthr, unsigned rep,
@@ -223,42 +288,14 @@ static double one_run(const struct opts *o, bool direct, bool provision, int nth
 		fprintf(stderr, "bench_threads: preparing the pool failed: %s\n", thinp_pool_error(p));
 		goto out;
 	}
-	pthread_barrier_t start;
-	pthread_barrier_init(&start, NULL, (unsigned)nthr + 1);
 	struct worker w[MAX_THR];
-	pthread_t th[MAX_THR];
-	for (int i = 0; i < nthr; i++) {
-		w[i] = (struct worker){.t = t, .start = &start, .provision = provision,
-				       .first = (uint64_t)i * o->blocks, .blocks = o->blocks,
-				       .ops = direct ? o->direct_ops : o->ops, .seed = o->seed * 1000003u + rep * 31u + (unsigned)i};
-		pthread_create(&th[i], NULL, run_worker, &w[i]);
-	}
-	pthread_barrier_wait(&start);
 	for (int i = 0; i < nthr; i++)
-		pthread_join(th[i], NULL);
-	pthread_barrier_destroy(&start);
-	/* from the first thread's start to the last one's end: the main thread's own clock
-	 * could start late on a loaded machine */
-	double t0 = w[0].t0, t1 = w[0].t1;
-	for (int i = 1; i < nthr; i++) {
-		t0 = w[i].t0 < t0 ? w[i].t0 : t0;
-		t1 = w[i].t1 > t1 ? w[i].t1 : t1;
-	}
-	double el = t1 - t0;
-	uint64_t total = 0;
-	double cpu = 0, sleeps = 0;
-	for (int i = 0; i < nthr; i++) {
-		if (w[i].err) {
-			fprintf(stderr, "bench_threads: a write failed: %s\n", thinp_pool_error(p));
-			goto out;
-		}
-		total += provision ? o->blocks : w[i].ops;
-		cpu += w[i].cpu;
-		sleeps += (double)w[i].nvcsw;
-	}
-	ops_s = (double)total / el;
-	cost->cpu_us = cpu * 1e6 / (double)total;
-	cost->sleeps = sleeps / (double)total;
+		w[i] = (struct worker){.t = t, .provision = provision, .first = (uint64_t)i * o->blocks,
+				       .blocks = o->blocks, .ops = direct ? o->direct_ops : o->ops,
+				       .seed = o->seed * 1000003u + rep * 31u + (unsigned)i};
+	ops_s = time_workers(w, nthr, cost);
+	if (ops_s < 0)
+		fprintf(stderr, "bench_threads: a write failed: %s\n", thinp_pool_error(p));
 out:
 	if (t)
 		thinp_thin_close(t);
@@ -288,6 +325,8 @@ static int run_case(const struct opts *o, bool direct, bool provision, const cha
 	const char *store = direct ? "direct" : "mem";
 	double ratio[MAX_REPS], one[MAX_REPS], two[MAX_REPS];
 	double cpu1[MAX_REPS], cpu2[MAX_REPS], sl1[MAX_REPS], sl2[MAX_REPS];
+	double fratio[MAX_REPS], f1[MAX_REPS], f2[MAX_REPS];
+	bool floor = !direct && !provision;
 	for (unsigned rep = 0; rep < o->reps; rep++) {
 		/* 1 and 2 threads alternate, so a burst of load hits both alike */
 		struct run_cost c1, c2;
@@ -305,11 +344,30 @@ static int run_case(const struct opts *o, bool direct, bool provision, const cha
 		       name, store, rep + 1, one[rep], two[rep], ratio[rep], c1.cpu_us, c2.cpu_us,
 		       c1.sleeps, c2.sleeps);
 		fflush(stdout);
+		if (floor) {
+			struct run_cost fc1, fc2;
+			f1[rep] = floor_run(o, 1, rep, &fc1);
+			f2[rep] = floor_run(o, 2, rep, &fc2);
+			if (f1[rep] < 0 || f2[rep] < 0)
+				return 1;
+			fratio[rep] = f2[rep] / f1[rep];
+			printf("floor     mem    rep %u: 1 thread %.0f copies/s, 2 threads %.0f copies/s, "
+			       "ratio %.2f; per copy: CPU %.2f / %.2f us\n",
+			       rep + 1, f1[rep], f2[rep], fratio[rep], fc1.cpu_us, fc2.cpu_us);
+			fflush(stdout);
+		}
 	}
 	double m1 = median(one, o->reps), m2 = median(two, o->reps), mr = median(ratio, o->reps);
 	printf("RESULT %s %s: 1 thread %.0f ops/s, 2 threads %.0f ops/s, 2/1 ratio %.2f "
 	       "[%.2f-%.2f] (median [min-max] of %u)\n",
 	       name, store, m1, m2, mr, ratio[0], ratio[o->reps - 1], o->reps);
+	if (floor) {
+		double fm = median(fratio, o->reps); /* (sorts fratio: min and max at its ends) */
+		printf("FLOOR %s %s: the same 4 KiB copies into plain memory, no pool: 1 thread %.0f/s, "
+		       "2 threads %.0f/s, 2/1 ratio %.2f [%.2f-%.2f] (median [min-max] of %u)\n",
+		       name, store, median(f1, o->reps), median(f2, o->reps), fm, fratio[0],
+		       fratio[o->reps - 1], o->reps);
+	}
 	printf("COST %s %s: per op, 1 thread CPU %.2f us and %.3f sleeps, 2 threads CPU %.2f us and "
 	       "%.3f sleeps (medians of %u)\n",
 	       name, store, median(cpu1, o->reps), median(sl1, o->reps), median(cpu2, o->reps),
