@@ -4,7 +4,7 @@ headline's kernel cell and its footnote. Every figure comes from the run with th
 (kernel_results.kernel_of: the run itself or its merged kernel/ dir)."""
 import statistics
 
-from . import kernel_facts, kernel_fidelity as kf
+from . import kernel_autoextend, kernel_facts, kernel_fidelity as kf
 from .kernel_results import KERNEL_DIR, MODE_SETUP, emulated
 from .kernel_tables import (bytes_table, claim_lines, claim_table, cost_table, data_agreement,
                             meta_ratios)
@@ -123,7 +123,20 @@ def kernel_section(run, prefix=""):
     L += lines + [""]
     if ld["kernel"] or ld["thinp"]:
         L += claim_table(ld) + [""]
+    L += autoextend_section(k)
     return L
+
+
+def autoextend_section(k):
+    """What LVM's autoextend profile did to the kernel's direct-lvm pool (the run's
+    autoextend.kernel.direct case); nothing without the case."""
+    seen = kernel_autoextend.seen(k["run"].cases)
+    if not seen:
+        return []
+    return ["### direct-lvm: LVM's autoextend profile", "",
+            "The seed's profile (grow by 20% at 80% full) on the kernel's LVM thin pool: one thin "
+            "filled below, then above the threshold (case `autoextend.kernel.direct`; "
+            "docs/kernel-backend.md).", ""] + [f"- {s}" for s in seen] + [""]
 
 
 def reps_words(rows):

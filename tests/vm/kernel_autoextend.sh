@@ -40,4 +40,13 @@ if [ "$rc" != 0 ]; then
 	echo "kernel_autoextend: FAILED (exit $rc; THINP_SEED=$seed; artifacts in $res)"
 	exit 1
 fi
+# the report's kernel section says what the pool did (from the run's own rows)
+python3 "$repo/scenarios/run" --report "$res/run" >"$res/report.log" 2>&1 ||
+	{ tail -n 5 "$res/report.log"; echo "kernel_autoextend: FAILED (scenarios/run --report)"; exit 1; }
+if ! grep -q "^### direct-lvm: LVM's autoextend profile" "$res/run/report.md" ||
+	! grep -Eq '^- repetition 1: .* went from [0-9]+ to [0-9]+ extents .* by dmeventd' "$res/run/report.md"; then
+	echo "kernel_autoextend: FAILED (report.md has no autoextend section naming dmeventd)"
+	exit 1
+fi
+grep -A4 "^### direct-lvm: LVM's autoextend profile" "$res/run/report.md" | tail -n 1
 echo "kernel_autoextend: PASS"
