@@ -129,6 +129,17 @@ enum {
 struct pool_loops {
 	char name[LOOP_NR][32]; /* "loop3"; "" = not found (the stats file says so) */
 };
+/* The pool's devices' counters over the IO phase alone (first IO to last, fio's flushes
+ * included; not the pool's open, prefill or closing commit), so their busy times compare
+ * with per-IO latencies: the loops of thinp_losetup=1, else the data and metadata
+ * themselves where they are block devices (direct-lvm). */
+struct io_phase {
+	char stat[LOOP_NR][64]; /* their /sys stat files; "" = not a block device */
+	char dev[LOOP_NR][64];
+	struct loop_counters base[LOOP_NR], acc[LOOP_NR];
+	uint64_t t0_ns, window_ns; /* CLOCK_MONOTONIC at the phase's start; its summed length */
+	bool running;
+};
 /* thinp_mode=loop: buffered loops attached by the engine over the pool's files (locked
  * against a second process while the pool is open), which the pool opens O_DIRECT. */
 struct loop_hold {
@@ -162,6 +173,7 @@ struct tsink {
 	struct loop_counters loop_base[LOOP_NR], loop_acc[LOOP_NR];
 	bool loops; /* a pool of the file's jobs was behind loop devices */
 	struct pool_loops loop_names;
+	struct io_phase phase;
 };
 
 struct tpool {
@@ -298,6 +310,14 @@ void loops_release(struct loop_hold *h);
 /* The stats file's "loop_devices" value: null, or per device its name and counters. */
 void loops_json(FILE *f, bool used, const struct pool_loops *l,
                 const struct loop_counters c[LOOP_NR]);
+
+/* The IO phase begins (the pool's devices found from DATA, META and the loops L). */
+void phase_begin(struct io_phase *p, const char *data, const char *meta,
+                 const struct pool_loops *l);
+/* ... and ends: its counters and wall time banked. */
+void phase_end(struct io_phase *p);
+/* The stats file's "io_phase" value: null, or window_ms and per device its counters. */
+void phase_json(FILE *f, const struct io_phase *p);
 
 /* ---- engine_sink.c ---- */
 

@@ -8,7 +8,8 @@
  * --direct-io=on. Either way with autoclear: a loop detaches itself when its
  * last opener closes, so a killed fio leaves none behind. The engine also
  * finds which loops those are and reads their block-layer counters, so a
- * stats file shows the IO really went through the loop driver. */
+ * stats file shows the IO really went through the loop driver; and it counts
+ * the pool's devices over the IO phase alone (io_phase), loops or block devices. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -77,35 +81,51 @@ void loops_find(const char *data, const char *meta, struct pool_loops *out)
 	     out->name[LOOP_META][0] ? out->name[LOOP_META] : "(not found)");
 }
 
+/* The counters in the /sys stat file PATH into C; false if unreadable. */
+static bool read_stat(const char *path, struct loop_counters *c)
+{
+	char line[512];
+	FILE *fp = fopen(path, "r");
+	if (!fp)
+		return false;
+	bool ok = fgets(line, (int)sizeof(line), fp) != NULL;
+	fclose(fp);
+	if (!ok)
+		return false;
+	/* Documentation/block/stat.rst: reads, merges, sectors, ticks, writes, merges,
+	 * sectors, ticks, in_flight, io_ticks, queue time, 4 discard fields, flushes */
+	uint64_t f[17] = { 0 };
+	int n = sscanf(line,
+	               "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
+	               " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
+	               " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64,
+	               &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9], &f[10],
+	               &f[11], &f[12], &f[13], &f[14], &f[15], &f[16]);
+	if (n < 7)
+		return false;
+	*c = (struct loop_counters){ .reads = f[0],
+		                     .read_sectors = f[2],
+		                     .writes = f[4],
+		                     .write_sectors = f[6],
+		                     .flushes = n >= 16 ? f[15] : 0,
+		                     .read_ticks = f[3],
+		                     .write_ticks = f[7],
+		                     .flush_ticks = n >= 17 ? f[16] : 0,
+		                     .io_ticks = n >= 10 ? f[9] : 0,
+		                     .time_in_queue = n >= 11 ? f[10] : 0 };
+	return true;
+}
+
 void loops_read(const struct pool_loops *l, struct loop_counters now[LOOP_NR])
 {
 	memset(now, 0, sizeof(struct loop_counters) * LOOP_NR);
 	for (int i = 0; i < LOOP_NR; i++) {
-		char line[512];
-		if (!l->name[i][0] || !read_sys(l->name[i], "stat", line, sizeof(line)))
+		char path[128];
+		if (!l->name[i][0])
 			continue;
-		/* Documentation/block/stat.rst: reads, merges, sectors, ticks, writes, merges,
-		 * sectors, ticks, in_flight, io_ticks, queue time, 4 discard fields, flushes */
-		uint64_t f[17] = { 0 };
-		int n = sscanf(line,
-		               "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
-		               " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
-		               " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
-		               " %" SCNu64 " %" SCNu64,
-		               &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9],
-		               &f[10], &f[11], &f[12], &f[13], &f[14], &f[15], &f[16]);
-		if (n < 7)
-			continue;
-		now[i] = (struct loop_counters){ .reads = f[0],
-			                         .read_sectors = f[2],
-			                         .writes = f[4],
-			                         .write_sectors = f[6],
-			                         .flushes = n >= 16 ? f[15] : 0,
-			                         .read_ticks = f[3],
-			                         .write_ticks = f[7],
-			                         .flush_ticks = n >= 17 ? f[16] : 0,
-			                         .io_ticks = n >= 10 ? f[9] : 0,
-			                         .time_in_queue = n >= 11 ? f[10] : 0 };
+		snprintf(path, sizeof(path), "/sys/block/%s/stat", l->name[i]);
+		if (!read_stat(path, &now[i]))
+			memset(&now[i], 0, sizeof(now[i]));
 	}
 }
 
@@ -126,6 +146,19 @@ void loops_add(struct loop_counters acc[LOOP_NR], const struct loop_counters now
 	}
 }
 
+/* C's fields as a JSON object's members (after its opening brace and a first member). */
+static void counters_json(FILE *f, const struct loop_counters *c)
+{
+	fprintf(f,
+	        ", \"reads\": %" PRIu64 ", \"read_bytes\": %" PRIu64 ", \"writes\": %" PRIu64
+	        ", \"write_bytes\": %" PRIu64 ", \"flushes\": %" PRIu64
+	        ", \"read_ticks_ms\": %" PRIu64 ", \"write_ticks_ms\": %" PRIu64
+	        ", \"flush_ticks_ms\": %" PRIu64 ", \"io_ticks_ms\": %" PRIu64
+	        ", \"time_in_queue_ms\": %" PRIu64,
+	        c->reads, c->read_sectors * 512, c->writes, c->write_sectors * 512, c->flushes,
+	        c->read_ticks, c->write_ticks, c->flush_ticks, c->io_ticks, c->time_in_queue);
+}
+
 void loops_json(FILE *f, bool used, const struct pool_loops *l,
                 const struct loop_counters c[LOOP_NR])
 {
@@ -140,15 +173,87 @@ void loops_json(FILE *f, bool used, const struct pool_loops *l,
 			fprintf(f, "\"/dev/%s\"", l->name[i]);
 		else
 			fprintf(f, "null");
-		fprintf(f,
-		        ", \"reads\": %" PRIu64 ", \"read_bytes\": %" PRIu64
-		        ", \"writes\": %" PRIu64 ", \"write_bytes\": %" PRIu64
-		        ", \"flushes\": %" PRIu64 ", \"read_ticks_ms\": %" PRIu64
-		        ", \"write_ticks_ms\": %" PRIu64 ", \"flush_ticks_ms\": %" PRIu64
-		        ", \"io_ticks_ms\": %" PRIu64 ", \"time_in_queue_ms\": %" PRIu64 "}",
-		        c[i].reads, c[i].read_sectors * 512, c[i].writes, c[i].write_sectors * 512,
-		        c[i].flushes, c[i].read_ticks, c[i].write_ticks, c[i].flush_ticks,
-		        c[i].io_ticks, c[i].time_in_queue);
+		counters_json(f, &c[i]);
+		fprintf(f, "}");
+	}
+	fprintf(f, "\n    }");
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Each device's counters now (zeros where it has no stat file). */
+static void phase_read(const struct io_phase *p, struct loop_counters now[LOOP_NR])
+{
+	memset(now, 0, sizeof(struct loop_counters) * LOOP_NR);
+	for (int i = 0; i < LOOP_NR; i++)
+		if (p->stat[i][0] && !read_stat(p->stat[i], &now[i]))
+			memset(&now[i], 0, sizeof(now[i]));
+}
+
+void phase_begin(struct io_phase *p, const char *data, const char *meta, const struct pool_loops *l)
+{
+	const char *path[LOOP_NR] = { data, meta };
+	for (int i = 0; i < LOOP_NR; i++) {
+		struct stat st;
+		p->stat[i][0] = p->dev[i][0] = '\0';
+		if (l->name[i][0]) {
+			snprintf(p->stat[i], sizeof(p->stat[i]), "/sys/block/%s/stat", l->name[i]);
+			snprintf(p->dev[i], sizeof(p->dev[i]), "/dev/%s", l->name[i]);
+		} else if (path[i] && !stat(path[i], &st) && S_ISBLK(st.st_mode)) {
+			/* (a partition's MAJ:MIN has its own stat file too) */
+			snprintf(p->stat[i], sizeof(p->stat[i]), "/sys/dev/block/%u:%u/stat",
+			         major(st.st_rdev), minor(st.st_rdev));
+			snprintf(p->dev[i], sizeof(p->dev[i]), "%s", path[i]);
+		}
+	}
+	phase_read(p, p->base);
+	p->t0_ns = mono_ns();
+	p->running = true;
+}
+
+void phase_end(struct io_phase *p)
+{
+	if (!p->running)
+		return;
+	struct loop_counters now[LOOP_NR];
+	phase_read(p, now);
+	p->window_ns += mono_ns() - p->t0_ns;
+	loops_add(p->acc, now, p->base);
+	p->running = false;
+}
+
+void phase_json(FILE *f, const struct io_phase *p)
+{
+	if (!p->stat[LOOP_DATA][0] && !p->stat[LOOP_META][0]) {
+		fprintf(f, "null");
+		return;
+	}
+	/* a phase still running (jobs of the file not yet ended) counts up to now */
+	struct loop_counters c[LOOP_NR];
+	memcpy(c, p->acc, sizeof(c));
+	uint64_t window = p->window_ns;
+	if (p->running) {
+		struct loop_counters now[LOOP_NR];
+		phase_read(p, now);
+		loops_add(c, now, p->base);
+		window += mono_ns() - p->t0_ns;
+	}
+	fprintf(f, "{");
+	for (int i = 0; i < LOOP_NR; i++) {
+		fprintf(f, "%s\n      \"%s\": ", i ? "," : "", loop_role[i]);
+		if (!p->stat[i][0]) {
+			fprintf(f, "null");
+			continue;
+		}
+		fprintf(f, "{\"device\": ");
+		ts_json_string(f, p->dev[i]);
+		counters_json(f, &c[i]);
+		fprintf(f, ", \"window_ms\": %.3f}", (double)window / 1e6);
 	}
 	fprintf(f, "\n    }");
 }

@@ -84,6 +84,10 @@ int sink_attach(struct tjob *j)
 		}
 		loops_read(&s->loop_names, s->loop_base);
 	}
+	/* the first job in: the IO phase starts (open and prefill are behind it) */
+	if (!s->active)
+		phase_begin(&s->phase, j->tp->data_path, j->tp->meta_path,
+		            j->tp->cfg.losetup ? &j->tp->loops : &(struct pool_loops){ 0 });
 	s->active++;
 	j->sink = s;
 	return 0;
@@ -218,6 +222,8 @@ static int write_sink(struct tjob *j, struct tsink *s)
 	ts_json_string(f, line);
 	fprintf(f, ",\n    \"loop_devices\": ");
 	loops_json(f, s->loops, &s->loop_names, loops);
+	fprintf(f, ",\n    \"io_phase\": ");
+	phase_json(f, &s->phase);
 	fprintf(f, ",\n    \"blocks\": ");
 	ts_json_pool_classes(f, delta, 6);
 	fprintf(f, "\n  },\n  \"errors\": ");
@@ -299,6 +305,9 @@ void sink_job_end(struct tjob *j)
 	for (unsigned int i = 0; i <= j->nworkers; i++)
 		ts_set_merge(total, &j->stats[i]);
 	pthread_mutex_lock(&thinp_pool_registry.lock);
+	/* the last job's IOs and fio's flushes are done: the IO phase ends before the commit */
+	if (j->sink && j->sink->active == 1)
+		phase_end(&j->sink->phase);
 	/* The last job out commits now rather than in thinp_pool_close,
 	 * so the final commit's cost is in the statistics. */
 	if (j->tp->refs == 1 && !j->tp->cfg.read_only)

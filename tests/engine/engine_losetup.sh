@@ -2,7 +2,9 @@
 # thinp_losetup=1: the pool's files through buffered loop devices (Docker's loop-lvm).
 #  - as root: the stats file names the two loops and their counters show the job's writes
 #    went through them (their time fields too: busy no longer than fio ran) (the data loop wrote at least what the pool wrote to its data
-#    device), and once fio exits no loop is left over the pool's files;
+#    device), and once fio exits no loop is left over the pool's files; the same loops'
+#    counters over the IO phase alone (io_phase: no more on any counter than the whole job's,
+#    its window no longer than fio ran), and the closing commit outside that phase;
 #  - fio killed (SIGKILL) while the loops are attached: they detach themselves all the same;
 #  - a second process opening the same pool through loops is refused (busy);
 #  - not root (root dropped with setpriv, or a non-root caller): fio refuses, naming the way
@@ -67,15 +69,46 @@ assert lo["metadata"]["write_bytes"] > 0, lo["metadata"]
 print(f"  ok: data {lo['data']['device']} wrote {lo['data']['write_bytes']} bytes "
       f"(pool: {written}), metadata {lo['metadata']['device']} "
       f"{lo['metadata']['write_bytes']} bytes")
+# the IO phase: the same loops, a part of the whole job on every counter, a window inside
+# fio's wall time
+ph = p.get("io_phase")
+assert ph, ("no io_phase", list(p))
+for role in ("data", "metadata"):
+    d, w = ph[role], lo[role]
+    assert d["device"] == w["device"], (role, d, w)
+    for k, v in w.items():
+        if k != "device":
+            assert isinstance(d[k], int) and 0 <= d[k] <= v, (role, k, d[k], v)
+    assert 0 < d["window_ms"] <= int(sys.argv[3]), (role, d["window_ms"], sys.argv[3])
+assert ph["data"]["write_bytes"] >= written - (1 << 20), (ph["data"], written)
+print(f"  ok: io_phase window {ph['data']['window_ms']:.1f} ms of fio's {sys.argv[3]}, "
+      f"data busy {ph['data']['io_ticks_ms']} of {lo['data']['io_ticks_ms']} ms")
 EOF
 grep -q "through loop devices /dev/loop[0-9]* + /dev/loop[0-9]*" "$WORK/through.err" ||
 	{ echo "FAIL: no note naming the loop devices"; exit 1; }
 no_loops_left "$P" "after fio exited"
 
+step "the closing commit is outside the IO phase (no flush, no periodic commit)"
+C=$(readlink -f "$WORK")/closing
+must_fio closing --ioengine=external:"$ENGINE" --name=j --thinp_pool="$C" --thinp_create=1 \
+	--thinp_losetup=1 --thinp_data_size=64m --thinp_metadata_size=8m --thinp_zero=0 \
+	--thinp_commit_interval=0 --rw=write --bs=64k --size=1m \
+	--thinp_stats="$WORK/closing.stats.json"
+python3 - "$WORK/closing.stats.json" <<'EOF'
+import json, sys
+p = json.load(open(sys.argv[1]))["pool"]
+job, ph = p["loop_devices"]["metadata"], p["io_phase"]["metadata"]
+assert job["write_bytes"] > 0, job
+assert ph["write_bytes"] < job["write_bytes"], ("the commit counted in the IO phase", ph, job)
+print(f"  ok: metadata written {ph['write_bytes']} bytes in the IO phase, "
+      f"{job['write_bytes']} in the whole job")
+EOF
+no_loops_left "$C" "after fio exited"
+
 step "without thinp_losetup the same pool has no loop device and says so"
 must_fio plain --ioengine=external:"$ENGINE" --name=j --thinp_pool="$P" \
 	--rw=write --bs=64k --size=1m --thinp_stats="$WORK/plain.stats.json"
-python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["pool"]; assert p["losetup"] is False and p["loop_devices"] is None, p' \
+python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["pool"]; assert p["losetup"] is False and p["loop_devices"] is None and p["io_phase"] is None, p' \
 	"$WORK/plain.stats.json"
 
 step "a second process cannot open the pool while fio holds it through loops"
