@@ -189,6 +189,7 @@ def engine_classes(job, st, all_, used_before, block):
         all_["alloc_bytes"] = (used - used_before) * pool.get("block_size", block)
     all_["pool_time_us"] = sum(c["lat_mean_us"] * c["ios"] for c in out.values())
     loop_counters(all_, pool.get("loop_devices"))
+    io_phase_counters(all_, pool.get("io_phase"))
     return out
 
 
@@ -207,4 +208,27 @@ def loop_counters(all_, loops):
         side = "data" if role == "data" else "meta"
         for k, name in TIME_KEYS.items():
             if f"{k}_ms" in d:
+                all_[f"{side}_{name}"] = d[f"{k}_ms"]
+
+
+def io_phase_counters(all_, phase):
+    """The engine's device time fields over the job's IO phase alone (io_phase: first IO to
+    last, fio's flushes included; not the pool's open, prefill or closing commit), in place
+    of the whole job's (loop-lvm's loops) or the fio process's (direct-lvm, counted around
+    fio), with that phase's window_ms: the busy times then compare with per-IO latencies.
+    devtime_io_phase says which the step has (0: an engine without io_phase, or a pool with
+    no block device; its fields stay the whole job's)."""
+    roles = {r: d for r, d in (phase or {}).items() if d}
+    all_["devtime_io_phase"] = 1 if roles else 0
+    if not roles:
+        return
+    if "window_ms" in all_:
+        all_["job_window_ms"] = all_["window_ms"]
+    all_["window_ms"] = max(d["window_ms"] for d in roles.values())
+    for role, side in (("data", "data"), ("metadata", "meta")):
+        d = roles.get(role)
+        for k, name in TIME_KEYS.items():
+            if d is None:
+                all_.pop(f"{side}_{name}", None)  # (no whole-job figure beside a phase's)
+            elif f"{k}_ms" in d:
                 all_[f"{side}_{name}"] = d[f"{k}_ms"]

@@ -125,6 +125,11 @@ def time_split(run, cid, step):
     io = [cost[r] * ios[r] / 1e3 / win[r] for r in reps if win.get(r)]
     out["busy_of_window"] = max(busy) if busy else None
     out["io_of_window"] = max(io) if io else None
+    # libthinp's window: its IO phase (the engine's io_phase) in every repetition, or the whole
+    # job (a run from before the engine counted it: its busy times hold the pool's open,
+    # prefill and closing commit too)
+    ph = v("devtime_io_phase")
+    out["io_phase"] = all(ph.get(r) for r in reps)
     return out
 
 
@@ -160,9 +165,27 @@ def time_table(rows, setup):
         for key in ("data", "meta", "rest"):
             cells.append(f"{us(a[key])}{pct(a[key], a['total'])} / "
                          f"{us(b[key])}{pct(b[key], b['total'])}")
-        cells.append(f"{us(a['window'])} / {us(b['window'])}")
+        cells.append(f"{us(a['window'])} / {us(b['window'])} ({window_name(b)})")
         L.append("| " + " | ".join(cells) + " |")
     return L
+
+
+def window_name(split):
+    """Which window libthinp's busy times were counted in."""
+    return "IO phase" if split["io_phase"] else "whole job"
+
+
+def window_note(rows):
+    """libthinp's windows in words, for the section's paragraph."""
+    n = sum(b["io_phase"] for _, _, b in rows)
+    if n == len(rows):
+        return ("libthinp's: its IO phase alone, first IO to last with fio's flushes, "
+                "without the pool's open, prefill and closing commit")
+    old = ("the whole job (this run's engine did not count its IO phase): from the pool's "
+           "open to its end on loop-lvm, the whole fio process on direct-lvm, with its pool "
+           "open, prefill and closing commit")
+    return (f"libthinp's: {old}" if not n else
+            f"libthinp's: its IO phase in {n} of {len(rows)} steps, else {old}")
 
 
 def window_check(rows):

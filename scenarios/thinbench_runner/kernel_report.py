@@ -199,9 +199,8 @@ def time_section(k):
          "the raw disks for libthinp); the rest, total − both, is CPU: mapping lookups, "
          "locks, copies, and here the emulation; the counted window ÷ the IOs last. The "
          "devices' counters cover that window, which holds more than the IOs (the kernel's: "
-         "the `sync` and status commit around the step; libthinp's loop-lvm: the engine's "
-         "job from the pool's open to its end; libthinp's direct-lvm: the whole fio process, "
-         "its pool open, prefill and closing commit too), so a busy time can exceed the "
+         "the `sync` and status commit around the step; " + kf.window_note(rows) + "; the "
+         "table's last column names it), so a busy time can exceed the "
          "IOs' latency — device work off the IOs' path — and the rest then goes below 0. " +
          (f"Checked: no device was busy longer than its window (at most {busy:.0%} of it), "
           if busy is not None and busy <= 1.0 else

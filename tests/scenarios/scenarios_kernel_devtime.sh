@@ -3,10 +3,13 @@
 # /sys/block time fields under the names the kernel twins' have (data_busy_ms, meta_write_ms,
 # ...; kernel_counters.TIME_KEYS), beside the window they were counted in (window_ms):
 #  1. fiorun.loop_counters on a stand-in stats file: the loops' *_ms fields land as data_* and
-#     meta_* (seeded: THINP_SEED, printed);
+#     meta_* (seeded: THINP_SEED, printed); with the engine's io_phase the step's time fields
+#     and window_ms are the IO phase's (devtime_io_phase 1, the whole job's window kept as
+#     job_window_ms), without it (an older engine) the whole job's stay (devtime_io_phase 0);
 #  2. as root (skipped otherwise): a real loop-lvm (engine loops) and direct-lvm (the run's
 #     loop devices, counted around fio) overwrite step has every time field, busy no longer
-#     than its window, fio's runtime inside the window.
+#     than its window, fio's runtime inside the whole job's window, the IO phase's counted
+#     (devtime_io_phase 1, its window inside the whole job's).
 # Needs python3; part 2 fio, the engine and losetup (RUN_ENV: THINP, THINP_ENGINE).
 set -euo pipefail
 
@@ -28,7 +31,24 @@ fiorun.loop_counters(a, loops)
 bad = [f"{side}_{name}: {a.get(f'{side}_{name}')}, want {loops[role][k + '_ms']}"
        for role, side in (("data", "data"), ("metadata", "meta"))
        for k, name in TIME_KEYS.items() if a.get(f"{side}_{name}") != loops[role][k + "_ms"]]
-print("\n".join("FAIL: " + b for b in bad) or "ok: stand-in loop counters")
+# the runner's choice: the IO phase's fields when the engine wrote them, else the whole job's
+phase = {role: dict({f"{k}_ms": r.randint(0, loops[role][k + "_ms"]) for k in TIME_KEYS},
+                    device="/dev/loop9", window_ms=r.randint(1, 9999) / 10)
+         for role in ("data", "metadata")}
+for ph in (phase, None):
+    a = {"window_ms": 12345.6}
+    fiorun.loop_counters(a, loops)
+    fiorun.io_phase_counters(a, ph)
+    src = ph or loops
+    want = {f"{side}_{name}": src[role][k + "_ms"] for role, side in (("data", "data"),
+            ("metadata", "meta")) for k, name in TIME_KEYS.items()}
+    want["devtime_io_phase"] = 1 if ph else 0
+    want["window_ms"] = max(d["window_ms"] for d in ph.values()) if ph else 12345.6
+    if ph:
+        want["job_window_ms"] = 12345.6
+    bad += [f"{'io_phase' if ph else 'no io_phase'}: {k} {a.get(k)}, want {v}"
+            for k, v in want.items() if a.get(k) != v]
+print("\n".join("FAIL: " + b for b in bad) or "ok: stand-in loop counters, with and without io_phase")
 sys.exit(1 if bad else 0)
 PY
 if [ "$(id -u)" != 0 ]; then
@@ -55,10 +75,14 @@ for cid in ("overwrite.bs=4k.thinp.loop", "overwrite.bs=4k.thinp.direct"):
             bad.append(f"{cid}: {side} busy {a[f'{side}_busy_ms']} ms > window {a['window_ms']}")
     if a["data_write_ms"] <= 0 or a["data_busy_ms"] <= 0:
         bad.append(f"{cid}: 512 writes, data write/busy time {a['data_write_ms']}/{a['data_busy_ms']}")
-    if not a.get("runtime_ms") or a["runtime_ms"] > a["window_ms"]:
-        bad.append(f"{cid}: fio runtime {a.get('runtime_ms')} ms, window {a['window_ms']}")
-    print(f"  {cid}: window {a['window_ms']} ms, fio {a['runtime_ms']} ms, data busy "
-          f"{a['data_busy_ms']}, meta busy {a['meta_busy_ms']}")
+    # (the IO phase's window: the engine's; the whole job's: fio's process around its runtime)
+    if a.get("devtime_io_phase") != 1 or not 0 < a["window_ms"] <= a.get("job_window_ms", 0):
+        bad.append(f"{cid}: IO phase {a.get('devtime_io_phase')}, window {a['window_ms']} ms, "
+                   f"whole job's {a.get('job_window_ms')}")
+    if not a.get("runtime_ms") or a["runtime_ms"] > a.get("job_window_ms", a["window_ms"]):
+        bad.append(f"{cid}: fio runtime {a.get('runtime_ms')} ms, window {a.get('job_window_ms')}")
+    print(f"  {cid}: IO phase {a['window_ms']} ms of {a.get('job_window_ms')}, fio "
+          f"{a['runtime_ms']} ms, data busy {a['data_busy_ms']}, meta busy {a['meta_busy_ms']}")
 print("\n".join("FAIL: " + b for b in bad) or f"ok: {n} real steps")
 sys.exit(1 if bad else 0)
 PY

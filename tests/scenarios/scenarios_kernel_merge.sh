@@ -5,6 +5,8 @@
 #     problem, before any case runs;
 #  2. --report on tests/fixtures/kernel_vmbench (a trimmed real make vm-bench run, see its
 #     ORIGIN.md): every kernel step beside libthinp's in kernel.csv and in the report's tables
+#     (where the time goes: libthinp's window named, the whole job in this run from before
+#     the engine's io_phase; the same with seeded IO-phase fields: the IO phase, THINP_SEED)
 #     — ratios to overwrite and to raw, bytes per IO on the data and metadata devices,
 #     loop-lvm ÷ direct-lvm on both backends — equal the figures this test computes from the
 #     fixture's cases.json itself; emulated (vm/accel.txt: TCG): no absolute times;
@@ -291,11 +293,14 @@ def split(cid, step):
     rest = [a - b - c for a, b, c in zip(t, d, m)]
     win = reps(cid, step, "window_ms")
     w = [win[r] * 1e3 / ios[r] for r in rr]
-    return [statistics.median(x) for x in (t, d, m, rest, w)]
+    # libthinp's busy times over its IO phase (every repetition) or, older runs, the whole job
+    ph = reps(cid, step, "devtime_io_phase")
+    kind = "IO phase" if all(ph.get(r) for r in rr) else "whole job"
+    return [statistics.median(x) for x in (t, d, m, rest, w)] + [kind]
 
 def u(x):
     return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}"
-nt = 0
+nt, kinds = 0, set()
 for w in want:
     a, b = split(w["kernel_case"], w["step"]), split(w["thinp_case"], w["step"])
     if not a or not b:
@@ -306,12 +311,19 @@ for w in want:
     for i in (1, 2, 3):
         cells.append(f"{u(a[i])}" + (f" ({a[i] / a[0]:.0%})" if a[0] else "") + " / " +
                      f"{u(b[i])}" + (f" ({b[i] / b[0]:.0%})" if b[0] else ""))
-    cells.append(f"{u(a[4])} / {u(b[4])}")
+    cells.append(f"{u(a[4])} / {u(b[4])} ({b[5]})")
     line = "| " + " | ".join(cells) + " |"
     if line not in sec:
         bad.append(f"report time row: want {line!r}")
+    kinds.add(b[5])
 if want_time and not nt:
     bad.append("report: no step with the devices' time fields on both sides")
+# the paragraph names libthinp's window: its IO phase, or the whole job of an older run
+note = {frozenset({"IO phase"}): "libthinp's: its IO phase alone, first IO to last",
+        frozenset({"whole job"}): "libthinp's: the whole job (this run's engine did not count "
+                                  "its IO phase)"}.get(frozenset(kinds), "libthinp's: its IO phase in ")
+if nt and note not in sec:
+    bad.append(f"report: the time paragraph does not say {note!r}")
 
 # summary.csv: libthinp's rows carry ratio_kernel (libthinp ÷ its twin, per repetition, median)
 # when the twins are the run's own; kernel_us only natively
@@ -343,6 +355,38 @@ check "$WORK/vm" "$WORK/vm" 1
 grep -q "^Measured in a qemu VM (TCG" "$WORK/vm/report.md" || fail "the report does not say where the kernel ran"
 grep -q "^- \*\*kernel dm-thin\*\*: in a qemu VM (TCG.*; this run's kernel twins — see" "$WORK/vm/report.md" ||
 	fail "the report's kernel bullet does not say the rows are the run's own"
+
+echo "== the same with libthinp's IO-phase counters (io_phase): that window, named"
+# every libthinp step of the fixture as the engine's io_phase would record it: seeded busy
+# times and windows no larger than the whole job's, devtime_io_phase set
+cp -r "$FIX" "$WORK/vmph"
+seed=${THINP_SEED:-$(date +%s)}
+echo "  THINP_SEED=$seed"
+python3 -B - "$WORK/vmph/cases.json" "$seed" <<'EOF'
+import json, random, sys
+r = random.Random(int(sys.argv[2]))
+d = json.load(open(sys.argv[1]))
+n = 0
+for c in d["cases"].values():
+    if c["backend"] != "thinp":
+        continue
+    for rp in c["reps"]:
+        for st in rp.get("steps", {}).values():
+            a = st.get("all", {})
+            if "data_busy_ms" not in a or "window_ms" not in a:
+                continue
+            a["devtime_io_phase"] = 1
+            a["job_window_ms"] = a["window_ms"]
+            a["window_ms"] = round(a["window_ms"] * r.uniform(0.3, 0.9), 3)
+            for k in ("data_busy_ms", "meta_busy_ms"):
+                a[k] = r.randint(0, int(a[k]))
+            n += 1
+assert n, "no libthinp step with time fields in the fixture"
+json.dump(d, open(sys.argv[1], "w"))
+print(f"  {n} libthinp steps given IO-phase counters")
+EOF
+"$RUN" --report "$WORK/vmph" >"$WORK/vmph.log" 2>&1 || { cat "$WORK/vmph.log"; fail "--report with io_phase"; }
+check "$WORK/vmph" "$WORK/vmph" 1
 
 echo "== merged into a host run (--report RUN --kernel-results VMRUN)"
 strip_kernel "$FIX" "$WORK/host"
