@@ -24,9 +24,10 @@ import random
 r = random.Random($seed)
 a, b = r.sample(range(1, 13), 2)
 print(f'{a}:INT {b}:' + r.choice(['TERM', 'HUP']))")
-# direct-lvm's alloc case: pv, vg, the profile, create_thin, thin 1 (5 steps)
+# direct-lvm's alloc case: pv, vg, the profile, dmeventd, monitoring, create_thin, thin 1 (7
+# steps where dmeventd is installed, as in the VM image)
 donly='^alloc\.bs=4k\.order=seq\.kernel\.direct\.z0$ ^cow\.bs=4k\.order=seq\.kernel\.direct$'
-dstep=$(python3 -c "import random; print(random.Random($seed + 1).randint(1, 5))"):INT
+dstep=$(python3 -c "import random; print(random.Random($seed + 1).randint(1, 7))"):INT
 echo "kernel_runner: interrupting at steps $steps (of 12); direct-lvm at $dstep"
 
 rm -rf "$res"
