@@ -8,7 +8,7 @@
 #   --repeat N       repetitions per case (default 1: TCG is slow)
 #   --only PATTERN   narrow the cases (scenarios/run --only; default: every scenario that has
 #                    a kernel twin, libthinp and kernel, loop-lvm and direct-lvm, with the raw
-#                    baselines)
+#                    baselines; and the kernel's autoextend case on the direct-lvm disk)
 #   --timeout S      the VM's bound (default 3600 s)
 # direct-lvm: the guest gets two more virtual disks, ddisk (1 GiB) and mdisk (128 MiB), as
 # --data-dev and --metadata-dev: the kernel's twins make the seed's LVM thin pool on ddisk,
@@ -35,7 +35,8 @@ done
 [[ $repeat =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: bad --repeat '$repeat' (a count >= 1)" >&2; exit 2; }
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo nogit)
 out=$(realpath -m "${out:-$repo/results/$(date +%F)-vm-$commit}")
-[ "${#only[@]}" -gt 0 ] || only=('^(alloc|cow|overwrite|blocksize|edge|commit)\..*\.(thinp|kernel)\.(loop|direct)(\.z[01])?$')
+[ "${#only[@]}" -gt 0 ] || only=('^(alloc|cow|overwrite|blocksize|edge|commit)\..*\.(thinp|kernel)\.(loop|direct)(\.z[01])?$'
+	'^autoextend\.kernel\.direct$')
 
 # the guest has fio but no qemu-img (the qemu peers) and no floor driver
 args="--backend libthinp,kernel --scale tiny --repeat $repeat"
