@@ -60,9 +60,62 @@ def fidelity_rows(k):
         med = spread(q.values())[0]
         out.append({"pair": p, "kernel": spread(kr.values()), "thinp": spread(tr.values()),
                     "quotient": spread(q.values()), "reps": len(q),
-                    "within": within(med, FIDELITY)})
+                    "within": within(med, FIDELITY), "gap": gap_parts(run, p)})
     order = [s for s in k["setups"]]
     return sorted(out, key=lambda r: order.index(r["pair"]["setup"]))
+
+
+def parts_per_rep(run, cid, oid, step):
+    """{rep: {data, meta, rest}}: CID's STEP per IO split as in the time table (data and
+    metadata devices busy, the rest), each ÷ OID's overwrite steady mean latency of the same
+    repetition, so the three add up to the class ÷ overwrite ratio; {} without the time
+    fields."""
+    v = lambda i, s, key: run.rep_values(i, s, "all", key)
+    ios, cost = v(cid, step, "ios"), v(cid, step, "cost_us")
+    db, mb, ow = v(cid, step, "data_busy_ms"), v(cid, step, "meta_busy_ms"), \
+        v(oid, "steady", "cost_us")
+    out = {}
+    for r in cost:
+        if ios.get(r) and r in db and r in mb and ow.get(r):
+            d, m = db[r] * 1e3 / ios[r], mb[r] * 1e3 / ios[r]
+            out[r] = {"data": d / ow[r], "meta": m / ow[r], "rest": (cost[r] - d - m) / ow[r]}
+    return out
+
+
+PARTS = (("data", "data device"), ("meta", "metadata device"), ("rest", "rest (CPU)"))
+
+
+def gap_parts(run, p):
+    """Where libthinp's class ÷ overwrite ratio departs from the kernel's, by part: per
+    repetition libthinp's part − the kernel's (in overwrites of each one's own), the median
+    over repetitions per part and of the whole gap; None without the time fields."""
+    c = run.cases[p["kernel_case"]]
+    k = parts_per_rep(run, p["kernel_case"], overwrite_id(p["kernel_case"], c, "kernel"),
+                      p["step"])
+    t = parts_per_rep(run, p["thinp_case"], overwrite_id(p["thinp_case"], c, "thinp"),
+                      p["step"])
+    reps = [r for r in k if r in t]
+    if not reps:
+        return None
+    out = {key: statistics.median(t[r][key] - k[r][key] for r in reps) for key, _ in PARTS}
+    out["gap"] = statistics.median(sum(t[r][x] - k[r][x] for x, _ in PARTS) for r in reps)
+    out["largest"] = max((key for key, _ in PARTS), key=lambda x: abs(out[x]))
+    return out
+
+
+def gap_table(rows):
+    """The fidelity steps' gaps split by part (rows that have the time fields)."""
+    L = ["| set-up | case | step | libthinp − kernel | data device | metadata device | "
+         "rest (CPU) | most of it |", "|---|---|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        g = r.get("gap")
+        if not g:
+            continue
+        p = r["pair"]
+        L.append(f"| {p['setup']} | `{short(p)}` | {p['step']} | {g['gap']:+.2f} | " +
+                 " | ".join(f"{g[key]:+.2f}" for key, _ in PARTS) +
+                 f" | {dict(PARTS)[g['largest']]} |")
+    return L
 
 
 def fx(t, digits=2):

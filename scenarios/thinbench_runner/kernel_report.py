@@ -156,7 +156,22 @@ def fidelity_section(k):
             "backend's overwrite steady state of the same set-up and write size, inside one "
             "repetition of the same boot; libthinp's ratio ÷ the kernel's in the same "
             f"repetition ({reps_words(rows)}). The target (issue 11): within ±25%, judged on "
-            "the median. " + kf.count_line(rows, k["setups"]), ""] + kf.fidelity_table(rows) + [""]
+            "the median. " + kf.count_line(rows, k["setups"]), ""] + kf.fidelity_table(rows) + [
+            ""] + gap_section(rows)
+
+
+def gap_section(rows):
+    """The fidelity gaps split into the time table's parts (nothing without time fields)."""
+    gaps = kf.gap_table(rows)
+    if len(gaps) <= 2:
+        return []
+    return ["Where each gap comes from, measured: per repetition, each backend's step per IO "
+            "split into the time its data device was busy, its metadata device was busy and "
+            "the rest (CPU: mapping, locks, copies, emulation), each ÷ the same backend's "
+            "overwrite mean latency, so the three parts add up to its class ÷ overwrite "
+            "ratio; libthinp's part − the kernel's, median over repetitions (in overwrites; "
+            "> 0: libthinp spends more there). The parts' medians need not add up to the "
+            "gap's median.", ""] + gaps + [""]
 
 
 def commit_section(k):

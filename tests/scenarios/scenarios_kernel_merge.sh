@@ -225,6 +225,7 @@ def rep_ratio(cid, oid, step):
 
 setup = {"loop": "loop-lvm", "direct": "direct-lvm"}
 fid = {}
+gaps_seen = 0
 for w in want:
     c = cases[w["kernel_case"]]
     if c["scenario"] not in ("alloc", "cow") or c["params"].get("bs") not in (4096, 65536):
@@ -247,6 +248,31 @@ for w in want:
                                statistics.median(q), rel_tol=1e-5)):
         bad.append(f"kernel.csv fidelity {short} {w['step']}: {r.get('thinp_vs_kernel_overwrite')} "
                    f"{r.get('within_25pct')}, want {statistics.median(q):.6g}")
+    # the gap split by part: data busy, metadata busy, the rest, each per IO ÷ the same
+    # backend's overwrite of the same repetition; libthinp's − the kernel's, medians
+    def parts(cid, oid):
+        ios, cost = reps(cid, w["step"], "ios"), reps(cid, w["step"], "cost_us")
+        db, mb = reps(cid, w["step"], "data_busy_ms"), reps(cid, w["step"], "meta_busy_ms")
+        ow = reps(oid, "steady", "cost_us")
+        out = {}
+        for r in cost:
+            if ios.get(r) and r in db and r in mb and ow.get(r):
+                d, mm = db[r] * 1000 / ios[r], mb[r] * 1000 / ios[r]
+                out[r] = (d / ow[r], mm / ow[r], (cost[r] - d - mm) / ow[r])
+        return out
+    kp = parts(w["kernel_case"], f"overwrite.bs={bs}.kernel.{w['mode']}")
+    tp = parts(w["thinp_case"], f"overwrite.bs={bs}.thinp.{w['mode']}")
+    both = [r for r in kp if r in tp]
+    if both:
+        d3 = [statistics.median(tp[r][i] - kp[r][i] for r in both) for i in range(3)]
+        gap = statistics.median(sum(tp[r]) - sum(kp[r]) for r in both)
+        most = ("data device", "metadata device", "rest (CPU)")[
+            max(range(3), key=lambda i: abs(d3[i]))]
+        line = (f"| {setup[w['mode']]} | `{short}` | {w['step']} | {gap:+.2f} | " +
+                " | ".join(f"{x:+.2f}" for x in d3) + f" | {most} |")
+        gaps_seen += 1
+        if line not in sec:
+            bad.append(f"report gap row: want {line!r}")
 judged = [x for m in ("loop", "direct") for x in fid.get(m, []) if x is not None]
 line = (f"**{sum(judged)} of {len(judged)} provision/CoW steps within ±25% of the kernel's "
         "class ÷ overwrite ratio** (" + ", ".join(
@@ -255,6 +281,9 @@ line = (f"**{sum(judged)} of {len(judged)} provision/CoW steps within ±25% of t
             if any(x is not None for x in fid.get(m, []))) + ").")
 if not judged or line not in sec:
     bad.append(f"report: no fidelity count line {line!r}")
+
+if not gaps_seen or "Where each gap comes from, measured" not in sec:
+    bad.append(f"report: no fidelity gap split ({gaps_seen} rows recomputed)")
 
 # metadata bytes per commit, both sides, within ±10%
 cm = {}
