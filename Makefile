@@ -298,8 +298,9 @@ run-tsan: $(TSAN_TESTS)
 # The quick matrix (scenarios/run; <= 10 min on 2 cores) into BENCH_OUT (the runner's own
 # default, results/<date>-<host>-<commit>/), then into the same dir the micro-benchmarks that
 # scenarios/benchmarks reads for BENCHMARKS.md's goals: the lock-scope ratios (bench_threads,
-# 5 repetitions, about a minute: its runs are short, so the median of 5), the lookup cost at 10k / 1M / 10M mappings (bench_metadata --quick, about
-# a minute) and the commit's writes and waits per 4 KiB first write + fsync (seconds).
+# 5 repetitions, about a minute: its runs are short, so the median of 5), the lookup cost at
+# 10k / 1M / 10M mappings (bench_metadata --quick, about a minute) and the commit's writes and
+# waits per 4 KiB first write + fsync (seconds).
 # The engine is required here, so `make engine` (which fails loudly) rather than the optional
 # build of `all`. BENCH_ARGS passes options through: make bench BENCH_ARGS="--full --repeat 5"
 # (the run dir is BENCH_OUT=DIR, not --out).
