@@ -10,7 +10,7 @@ import time
 
 from . import fiorun, kernel_autoextend
 from .case import Case
-from .kernel_counters import Snapshot, device_metrics
+from .kernel_counters import Snapshot, device_metrics, io_end
 from .kernel_lvm import LvmPool
 from .kernel_setup import DOCKER_LOW_WATER, KernelPool, run_q
 from .matrix import baseline_ids, build_matrix
@@ -81,14 +81,16 @@ def fio_opts(dev=None):
 
 def measured(ctx, pool, step, jobfile, section, envv, dev=None):
     """Run one fio step on POOL's thin; its metrics with the device and pool deltas."""
-    c0 = time.monotonic()
     before = Snapshot(pool)
+    c0 = time.monotonic()
     job, _, rusage = fiorun.fio_step(ctx, step, jobfile, section, fio_opts(dev), envv)
-    after = Snapshot(pool)
-    # (the devices' counted interval is snapshot to snapshot: their busy times fit in it)
+    end = io_end(pool)
+    # (the time fields' counted interval: from the opening Snapshot's counters, after its
+    # sync and commit, to the last IO; the closing sync and status commit are not in it)
     rusage["window_ms"] = round((time.monotonic() - c0) * 1e3, 1)
+    after = Snapshot(pool)
     m = fiorun.fio_metrics(job, None, rusage)
-    m["all"].update(device_metrics(pool, before, after, m["all"]["ios"], pool.block))
+    m["all"].update(device_metrics(pool, before, after, m["all"]["ios"], pool.block, end))
     return m
 
 

@@ -72,12 +72,23 @@ class Snapshot:
                       for r, d in pool.loops.items()}
 
 
-def device_metrics(pool, before, after, ios, block):
+def io_end(pool):
+    """The counters of POOL's devices right after a step's last IO, before the sync and the
+    status commit that the closing Snapshot takes: the end of the step's time fields."""
+    return {k: block_stat(d) for k, d in pool.loops.items()}
+
+
+def device_metrics(pool, before, after, ios, block, end=None):
     """The metrics of one step from two Snapshots: the names of libthinp's rows (data_read,
     data_written, meta_written in bytes; used_blocks, alloc_bytes), the raw counts
-    (data_reads, data_writes, data_flushes, meta_*), and each divided per IO (*_per_io)."""
+    (data_reads, data_writes, data_flushes, meta_*), and each divided per IO (*_per_io).
+    The time fields run to END (io_end: the step's IOs alone, as libthinp's io_phase) when
+    given, else to AFTER; the bytes and counts always to AFTER (the closing commit's writes
+    are the step's)."""
     d = stat_delta(before.dev["data"], after.dev["data"])
     m = stat_delta(before.dev["metadata"], after.dev["metadata"])
+    td = stat_delta(before.dev["data"], end["data"]) if end else d
+    tm = stat_delta(before.dev["metadata"], end["metadata"]) if end else m
     out = {"data_read": d["read_sectors"] * SECTOR, "data_written": d["write_sectors"] * SECTOR,
            "meta_read": m["read_sectors"] * SECTOR, "meta_written": m["write_sectors"] * SECTOR,
            # dm-thin's zeroing is a write like any other on the data device: not told apart
@@ -96,8 +107,9 @@ def device_metrics(pool, before, after, ios, block):
     # where the flushes land. Since Linux 5.2 (694cfe7f31db) dm-thin flushes the data device
     # before each commit, so where tdata sits on the same disk one commit is three flushes
     # there (loop-lvm's two loops show the 1 + 2 apart: data_flushes = meta_flushes / 2).
-    out.update(time_metrics("data", d))
-    out.update(time_metrics("meta", m))
+    out.update(time_metrics("data", td))
+    out.update(time_metrics("meta", tm))
+    out["devtime_io_phase"] = 1 if end else 0
     if m["flushes"] or not m["writes"]:
         out["commits"] = m["flushes"] // 2
         out["commits_from"] = "metadata device flushes / 2"

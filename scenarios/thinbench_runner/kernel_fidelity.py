@@ -228,6 +228,16 @@ def window_name(split):
     return "IO phase" if split["io_phase"] else "whole job"
 
 
+def kernel_window_note(rows):
+    """The kernel's windows in words: to its last IO (a run whose kernel rows have
+    devtime_io_phase), else with the closing sync and status commit."""
+    n = sum(a["io_phase"] for _, a, _ in rows)
+    if n == len(rows):
+        return ("the kernel's: from after the step's opening sync and status commit to its "
+                "last IO, without the closing ones")
+    return "the kernel's: the `sync` and status commit around the step"
+
+
 def window_note(rows):
     """libthinp's windows in words, for the section's paragraph."""
     n = sum(b["io_phase"] for _, _, b in rows)

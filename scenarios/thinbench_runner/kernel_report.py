@@ -213,8 +213,8 @@ def time_section(k):
          "loop devices on both backends; direct-lvm's `_tdata`/`_tmeta` LVs for the kernel, "
          "the raw disks for libthinp); the rest, total − both, is CPU: mapping lookups, "
          "locks, copies, and here the emulation; the counted window ÷ the IOs last. The "
-         "devices' counters cover that window, which holds more than the IOs (the kernel's: "
-         "the `sync` and status commit around the step; " + kf.window_note(rows) + "; the "
+         "devices' counters cover that window, which can hold more than the IOs (" +
+         kf.kernel_window_note(rows) + "; " + kf.window_note(rows) + "; the "
          "table's last column names it), so a busy time can exceed the "
          "IOs' latency — device work off the IOs' path — and the rest then goes below 0. " +
          (f"Checked: no device was busy longer than its window (at most {busy:.0%} of it), "

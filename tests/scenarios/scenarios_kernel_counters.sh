@@ -5,7 +5,8 @@
 # where the device does not account flushes (writes without a flush) unless the disk under it
 # (an LVM pool's) does: then a commit is three flushes there where tdata shares the disk, two
 # where it does not; the devices' time fields (busy, read, write, flush, queue ms) come
-# through; the other counters keep their names. Seeded: THINP_SEED (printed) picks the counts.
+# through, up to the counters at the step's last IO when the runner read them (io_end: not
+# the closing sync and commit; devtime_io_phase 1); the other counters keep their names. Seeded: THINP_SEED (printed) picks the counts.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -79,6 +80,21 @@ for k, name in (("io_ticks", "busy_ms"), ("read_ticks", "read_ms"), ("write_tick
     if m.get(f"meta_{name}") != t[k] or m.get(f"data_{name}") != t[k] + 1:
         bad.append(f"{k}: meta_{name} {m.get(f'meta_{name}')} (want {t[k]}), "
                    f"data_{name} {m.get(f'data_{name}')} (want {t[k] + 1})")
+# with the counters at the last IO (io_end): the time fields run to them, the bytes and
+# counts to the closing Snapshot (its sync and commit are the step's writes, not its IOs' time)
+mid = {k: v // 2 for k, v in t.items()}
+end = {"data": dict(after.dev["data"], **mid), "metadata": dict(after.dev["metadata"], **mid)}
+after2 = Snap(dict(t, writes=9, write_sectors=72, flushes=4), 10, 100,
+              data={k: v + 1 for k, v in t.items()})
+m = kc.device_metrics(None, before, after2, ios=64, block=65536, end=end)
+if m.get("data_busy_ms") != mid["io_ticks"] or m.get("meta_write_ms") != mid["write_ticks"]:
+    bad.append(f"io_end: data_busy_ms {m.get('data_busy_ms')} meta_write_ms "
+               f"{m.get('meta_write_ms')}, want {mid['io_ticks']} {mid['write_ticks']}")
+if m.get("meta_written") != 72 * 512 or m.get("commits") != 2 or m.get("devtime_io_phase") != 1:
+    bad.append(f"io_end: meta_written {m.get('meta_written')} commits {m.get('commits')} "
+               f"devtime_io_phase {m.get('devtime_io_phase')}, want 36864 2 1")
+if kc.device_metrics(None, before, after2, ios=64, block=65536).get("devtime_io_phase") != 0:
+    bad.append("without io_end: devtime_io_phase is not 0")
 print("\n".join("FAIL: " + b for b in bad) or "PASS")
 sys.exit(1 if bad else 0)
 PY
